@@ -1,0 +1,582 @@
+//! The one configuration file every service reads (YAML), with single keys overridable from the
+//! environment.
+//!
+//! Loading is split so that this crate stays free of I/O: the binary reads the file and hands
+//! the text and its environment to [`Config::parse`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::request::WorkflowType;
+use crate::secret::DatabaseUrl;
+
+/// Environment variables that start with this prefix override one config key each:
+/// `SPE__DATABASE__URL=...` sets `database.url`, `SPE__DATA_DIR=...` sets `data_dir`.
+pub const ENV_PREFIX: &str = "SPE__";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub service: ServiceConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// Where run directories live: on a cluster, the shared file system that compute nodes and
+    /// the results crawler also see.
+    pub data_dir: PathBuf,
+    /// Required, with no default, so that switching authentication off is always a visible,
+    /// deliberate line in the file.
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    pub workflows: WorkflowsConfig,
+}
+
+/// What `/service-info` says about this deployment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub organization: Organization,
+    #[serde(default)]
+    pub contact_url: Option<String>,
+    #[serde(default)]
+    pub documentation_url: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub auth_instructions_url: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body accepted; larger ones get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_page_size")]
+    pub default_page_size: u32,
+    #[serde(default = "default_max_page_size")]
+    pub max_page_size: u32,
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            default_page_size: default_page_size(),
+            max_page_size: default_max_page_size(),
+            workers: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_page_size() -> u32 {
+    50
+}
+fn default_max_page_size() -> u32 {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created on first start) or `postgres://user:pass@host/db`.
+    pub url: DatabaseUrl,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long start-up and requests wait for a database connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "AuthConfigRepr")]
+pub enum AuthConfig {
+    /// No authentication at all: every caller is the same anonymous user. For local development
+    /// only; the service logs a loud warning at start.
+    Disabled,
+    /// OpenID Connect bearer tokens (LS-Login).
+    Oidc(OidcConfig),
+}
+
+/// How `auth` is written: the word `disabled`, or a mapping `oidc: {...}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AuthConfigRepr {
+    Word(String),
+    Oidc { oidc: OidcConfig },
+}
+
+impl TryFrom<AuthConfigRepr> for AuthConfig {
+    type Error = String;
+    fn try_from(repr: AuthConfigRepr) -> Result<Self, Self::Error> {
+        match repr {
+            AuthConfigRepr::Word(word) if word == "disabled" => Ok(AuthConfig::Disabled),
+            AuthConfigRepr::Word(_) => {
+                Err("expected `disabled` or a mapping `oidc: {issuer, audience}`".into())
+            }
+            AuthConfigRepr::Oidc { oidc } => Ok(AuthConfig::Oidc(oidc)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `wes_api=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: Option<String>,
+}
+
+fn default_log_level() -> Option<String> {
+    Some("info".into())
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Which workflow languages and engines this deployment runs, and which engine parameters a
+/// researcher may set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// Accepted `workflow_type_version`s per `workflow_type`.
+    pub types: BTreeMap<WorkflowType, Vec<String>>,
+    /// Engines by the name used in `workflow_engine`.
+    pub engines: BTreeMap<String, EngineConfig>,
+    #[serde(default)]
+    pub engine_parameters: Vec<EngineParameterSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub workflow_type: WorkflowType,
+    pub versions: Vec<String>,
+}
+
+/// One engine parameter a researcher may set in `workflow_engine_parameters`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EngineParameterSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: EngineParameterKind,
+    pub default: String,
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+    /// For string parameters: the only values allowed.
+    #[serde(default)]
+    pub allowed: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineParameterKind {
+    Integer,
+    String,
+}
+
+impl EngineParameterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineParameterKind::Integer => "integer",
+            EngineParameterKind::String => "string",
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn at(key: &str, msg: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{key}: {msg}"))
+    }
+}
+
+impl Config {
+    /// Parses YAML text, applies `SPE__...` overrides from `env`, and checks the values.
+    pub fn parse<I>(yaml: &str, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut doc: serde_yaml::Value =
+            serde_yaml::from_str(yaml).map_err(|e| ConfigError(format!("not valid YAML: {e}")))?;
+        if doc.is_null() {
+            doc = serde_yaml::Value::Mapping(Default::default());
+        }
+        apply_env_overrides(&mut doc, env)?;
+        let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::at(&path, e.into_inner())
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::at(
+                "server.listen",
+                "not a socket address such as 127.0.0.1:8080",
+            )
+        })?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::at(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.server.max_page_size == 0 || self.server.default_page_size == 0 {
+            return Err(ConfigError::at(
+                "server.max_page_size",
+                "page sizes must be at least 1",
+            ));
+        }
+        if !(self.database.url.is_sqlite() || self.database.url.is_postgres()) {
+            return Err(ConfigError::at(
+                "database.url",
+                "must start with sqlite: or postgres:// (the value is not shown: it may hold a password)",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::at(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::at("data_dir", "must not be empty"));
+        }
+        for key in [
+            ("service.id", &self.service.id),
+            ("service.name", &self.service.name),
+            ("service.organization.name", &self.service.organization.name),
+        ] {
+            if key.1.trim().is_empty() {
+                return Err(ConfigError::at(key.0, "must not be empty"));
+            }
+        }
+        for (key, url) in [
+            (
+                "service.organization.url",
+                Some(&self.service.organization.url),
+            ),
+            (
+                "service.auth_instructions_url",
+                Some(&self.service.auth_instructions_url),
+            ),
+            ("service.contact_url", self.service.contact_url.as_ref()),
+            (
+                "service.documentation_url",
+                self.service.documentation_url.as_ref(),
+            ),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("https://")
+                    || url.starts_with("http://")
+                    || url.starts_with("mailto:"))
+            {
+                return Err(ConfigError::at(key, "must be an http(s):// or mailto: URL"));
+            }
+        }
+        if self.workflows.types.is_empty() {
+            return Err(ConfigError::at(
+                "workflows.types",
+                "name at least one workflow type",
+            ));
+        }
+        for (ty, versions) in &self.workflows.types {
+            if versions.is_empty() {
+                return Err(ConfigError::at(
+                    &format!("workflows.types.{ty}"),
+                    "list at least one version",
+                ));
+            }
+        }
+        for (name, engine) in &self.workflows.engines {
+            if !self.workflows.types.contains_key(&engine.workflow_type) {
+                return Err(ConfigError::at(
+                    &format!("workflows.engines.{name}.workflow_type"),
+                    format!("{} is not listed in workflows.types", engine.workflow_type),
+                ));
+            }
+            if engine.versions.is_empty() {
+                return Err(ConfigError::at(
+                    &format!("workflows.engines.{name}.versions"),
+                    "list at least one version",
+                ));
+            }
+        }
+        for (i, spec) in self.workflows.engine_parameters.iter().enumerate() {
+            let key = format!("workflows.engine_parameters[{i}]");
+            if spec.name.is_empty()
+                || !spec
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(ConfigError::at(
+                    &format!("{key}.name"),
+                    "use letters, digits and _ only",
+                ));
+            }
+            spec.check_value(&spec.default)
+                .map_err(|e| ConfigError::at(&format!("{key}.default"), e))?;
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // `check` has verified that it parses.
+        self.server
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+}
+
+impl EngineParameterSpec {
+    /// Checks one value against this parameter's type and bounds; the message is fit for a
+    /// client (it never echoes more than a short prefix of the value).
+    pub fn check_value(&self, value: &str) -> Result<(), String> {
+        match self.kind {
+            EngineParameterKind::Integer => {
+                let n: i64 = value.parse().map_err(|_| "must be an integer".to_owned())?;
+                if let Some(min) = self.min
+                    && n < min
+                {
+                    return Err(format!("must be at least {min}"));
+                }
+                if let Some(max) = self.max
+                    && n > max
+                {
+                    return Err(format!("must be at most {max}"));
+                }
+                Ok(())
+            }
+            EngineParameterKind::String => match &self.allowed {
+                Some(allowed) if !allowed.iter().any(|a| a == value) => {
+                    Err(format!("must be one of: {}", allowed.join(", ")))
+                }
+                _ if value.len() > 256 => Err("must be at most 256 characters".into()),
+                _ if value.chars().any(|c| c.is_control()) => {
+                    Err("must not contain control characters".into())
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+fn apply_env_overrides<I>(doc: &mut serde_yaml::Value, env: I) -> Result<(), ConfigError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    // Deterministic order, so that a conflicting pair always resolves the same way.
+    overrides.sort();
+    for (name, raw) in overrides {
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|part| part.to_ascii_lowercase())
+            .collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError(format!(
+                "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
+            )));
+        }
+        // A scalar keeps its YAML type (numbers, booleans); anything else is taken as text.
+        let value = match serde_yaml::from_str::<serde_yaml::Value>(&raw) {
+            Ok(v @ (serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_))) => v,
+            _ => serde_yaml::Value::String(raw),
+        };
+        let mut node = &mut *doc;
+        for (i, part) in path.iter().enumerate() {
+            let map = match node {
+                serde_yaml::Value::Mapping(map) => map,
+                other => {
+                    *other = serde_yaml::Value::Mapping(Default::default());
+                    match other {
+                        serde_yaml::Value::Mapping(map) => map,
+                        _ => unreachable!("just replaced by a mapping"),
+                    }
+                }
+            };
+            let key = serde_yaml::Value::String(part.clone());
+            if i + 1 == path.len() {
+                map.insert(key, value.clone());
+                break;
+            }
+            node = map
+                .entry(key)
+                .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const MINIMAL: &str = r#"
+service:
+  id: org.example.spe
+  name: SPE
+  organization: { name: Example, url: "https://example.org" }
+  auth_instructions_url: "https://example.org/login"
+database:
+  url: "sqlite://spe.db"
+data_dir: /tmp/runs
+auth: disabled
+workflows:
+  types: { SMK: ["9"], NFL: ["DSL2"] }
+  engines:
+    snakemake: { workflow_type: SMK, versions: ["9.27"] }
+  engine_parameters:
+    - { name: cores, type: integer, default: "1", min: 1, max: 8 }
+    - { name: partition, type: string, default: debug, allowed: [debug, long] }
+"#;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let config = Config::parse(MINIMAL, no_env()).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.auth, AuthConfig::Disabled);
+        assert_eq!(config.logging.format, LogFormat::Human);
+        assert_eq!(config.workflows.types.len(), 2);
+    }
+
+    #[test]
+    fn environment_overrides_single_keys() {
+        let env = vec![
+            ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("SPE__DATABASE__MAX_CONNECTIONS".to_owned(), "3".to_owned()),
+            ("SPE__DATA_DIR".to_owned(), "/srv/runs".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let config = Config::parse(MINIMAL, env).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:0");
+        assert_eq!(config.database.max_connections, 3);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/runs"));
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let env = vec![(
+            "SPE__DATABASE__MAX_CONNECTIONS".to_owned(),
+            "many".to_owned(),
+        )];
+        let err = Config::parse(MINIMAL, env).unwrap_err();
+        assert!(err.0.starts_with("database.max_connections:"), "{err}");
+
+        let bad_listen = vec![("SPE__SERVER__LISTEN".to_owned(), "everywhere".to_owned())];
+        let err = Config::parse(MINIMAL, bad_listen).unwrap_err();
+        assert!(err.0.starts_with("server.listen:"), "{err}");
+
+        let typo = MINIMAL.replace("data_dir:", "datadir:");
+        let err = Config::parse(&typo, no_env()).unwrap_err();
+        assert!(err.0.contains("datadir"), "{err}");
+
+        let bad_default = MINIMAL.replace("default: \"1\"", "default: \"99\"");
+        let err = Config::parse(&bad_default, no_env()).unwrap_err();
+        assert!(
+            err.0.starts_with("workflows.engine_parameters[0].default:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn auth_must_be_stated() {
+        let without = MINIMAL.replace("auth: disabled", "");
+        let err = Config::parse(&without, no_env()).unwrap_err();
+        assert!(err.0.contains("auth"), "{err}");
+        let oidc = MINIMAL.replace(
+            "auth: disabled",
+            "auth:\n  oidc: { issuer: \"https://login.example\", audience: spe }",
+        );
+        let config = Config::parse(&oidc, no_env()).unwrap();
+        assert!(matches!(config.auth, AuthConfig::Oidc(_)));
+    }
+
+    #[test]
+    fn database_password_is_never_in_errors() {
+        let env = vec![(
+            "SPE__DATABASE__URL".to_owned(),
+            "mysql://u:topsecret@h/db".to_owned(),
+        )];
+        let err = Config::parse(MINIMAL, env).unwrap_err();
+        assert!(err.0.starts_with("database.url:"));
+        assert!(!err.0.contains("topsecret"));
+        let config = Config::parse(
+            MINIMAL,
+            vec![(
+                "SPE__DATABASE__URL".to_owned(),
+                "postgres://u:topsecret@h/db".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain types of the Secure Processing Environment.
+//!
+//! Everything here is pure: values are parsed from what callers hand in (strings, YAML text,
+//! environment maps) and nothing reads files, sockets or clocks on its own, so that every rule
+//! can be unit-tested beside its type.
+
+pub mod config;
+pub mod ids;
+pub mod page;
+pub mod request;
+pub mod secret;
+pub mod state;
+pub mod time;
+
+pub use ids::RunId;
+pub use state::RunState;

@@ -1,0 +1,188 @@
+//! Persistence for the SPE.
+//!
+//! One code path serves both databases through sqlx's `Any` driver: SQLite, the embedded
+//! default (a file created on first start, WAL mode), and PostgreSQL, chosen by a `postgres://`
+//! URL. Each backend has its own embedded migrations, applied at start. Queries use `$n`
+//! placeholders, which both drivers accept, and only types both share (TEXT, BIGINT).
+
+mod error;
+mod runs;
+
+pub use error::StoreError;
+pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use spe_core::secret::DatabaseUrl;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The handle every service holds: a connection pool and which database is behind it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file (and its folder) if needed, and applies migrations.
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Store, StoreError> {
+        Self::connect_with_timeout(url, max_connections, Duration::from_secs(10)).await
+    }
+
+    /// Like [`Store::connect`], waiting at most `timeout` for a connection.
+    pub async fn connect_with_timeout(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let (backend, url_text) = if url.is_postgres() {
+            (Backend::Postgres, url.expose().to_owned())
+        } else if url.is_sqlite() {
+            (Backend::Sqlite, sqlite_url_creating_file(url.expose())?)
+        } else {
+            return Err(StoreError::Config(
+                "database.url must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(&url_text)
+            .map_err(|e| StoreError::Config(format!("database.url: {}", redact(e, url))))?
+            // Statements are logged by our own spans; sqlx's would repeat them at info level.
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            // SQLite allows one writer: WAL mode lets readers go on while it writes.
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(redact(e, url)))?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(redact(e, url)))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The journal mode SQLite reports (`wal` when set up as intended); `None` on PostgreSQL.
+    pub async fn sqlite_journal_mode(&self) -> Result<Option<String>, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(mode.0))
+    }
+}
+
+/// Turns `sqlite://relative/or/absolute.db` into a URL sqlx opens read-write-create, after
+/// making sure the folder exists.
+fn sqlite_url_creating_file(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err(StoreError::Config(
+            "database.url: name a file, e.g. sqlite://var/spe.db".into(),
+        ));
+    }
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+        })?;
+    }
+    let mut params: Vec<&str> = query.map(|q| q.split('&').collect()).unwrap_or_default();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    Ok(format!("sqlite://{path}?{}", params.join("&")))
+}
+
+/// Error texts from drivers may quote the URL; never let a password through.
+fn redact(e: impl std::fmt::Display, url: &DatabaseUrl) -> String {
+    let text = e.to_string();
+    text.replace(url.expose(), &url.redacted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b/spe.db");
+        let url = sqlite_url_creating_file(&format!("sqlite://{}", file.display())).unwrap();
+        assert!(url.ends_with("spe.db?mode=rwc"), "{url}");
+        assert!(dir.path().join("a/b").is_dir());
+        assert!(sqlite_url_creating_file("sqlite://").is_err());
+    }
+}
+
+impl Store {
+    /// Runs one raw statement. Only for tests that check what the schema forbids.
+    #[doc(hidden)]
+    pub async fn debug_execute(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+}

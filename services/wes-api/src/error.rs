@@ -1,0 +1,136 @@
+//! Every error leaves the API as a WES `ErrorResponse` (`{"msg", "status_code"}`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError, dev::ServiceResponse};
+use serde::Serialize;
+use spe_core::request::RequestError;
+use spe_store::StoreError;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorResponse {
+    pub msg: String,
+    pub status_code: u16,
+}
+
+/// An error a handler returns. The message is shown to the client, so it must never carry a
+/// secret or an internal detail; internal causes are logged instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct ApiError {
+    status: StatusCode,
+    msg: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, msg)
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, msg)
+    }
+
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, msg)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than this service accepts ({limit} bytes)"),
+        )
+    }
+
+    /// An internal failure: the cause goes to the log, the client gets a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; the server log has the details under this request's id",
+        )
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::RunNotFound(id) => ApiError::not_found(format!("run {id} not found")),
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database unavailable; try again later",
+                )
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorResponse {
+            msg: self.msg.clone(),
+            status_code: self.status.as_u16(),
+        })
+    }
+}
+
+/// Rewrites any error response that is not already JSON (actix's own 404/405/413 and
+/// extractor errors) into an `ErrorResponse`, so clients see one error shape everywhere.
+pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let msg = match (status, res.response().error()) {
+        (s, _) if s.is_server_error() => "internal error".to_owned(),
+        (StatusCode::NOT_FOUND, _) => format!("no such resource: {}", res.request().path()),
+        (StatusCode::METHOD_NOT_ALLOWED, _) => format!(
+            "method {} is not allowed on {}",
+            res.request().method(),
+            res.request().path()
+        ),
+        (_, Some(err)) => err.to_string(),
+        (s, None) => s.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let body = serde_json::to_string(&ErrorResponse {
+        msg,
+        status_code: status.as_u16(),
+    })
+    .unwrap_or_default();
+    let (req, mut response) = res.into_parts();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let response = response.set_body(body).map_into_boxed_body();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

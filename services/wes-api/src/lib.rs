@@ -1,0 +1,12 @@
+//! The GA4GH WES 1.1 API of the Secure Processing Environment.
+//!
+//! `startup` builds the whole application from a [`spe_core::config::Config`]; `routes` holds
+//! one file per resource; `auth` decides, in each handler's type, who may call it.
+
+pub mod auth;
+pub mod config_file;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod wes;

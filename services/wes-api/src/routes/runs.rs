@@ -1,0 +1,390 @@
+//! `/runs`: submit, list, show, status and cancel.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::json;
+use spe_core::page::{PageSize, PageToken};
+use spe_core::request::{RunRequestFields, RunSubmission, TagFilter};
+use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
+use spe_store::{NewRun, RunFilter, RunRecord, Transition};
+
+use crate::auth::{Authorized, Caller, actions};
+use crate::error::ApiError;
+use crate::routes::WES_BASE;
+use crate::startup::AppState;
+use crate::wes::{self, Log, RunListResponse, RunLog, RunStatus, RunSummary};
+
+/// Most form parts one request may have (nine fields, a few attachments).
+const MAX_FORM_PARTS: usize = 64;
+
+pub async fn submit(
+    Authorized(caller): Authorized<{ actions::RUNS_SUBMIT }>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.config.server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let fields = match essence {
+        "application/json" => {
+            let body = read_limited(payload, limit).await?;
+            RunRequestFields::from_json(&body)?
+        }
+        "multipart/form-data" => read_form(&req, payload, limit).await?,
+        _ => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be multipart/form-data (WES) or application/json (a RunRequest)",
+            ));
+        }
+    };
+    let submission = RunSubmission::parse(fields, &state.config.workflows)?;
+    let id = RunId::new_random();
+    let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
+    let new_run = NewRun {
+        id,
+        owner: caller.subject.clone(),
+        workflow_type: submission.workflow_type.as_str().to_owned(),
+        workflow_type_version: submission.workflow_type_version.clone(),
+        workflow_url: submission.workflow_url.clone(),
+        request: submission.to_wes_request(),
+        tags: submission
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        run_dir: run_dir.display().to_string(),
+        created_at: Timestamp::from_datetime(chrono::Utc::now()),
+    };
+    state.store.insert_run(&new_run).await?;
+    tracing::info!(run_id = %id, owner = %caller.subject, workflow = %submission.workflow_url, "run accepted");
+    Ok(HttpResponse::Ok().json(wes::RunId {
+        run_id: id.to_string(),
+    }))
+}
+
+async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn read_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<RunRequestFields, ApiError> {
+    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut fields = RunRequestFields::default();
+    let mut total = 0usize;
+    let mut parts = 0usize;
+    let bad_form = |e: actix_multipart::MultipartError| {
+        ApiError::bad_request(format!("malformed multipart/form-data: {e}"))
+    };
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(bad_form)?;
+        parts += 1;
+        if parts > MAX_FORM_PARTS {
+            return Err(ApiError::bad_request(format!(
+                "more than {MAX_FORM_PARTS} form parts"
+            )));
+        }
+        let disposition = part.content_disposition().cloned();
+        let name = disposition
+            .as_ref()
+            .and_then(|d| d.get_name())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::bad_request("a form part has no name"))?;
+        let filename = disposition
+            .as_ref()
+            .and_then(|d| d.get_filename())
+            .map(str::to_owned);
+        let mut value = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(bad_form)?;
+            total += chunk.len();
+            if total > limit {
+                return Err(ApiError::payload_too_large(limit));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        if name == "workflow_attachment" {
+            // Kept by name only: RunSubmission refuses attachments with a clear reason.
+            fields
+                .workflow_attachment
+                .push(filename.unwrap_or_else(|| "(unnamed)".into()));
+            continue;
+        }
+        let text = String::from_utf8(value).map_err(|_| {
+            ApiError::bad_request(format!("{}: must be UTF-8 text", shorten(&name)))
+        })?;
+        fields.set_form_field(&name, text)?;
+    }
+    Ok(fields)
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// The query of `GET /runs`: the spec's paging plus this service's filters.
+struct ListQuery {
+    page_size: Option<i64>,
+    page_token: Option<PageToken>,
+    filter: RunFilter,
+}
+
+fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let mut out = ListQuery {
+        page_size: None,
+        page_token: None,
+        filter: RunFilter::default(),
+    };
+    for (key, value) in pairs {
+        match key.as_str() {
+            "page_size" => {
+                out.page_size = Some(
+                    value
+                        .parse()
+                        .map_err(|_| ApiError::bad_request("page_size must be an integer"))?,
+                )
+            }
+            "page_token" if value.is_empty() => {}
+            "page_token" => {
+                out.page_token = Some(
+                    PageToken::decode(&value).map_err(|e| ApiError::bad_request(e.to_string()))?,
+                )
+            }
+            "state" => {
+                for name in value.split(',').filter(|s| !s.is_empty()) {
+                    let state: RunState = name
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(format!("state: {e}")))?;
+                    out.filter.states.push(state);
+                }
+            }
+            "tag" => {
+                let filter: TagFilter = value
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("tag: {e}")))?;
+                out.filter
+                    .tags
+                    .push((filter.key.as_str().to_owned(), filter.value));
+            }
+            "created_after" | "created_before" => {
+                let at = Timestamp::parse_rfc3339(&value)
+                    .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))?;
+                if key == "created_after" {
+                    out.filter.created_after = Some(at);
+                } else {
+                    out.filter.created_before = Some(at);
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: page_size, page_token, state, tag, created_after, created_before",
+                    shorten(other)
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn list(
+    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut query = parse_list_query(req.query_string())?;
+    let server = &state.config.server;
+    let size = PageSize::parse(
+        query.page_size,
+        server.default_page_size,
+        server.max_page_size,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !caller.sees_all_runs() {
+        query.filter.owner = Some(caller.subject.clone());
+    }
+    let page = state
+        .store
+        .list_runs(&query.filter, size, query.page_token)
+        .await?;
+    Ok(HttpResponse::Ok().json(RunListResponse {
+        runs: page.runs.iter().map(RunSummary::from).collect(),
+        next_page_token: page.next.map(|t| t.encode()).unwrap_or_default(),
+    }))
+}
+
+/// Finds a run the caller may see. Runs of others are reported as missing, so that their
+/// existence is not revealed; so are ids that are not run ids at all.
+pub async fn visible_run(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<RunRecord, ApiError> {
+    let not_found = || ApiError::not_found(format!("run {} not found", shorten(raw_id)));
+    let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+    let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
+    if run.owner != caller.subject && !caller.sees_all_runs() {
+        return Err(not_found());
+    }
+    Ok(run)
+}
+
+pub async fn get(
+    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = visible_run(&state, &caller, &path).await?;
+    let info = req.connection_info();
+    let task_logs_url = format!(
+        "{}://{}{WES_BASE}/runs/{}/tasks",
+        info.scheme(),
+        info.host(),
+        run.id
+    );
+    let run_log = Log {
+        name: Some(run.workflow_url.clone()),
+        start_time: run.start_time.map(|t| t.to_wes()),
+        end_time: run.end_time.map(|t| t.to_wes()),
+        exit_code: run.exit_code.and_then(|c| i32::try_from(c).ok()),
+        system_logs: run.reason.iter().cloned().collect(),
+        ..Log::default()
+    };
+    Ok(HttpResponse::Ok().json(RunLog {
+        run_id: run.id.to_string(),
+        request: run.request.clone(),
+        state: run.state,
+        run_log,
+        task_logs_url,
+        outputs: json!({}),
+    }))
+}
+
+pub async fn status(
+    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = visible_run(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(RunStatus {
+        run_id: run.id.to_string(),
+        state: run.state,
+    }))
+}
+
+/// Cancels a run. A run never handed to the scheduler is cancelled at once; one that was goes
+/// to CANCELING until the scheduler confirms. A run that has ended cannot be cancelled: that is
+/// a 409 Conflict naming its state. Cancelling a run already CANCELING is accepted again.
+pub async fn cancel(
+    Authorized(caller): Authorized<{ actions::RUNS_CANCEL }>,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut run = visible_run(&state, &caller, &path).await?;
+    let now = || Timestamp::from_datetime(chrono::Utc::now());
+    loop {
+        if run.state == RunState::Canceling {
+            break;
+        }
+        if !run.state.is_cancelable() {
+            return Err(ApiError::conflict(format!(
+                "run {} has already ended ({}); there is nothing to cancel",
+                run.id, run.state
+            )));
+        }
+        let (to, reason) = if run.slurm_job_id.is_none() && run.state == RunState::Queued {
+            (
+                RunState::Canceled,
+                "canceled before it was submitted to the scheduler",
+            )
+        } else {
+            (RunState::Canceling, "cancel requested")
+        };
+        let change = Transition {
+            run: run.id,
+            from: &[run.state],
+            to,
+            actor: &caller.subject,
+            reason: Some(reason),
+            exit_code: None,
+            at: now(),
+        };
+        match state.store.transition(&change).await? {
+            Ok(_) => {
+                tracing::info!(run_id = %run.id, by = %caller.subject, to = %to, "cancel requested");
+                break;
+            }
+            // Someone else moved the run meanwhile: decide again on its new state.
+            Err(_) => {
+                run = state
+                    .store
+                    .get_run(run.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("run {} not found", run.id)))?;
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(wes::RunId {
+        run_id: run.id.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_parses_filters() {
+        let q = parse_list_query(
+            "page_size=5&state=QUEUED,RUNNING&tag=project:p1&tag=cohort:c&created_after=2026-01-01T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(q.page_size, Some(5));
+        assert_eq!(q.filter.states, vec![RunState::Queued, RunState::Running]);
+        assert_eq!(q.filter.tags.len(), 2);
+        assert!(q.filter.created_after.is_some());
+    }
+
+    #[test]
+    fn list_query_refuses_what_it_does_not_know() {
+        for bad in [
+            "page_size=ten",
+            "page_token=zzz",
+            "state=running",
+            "tag=nocolon",
+            "created_before=yesterday",
+            "sort=asc",
+        ] {
+            assert!(parse_list_query(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET /service-info`: public, so that clients can discover how to authenticate.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::wes::{
+    DefaultWorkflowEngineParameter, Organization, ServiceInfo, ServiceType, WorkflowEngineVersion,
+    WorkflowTypeVersion,
+};
+
+pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let config = &state.config;
+    let service = &config.service;
+    let counts = state.store.state_counts().await?;
+    let info = ServiceInfo {
+        id: service.id.clone(),
+        name: service.name.clone(),
+        service_type: ServiceType {
+            group: "org.ga4gh",
+            artifact: "wes",
+            version: "1.1.0",
+        },
+        description: service.description.clone(),
+        organization: Organization {
+            name: service.organization.name.clone(),
+            url: service.organization.url.clone(),
+        },
+        contact_url: service.contact_url.clone(),
+        documentation_url: service.documentation_url.clone(),
+        environment: service.environment.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        workflow_type_versions: config
+            .workflows
+            .types
+            .iter()
+            .map(|(ty, versions)| {
+                (
+                    ty.as_str().to_owned(),
+                    WorkflowTypeVersion {
+                        workflow_type_version: versions.clone(),
+                    },
+                )
+            })
+            .collect(),
+        supported_wes_versions: vec!["1.1.0".into()],
+        // Inputs are datasets registered on the cluster's file system, named by id.
+        supported_filesystem_protocols: vec!["file".into()],
+        workflow_engine_versions: config
+            .workflows
+            .engines
+            .iter()
+            .map(|(name, engine)| {
+                (
+                    name.clone(),
+                    WorkflowEngineVersion {
+                        workflow_engine_version: engine.versions.clone(),
+                    },
+                )
+            })
+            .collect(),
+        default_workflow_engine_parameters: config
+            .workflows
+            .engine_parameters
+            .iter()
+            .map(|p| DefaultWorkflowEngineParameter {
+                name: p.name.clone(),
+                kind: p.kind.as_str().to_owned(),
+                default_value: p.default.clone(),
+            })
+            .collect(),
+        system_state_counts: counts
+            .into_iter()
+            .map(|(state, n)| (state.as_str().to_owned(), n))
+            .collect::<BTreeMap<_, _>>(),
+        auth_instructions_url: service.auth_instructions_url.clone(),
+        tags: service.tags.clone(),
+    };
+    Ok(HttpResponse::Ok().json(info))
+}

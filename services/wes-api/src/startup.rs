@@ -1,0 +1,150 @@
+//! Builds the application from configuration: database, authentication, routes, middleware.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpMessage, HttpServer, web};
+use spe_core::config::{AuthConfig, Config};
+use spe_store::Store;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::Authenticator;
+use crate::error::{ApiError, json_error_body};
+use crate::routes;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+}
+
+/// A built, listening application that has not started serving yet.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] spe_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let authenticator = match &config.auth {
+            AuthConfig::Disabled => {
+                tracing::warn!(
+                    "AUTHENTICATION IS DISABLED (auth: disabled): every caller acts as one local \
+                     user with every role. Never run this way with real data."
+                );
+                Authenticator::Disabled
+            }
+            AuthConfig::Oidc(_) => {
+                return Err(StartupError::Config(
+                    "auth.oidc: OIDC authentication is not available in this build yet; \
+                     use `auth: disabled` only for local development"
+                        .into(),
+                ));
+            }
+        };
+        tracing::info!(database = %config.database.url, "opening database");
+        let store = Store::connect_with_timeout(
+            &config.database.url,
+            config.database.max_connections,
+            std::time::Duration::from_secs(config.database.connect_timeout_seconds),
+        )
+        .await?;
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+        let workers = config.server.workers;
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            store: store.clone(),
+        });
+        let authenticator = web::Data::new(authenticator);
+        let mut server =
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                    .wrap_fn(|req, srv| {
+                        let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+                        let fut = srv.call(req);
+                        async move {
+                            let mut res = fut.await?;
+                            if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                                res.headers_mut()
+                                    .insert(HeaderName::from_static("x-request-id"), value);
+                            }
+                            Ok(res)
+                        }
+                    })
+                    .wrap(TracingLogger::default())
+                    .app_data(state.clone())
+                    .app_data(authenticator.clone())
+                    .app_data(web::PathConfig::default().error_handler(|e, _| {
+                        ApiError::bad_request(format!("bad path: {e}")).into()
+                    }))
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        ApiError::bad_request(format!("bad query: {e}")).into()
+                    }))
+                    .configure(routes::configure)
+                    .default_service(web::to(|req: actix_web::HttpRequest| async move {
+                        Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!(
+                            "no such resource: {}",
+                            req.path().chars().take(200).collect::<String>()
+                        )))
+                    }))
+            });
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?
+            .run();
+        tracing::info!(%addr, port, "wes-api listening");
+        Ok(Application {
+            port,
+            server,
+            store,
+        })
+    }
+
+    /// The port actually bound (useful when the config asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

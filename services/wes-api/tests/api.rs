@@ -1,0 +1,551 @@
+//! Black-box tests of the WES API: the real server on port 0, spoken to over HTTP.
+
+mod common;
+
+use common::{error_msg, spawn_app};
+use serde_json::json;
+
+#[tokio::test]
+async fn service_info_carries_base_and_wes_fields() {
+    let app = spawn_app().await;
+    app.submit_ok("{}").await;
+    let (status, info) = app.get_json("/service-info").await;
+    assert_eq!(status, 200);
+    for key in [
+        "id",
+        "name",
+        "organization",
+        "version",
+        "auth_instructions_url",
+        "tags",
+    ] {
+        assert!(info.get(key).is_some(), "missing {key}: {info}");
+    }
+    assert_eq!(
+        info["type"],
+        json!({"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"})
+    );
+    assert_eq!(info["supported_wes_versions"], json!(["1.1.0"]));
+    assert_eq!(
+        info["workflow_type_versions"]["SMK"]["workflow_type_version"],
+        json!(["9"])
+    );
+    assert_eq!(
+        info["workflow_type_versions"]["NFL"]["workflow_type_version"],
+        json!(["DSL2"])
+    );
+    assert!(info["workflow_engine_versions"]["snakemake"]["workflow_engine_version"].is_array());
+    let params = info["default_workflow_engine_parameters"]
+        .as_array()
+        .unwrap();
+    assert!(
+        params
+            .iter()
+            .any(|p| p["name"] == "cores" && p["type"] == "integer" && p["default_value"] == "1")
+    );
+    assert_eq!(info["system_state_counts"]["QUEUED"], 1);
+    assert_eq!(info["system_state_counts"]["RUNNING"], 0);
+}
+
+#[tokio::test]
+async fn a_submitted_run_is_stored_queued_and_shown_back() {
+    let app = spawn_app().await;
+    let res = app
+        .submit_form(&[
+            ("workflow_type", "SMK"),
+            ("workflow_type_version", "9"),
+            ("workflow_url", "quals@1.0.0"),
+            (
+                "workflow_params",
+                r#"{"dataset": "demo-1", "threshold": 0.5}"#,
+            ),
+            ("tags", r#"{"project": "p1"}"#),
+            ("workflow_engine_parameters", r#"{"cores": "2"}"#),
+        ])
+        .await;
+    assert_eq!(res.status(), 200);
+    let run_id = res.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, run) = app.get_json(&format!("/runs/{run_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(run["run_id"], run_id);
+    assert_eq!(run["state"], "QUEUED");
+    assert_eq!(
+        run["request"]["workflow_params"],
+        json!({"dataset": "demo-1", "threshold": 0.5})
+    );
+    assert_eq!(run["request"]["tags"], json!({"project": "p1"}));
+    assert_eq!(run["request"]["workflow_engine_parameters"]["cores"], "2");
+    // Defaults the researcher did not set are shown as they will be used.
+    assert_eq!(
+        run["request"]["workflow_engine_parameters"]["partition"],
+        "debug"
+    );
+    assert_eq!(run["request"]["workflow_engine"], "snakemake");
+    assert!(
+        run["task_logs_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/ga4gh/wes/v1/runs/{run_id}/tasks"))
+    );
+    assert_eq!(run["outputs"], json!({}));
+
+    let (status, s) = app.get_json(&format!("/runs/{run_id}/status")).await;
+    assert_eq!(
+        (status, s),
+        (200, json!({"run_id": run_id, "state": "QUEUED"}))
+    );
+
+    let (status, tasks) = app.get_json(&format!("/runs/{run_id}/tasks")).await;
+    assert_eq!(status, 200);
+    assert_eq!(tasks, json!({"task_logs": [], "next_page_token": ""}));
+    let res = app
+        .client
+        .get(app.wes(&format!("/runs/{run_id}/tasks/1")))
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 404).await;
+}
+
+#[tokio::test]
+async fn a_json_run_request_is_accepted_too() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .json(&json!({
+            "workflow_type": "NFL",
+            "workflow_type_version": "DSL2",
+            "workflow_url": "hello-nf@1.0.0",
+            "workflow_params": {"greeting": "hi"},
+            "tags": {"k": "v"}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(run["request"]["workflow_engine"], "nextflow");
+}
+
+#[tokio::test]
+async fn bad_submissions_get_400_naming_the_field() {
+    let app = spawn_app().await;
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("workflow_type_version", "9"), ("workflow_url", "x")],
+            "workflow_type",
+        ),
+        (
+            vec![
+                ("workflow_type", "CWL"),
+                ("workflow_type_version", "v1.0"),
+                ("workflow_url", "x"),
+            ],
+            "workflow_type",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "5"),
+                ("workflow_url", "x"),
+            ],
+            "workflow_type_version",
+        ),
+        (
+            vec![("workflow_type", "SMK"), ("workflow_type_version", "9")],
+            "workflow_url",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("workflow_params", "{oops"),
+            ],
+            "workflow_params",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("workflow_params", "[1]"),
+            ],
+            "workflow_params",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("tags", r#"{"a": 1}"#),
+            ],
+            "tags.a",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("workflow_engine_parameters", r#"{"cores": "1; reboot"}"#),
+            ],
+            "workflow_engine_parameters.cores",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                (
+                    "workflow_engine_parameters",
+                    r#"{"cores": "100000000000000000000"}"#,
+                ),
+            ],
+            "workflow_engine_parameters.cores",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("workflow_engine_parameters", r#"{"account": "other"}"#),
+            ],
+            "workflow_engine_parameters.account",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type", "NFL"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+            ],
+            "workflow_type",
+        ),
+        (
+            vec![
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "x"),
+                ("bogus", "1"),
+            ],
+            "bogus",
+        ),
+    ];
+    for (fields, field) in cases {
+        let res = app.submit_form(&fields).await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.starts_with(&format!("{field}:")), "{fields:?}: {msg}");
+    }
+    // Nothing refused was stored.
+    let (_, list) = app.get_json("/runs").await;
+    assert_eq!(list["runs"], json!([]));
+}
+
+#[tokio::test]
+async fn attachments_wrong_types_and_broken_bodies_are_refused() {
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new()
+        .text("workflow_type", "SMK")
+        .text("workflow_type_version", "9")
+        .text("workflow_url", "Snakefile")
+        .part(
+            "workflow_attachment",
+            reqwest::multipart::Part::bytes(b"rule all: shell: 'cat /data/*'".to_vec())
+                .file_name("../../Snakefile"),
+        );
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        error_msg(res, 400)
+            .await
+            .starts_with("workflow_attachment:")
+    );
+
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 415).await;
+
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .header("content-type", "multipart/form-data")
+        .body("garbage")
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 400).await;
+
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .header("content-type", "multipart/form-data; boundary=XX")
+        .body("--XX\r\nContent-Disposition: form-data; name=\"workflow_type\"\r\n\r\nSMK\r\n--XX")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    for body in [
+        "{",
+        "[]",
+        "null",
+        r#"{"workflow_type": ["SMK"]}"#,
+        "\u{0}\u{1}",
+    ] {
+        let res = app
+            .client
+            .post(app.wes("/runs"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        error_msg(res, 400).await;
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413() {
+    let app = spawn_app().await;
+    let big = format!(r#"{{"blob": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let res = app
+        .submit_form(&[
+            ("workflow_type", "SMK"),
+            ("workflow_type_version", "9"),
+            ("workflow_url", "x"),
+            ("workflow_params", &big),
+        ])
+        .await;
+    assert!(error_msg(res, 413).await.contains("bytes"));
+    // Chunked, with no Content-Length to check up front.
+    let stream =
+        futures_util::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 413).await;
+}
+
+#[tokio::test]
+async fn unknown_things_are_404_and_wrong_methods_405_all_as_error_responses() {
+    let app = spawn_app().await;
+    for path in [
+        "/runs/0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11",
+        "/runs/not-a-uuid",
+        "/runs/..%2F..%2Fetc%2Fpasswd/status",
+        "/runs/0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11/tasks",
+        "/nothing-here",
+    ] {
+        let res = app.client.get(app.wes(path)).send().await.unwrap();
+        error_msg(res, 404).await;
+    }
+    let res = app
+        .client
+        .post(app.wes("/runs/0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11/cancel"))
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 404).await;
+    let res = app.client.delete(app.wes("/runs")).send().await.unwrap();
+    assert!(error_msg(res, 405).await.contains("DELETE"));
+    let res = app
+        .client
+        .get(format!("{}/elsewhere", app.base))
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 404).await;
+}
+
+#[tokio::test]
+async fn run_lists_page_stably_and_filter() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            app.submit_ok(&format!(r#"{{"batch": "b{}"}}"#, i % 2))
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for page in 0.. {
+        let (status, body) = app
+            .get_json(&format!("/runs?page_size=2&page_token={token}"))
+            .await;
+        assert_eq!(status, 200);
+        let runs = body["runs"].as_array().unwrap();
+        assert!(runs.len() <= 2);
+        for r in runs {
+            assert_eq!(r["state"], "QUEUED");
+            assert!(r["tags"].is_object());
+            seen.push(r["run_id"].as_str().unwrap().to_owned());
+        }
+        token = body["next_page_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+        assert!(page < 5, "paging does not end");
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, each run once");
+
+    let (_, b0) = app.get_json("/runs?tag=batch:b0").await;
+    assert_eq!(b0["runs"].as_array().unwrap().len(), 3);
+    let (_, queued) = app
+        .get_json("/runs?state=QUEUED&created_after=2000-01-01T00:00:00Z")
+        .await;
+    assert_eq!(queued["runs"].as_array().unwrap().len(), 5);
+    let (_, none) = app.get_json("/runs?state=RUNNING,COMPLETE").await;
+    assert_eq!(none["runs"], json!([]));
+
+    for bad in [
+        "page_size=0",
+        "page_size=100000",
+        "page_size=x",
+        "page_token=garbage",
+        "state=running",
+        "tag=x",
+        "order=asc",
+    ] {
+        let res = app
+            .client
+            .get(app.wes(&format!("/runs?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        error_msg(res, 400).await;
+    }
+}
+
+#[tokio::test]
+async fn cancel_of_an_unsubmitted_run_ends_it_and_a_second_cancel_is_409() {
+    let app = spawn_app().await;
+    let id = app.submit_ok("{}").await;
+    let res = app
+        .client
+        .post(app.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"run_id": id})
+    );
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(run["state"], "CANCELED");
+    assert!(run["run_log"]["end_time"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        run["run_log"]["system_logs"][0]
+            .as_str()
+            .unwrap()
+            .contains("before it was submitted")
+    );
+    let res = app
+        .client
+        .post(app.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert!(error_msg(res, 409).await.contains("CANCELED"));
+}
+
+#[tokio::test]
+async fn health_endpoints_and_request_ids() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["database"],
+        "ok"
+    );
+    let a = app
+        .client
+        .get(app.wes("/service-info"))
+        .send()
+        .await
+        .unwrap();
+    let b = app.client.get(app.wes("/runs/nope")).send().await.unwrap();
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(id(&a), id(&b));
+    assert_eq!(id(&a).len(), 36);
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let app = spawn_app().await;
+    let (status, doc) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.0");
+    let mut documented: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    documented.sort();
+    // Every path the router serves (src/routes/mod.rs), by the document's names.
+    let mut served = vec![
+        "/service-info",
+        "/runs",
+        "/runs/{run_id}",
+        "/runs/{run_id}/status",
+        "/runs/{run_id}/cancel",
+        "/runs/{run_id}/tasks",
+        "/runs/{run_id}/tasks/{task_id}",
+        "/openapi.json",
+        "/healthz",
+        "/readyz",
+    ];
+    served.sort();
+    assert_eq!(documented, served);
+    // Extensions are marked.
+    let params = doc["paths"]["/runs"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let tag = params.iter().find(|p| p["name"] == "tag").unwrap();
+    assert_eq!(tag["x-spe-extension"], true);
+    // The document describes what the server answers: the spec's base path, the 409 on cancel.
+    assert_eq!(doc["servers"][0]["url"], "/ga4gh/wes/v1");
+    assert!(doc["paths"]["/runs/{run_id}/cancel"]["post"]["responses"]["409"].is_object());
+}

@@ -1,0 +1,116 @@
+//! Spawns the real application on 127.0.0.1 port 0 and speaks HTTP to it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use spe_core::config::Config;
+use wes_api::startup::Application;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The development config with a fresh SQLite file and data dir, listening on port 0.
+pub fn test_config(dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) -> Config {
+    let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
+    let mut env = vec![
+        ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("SPE__SERVER__WORKERS".to_owned(), "1".to_owned()),
+        (
+            "SPE__DATABASE__URL".to_owned(),
+            format!("sqlite://{}/spe.db", dir.path().display()),
+        ),
+        (
+            "SPE__DATA_DIR".to_owned(),
+            dir.path().join("runs").display().to_string(),
+        ),
+    ];
+    for (k, v) in extra_env {
+        env.push((k.to_string(), v.to_string()));
+    }
+    Config::parse(&yaml, env).unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(&dir, extra_env);
+    let data_dir = config.data_dir.clone();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        data_dir,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn wes(&self, path: &str) -> String {
+        format!("{}/ga4gh/wes/v1{path}", self.base)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self.client.get(self.wes(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
+    /// Submits a valid Snakemake run as multipart/form-data, as WES clients do.
+    pub async fn submit_form(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        self.client
+            .post(self.wes("/runs"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn submit_ok(&self, tags: &str) -> String {
+        let res = self
+            .submit_form(&[
+                ("workflow_type", "SMK"),
+                ("workflow_type_version", "9"),
+                ("workflow_url", "quals@1.0.0"),
+                ("workflow_params", r#"{"dataset": "demo-1"}"#),
+                ("tags", tags),
+            ])
+            .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["run_id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Asserts the WES ErrorResponse shape and returns its message.
+pub async fn error_msg(res: reqwest::Response, status: u16) -> String {
+    assert_eq!(res.status().as_u16(), status);
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status_code"], status, "{body}");
+    body["msg"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,122 @@
+//! The shipped configs and the binary's start-up behaviour.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use spe_core::config::{AuthConfig, Config};
+
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(common::repo_root().join("deploy/config").join(name)).unwrap()
+}
+
+#[test]
+fn the_shipped_configs_parse_and_production_never_disables_auth() {
+    let dev = Config::parse(&shipped("spe.dev.yaml"), Vec::new()).unwrap();
+    assert_eq!(dev.auth, AuthConfig::Disabled);
+    let prod = Config::parse(&shipped("spe.example.yaml"), Vec::new()).unwrap();
+    assert!(matches!(prod.auth, AuthConfig::Oidc(_)));
+    assert!(prod.database.url.is_postgres());
+}
+
+fn wes_api() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wes-api"))
+}
+
+#[test]
+fn an_invalid_config_stops_start_up_naming_the_key() {
+    let out = wes_api()
+        .args(["--config", "deploy/config/spe.dev.yaml"])
+        .current_dir(common::repo_root())
+        .env("SPE__SERVER__MAX_BODY_BYTES", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.max_body_bytes"), "{stderr}");
+
+    let out = wes_api()
+        .args(["--config", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.yaml"));
+
+    let out = wes_api()
+        .args([
+            "--config",
+            "deploy/config/spe.dev.yaml",
+            "--listen",
+            "nowhere",
+        ])
+        .current_dir(common::repo_root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+}
+
+#[test]
+fn a_database_password_never_reaches_the_output() {
+    let out = wes_api()
+        .args(["--config", "deploy/config/spe.dev.yaml"])
+        .current_dir(common::repo_root())
+        .env(
+            "SPE__DATABASE__URL",
+            "postgres://spe:TopSecret123@127.0.0.1:1/spe",
+        )
+        .env("SPE__DATABASE__CONNECT_TIMEOUT_SECONDS", "1")
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("database"), "{all}");
+    assert!(!all.contains("TopSecret123"), "{all}");
+}
+
+#[test]
+fn the_binary_listens_where_told_and_warns_when_auth_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wes_api()
+        .args([
+            "--config",
+            "deploy/config/spe.dev.yaml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(common::repo_root())
+        .env(
+            "SPE__DATABASE__URL",
+            format!("sqlite://{}/spe.db", dir.path().display()),
+        )
+        .env("SPE__DATA_DIR", dir.path().join("runs"))
+        .env("SPE__LOGGING__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    let body = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(body);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("AUTHENTICATION IS DISABLED"))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    // JSON logs when configured.
+    let parsed: serde_json::Value = serde_json::from_str(warning).unwrap();
+    assert_eq!(parsed["level"], "WARN");
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Python test tools in one venv: snakemake (the workflow engine under test), schemathesis
+# (API conformance fuzzing against the OpenAPI spec), and boto3 (to check S3 results).
+# Not awscli: every awscli 1.4x pins a docutils that snakemake 9 cannot use (pip: ResolutionImpossible).
+#
+# Usage: tests/peers/python-tools.sh
+#   Prints the venv's bin dir (the only stdout line), e.g. PATH="$(tests/peers/python-tools.sh):$PATH".
+#   Venv: ${SPE_TOOLS_VENV:-$HOME/.cache/spe/venv}. A second run skips pip (stamp file in the venv).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+VENV=${SPE_TOOLS_VENV:-${HOME:?}/.cache/spe/venv}
+# Checked together on Python 3.11: snakemake 9.27.1, schemathesis 4.32.5, boto3 1.4x.
+REQS=(
+  "snakemake>=9.27,<10"
+  "schemathesis>=4.32,<5"
+  "boto3>=1.40,<2"
+)
+PY=${SPE_TOOLS_PYTHON:-python3}
+command -v "$PY" >/dev/null || apt_install python3 python3-venv
+# snakemake 9 needs Python >= 3.11 (Debian 12 ships 3.11).
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PY is older than 3.11"
+
+STAMP=$VENV/.spe-requirements
+want="$("$PY" -c 'import platform; print(platform.python_version())') ${REQS[*]}"
+if [ -x "$VENV/bin/snakemake" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ]; then
+  echo "$VENV/bin"; exit 0
+fi
+
+# Debian's python3 has no ensurepip (hence no venv) without python3-venv.
+"$PY" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  "$PY" -m venv "$VENV" >&2
+fi
+log "pip install ${REQS[*]}"
+"$VENV/bin/pip" install -q --disable-pip-version-check "${REQS[@]}" >&2
+echo "$want" >"$STAMP"
+echo "$VENV/bin"
