@@ -5,9 +5,11 @@
 //! can be unit-tested beside its type.
 
 pub mod config;
+pub mod digest;
 pub mod ids;
 pub mod page;
 pub mod request;
+pub mod runspec;
 pub mod secret;
 pub mod state;
 pub mod time;

@@ -1,0 +1,44 @@
+//! The run spec: everything a Slurm job needs to run one workflow, written by wes-api at
+//! submission into `<run_dir>/.spe/runspec.json` and read by `spe-runner` inside the job.
+//!
+//! It holds no secret and no environment: the job gets its environment from sbatch's explicit
+//! allowlist, and everything else from this file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::WorkflowDigest;
+use crate::ids::RunId;
+use crate::request::WorkflowType;
+
+/// Where the spec lives inside a run directory.
+pub const RUNSPEC_PATH: &str = ".spe/runspec.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    pub run_id: RunId,
+    pub workflow_type: WorkflowType,
+    /// `snakemake` or `nextflow`.
+    pub engine: String,
+    /// The engine executable: an absolute path, or a name looked up on the job's PATH.
+    pub engine_executable: String,
+    /// The approved workflow's folder (read-only, on the shared file system).
+    pub workflow_dir: PathBuf,
+    /// The entry point, relative to `workflow_dir` (e.g. `Snakefile`, `main.nf`).
+    pub entry_point: String,
+    /// The workflow's files, relative to `workflow_dir`, that the digest covers.
+    pub workflow_files: Vec<String>,
+    /// The digest fixed at approval; the runner refuses to start if the files differ.
+    pub expected_digest: WorkflowDigest,
+    /// The run directory: the engine's working directory and where outputs land.
+    pub run_dir: PathBuf,
+    /// `workflow_params` as given to the engine (`<run_dir>/<run_id>.yaml`).
+    pub params_file: PathBuf,
+    /// `.weskit/<timestamp>` inside the run directory: stdout, stderr and log.json go here.
+    pub log_dir: PathBuf,
+    /// The allowed engine parameters with their values (e.g. `cores`, `memory_mb`).
+    pub engine_parameters: BTreeMap<String, String>,
+}
