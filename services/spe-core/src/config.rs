@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::request::WorkflowType;
 use crate::secret::DatabaseUrl;
@@ -185,7 +185,7 @@ pub enum LogFormat {
 
 /// Which workflow languages and engines this deployment runs, and which engine parameters a
 /// researcher may set.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowsConfig {
     /// Accepted `workflow_type_version`s per `workflow_type`.
@@ -194,9 +194,17 @@ pub struct WorkflowsConfig {
     pub engines: BTreeMap<String, EngineConfig>,
     #[serde(default)]
     pub engine_parameters: Vec<EngineParameterSpec>,
+    /// Whether approving a workflow version needs a data controller other than the one who
+    /// registered it (four eyes). On by default.
+    #[serde(default = "default_true")]
+    pub require_distinct_approver: bool,
 }
 
-#[derive(Debug, Deserialize)]
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     pub workflow_type: WorkflowType,
@@ -204,7 +212,7 @@ pub struct EngineConfig {
 }
 
 /// One engine parameter a researcher may set in `workflow_engine_parameters`.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EngineParameterSpec {
     pub name: String,
@@ -220,7 +228,7 @@ pub struct EngineParameterSpec {
     pub allowed: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EngineParameterKind {
     Integer,
@@ -506,6 +514,7 @@ workflows:
         assert_eq!(config.auth, AuthConfig::Disabled);
         assert_eq!(config.logging.format, LogFormat::Human);
         assert_eq!(config.workflows.types.len(), 2);
+        assert!(config.workflows.require_distinct_approver);
     }
 
     #[test]

@@ -6,7 +6,10 @@
 
 pub mod config;
 pub mod digest;
+pub mod engine;
 pub mod ids;
+pub mod logjson;
+pub mod manifest;
 pub mod page;
 pub mod request;
 pub mod runspec;

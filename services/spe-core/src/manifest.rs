@@ -1,0 +1,1135 @@
+//! The workflow manifest (`workflow.yaml`): the contract a data controller signs when approving a
+//! workflow version. Its JSON Schema is `docs/workflow-manifest.schema.json`.
+//!
+//! ```yaml
+//! name: quals                       # [a-z0-9][a-z0-9_-]*, at most 64 characters
+//! version: 1.0.0                    # letters, digits and . _ + -, at most 64 characters
+//! description: Base-quality summary per sample.
+//! engine:
+//!   workflow_type: SMK              # SMK (Snakemake) or NFL (Nextflow)
+//!   version: ">=9.0, <10"           # comparators joined by commas; `*` for any
+//! entry_point: Snakefile            # relative to the workflow folder
+//! files: [Snakefile, scripts/q.py]  # optional: every regular file of the folder when absent
+//! params_schema:                    # JSON Schema of workflow_params (draft 2020-12 by default)
+//!   type: object
+//!   additionalProperties: false
+//!   required: [dataset]
+//!   properties:
+//!     dataset: { type: string, x-spe-dataset: true }   # a dataset id, resolved to its path
+//!     threshold: { type: number, minimum: 0, maximum: 1 }
+//! engine_parameters:                # what a researcher may set; each must be one the deployment offers
+//!   - { name: cores, type: integer, default: "1", min: 1, max: 2 }
+//!   - { name: partition, type: string, default: debug, allowed: [debug] }
+//! egress:
+//!   release: ["results/*.csv"]      # released automatically
+//!   hold: ["results/*.bam"]         # held for a data controller's review (hold wins over release)
+//!   max_file_bytes: 104857600       # larger files are held, never released automatically
+//!   checks:                         # optional per-file checks
+//!     - { glob: "results/*.csv", min_cell_count: 5 }
+//! ```
+//!
+//! Dataset parameters: a top-level property of `params_schema` of type string carrying
+//! `x-spe-dataset: true` (or an array whose `items` carry it) takes dataset ids. Researchers name
+//! datasets only by id; the run spec gets the registered locations ([`Manifest::resolve_datasets`]).
+//!
+//! Beyond the schema, every string in `workflow_params` (keys and values) must not look like a
+//! path or carry shell syntax ([`check_param_strings`]): no leading `/` or `~`, no `..` component,
+//! no `` ` $ ; | & < > \ ``, no control characters, at most [`MAX_PARAM_STRING_LEN`] bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{EngineParameterSpec, WorkflowsConfig};
+use crate::request::{RequestError, WorkflowType};
+
+/// The manifest's file name inside a workflow folder. It is always one of the digested files.
+pub const MANIFEST_FILE: &str = "workflow.yaml";
+/// The keyword that marks a `params_schema` property as a dataset id.
+pub const DATASET_KEYWORD: &str = "x-spe-dataset";
+/// Most files one workflow version may hold.
+pub const MAX_FILES: usize = 1000;
+/// Longest string (key or value) accepted anywhere in `workflow_params`.
+pub const MAX_PARAM_STRING_LEN: usize = 1024;
+/// Longest array accepted anywhere in `workflow_params`.
+pub const MAX_PARAM_ARRAY_LEN: usize = 1000;
+/// Characters refused in every `workflow_params` string: shell syntax and escapes.
+pub const FORBIDDEN_PARAM_CHARS: &[char] = &['`', '$', ';', '|', '&', '<', '>', '\\'];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub engine: EngineRequirement,
+    pub entry_point: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+    pub params_schema: Value,
+    #[serde(default)]
+    pub engine_parameters: Vec<EngineParameterSpec>,
+    pub egress: EgressRules,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineRequirement {
+    pub workflow_type: WorkflowType,
+    /// A version range such as `>=9.0, <10`; see [`VersionRange`].
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressRules {
+    /// Output globs (relative to the run directory) released without a person looking.
+    #[serde(default)]
+    pub release: Vec<String>,
+    /// Output globs held for a data controller's review. Hold wins over release.
+    #[serde(default)]
+    pub hold: Vec<String>,
+    /// Files larger than this are held, never released automatically.
+    pub max_file_bytes: u64,
+    #[serde(default)]
+    pub checks: Vec<OutputCheck>,
+}
+
+/// A check run on each output matching `glob` before it may be released; a file that fails is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputCheck {
+    pub glob: String,
+    /// For CSV/TSV tables: every count cell must be 0 or at least this (small-cell suppression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cell_count: Option<u64>,
+    /// The count columns by header name; all numeric columns when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+}
+
+/// A manifest that cannot be registered; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ManifestError(pub String);
+
+fn at(field: &str, msg: impl fmt::Display) -> ManifestError {
+    ManifestError(format!("{field}: {msg}"))
+}
+
+impl Manifest {
+    /// Parses and checks `workflow.yaml` text.
+    pub fn from_yaml(text: &str) -> Result<Manifest, ManifestError> {
+        let doc: serde_yaml::Value = serde_yaml::from_str(text)
+            .map_err(|e| ManifestError(format!("{MANIFEST_FILE} is not valid YAML: {e}")))?;
+        let manifest: Manifest = serde_path_to_error::deserialize(doc)
+            .map_err(|e| at(&e.path().to_string(), e.into_inner()))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Reads a manifest back from its stored JSON form (as [`Manifest::to_json`] wrote it).
+    pub fn from_json(value: &Value) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = serde_path_to_error::deserialize(value)
+            .map_err(|e| at(&e.path().to_string(), e.into_inner()))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// `name@version`, as `workflow_url` names it.
+    pub fn workflow_ref(&self) -> WorkflowRef {
+        WorkflowRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+        }
+    }
+
+    /// Every rule that needs nothing but the manifest itself.
+    pub fn check(&self) -> Result<(), ManifestError> {
+        check_name(&self.name).map_err(|e| at("name", e))?;
+        check_version(&self.version).map_err(|e| at("version", e))?;
+        if self.description.len() > 4096
+            || self
+                .description
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(at(
+                "description",
+                "at most 4096 bytes of text without control characters",
+            ));
+        }
+        VersionRange::parse(&self.engine.version).map_err(|e| at("engine.version", e))?;
+        check_relative_path(&self.entry_point).map_err(|e| at("entry_point", e))?;
+        if let Some(files) = &self.files {
+            if files.len() > MAX_FILES {
+                return Err(at("files", format!("at most {MAX_FILES} files")));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, file) in files.iter().enumerate() {
+                check_relative_path(file).map_err(|e| at(&format!("files[{i}]"), e))?;
+                if !seen.insert(file.as_str()) {
+                    return Err(at(&format!("files[{i}]"), "listed twice"));
+                }
+            }
+            if !seen.contains(self.entry_point.as_str()) {
+                return Err(at("entry_point", "must be one of the listed files"));
+            }
+        }
+        self.check_params_schema()?;
+        let mut names = BTreeSet::new();
+        for (i, spec) in self.engine_parameters.iter().enumerate() {
+            let key = format!("engine_parameters[{i}]");
+            if spec.name.is_empty()
+                || spec.name.len() > 64
+                || !spec
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(at(&format!("{key}.name"), "use letters, digits and _ only"));
+            }
+            if !names.insert(spec.name.as_str()) {
+                return Err(at(&format!("{key}.name"), "listed twice"));
+            }
+            if let (Some(min), Some(max)) = (spec.min, spec.max)
+                && min > max
+            {
+                return Err(at(&format!("{key}.min"), "must not exceed max"));
+            }
+            spec.check_value(&spec.default)
+                .map_err(|e| at(&format!("{key}.default"), e))?;
+        }
+        self.egress.check()?;
+        Ok(())
+    }
+
+    fn check_params_schema(&self) -> Result<(), ManifestError> {
+        let field = "params_schema";
+        let Value::Object(schema) = &self.params_schema else {
+            return Err(at(field, "must be a JSON Schema object"));
+        };
+        if schema.get("type") != Some(&Value::String("object".into())) {
+            return Err(at(field, "must have `type: object`"));
+        }
+        if schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+            return Err(at(
+                field,
+                "must have `additionalProperties: false`, so that only declared parameters pass",
+            ));
+        }
+        jsonschema::meta::validate(&self.params_schema)
+            .map_err(|e| at(field, format!("not a valid JSON Schema: {}", e.masked())))?;
+        jsonschema::validator_for(&self.params_schema)
+            .map_err(|e| at(field, format!("cannot be compiled: {}", e.masked())))?;
+        // The dataset keyword is honoured only where resolution looks for it.
+        let allowed: BTreeSet<*const Value> = self
+            .dataset_params()
+            .iter()
+            .filter_map(|p| self.dataset_marker_owner(&p.name, p.many))
+            .map(|v| v as *const Value)
+            .collect();
+        let mut stack: Vec<(&Value, String)> = vec![(&self.params_schema, field.to_owned())];
+        while let Some((node, path)) = stack.pop() {
+            match node {
+                Value::Object(map) => {
+                    if let Some(marker) = map.get(DATASET_KEYWORD) {
+                        if marker != &Value::Bool(true) {
+                            return Err(at(&path, format!("{DATASET_KEYWORD} must be true")));
+                        }
+                        if !allowed.contains(&(node as *const Value)) {
+                            return Err(at(
+                                &path,
+                                format!(
+                                    "{DATASET_KEYWORD} is honoured only on a top-level property \
+                                     of type string, or on the `items` (type string) of a \
+                                     top-level array property"
+                                ),
+                            ));
+                        }
+                    }
+                    for (k, v) in map {
+                        stack.push((v, format!("{path}.{k}")));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        stack.push((v, format!("{path}[{i}]")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema node that carries the dataset marker for a dataset parameter.
+    fn dataset_marker_owner(&self, name: &str, many: bool) -> Option<&Value> {
+        let prop = self.params_schema.get("properties")?.get(name)?;
+        if many { prop.get("items") } else { Some(prop) }
+    }
+
+    /// Top-level parameters that take dataset ids, per the `x-spe-dataset` keyword.
+    pub fn dataset_params(&self) -> Vec<DatasetParam> {
+        let Some(Value::Object(props)) = self.params_schema.get("properties") else {
+            return Vec::new();
+        };
+        let is_string = |v: &Value| v.get("type") == Some(&Value::String("string".into()));
+        let marked = |v: &Value| v.get(DATASET_KEYWORD) == Some(&Value::Bool(true));
+        let mut out = Vec::new();
+        for (name, prop) in props {
+            if marked(prop) && is_string(prop) {
+                out.push(DatasetParam {
+                    name: name.clone(),
+                    many: false,
+                });
+            } else if prop.get("type") == Some(&Value::String("array".into()))
+                && let Some(items) = prop.get("items")
+                && marked(items)
+                && is_string(items)
+            {
+                out.push(DatasetParam {
+                    name: name.clone(),
+                    many: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// The dataset ids named in (already validated) params, with the field that names each.
+    pub fn dataset_references(&self, params: &Map<String, Value>) -> Vec<DatasetReference> {
+        let mut out = Vec::new();
+        for p in self.dataset_params() {
+            match params.get(&p.name) {
+                Some(Value::String(id)) if !p.many => out.push(DatasetReference {
+                    field: format!("workflow_params.{}", p.name),
+                    param: p.name.clone(),
+                    id: id.clone(),
+                }),
+                Some(Value::Array(ids)) if p.many => {
+                    for (i, id) in ids.iter().enumerate() {
+                        if let Value::String(id) = id {
+                            out.push(DatasetReference {
+                                field: format!("workflow_params.{}[{i}]", p.name),
+                                param: p.name.clone(),
+                                id: id.clone(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Params with every dataset id replaced by what `locate` returns for it (its location on
+    /// the cluster), for the engine's params file. An id `locate` does not know is an error
+    /// naming the field.
+    pub fn resolve_datasets(
+        &self,
+        params: &Map<String, Value>,
+        mut locate: impl FnMut(&str) -> Option<String>,
+    ) -> Result<Map<String, Value>, RequestError> {
+        let mut out = params.clone();
+        for p in self.dataset_params() {
+            let Some(value) = out.get_mut(&p.name) else {
+                continue;
+            };
+            let mut one = |field: String, v: &mut Value| -> Result<(), RequestError> {
+                let Value::String(id) = v else {
+                    return Err(RequestError::new(field, "must be a dataset id"));
+                };
+                let path = locate(id).ok_or_else(|| {
+                    RequestError::new(field, format!("unknown dataset {}", shorten(id)))
+                })?;
+                *v = Value::String(path);
+                Ok(())
+            };
+            match value {
+                Value::Array(items) if p.many => {
+                    for (i, v) in items.iter_mut().enumerate() {
+                        one(format!("workflow_params.{}[{i}]", p.name), v)?;
+                    }
+                }
+                v => one(format!("workflow_params.{}", p.name), v)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks `workflow_params` against the manifest: the string rules of
+    /// [`check_param_strings`], then `params_schema`, then the form of dataset ids. The error
+    /// names the field and never echoes the value.
+    pub fn check_params(&self, params: &Map<String, Value>) -> Result<(), RequestError> {
+        let as_value = Value::Object(params.clone());
+        check_param_strings(&as_value)?;
+        let validator = jsonschema::validator_for(&self.params_schema).map_err(|e| {
+            RequestError::new(
+                "workflow_url",
+                format!("the workflow's params_schema is unusable: {}", e.masked()),
+            )
+        })?;
+        if let Err(e) = validator.validate(&as_value) {
+            let path = e.instance_path().to_string();
+            let field = if path.is_empty() || path == "/" {
+                "workflow_params".to_owned()
+            } else {
+                format!(
+                    "workflow_params.{}",
+                    path.trim_start_matches('/').replace('/', ".")
+                )
+            };
+            return Err(RequestError::new(
+                shorten(&field),
+                shorten(&e.masked().to_string()),
+            ));
+        }
+        for r in self.dataset_references(params) {
+            check_dataset_id(&r.id).map_err(|e| RequestError::new(r.field, e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks what depends on the deployment: its workflow types, an engine whose versions fit
+    /// the range, and engine parameters it offers.
+    pub fn check_against(&self, deployment: &WorkflowsConfig) -> Result<(), ManifestError> {
+        let ty = self.engine.workflow_type;
+        if !deployment.types.contains_key(&ty) {
+            return Err(at(
+                "engine.workflow_type",
+                format!("{ty} is not run by this deployment"),
+            ));
+        }
+        let range = VersionRange::parse(&self.engine.version).map_err(|e| at("engine.version", e))?;
+        let fits = deployment
+            .engines
+            .values()
+            .filter(|e| e.workflow_type == ty)
+            .flat_map(|e| e.versions.iter())
+            .any(|v| range.matches(v));
+        if !fits {
+            return Err(at(
+                "engine.version",
+                format!("no {ty} engine version of this deployment is in the range"),
+            ));
+        }
+        for (i, spec) in self.engine_parameters.iter().enumerate() {
+            let key = format!("engine_parameters[{i}]");
+            let Some(offered) = deployment
+                .engine_parameters
+                .iter()
+                .find(|d| d.name == spec.name)
+            else {
+                return Err(at(
+                    &format!("{key}.name"),
+                    format!("{} is not an engine parameter of this deployment", spec.name),
+                ));
+            };
+            if offered.kind != spec.kind {
+                return Err(at(
+                    &format!("{key}.type"),
+                    format!("this deployment types it {}", offered.kind.as_str()),
+                ));
+            }
+            offered
+                .check_value(&spec.default)
+                .map_err(|e| at(&format!("{key}.default"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The engine parameters a researcher may set for this workflow here: the manifest's, each
+    /// narrowed to the deployment's bounds. Deployment parameters the manifest does not list
+    /// cannot be set; they keep the deployment's default (see [`Manifest::fixed_parameters`]).
+    pub fn effective_engine_parameters(
+        &self,
+        deployment: &[EngineParameterSpec],
+    ) -> Result<Vec<EngineParameterSpec>, RequestError> {
+        let mut out = Vec::new();
+        for spec in &self.engine_parameters {
+            let field = format!("workflow_engine_parameters.{}", spec.name);
+            let Some(offered) = deployment.iter().find(|d| d.name == spec.name) else {
+                continue;
+            };
+            if offered.kind != spec.kind {
+                continue;
+            }
+            let narrowed = EngineParameterSpec {
+                name: spec.name.clone(),
+                kind: spec.kind,
+                default: spec.default.clone(),
+                min: match (spec.min, offered.min) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
+                max: match (spec.max, offered.max) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                allowed: match (&spec.allowed, &offered.allowed) {
+                    (Some(a), Some(b)) => {
+                        Some(a.iter().filter(|x| b.contains(x)).cloned().collect())
+                    }
+                    (a, b) => a.clone().or_else(|| b.clone()),
+                },
+            };
+            narrowed.check_value(&narrowed.default).map_err(|e| {
+                RequestError::new(
+                    field,
+                    format!("the workflow's default does not fit this deployment: {e}"),
+                )
+            })?;
+            out.push(narrowed);
+        }
+        Ok(out)
+    }
+
+    /// Deployment parameters this workflow does not let researchers set, with the deployment's
+    /// defaults: they still apply to every run.
+    pub fn fixed_parameters(&self, deployment: &[EngineParameterSpec]) -> BTreeMap<String, String> {
+        deployment
+            .iter()
+            .filter(|d| !self.engine_parameters.iter().any(|s| s.name == d.name))
+            .map(|d| (d.name.clone(), d.default.clone()))
+            .collect()
+    }
+
+    /// Whether a given engine version satisfies the manifest's range.
+    pub fn accepts_engine_version(&self, version: &str) -> bool {
+        VersionRange::parse(&self.engine.version).is_ok_and(|r| r.matches(version))
+    }
+}
+
+/// A parameter that takes dataset ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetParam {
+    pub name: String,
+    /// An array of ids rather than one.
+    pub many: bool,
+}
+
+/// One dataset id named in `workflow_params`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetReference {
+    /// Where, e.g. `workflow_params.inputs[1]`.
+    pub field: String,
+    pub param: String,
+    pub id: String,
+}
+
+impl EgressRules {
+    fn check(&self) -> Result<(), ManifestError> {
+        if self.max_file_bytes == 0 {
+            return Err(at("egress.max_file_bytes", "must be at least 1"));
+        }
+        for (list, globs) in [("release", &self.release), ("hold", &self.hold)] {
+            for (i, g) in globs.iter().enumerate() {
+                check_glob(g).map_err(|e| at(&format!("egress.{list}[{i}]"), e))?;
+            }
+        }
+        for (i, c) in self.checks.iter().enumerate() {
+            let key = format!("egress.checks[{i}]");
+            check_glob(&c.glob).map_err(|e| at(&format!("{key}.glob"), e))?;
+            if c.min_cell_count.is_none() {
+                return Err(at(&key, "name a check, e.g. min_cell_count"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles the globs for [`EgressMatcher::classify`].
+    pub fn matcher(&self) -> Result<EgressMatcher, ManifestError> {
+        let build = |globs: &[String]| -> Result<GlobSet, ManifestError> {
+            let mut b = GlobSetBuilder::new();
+            for g in globs {
+                b.add(compile_glob(g).map_err(ManifestError)?);
+            }
+            b.build().map_err(|e| ManifestError(e.to_string()))
+        };
+        let checks = self
+            .checks
+            .iter()
+            .map(|c| Ok((compile_glob(&c.glob).map_err(ManifestError)?.compile_matcher(), c.clone())))
+            .collect::<Result<Vec<_>, ManifestError>>()?;
+        Ok(EgressMatcher {
+            release: build(&self.release)?,
+            hold: build(&self.hold)?,
+            max_file_bytes: self.max_file_bytes,
+            checks,
+        })
+    }
+}
+
+/// What happens to one output file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EgressDecision {
+    /// Released automatically (after the listed checks pass).
+    Release { checks: Vec<OutputCheck> },
+    /// Held for a data controller's review, with why.
+    Hold { reason: String },
+    /// Matches no rule: it stays inside.
+    Keep,
+}
+
+pub struct EgressMatcher {
+    release: GlobSet,
+    hold: GlobSet,
+    max_file_bytes: u64,
+    checks: Vec<(globset::GlobMatcher, OutputCheck)>,
+}
+
+impl EgressMatcher {
+    /// Decides for one output, by its path relative to the run directory and its size. Hold
+    /// wins over release; a file over the size limit is held.
+    pub fn classify(&self, relative_path: &str, size: u64) -> EgressDecision {
+        if self.hold.is_match(relative_path) {
+            return EgressDecision::Hold {
+                reason: "matches a hold rule".into(),
+            };
+        }
+        if !self.release.is_match(relative_path) {
+            return EgressDecision::Keep;
+        }
+        if size > self.max_file_bytes {
+            return EgressDecision::Hold {
+                reason: format!("larger than {} bytes", self.max_file_bytes),
+            };
+        }
+        EgressDecision::Release {
+            checks: self
+                .checks
+                .iter()
+                .filter(|(m, _)| m.is_match(relative_path))
+                .map(|(_, c)| c.clone())
+                .collect(),
+        }
+    }
+}
+
+fn compile_glob(g: &str) -> Result<Glob, String> {
+    globset::GlobBuilder::new(g)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("not a valid glob: {e}"))
+}
+
+fn check_glob(g: &str) -> Result<(), String> {
+    check_relative_path(g)?;
+    compile_glob(g).map(|_| ())
+}
+
+/// A relative path inside a folder: `/`-separated, no empty, `.` or `..` component, no
+/// backslash or control character, at most 1024 bytes.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.len() > 1024 {
+        return Err("must be a relative path of 1 to 1024 bytes".into());
+    }
+    if path.starts_with('/') || path.starts_with('~') {
+        return Err("must be relative to the workflow folder".into());
+    }
+    if path.contains('\\') || path.chars().any(char::is_control) {
+        return Err("must not contain backslashes or control characters".into());
+    }
+    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err("must not contain empty, `.` or `..` components".into());
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    ok.then_some(()).ok_or_else(|| {
+        "1 to 64 characters: lowercase letters, digits, - and _, starting with a letter or digit"
+            .into()
+    })
+}
+
+fn check_version(version: &str) -> Result<(), String> {
+    let ok = !version.is_empty()
+        && version.len() <= 64
+        && version.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+        && !version.contains("..");
+    ok.then_some(()).ok_or_else(|| {
+        "1 to 64 characters: letters, digits, . _ + -, starting with a letter or digit".into()
+    })
+}
+
+/// A dataset id: 1 to 128 characters from letters, digits and `. _ -`, starting with a letter
+/// or digit, with no `..`.
+pub fn check_dataset_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.contains("..");
+    ok.then_some(()).ok_or_else(|| {
+        "must be a dataset id (letters, digits and . _ -), not a path; datasets are named by id"
+            .into()
+    })
+}
+
+/// `name@version`: how `workflow_url` names a registered workflow version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkflowRef {
+    pub name: String,
+    pub version: String,
+}
+
+impl WorkflowRef {
+    pub fn new(name: &str, version: &str) -> Result<Self, String> {
+        check_name(name).map_err(|e| format!("workflow name: {e}"))?;
+        check_version(version).map_err(|e| format!("workflow version: {e}"))?;
+        Ok(WorkflowRef {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        })
+    }
+
+    /// Parses `workflow_url`. Only the canonical form is accepted: no scheme, path, spaces or
+    /// other spelling.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let form = || {
+            "must name a registered workflow as name@version (e.g. quals@1.0.0); \
+             GET /ga4gh/wes/v1/workflows lists them"
+                .to_owned()
+        };
+        let (name, version) = url.split_once('@').ok_or_else(form)?;
+        WorkflowRef::new(name, version).map_err(|_| form())
+    }
+}
+
+impl fmt::Display for WorkflowRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// Refuses strings in `workflow_params` (keys and values, at any depth) that could name a path
+/// or carry shell syntax, and arrays longer than [`MAX_PARAM_ARRAY_LEN`].
+pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
+    let mut stack: Vec<(&Value, String)> = vec![(params, "workflow_params".to_owned())];
+    while let Some((v, path)) = stack.pop() {
+        match v {
+            Value::String(s) => check_param_string(s).map_err(|e| RequestError::new(&path, e))?,
+            Value::Array(items) => {
+                if items.len() > MAX_PARAM_ARRAY_LEN {
+                    return Err(RequestError::new(
+                        path,
+                        format!("at most {MAX_PARAM_ARRAY_LEN} items"),
+                    ));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    stack.push((item, format!("{path}[{i}]")));
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    let key_path = format!("{path}.{}", shorten(k));
+                    if k.len() > 128 {
+                        return Err(RequestError::new(key_path, "keys must be at most 128 bytes"));
+                    }
+                    check_param_string(k)
+                        .map_err(|e| RequestError::new(&key_path, format!("key {e}")))?;
+                    stack.push((item, key_path));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_param_string(s: &str) -> Result<(), String> {
+    if s.len() > MAX_PARAM_STRING_LEN {
+        return Err(format!("must be at most {MAX_PARAM_STRING_LEN} bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if let Some(c) = s.chars().find(|c| FORBIDDEN_PARAM_CHARS.contains(c)) {
+        return Err(format!("must not contain {c:?} (shell syntax is refused)"));
+    }
+    if s.starts_with('/') || s.starts_with('~') {
+        return Err("must not be a path; datasets are named by id".into());
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err("must not contain `..`; datasets are named by id".into());
+    }
+    Ok(())
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 200 {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(200).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// A version range: comparators (`>=`, `>`, `<=`, `<`, `=`, or none for `=`) joined by commas,
+/// all of which must hold; `*` matches every version. Versions compare as dot-separated numbers
+/// (missing components are 0); a version that is not numeric matches only `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRange(Vec<(Op, Vec<u64>)>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+}
+
+impl VersionRange {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(VersionRange(Vec::new()));
+        }
+        if text.is_empty() || text.len() > 128 {
+            return Err("give a range such as \">=9.0, <10\" or *".into());
+        }
+        let mut parts = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            let (op, rest) = [
+                (">=", Op::Ge),
+                ("<=", Op::Le),
+                (">", Op::Gt),
+                ("<", Op::Lt),
+                ("==", Op::Eq),
+                ("=", Op::Eq),
+            ]
+            .into_iter()
+            .find_map(|(p, op)| part.strip_prefix(p).map(|r| (op, r)))
+            .unwrap_or((Op::Eq, part));
+            let v = parse_version(rest.trim())
+                .ok_or_else(|| format!("{part:?} is not a comparator such as >=9.0"))?;
+            parts.push((op, v));
+        }
+        Ok(VersionRange(parts))
+    }
+
+    pub fn matches(&self, version: &str) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let Some(v) = parse_version(version) else {
+            return false;
+        };
+        self.0.iter().all(|(op, bound)| {
+            let ord = cmp_versions(&v, bound);
+            match op {
+                Op::Ge => ord.is_ge(),
+                Op::Gt => ord.is_gt(),
+                Op::Le => ord.is_le(),
+                Op::Lt => ord.is_lt(),
+                Op::Eq => ord.is_eq(),
+            }
+        })
+    }
+}
+
+fn parse_version(text: &str) -> Option<Vec<u64>> {
+    if text.is_empty() || text.len() > 64 {
+        return None;
+    }
+    text.split('.').map(|p| p.parse::<u64>().ok()).collect()
+}
+
+fn cmp_versions(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            a.get(i)
+                .copied()
+                .unwrap_or(0)
+                .cmp(&b.get(i).copied().unwrap_or(0))
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    pub(crate) const QUALS: &str = r#"
+name: quals
+version: 1.0.0
+description: Base-quality summary per sample.
+engine: { workflow_type: SMK, version: ">=9.0, <10" }
+entry_point: Snakefile
+files: [Snakefile, scripts/q.py]
+params_schema:
+  type: object
+  additionalProperties: false
+  required: [dataset]
+  properties:
+    dataset: { type: string, x-spe-dataset: true }
+    extra: { type: array, items: { type: string, x-spe-dataset: true }, maxItems: 4 }
+    threshold: { type: number, minimum: 0, maximum: 1 }
+    label: { type: string, maxLength: 40 }
+engine_parameters:
+  - { name: cores, type: integer, default: "1", min: 1, max: 4 }
+  - { name: partition, type: string, default: debug, allowed: [debug, long] }
+egress:
+  release: ["results/*.csv", "results/**/*.txt"]
+  hold: ["results/secret*"]
+  max_file_bytes: 1000
+  checks:
+    - { glob: "results/*.csv", min_cell_count: 5 }
+"#;
+
+    fn quals() -> Manifest {
+        Manifest::from_yaml(QUALS).unwrap()
+    }
+
+    fn deployment() -> WorkflowsConfig {
+        Config::parse(crate::config::tests::MINIMAL, Vec::new())
+            .unwrap()
+            .workflows
+    }
+
+    fn bad(edit: impl Fn(&str) -> String) -> String {
+        Manifest::from_yaml(&edit(QUALS)).unwrap_err().0
+    }
+
+    #[test]
+    fn a_full_manifest_parses_and_round_trips() {
+        let m = quals();
+        assert_eq!(m.workflow_ref().to_string(), "quals@1.0.0");
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert_eq!(
+            m.dataset_params(),
+            vec![
+                DatasetParam {
+                    name: "dataset".into(),
+                    many: false
+                },
+                DatasetParam {
+                    name: "extra".into(),
+                    many: true
+                }
+            ]
+        );
+        m.check_against(&deployment()).unwrap();
+    }
+
+    #[test]
+    fn manifest_errors_name_the_field() {
+        assert!(bad(|s| s.replace("name: quals", "name: ../quals")).starts_with("name:"));
+        assert!(bad(|s| s.replace("version: 1.0.0", "version: 1/../0")).starts_with("version:"));
+        assert!(
+            bad(|s| s.replace("entry_point: Snakefile", "entry_point: /etc/passwd"))
+                .starts_with("entry_point:")
+        );
+        assert!(
+            bad(|s| s.replace("scripts/q.py", "../q.py")).starts_with("files[1]:"),
+            "{}",
+            bad(|s| s.replace("scripts/q.py", "../q.py"))
+        );
+        assert!(
+            bad(|s| s.replace("entry_point: Snakefile", "entry_point: main.smk"))
+                .starts_with("entry_point:")
+        );
+        assert!(bad(|s| s.replace(">=9.0, <10", "newest")).starts_with("engine.version:"));
+        assert!(
+            bad(|s| s.replace("additionalProperties: false", "additionalProperties: true"))
+                .starts_with("params_schema:")
+        );
+        assert!(
+            bad(|s| s.replace("minimum: 0,", "minimum: zero,")).starts_with("params_schema:")
+        );
+        assert!(
+            bad(|s| s.replace(
+                "label: { type: string, maxLength: 40 }",
+                "label: { type: object, properties: { d: { type: string, x-spe-dataset: true } } }"
+            ))
+            .contains("x-spe-dataset")
+        );
+        assert!(bad(|s| s.replace("default: \"1\"", "default: \"9\"")).starts_with(
+            "engine_parameters[0].default:"
+        ));
+        assert!(bad(|s| s.replace("\"results/*.csv\", ", "\"../*.csv\", "))
+            .starts_with("egress.release[0]:"));
+        assert!(bad(|s| s.replace("max_file_bytes: 1000", "max_file_bytes: 0"))
+            .starts_with("egress.max_file_bytes:"));
+        assert!(bad(|s| s.replace("description:", "surprise: 1\ndescription:")).contains("surprise"));
+    }
+
+    #[test]
+    fn deployment_fit_is_checked() {
+        let m = Manifest::from_yaml(&QUALS.replace(">=9.0, <10", ">=10")).unwrap();
+        assert!(m.check_against(&deployment()).unwrap_err().0.starts_with("engine.version:"));
+        let m = Manifest::from_yaml(&QUALS.replace("name: cores", "name: gpus")).unwrap();
+        assert!(
+            m.check_against(&deployment())
+                .unwrap_err()
+                .0
+                .starts_with("engine_parameters[0].name:")
+        );
+    }
+
+    #[test]
+    fn engine_parameters_are_narrowed_to_the_deployment() {
+        let m = quals();
+        let eff = m
+            .effective_engine_parameters(&deployment().engine_parameters)
+            .unwrap();
+        let cores = eff.iter().find(|s| s.name == "cores").unwrap();
+        assert_eq!((cores.min, cores.max), (Some(1), Some(4)));
+        let partition = eff.iter().find(|s| s.name == "partition").unwrap();
+        assert_eq!(partition.allowed.as_deref(), Some(&["debug".to_owned(), "long".to_owned()][..]));
+        let only_cores = Manifest::from_yaml(&QUALS.replace(
+            "  - { name: partition, type: string, default: debug, allowed: [debug, long] }\n",
+            "",
+        ))
+        .unwrap();
+        assert_eq!(
+            only_cores.fixed_parameters(&deployment().engine_parameters),
+            BTreeMap::from([("partition".to_owned(), "debug".to_owned())])
+        );
+    }
+
+    fn params(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn params_are_checked_and_errors_name_the_field() {
+        let m = quals();
+        m.check_params(&params(json!({"dataset": "demo-1", "threshold": 0.5})))
+            .unwrap();
+        let field = |v: Value| m.check_params(&params(v)).unwrap_err().field;
+        assert_eq!(field(json!({})), "workflow_params");
+        assert_eq!(field(json!({"dataset": "d", "threshold": 2})), "workflow_params.threshold");
+        assert_eq!(field(json!({"dataset": "d", "nope": 1})), "workflow_params");
+        assert_eq!(field(json!({"dataset": "/etc/passwd"})), "workflow_params.dataset");
+        assert_eq!(field(json!({"dataset": "../../x"})), "workflow_params.dataset");
+        assert_eq!(field(json!({"dataset": "a..b"})), "workflow_params.dataset");
+        assert_eq!(field(json!({"dataset": "d", "label": "x; rm -rf /"})), "workflow_params.label");
+        assert_eq!(field(json!({"dataset": "d", "label": "$(id)"})), "workflow_params.label");
+        assert_eq!(field(json!({"dataset": "d", "label": "a\nb"})), "workflow_params.label");
+        assert_eq!(
+            field(json!({"dataset": "d", "label": "x".repeat(5000)})),
+            "workflow_params.label"
+        );
+        assert_eq!(
+            field(json!({"dataset": "d", "extra": ["ok", "sub/../../x"]})),
+            "workflow_params.extra[1]"
+        );
+        assert_eq!(field(json!({"dataset": "d", "extra": ["a b"]})), "workflow_params.extra[0]");
+        // Messages never echo the value.
+        let err = m
+            .check_params(&params(json!({"dataset": "d", "label": "SECRETSECRET".repeat(10)})))
+            .unwrap_err();
+        assert!(!err.reason.contains("SECRETSECRET"), "{err}");
+    }
+
+    #[test]
+    fn datasets_are_listed_and_resolved() {
+        let m = quals();
+        let p = params(json!({"dataset": "demo-1", "extra": ["a", "b"], "threshold": 0.1}));
+        let refs = m.dataset_references(&p);
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs[2].field, "workflow_params.extra[1]");
+        let resolved = m
+            .resolve_datasets(&p, |id| Some(format!("/data/{id}")))
+            .unwrap();
+        assert_eq!(resolved["dataset"], "/data/demo-1");
+        assert_eq!(resolved["extra"], json!(["/data/a", "/data/b"]));
+        assert_eq!(resolved["threshold"], json!(0.1));
+        let err = m
+            .resolve_datasets(&p, |id| (id != "b").then(|| format!("/data/{id}")))
+            .unwrap_err();
+        assert_eq!(err.field, "workflow_params.extra[1]");
+    }
+
+    #[test]
+    fn workflow_refs_are_canonical() {
+        assert_eq!(
+            WorkflowRef::parse("quals@1.0.0").unwrap().to_string(),
+            "quals@1.0.0"
+        );
+        for bad in [
+            "quals",
+            "quals@",
+            "@1.0",
+            "../quals@1.0.0",
+            "quals@../../etc",
+            "quals@1.0.0@2",
+            "Quals@1.0.0",
+            "https://x/quals@1.0.0",
+            "quals@1.0.0; rm -rf /",
+            "quals @1.0.0",
+            "/srv/workflows/quals@1.0.0",
+            &format!("quals@{}", "1".repeat(100)),
+        ] {
+            assert!(WorkflowRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn egress_rules_classify_outputs() {
+        let m = quals().egress.matcher().unwrap();
+        assert!(matches!(
+            m.classify("results/a.csv", 10),
+            EgressDecision::Release { ref checks } if checks.len() == 1
+        ));
+        assert!(matches!(
+            m.classify("results/x/y/z.txt", 10),
+            EgressDecision::Release { ref checks } if checks.is_empty()
+        ));
+        assert!(matches!(m.classify("results/a.csv", 1001), EgressDecision::Hold { .. }));
+        assert!(matches!(m.classify("results/secret.csv", 1), EgressDecision::Hold { .. }));
+        assert_eq!(m.classify("results/sub/a.csv", 1), EgressDecision::Keep);
+        assert_eq!(m.classify("input.bam", 1), EgressDecision::Keep);
+    }
+
+    #[test]
+    fn version_ranges() {
+        let r = VersionRange::parse(">=9.0, <10").unwrap();
+        assert!(r.matches("9.27"));
+        assert!(r.matches("9"));
+        assert!(!r.matches("10.0"));
+        assert!(!r.matches("8.99"));
+        assert!(!r.matches("DSL2"));
+        assert!(VersionRange::parse("*").unwrap().matches("anything"));
+        assert!(VersionRange::parse("24.10").unwrap().matches("24.10.0"));
+        assert!(VersionRange::parse(">= 9 ,<= 9.5").unwrap().matches("9.5"));
+        assert!(VersionRange::parse("~9").is_err());
+        assert!(VersionRange::parse("").is_err());
+    }
+}

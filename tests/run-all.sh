@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project on this machine, starting the real peers it needs first.
+# Usage: tests/run-all.sh        (the README's test command; .ci/run calls it too)
+#
+# 1. formatting and lints (cargo fmt --check, clippy -D warnings)
+# 2. the Rust test suites of every crate, with the store suite against SQLite and PostgreSQL
+# 3. API conformance with schemathesis against the official WES 1.1.0 spec
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "peers: PostgreSQL on 127.0.0.1"
+SPE_TEST_POSTGRES_URL=$(tests/peers/postgres.sh start)
+export SPE_TEST_POSTGRES_URL
+
+step "python tools (schemathesis, snakemake) in a venv"
+tools=$(tests/peers/python-tools.sh)
+export SPE_TOOLS_BIN=$tools
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+[ "$status" -eq 0 ] || { echo "cargo test failed"; echo "$passed passed, $failed failed"; exit "$status"; }
+
+step "API conformance (schemathesis)"
+tests/contract/schemathesis.sh "$root/target/debug/wes-api"
+
+echo
+echo "all suites green"
+echo "$passed passed, $failed failed"
