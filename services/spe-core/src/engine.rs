@@ -282,12 +282,19 @@ mod tests {
 
     fn spec(engine: &str, workflow_type: WorkflowType, params: &[(&str, &str)]) -> RunSpec {
         RunSpec {
-            run_id: "0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11".parse::<RunId>().unwrap(),
+            run_id: "0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11"
+                .parse::<RunId>()
+                .unwrap(),
             workflow_type,
             engine: engine.to_owned(),
             engine_executable: engine.to_owned(),
             workflow_dir: PathBuf::from("/srv/workflows/quals/1.0.0"),
-            entry_point: if engine == NEXTFLOW { "main.nf" } else { "Snakefile" }.to_owned(),
+            entry_point: if engine == NEXTFLOW {
+                "main.nf"
+            } else {
+                "Snakefile"
+            }
+            .to_owned(),
             workflow_files: vec!["Snakefile".to_owned()],
             expected_digest: digest_files(&[("Snakefile", "x")]),
             run_dir: PathBuf::from("/data/runs/0b5e/0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11"),
@@ -437,7 +444,14 @@ mod tests {
                 ..
             })
         ));
-        for entry in ["/etc/Snakefile", "../Snakefile", "a//b", "", "-s", "./Snakefile"] {
+        for entry in [
+            "/etc/Snakefile",
+            "../Snakefile",
+            "a//b",
+            "",
+            "-s",
+            "./Snakefile",
+        ] {
             let mut s = spec(SNAKEMAKE, WorkflowType::Snakemake, &[]);
             s.entry_point = entry.to_owned();
             assert!(

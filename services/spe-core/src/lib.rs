@@ -14,6 +14,7 @@ pub mod page;
 pub mod request;
 pub mod runspec;
 pub mod secret;
+pub mod slurm;
 pub mod state;
 pub mod time;
 

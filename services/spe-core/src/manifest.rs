@@ -5,30 +5,29 @@
 //! name: quals                       # [a-z0-9][a-z0-9_-]*, at most 64 characters
 //! version: 1.0.0                    # letters, digits and . _ + -, at most 64 characters
 //! description: Base-quality summary per sample.
-//! engine:
-//!   workflow_type: SMK              # SMK (Snakemake) or NFL (Nextflow)
-//!   version: ">=9.0, <10"           # comparators joined by commas; `*` for any
+//! engine: SMK                       # SMK (Snakemake) or NFL (Nextflow)
+//! engine_version: ">=9, <10"        # comparators joined by commas; `*` for any
 //! entry_point: Snakefile            # relative to the workflow folder
 //! files: [Snakefile, scripts/q.py]  # optional: every regular file of the folder when absent
-//! params_schema:                    # JSON Schema of workflow_params (draft 2020-12 by default)
+//! params:                           # JSON Schema of workflow_params (draft 2020-12 by default)
 //!   type: object
-//!   additionalProperties: false
+//!   additionalProperties: false     # required: only declared parameters pass
 //!   required: [dataset]
 //!   properties:
-//!     dataset: { type: string, x-spe-dataset: true }   # a dataset id, resolved to its path
-//!     threshold: { type: number, minimum: 0, maximum: 1 }
+//!     dataset: { type: string, x-spe-dataset: true }   # a dataset id, resolved to its location
+//!     min_qual: { type: number, minimum: 0, maximum: 100 }
 //! engine_parameters:                # what a researcher may set; each must be one the deployment offers
-//!   - { name: cores, type: integer, default: "1", min: 1, max: 2 }
-//!   - { name: partition, type: string, default: debug, allowed: [debug] }
+//!   cores: { type: integer, default: "1", min: 1, max: 2 }
+//!   partition: { type: string, default: debug, allowed: [debug] }
 //! egress:
 //!   release: ["results/*.csv"]      # released automatically
-//!   hold: ["results/*.bam"]         # held for a data controller's review (hold wins over release)
-//!   max_file_bytes: 104857600       # larger files are held, never released automatically
+//!   review: ["results/*.bam"]       # held for a data controller's review (review wins over release)
+//!   max_file_bytes: 104857600       # larger files are held for review, never released automatically
 //!   checks:                         # optional per-file checks
 //!     - { glob: "results/*.csv", min_cell_count: 5 }
 //! ```
 //!
-//! Dataset parameters: a top-level property of `params_schema` of type string carrying
+//! Dataset parameters: a top-level property of `params` of type string carrying
 //! `x-spe-dataset: true` (or an array whose `items` carry it) takes dataset ids. Researchers name
 //! datasets only by id; the run spec gets the registered locations ([`Manifest::resolve_datasets`]).
 //!
@@ -43,12 +42,12 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{EngineParameterSpec, WorkflowsConfig};
+use crate::config::{EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
 use crate::request::{RequestError, WorkflowType};
 
 /// The manifest's file name inside a workflow folder. It is always one of the digested files.
 pub const MANIFEST_FILE: &str = "workflow.yaml";
-/// The keyword that marks a `params_schema` property as a dataset id.
+/// The keyword that marks a `params` property as a dataset id.
 pub const DATASET_KEYWORD: &str = "x-spe-dataset";
 /// Most files one workflow version may hold.
 pub const MAX_FILES: usize = 1000;
@@ -66,22 +65,58 @@ pub struct Manifest {
     pub version: String,
     #[serde(default)]
     pub description: String,
-    pub engine: EngineRequirement,
+    /// The workflow type, which names the engine: `SMK` (Snakemake) or `NFL` (Nextflow).
+    pub engine: WorkflowType,
+    /// The engine versions it runs on, e.g. `>=9, <10`; see [`VersionRange`].
+    pub engine_version: String,
     pub entry_point: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<String>>,
-    pub params_schema: Value,
+    /// JSON Schema of `workflow_params`.
+    pub params: Value,
+    /// Engine parameters a researcher may set, by name.
     #[serde(default)]
-    pub engine_parameters: Vec<EngineParameterSpec>,
+    pub engine_parameters: BTreeMap<String, EngineParameterRule>,
     pub egress: EgressRules,
 }
 
+/// One engine parameter a researcher may set: its type, bounds and default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EngineRequirement {
-    pub workflow_type: WorkflowType,
-    /// A version range such as `>=9.0, <10`; see [`VersionRange`].
-    pub version: String,
+pub struct EngineParameterRule {
+    #[serde(rename = "type")]
+    pub kind: EngineParameterKind,
+    /// Written as a string (`"1"`) or a number.
+    #[serde(deserialize_with = "string_or_number")]
+    pub default: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+    /// For string parameters: the only values allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+}
+
+impl EngineParameterRule {
+    pub fn to_spec(&self, name: &str) -> EngineParameterSpec {
+        EngineParameterSpec {
+            name: name.to_owned(),
+            kind: self.kind,
+            default: self.default.clone(),
+            min: self.min,
+            max: self.max,
+            allowed: self.allowed.clone(),
+        }
+    }
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(serde::de::Error::custom("expected a string or a number")),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,9 +125,9 @@ pub struct EgressRules {
     /// Output globs (relative to the run directory) released without a person looking.
     #[serde(default)]
     pub release: Vec<String>,
-    /// Output globs held for a data controller's review. Hold wins over release.
+    /// Output globs held for a data controller's review. Review wins over release.
     #[serde(default)]
-    pub hold: Vec<String>,
+    pub review: Vec<String>,
     /// Files larger than this are held, never released automatically.
     pub max_file_bytes: u64,
     #[serde(default)]
@@ -167,7 +202,7 @@ impl Manifest {
                 "at most 4096 bytes of text without control characters",
             ));
         }
-        VersionRange::parse(&self.engine.version).map_err(|e| at("engine.version", e))?;
+        VersionRange::parse(&self.engine_version).map_err(|e| at("engine_version", e))?;
         check_relative_path(&self.entry_point).map_err(|e| at("entry_point", e))?;
         if let Some(files) = &self.files {
             if files.len() > MAX_FILES {
@@ -185,21 +220,15 @@ impl Manifest {
             }
         }
         self.check_params_schema()?;
-        let mut names = BTreeSet::new();
-        for (i, spec) in self.engine_parameters.iter().enumerate() {
-            let key = format!("engine_parameters[{i}]");
-            if spec.name.is_empty()
-                || spec.name.len() > 64
-                || !spec
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        for (name, rule) in &self.engine_parameters {
+            let key = format!("engine_parameters.{}", shorten(name));
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
-                return Err(at(&format!("{key}.name"), "use letters, digits and _ only"));
+                return Err(at(&key, "name it with letters, digits and _ only"));
             }
-            if !names.insert(spec.name.as_str()) {
-                return Err(at(&format!("{key}.name"), "listed twice"));
-            }
+            let spec = rule.to_spec(name);
             if let (Some(min), Some(max)) = (spec.min, spec.max)
                 && min > max
             {
@@ -213,8 +242,8 @@ impl Manifest {
     }
 
     fn check_params_schema(&self) -> Result<(), ManifestError> {
-        let field = "params_schema";
-        let Value::Object(schema) = &self.params_schema else {
+        let field = "params";
+        let Value::Object(schema) = &self.params else {
             return Err(at(field, "must be a JSON Schema object"));
         };
         if schema.get("type") != Some(&Value::String("object".into())) {
@@ -226,9 +255,9 @@ impl Manifest {
                 "must have `additionalProperties: false`, so that only declared parameters pass",
             ));
         }
-        jsonschema::meta::validate(&self.params_schema)
+        jsonschema::meta::validate(&self.params)
             .map_err(|e| at(field, format!("not a valid JSON Schema: {}", e.masked())))?;
-        jsonschema::validator_for(&self.params_schema)
+        jsonschema::validator_for(&self.params)
             .map_err(|e| at(field, format!("cannot be compiled: {}", e.masked())))?;
         // The dataset keyword is honoured only where resolution looks for it.
         let allowed: BTreeSet<*const Value> = self
@@ -237,7 +266,7 @@ impl Manifest {
             .filter_map(|p| self.dataset_marker_owner(&p.name, p.many))
             .map(|v| v as *const Value)
             .collect();
-        let mut stack: Vec<(&Value, String)> = vec![(&self.params_schema, field.to_owned())];
+        let mut stack: Vec<(&Value, String)> = vec![(&self.params, field.to_owned())];
         while let Some((node, path)) = stack.pop() {
             match node {
                 Value::Object(map) => {
@@ -273,13 +302,13 @@ impl Manifest {
 
     /// The schema node that carries the dataset marker for a dataset parameter.
     fn dataset_marker_owner(&self, name: &str, many: bool) -> Option<&Value> {
-        let prop = self.params_schema.get("properties")?.get(name)?;
+        let prop = self.params.get("properties")?.get(name)?;
         if many { prop.get("items") } else { Some(prop) }
     }
 
     /// Top-level parameters that take dataset ids, per the `x-spe-dataset` keyword.
     pub fn dataset_params(&self) -> Vec<DatasetParam> {
-        let Some(Value::Object(props)) = self.params_schema.get("properties") else {
+        let Some(Value::Object(props)) = self.params.get("properties") else {
             return Vec::new();
         };
         let is_string = |v: &Value| v.get("type") == Some(&Value::String("string".into()));
@@ -368,15 +397,15 @@ impl Manifest {
     }
 
     /// Checks `workflow_params` against the manifest: the string rules of
-    /// [`check_param_strings`], then `params_schema`, then the form of dataset ids. The error
+    /// [`check_param_strings`], then the `params` schema, then the form of dataset ids. The error
     /// names the field and never echoes the value.
     pub fn check_params(&self, params: &Map<String, Value>) -> Result<(), RequestError> {
         let as_value = Value::Object(params.clone());
         check_param_strings(&as_value)?;
-        let validator = jsonschema::validator_for(&self.params_schema).map_err(|e| {
+        let validator = jsonschema::validator_for(&self.params).map_err(|e| {
             RequestError::new(
                 "workflow_url",
-                format!("the workflow's params_schema is unusable: {}", e.masked()),
+                format!("the workflow's params schema is unusable: {}", e.masked()),
             )
         })?;
         if let Err(e) = validator.validate(&as_value) {
@@ -403,14 +432,12 @@ impl Manifest {
     /// Checks what depends on the deployment: its workflow types, an engine whose versions fit
     /// the range, and engine parameters it offers.
     pub fn check_against(&self, deployment: &WorkflowsConfig) -> Result<(), ManifestError> {
-        let ty = self.engine.workflow_type;
+        let ty = self.engine;
         if !deployment.types.contains_key(&ty) {
-            return Err(at(
-                "engine.workflow_type",
-                format!("{ty} is not run by this deployment"),
-            ));
+            return Err(at("engine", format!("{ty} is not run by this deployment")));
         }
-        let range = VersionRange::parse(&self.engine.version).map_err(|e| at("engine.version", e))?;
+        let range =
+            VersionRange::parse(&self.engine_version).map_err(|e| at("engine_version", e))?;
         let fits = deployment
             .engines
             .values()
@@ -419,21 +446,18 @@ impl Manifest {
             .any(|v| range.matches(v));
         if !fits {
             return Err(at(
-                "engine.version",
+                "engine_version",
                 format!("no {ty} engine version of this deployment is in the range"),
             ));
         }
-        for (i, spec) in self.engine_parameters.iter().enumerate() {
-            let key = format!("engine_parameters[{i}]");
+        for (name, spec) in &self.engine_parameters {
+            let key = format!("engine_parameters.{name}");
             let Some(offered) = deployment
                 .engine_parameters
                 .iter()
-                .find(|d| d.name == spec.name)
+                .find(|d| &d.name == name)
             else {
-                return Err(at(
-                    &format!("{key}.name"),
-                    format!("{} is not an engine parameter of this deployment", spec.name),
-                ));
+                return Err(at(&key, "not an engine parameter of this deployment"));
             };
             if offered.kind != spec.kind {
                 return Err(at(
@@ -456,7 +480,8 @@ impl Manifest {
         deployment: &[EngineParameterSpec],
     ) -> Result<Vec<EngineParameterSpec>, RequestError> {
         let mut out = Vec::new();
-        for spec in &self.engine_parameters {
+        for (name, rule) in &self.engine_parameters {
+            let spec = &rule.to_spec(name);
             let field = format!("workflow_engine_parameters.{}", spec.name);
             let Some(offered) = deployment.iter().find(|d| d.name == spec.name) else {
                 continue;
@@ -499,14 +524,14 @@ impl Manifest {
     pub fn fixed_parameters(&self, deployment: &[EngineParameterSpec]) -> BTreeMap<String, String> {
         deployment
             .iter()
-            .filter(|d| !self.engine_parameters.iter().any(|s| s.name == d.name))
+            .filter(|d| !self.engine_parameters.contains_key(&d.name))
             .map(|d| (d.name.clone(), d.default.clone()))
             .collect()
     }
 
     /// Whether a given engine version satisfies the manifest's range.
     pub fn accepts_engine_version(&self, version: &str) -> bool {
-        VersionRange::parse(&self.engine.version).is_ok_and(|r| r.matches(version))
+        VersionRange::parse(&self.engine_version).is_ok_and(|r| r.matches(version))
     }
 }
 
@@ -532,7 +557,7 @@ impl EgressRules {
         if self.max_file_bytes == 0 {
             return Err(at("egress.max_file_bytes", "must be at least 1"));
         }
-        for (list, globs) in [("release", &self.release), ("hold", &self.hold)] {
+        for (list, globs) in [("release", &self.release), ("review", &self.review)] {
             for (i, g) in globs.iter().enumerate() {
                 check_glob(g).map_err(|e| at(&format!("egress.{list}[{i}]"), e))?;
             }
@@ -559,11 +584,18 @@ impl EgressRules {
         let checks = self
             .checks
             .iter()
-            .map(|c| Ok((compile_glob(&c.glob).map_err(ManifestError)?.compile_matcher(), c.clone())))
+            .map(|c| {
+                Ok((
+                    compile_glob(&c.glob)
+                        .map_err(ManifestError)?
+                        .compile_matcher(),
+                    c.clone(),
+                ))
+            })
             .collect::<Result<Vec<_>, ManifestError>>()?;
         Ok(EgressMatcher {
             release: build(&self.release)?,
-            hold: build(&self.hold)?,
+            review: build(&self.review)?,
             max_file_bytes: self.max_file_bytes,
             checks,
         })
@@ -583,18 +615,18 @@ pub enum EgressDecision {
 
 pub struct EgressMatcher {
     release: GlobSet,
-    hold: GlobSet,
+    review: GlobSet,
     max_file_bytes: u64,
     checks: Vec<(globset::GlobMatcher, OutputCheck)>,
 }
 
 impl EgressMatcher {
-    /// Decides for one output, by its path relative to the run directory and its size. Hold
+    /// Decides for one output, by its path relative to the run directory and its size. Review
     /// wins over release; a file over the size limit is held.
     pub fn classify(&self, relative_path: &str, size: u64) -> EgressDecision {
-        if self.hold.is_match(relative_path) {
+        if self.review.is_match(relative_path) {
             return EgressDecision::Hold {
-                reason: "matches a hold rule".into(),
+                reason: "matches a review rule".into(),
             };
         }
         if !self.release.is_match(relative_path) {
@@ -640,7 +672,10 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
     if path.contains('\\') || path.chars().any(char::is_control) {
         return Err("must not contain backslashes or control characters".into());
     }
-    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err("must not contain empty, `.` or `..` components".into());
     }
     Ok(())
@@ -665,7 +700,10 @@ fn check_name(name: &str) -> Result<(), String> {
 fn check_version(version: &str) -> Result<(), String> {
     let ok = !version.is_empty()
         && version.len() <= 64
-        && version.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && version
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && version
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
@@ -749,7 +787,10 @@ pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
                 for (k, item) in map {
                     let key_path = format!("{path}.{}", shorten(k));
                     if k.len() > 128 {
-                        return Err(RequestError::new(key_path, "keys must be at most 128 bytes"));
+                        return Err(RequestError::new(
+                            key_path,
+                            "keys must be at most 128 bytes",
+                        ));
                     }
                     check_param_string(k)
                         .map_err(|e| RequestError::new(&key_path, format!("key {e}")))?;
@@ -886,10 +927,11 @@ mod tests {
 name: quals
 version: 1.0.0
 description: Base-quality summary per sample.
-engine: { workflow_type: SMK, version: ">=9.0, <10" }
+engine: SMK
+engine_version: ">=9.0, <10"
 entry_point: Snakefile
 files: [Snakefile, scripts/q.py]
-params_schema:
+params:
   type: object
   additionalProperties: false
   required: [dataset]
@@ -899,11 +941,11 @@ params_schema:
     threshold: { type: number, minimum: 0, maximum: 1 }
     label: { type: string, maxLength: 40 }
 engine_parameters:
-  - { name: cores, type: integer, default: "1", min: 1, max: 4 }
-  - { name: partition, type: string, default: debug, allowed: [debug, long] }
+  cores: { type: integer, default: 1, min: 1, max: 4 }
+  partition: { type: string, default: debug, allowed: [debug, long] }
 egress:
   release: ["results/*.csv", "results/**/*.txt"]
-  hold: ["results/secret*"]
+  review: ["results/secret*"]
   max_file_bytes: 1000
   checks:
     - { glob: "results/*.csv", min_cell_count: 5 }
@@ -961,14 +1003,12 @@ egress:
             bad(|s| s.replace("entry_point: Snakefile", "entry_point: main.smk"))
                 .starts_with("entry_point:")
         );
-        assert!(bad(|s| s.replace(">=9.0, <10", "newest")).starts_with("engine.version:"));
+        assert!(bad(|s| s.replace(">=9.0, <10", "newest")).starts_with("engine_version:"));
         assert!(
             bad(|s| s.replace("additionalProperties: false", "additionalProperties: true"))
-                .starts_with("params_schema:")
+                .starts_with("params:")
         );
-        assert!(
-            bad(|s| s.replace("minimum: 0,", "minimum: zero,")).starts_with("params_schema:")
-        );
+        assert!(bad(|s| s.replace("minimum: 0,", "minimum: zero,")).starts_with("params:"));
         assert!(
             bad(|s| s.replace(
                 "label: { type: string, maxLength: 40 }",
@@ -976,26 +1016,38 @@ egress:
             ))
             .contains("x-spe-dataset")
         );
-        assert!(bad(|s| s.replace("default: \"1\"", "default: \"9\"")).starts_with(
-            "engine_parameters[0].default:"
-        ));
-        assert!(bad(|s| s.replace("\"results/*.csv\", ", "\"../*.csv\", "))
-            .starts_with("egress.release[0]:"));
-        assert!(bad(|s| s.replace("max_file_bytes: 1000", "max_file_bytes: 0"))
-            .starts_with("egress.max_file_bytes:"));
-        assert!(bad(|s| s.replace("description:", "surprise: 1\ndescription:")).contains("surprise"));
+        assert!(
+            bad(|s| s.replace("default: 1,", "default: 9,"))
+                .starts_with("engine_parameters.cores.default:")
+        );
+        assert!(
+            bad(|s| s.replace("\"results/*.csv\", ", "\"../*.csv\", "))
+                .starts_with("egress.release[0]:")
+        );
+        assert!(
+            bad(|s| s.replace("max_file_bytes: 1000", "max_file_bytes: 0"))
+                .starts_with("egress.max_file_bytes:")
+        );
+        assert!(
+            bad(|s| s.replace("description:", "surprise: 1\ndescription:")).contains("surprise")
+        );
     }
 
     #[test]
     fn deployment_fit_is_checked() {
         let m = Manifest::from_yaml(&QUALS.replace(">=9.0, <10", ">=10")).unwrap();
-        assert!(m.check_against(&deployment()).unwrap_err().0.starts_with("engine.version:"));
-        let m = Manifest::from_yaml(&QUALS.replace("name: cores", "name: gpus")).unwrap();
         assert!(
             m.check_against(&deployment())
                 .unwrap_err()
                 .0
-                .starts_with("engine_parameters[0].name:")
+                .starts_with("engine_version:")
+        );
+        let m = Manifest::from_yaml(&QUALS.replace("cores:", "gpus:")).unwrap();
+        assert!(
+            m.check_against(&deployment())
+                .unwrap_err()
+                .0
+                .starts_with("engine_parameters.gpus:")
         );
     }
 
@@ -1008,9 +1060,12 @@ egress:
         let cores = eff.iter().find(|s| s.name == "cores").unwrap();
         assert_eq!((cores.min, cores.max), (Some(1), Some(4)));
         let partition = eff.iter().find(|s| s.name == "partition").unwrap();
-        assert_eq!(partition.allowed.as_deref(), Some(&["debug".to_owned(), "long".to_owned()][..]));
+        assert_eq!(
+            partition.allowed.as_deref(),
+            Some(&["debug".to_owned(), "long".to_owned()][..])
+        );
         let only_cores = Manifest::from_yaml(&QUALS.replace(
-            "  - { name: partition, type: string, default: debug, allowed: [debug, long] }\n",
+            "  partition: { type: string, default: debug, allowed: [debug, long] }\n",
             "",
         ))
         .unwrap();
@@ -1034,14 +1089,32 @@ egress:
             .unwrap();
         let field = |v: Value| m.check_params(&params(v)).unwrap_err().field;
         assert_eq!(field(json!({})), "workflow_params");
-        assert_eq!(field(json!({"dataset": "d", "threshold": 2})), "workflow_params.threshold");
+        assert_eq!(
+            field(json!({"dataset": "d", "threshold": 2})),
+            "workflow_params.threshold"
+        );
         assert_eq!(field(json!({"dataset": "d", "nope": 1})), "workflow_params");
-        assert_eq!(field(json!({"dataset": "/etc/passwd"})), "workflow_params.dataset");
-        assert_eq!(field(json!({"dataset": "../../x"})), "workflow_params.dataset");
+        assert_eq!(
+            field(json!({"dataset": "/etc/passwd"})),
+            "workflow_params.dataset"
+        );
+        assert_eq!(
+            field(json!({"dataset": "../../x"})),
+            "workflow_params.dataset"
+        );
         assert_eq!(field(json!({"dataset": "a..b"})), "workflow_params.dataset");
-        assert_eq!(field(json!({"dataset": "d", "label": "x; rm -rf /"})), "workflow_params.label");
-        assert_eq!(field(json!({"dataset": "d", "label": "$(id)"})), "workflow_params.label");
-        assert_eq!(field(json!({"dataset": "d", "label": "a\nb"})), "workflow_params.label");
+        assert_eq!(
+            field(json!({"dataset": "d", "label": "x; rm -rf /"})),
+            "workflow_params.label"
+        );
+        assert_eq!(
+            field(json!({"dataset": "d", "label": "$(id)"})),
+            "workflow_params.label"
+        );
+        assert_eq!(
+            field(json!({"dataset": "d", "label": "a\nb"})),
+            "workflow_params.label"
+        );
         assert_eq!(
             field(json!({"dataset": "d", "label": "x".repeat(5000)})),
             "workflow_params.label"
@@ -1050,10 +1123,15 @@ egress:
             field(json!({"dataset": "d", "extra": ["ok", "sub/../../x"]})),
             "workflow_params.extra[1]"
         );
-        assert_eq!(field(json!({"dataset": "d", "extra": ["a b"]})), "workflow_params.extra[0]");
+        assert_eq!(
+            field(json!({"dataset": "d", "extra": ["a b"]})),
+            "workflow_params.extra[0]"
+        );
         // Messages never echo the value.
         let err = m
-            .check_params(&params(json!({"dataset": "d", "label": "SECRETSECRET".repeat(10)})))
+            .check_params(&params(
+                json!({"dataset": "d", "label": "SECRETSECRET".repeat(10)}),
+            ))
             .unwrap_err();
         assert!(!err.reason.contains("SECRETSECRET"), "{err}");
     }
@@ -1112,10 +1190,38 @@ egress:
             m.classify("results/x/y/z.txt", 10),
             EgressDecision::Release { ref checks } if checks.is_empty()
         ));
-        assert!(matches!(m.classify("results/a.csv", 1001), EgressDecision::Hold { .. }));
-        assert!(matches!(m.classify("results/secret.csv", 1), EgressDecision::Hold { .. }));
+        assert!(matches!(
+            m.classify("results/a.csv", 1001),
+            EgressDecision::Hold { .. }
+        ));
+        assert!(matches!(
+            m.classify("results/secret.csv", 1),
+            EgressDecision::Hold { .. }
+        ));
         assert_eq!(m.classify("results/sub/a.csv", 1), EgressDecision::Keep);
         assert_eq!(m.classify("input.bam", 1), EgressDecision::Keep);
+    }
+
+    #[test]
+    fn the_example_workflows_parse_and_fit_the_dev_deployment() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dev = std::fs::read_to_string(root.join("deploy/config/spe.dev.yaml")).unwrap();
+        let dev = Config::parse(&dev, Vec::new()).unwrap().workflows;
+        for name in ["quals", "fail-demo", "sleep-demo", "hello-nf"] {
+            let path = root.join("workflows").join(name).join(MANIFEST_FILE);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let m = Manifest::from_yaml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(m.name, name);
+            m.check_against(&dev)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            m.effective_engine_parameters(&dev.engine_parameters)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let quals = std::fs::read_to_string(root.join("workflows/quals/workflow.yaml")).unwrap();
+        let quals = Manifest::from_yaml(&quals).unwrap();
+        assert_eq!(quals.dataset_params()[0].name, "dataset");
     }
 
     #[test]

@@ -6,9 +6,15 @@
 //! placeholders, which both drivers accept, and only types both share (TEXT, BIGINT).
 
 mod error;
+mod execution;
+mod registry;
 mod runs;
 
 pub use error::StoreError;
+pub use registry::{
+    DATASET_ACTIVE, DATASET_RETIRED, Dataset, NewDataset, NewWorkflowVersion, Refusable,
+    RegistryEvent, RegistryRefusal, STATE_APPROVED, STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
+};
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
 
 use std::path::Path;

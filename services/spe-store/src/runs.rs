@@ -43,6 +43,10 @@ pub struct RunRecord {
     pub exit_code: Option<i64>,
     pub slurm_job_id: Option<String>,
     pub reason: Option<String>,
+    /// How many times submission to Slurm has failed transiently so far.
+    pub submit_attempts: i64,
+    /// The run's `.weskit/<timestamp>` folder, once submitted.
+    pub log_dir: Option<String>,
 }
 
 impl RunRecord {
@@ -105,9 +109,9 @@ enum Param {
     Int(i64),
 }
 
-const RUN_COLUMNS: &str = "id, state, owner, workflow_type, workflow_type_version, workflow_url, \
+pub(crate) const RUN_COLUMNS: &str = "id, state, owner, workflow_type, workflow_type_version, workflow_url, \
      request_json, run_dir, created_at, updated_at, start_time, end_time, exit_code, \
-     slurm_job_id, reason";
+     slurm_job_id, reason, submit_attempts, log_dir";
 
 impl Store {
     /// Stores a new run in state QUEUED with its first event, in one transaction: once this
@@ -358,7 +362,7 @@ fn parse_state(text: &str) -> Result<RunState, StoreError> {
         .map_err(|e: spe_core::state::InvalidRunState| StoreError::Corrupt(e.to_string()))
 }
 
-fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
+pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let id: String = row.try_get("id")?;
     let state: String = row.try_get("state")?;
     let request: String = row.try_get("request_json")?;
@@ -385,5 +389,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
         exit_code: row.try_get("exit_code")?,
         slurm_job_id: row.try_get("slurm_job_id")?,
         reason: row.try_get("reason")?,
+        submit_attempts: row.try_get("submit_attempts")?,
+        log_dir: row.try_get("log_dir")?,
     })
 }

@@ -25,6 +25,14 @@ pub mod actions {
     pub const RUNS_SUBMIT: u8 = 1;
     pub const RUNS_READ: u8 = 2;
     pub const RUNS_CANCEL: u8 = 3;
+    /// Register, approve and retire workflow versions; see every version and the registry history.
+    pub const WORKFLOWS_MANAGE: u8 = 4;
+    /// List and show approved workflows with their parameter schema.
+    pub const WORKFLOWS_READ: u8 = 5;
+    /// Register and retire datasets, see their locations.
+    pub const DATASETS_MANAGE: u8 = 6;
+    /// List active datasets by id and description (never their locations).
+    pub const DATASETS_READ: u8 = 7;
 }
 
 /// Which roles grant an action.
@@ -34,6 +42,10 @@ pub fn roles_for(action: u8) -> &'static [Role] {
         actions::RUNS_SUBMIT => &[Researcher],
         actions::RUNS_READ => &[Researcher, Operator],
         actions::RUNS_CANCEL => &[Researcher, Operator],
+        actions::WORKFLOWS_MANAGE => &[DataController],
+        actions::WORKFLOWS_READ => &[Researcher, DataController],
+        actions::DATASETS_MANAGE => &[DataController],
+        actions::DATASETS_READ => &[Researcher, DataController],
         _ => &[],
     }
 }

@@ -14,11 +14,16 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::auth::Authenticator;
 use crate::error::{ApiError, json_error_body};
 use crate::routes;
+use crate::slurm::SlurmClient;
+use crate::slurm::reconciler::Reconciler;
+use crate::slurm::submitter::Submitter;
 
 /// What every handler can reach.
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// `None` when `slurm.enabled` is false (API-only set-ups): runs then stay QUEUED.
+    pub slurm: Option<Arc<SlurmClient>>,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -79,9 +84,31 @@ impl Application {
             })?
             .port();
         let workers = config.server.workers;
+        let config = Arc::new(config);
+        let slurm = config
+            .slurm
+            .enabled
+            .then(|| Arc::new(SlurmClient::new(&config.slurm)));
+        match &slurm {
+            Some(client) => {
+                tokio::spawn(
+                    Submitter {
+                        store: store.clone(),
+                        config: config.clone(),
+                        slurm: client.clone(),
+                    }
+                    .run_forever(),
+                );
+                tokio::spawn(
+                    Reconciler::new(store.clone(), config.clone(), client.clone()).run_forever(),
+                );
+            }
+            None => tracing::warn!("slurm.enabled is false: accepted runs stay QUEUED"),
+        }
         let state = web::Data::new(AppState {
-            config: Arc::new(config),
+            config,
             store: store.clone(),
+            slurm,
         });
         let authenticator = web::Data::new(authenticator);
         let mut server =

@@ -57,7 +57,7 @@ async fn a_submitted_run_is_stored_queued_and_shown_back() {
             ("workflow_url", "quals@1.0.0"),
             (
                 "workflow_params",
-                r#"{"dataset": "demo-1", "threshold": 0.5}"#,
+                r#"{"dataset": "demo-1", "min_qual": 20}"#,
             ),
             ("tags", r#"{"project": "p1"}"#),
             ("workflow_engine_parameters", r#"{"cores": "2"}"#),
@@ -75,7 +75,7 @@ async fn a_submitted_run_is_stored_queued_and_shown_back() {
     assert_eq!(run["state"], "QUEUED");
     assert_eq!(
         run["request"]["workflow_params"],
-        json!({"dataset": "demo-1", "threshold": 0.5})
+        json!({"dataset": "demo-1", "min_qual": 20})
     );
     assert_eq!(run["request"]["tags"], json!({"project": "p1"}));
     assert_eq!(run["request"]["workflow_engine_parameters"]["cores"], "2");
@@ -536,10 +536,26 @@ async fn openapi_document_lists_every_route() {
         "/openapi.json",
         "/healthz",
         "/readyz",
+        "/workflows",
+        "/workflows/{name}/{version}",
+        "/datasets",
+        "/admin/workflows",
+        "/admin/workflows/{name}/{version}",
+        "/admin/workflows/{name}/{version}/approve",
+        "/admin/workflows/{name}/{version}/retire",
+        "/admin/datasets",
+        "/admin/datasets/{id}",
+        "/admin/datasets/{id}/retire",
+        "/admin/events",
     ];
     served.sort();
     assert_eq!(documented, served);
     // Extensions are marked.
+    for path in ["/workflows", "/admin/workflows", "/admin/events"] {
+        for (_, op) in doc["paths"][path].as_object().unwrap() {
+            assert_eq!(op["x-spe-extension"], true, "{path}");
+        }
+    }
     let params = doc["paths"]["/runs"]["get"]["parameters"]
         .as_array()
         .unwrap();

@@ -14,7 +14,10 @@ pub struct TestApp {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The development config with a fresh SQLite file and data dir, listening on port 0.
@@ -23,6 +26,8 @@ pub fn test_config(dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) -> Confi
     let mut env = vec![
         ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("SPE__SERVER__WORKERS".to_owned(), "1".to_owned()),
+        // API-only: execution has its own end-to-end suite against real Slurm.
+        ("SPE__SLURM__ENABLED".to_owned(), "false".to_owned()),
         (
             "SPE__DATABASE__URL".to_owned(),
             format!("sqlite://{}/spe.db", dir.path().display()),
@@ -32,14 +37,26 @@ pub fn test_config(dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) -> Confi
             dir.path().join("runs").display().to_string(),
         ),
     ];
+    // With `auth: disabled` every caller is one user, who could never approve their own
+    // registrations under the four-eyes rule; tests that check the rule set it back.
+    let four_eyes = "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER";
+    if !extra_env.iter().any(|(k, _)| *k == four_eyes) {
+        env.push((four_eyes.to_owned(), "false".to_owned()));
+    }
+    // A key the test sets replaces the default above.
+    env.retain(|(k, _)| !extra_env.iter().any(|(e, _)| e == k));
     for (k, v) in extra_env {
         env.push((k.to_string(), v.to_string()));
     }
     Config::parse(&yaml, env).unwrap()
 }
 
+/// An application whose registry holds the approved example workflows `quals` and
+/// `hello-nf` (from the repository's workflows/) and the dataset `demo-1`.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    let app = spawn_app_with(&[]).await;
+    app.register_examples().await;
+    app
 }
 
 pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
@@ -60,6 +77,60 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
 impl TestApp {
     pub fn wes(&self, path: &str) -> String {
         format!("{}/ga4gh/wes/v1{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.wes(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers the workflow in `dir` and approves it; returns its `name@version`.
+    pub async fn register_and_approve(&self, dir: &std::path::Path) -> String {
+        let dir = dir.canonicalize().unwrap();
+        let res = self
+            .post_json(
+                "/admin/workflows",
+                serde_json::json!({"source_dir": dir.display().to_string()}),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+        let v: serde_json::Value = res.json().await.unwrap();
+        let (name, version) = (v["name"].as_str().unwrap(), v["version"].as_str().unwrap());
+        let res = self
+            .post_json(
+                &format!("/admin/workflows/{name}/{version}/approve"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+        format!("{name}@{version}")
+    }
+
+    pub async fn register_dataset(&self, id: &str) {
+        let res = self
+            .post_json(
+                "/admin/datasets",
+                serde_json::json!({
+                    "id": id,
+                    "description": "synthetic test data",
+                    "location": format!("/data/{id}"),
+                    "crypt4gh": false
+                }),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    }
+
+    pub async fn register_examples(&self) {
+        for name in ["quals", "hello-nf"] {
+            self.register_and_approve(&repo_root().join("workflows").join(name))
+                .await;
+        }
+        self.register_dataset("demo-1").await;
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {

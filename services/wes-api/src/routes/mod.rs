@@ -1,10 +1,12 @@
 //! One file per resource. `configure` mounts them all.
 
+pub mod datasets;
 pub mod health;
 pub mod openapi;
 pub mod runs;
 pub mod service_info;
 pub mod tasks;
+pub mod workflows;
 
 use actix_web::web;
 
@@ -27,7 +29,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/runs/{run_id}/tasks/{task_id}").route(web::get().to(tasks::get)),
             )
-            .service(web::resource("/openapi.json").route(web::get().to(openapi::get))),
+            .service(web::resource("/openapi.json").route(web::get().to(openapi::get)))
+            // The registry (extensions): researchers see approved workflows and active datasets,
+            // data controllers manage both under /admin.
+            .service(web::resource("/workflows").route(web::get().to(workflows::list_approved)))
+            .service(
+                web::resource("/workflows/{name}/{version}")
+                    .route(web::get().to(workflows::get_approved)),
+            )
+            .service(web::resource("/datasets").route(web::get().to(datasets::list)))
+            .service(
+                web::resource("/admin/workflows")
+                    .route(web::get().to(workflows::admin_list))
+                    .route(web::post().to(workflows::register)),
+            )
+            .service(
+                web::resource("/admin/workflows/{name}/{version}")
+                    .route(web::get().to(workflows::admin_get)),
+            )
+            .service(
+                web::resource("/admin/workflows/{name}/{version}/approve")
+                    .route(web::post().to(workflows::approve)),
+            )
+            .service(
+                web::resource("/admin/workflows/{name}/{version}/retire")
+                    .route(web::post().to(workflows::retire)),
+            )
+            .service(
+                web::resource("/admin/datasets")
+                    .route(web::get().to(datasets::admin_list))
+                    .route(web::post().to(datasets::create)),
+            )
+            .service(
+                web::resource("/admin/datasets/{id}").route(web::get().to(datasets::admin_get)),
+            )
+            .service(
+                web::resource("/admin/datasets/{id}/retire")
+                    .route(web::post().to(datasets::retire)),
+            )
+            .service(web::resource("/admin/events").route(web::get().to(workflows::events))),
     )
     .service(web::resource("/healthz").route(web::get().to(health::live)))
     .service(web::resource("/readyz").route(web::get().to(health::ready)));

@@ -57,7 +57,10 @@ pub async fn submit(
             ));
         }
     };
-    let submission = RunSubmission::parse(fields, &state.config.workflows)?;
+    // First the deployment's rules (naming the first bad field), then the registry's: the
+    // workflow version, its parameter schema and engine parameters, datasets and digest.
+    let submission = RunSubmission::parse(fields.clone(), &state.config.workflows)?;
+    let submission = crate::routes::workflows::admit(&state, fields, submission).await?;
     let id = RunId::new_random();
     let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
     let new_run = NewRun {
@@ -344,6 +347,9 @@ pub async fn cancel(
         match state.store.transition(&change).await? {
             Ok(_) => {
                 tracing::info!(run_id = %run.id, by = %caller.subject, to = %to, "cancel requested");
+                if to == RunState::Canceling {
+                    request_scancel(&state, &run).await;
+                }
                 break;
             }
             // Someone else moved the run meanwhile: decide again on its new state.
@@ -359,6 +365,20 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: run.id.to_string(),
     }))
+}
+
+/// Asks Slurm to stop the run's job. A failure is only logged: the reconciler repeats the
+/// cancel every tick until the job has ended.
+async fn request_scancel(state: &AppState, run: &RunRecord) {
+    let (Some(slurm), Some(job)) = (
+        state.slurm.as_ref(),
+        run.slurm_job_id.as_deref().and_then(|j| j.parse().ok()),
+    ) else {
+        return;
+    };
+    if let Err(e) = slurm.scancel(std::slice::from_ref(&job)).await {
+        tracing::warn!(run_id = %run.id, job = %job, error = %e, "scancel failed; the reconciler will retry");
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,117 @@
+//! Bookkeeping for execution on Slurm: which runs wait for submission, which jobs are live.
+
+use spe_core::slurm::SlurmJobId;
+use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
+
+use crate::runs::{RUN_COLUMNS, run_from_row};
+use crate::{RunRecord, Store, StoreError};
+
+/// States in which a submitted run's job may still be alive.
+const LIVE_STATES: [RunState; 6] = [
+    RunState::Queued,
+    RunState::Initializing,
+    RunState::Running,
+    RunState::Paused,
+    RunState::Preempted,
+    RunState::Canceling,
+];
+
+impl Store {
+    /// QUEUED runs never handed to Slurm whose retry time (if any) has come, oldest first.
+    pub async fn runs_to_submit(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 AND slurm_job_id IS NULL \
+             AND (next_submit_at IS NULL OR next_submit_at <= $2) \
+             ORDER BY created_at, id LIMIT $3"
+        ))
+        .bind(RunState::Queued.as_str())
+        .bind(now.micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Records that the run is now Slurm job `job`. Returns `false` (and changes nothing) if the
+    /// run is no longer a QUEUED run without a job, e.g. because it was cancelled meanwhile;
+    /// the caller must then cancel the job it just created.
+    pub async fn record_submission(
+        &self,
+        run: RunId,
+        job: &SlurmJobId,
+        log_dir: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE runs SET slurm_job_id = $1, log_dir = $2, updated_at = $3, next_submit_at = NULL, reason = NULL \
+             WHERE id = $4 AND state = $5 AND slurm_job_id IS NULL",
+        )
+        .bind(job.as_str())
+        .bind(log_dir)
+        .bind(at.micros())
+        .bind(run.to_string())
+        .bind(RunState::Queued.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO run_events (run_id, at, from_state, to_state, actor, reason) \
+             VALUES ($1, $2, $3, $3, $4, $5)",
+        )
+        .bind(run.to_string())
+        .bind(at.micros())
+        .bind(RunState::Queued.as_str())
+        .bind("submitter")
+        .bind(format!("submitted to Slurm as job {job}"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Notes a transient submission failure: the run stays QUEUED and is tried again at `retry_at`.
+    pub async fn defer_submission(
+        &self,
+        run: RunId,
+        attempts: i64,
+        retry_at: Timestamp,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET submit_attempts = $1, next_submit_at = $2, reason = $3 \
+             WHERE id = $4 AND state = $5 AND slurm_job_id IS NULL",
+        )
+        .bind(attempts)
+        .bind(retry_at.micros())
+        .bind(reason)
+        .bind(run.to_string())
+        .bind(RunState::Queued.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs whose Slurm job may still be alive: the reconciler's work list.
+    pub async fn runs_with_live_jobs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let placeholders: Vec<String> = (1..=LIVE_STATES.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE slurm_job_id IS NOT NULL AND state IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for state in LIVE_STATES {
+            query = query.bind(state.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+}

@@ -1,0 +1,284 @@
+//! The registry's contract, run against SQLite (always) and PostgreSQL (when
+//! `SPE_TEST_POSTGRES_URL` names a server).
+
+use std::future::Future;
+
+use serde_json::json;
+use spe_core::secret::DatabaseUrl;
+use spe_core::time::Timestamp;
+use spe_store::{NewDataset, NewWorkflowVersion, RegistryRefusal, Store};
+use sqlx::Connection;
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}/spe.db", dir.path().display());
+    Store::connect(&DatabaseUrl::new(url), 4).await.unwrap()
+}
+
+async fn postgres_store() -> Option<Store> {
+    let Ok(admin_url) = std::env::var("SPE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the store suite against PostgreSQL: set SPE_TEST_POSTGRES_URL"
+        );
+        eprintln!("SPE_TEST_POSTGRES_URL not set: PostgreSQL half of the registry suite skipped");
+        return None;
+    };
+    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    Some(
+        Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), 4)
+            .await
+            .unwrap(),
+    )
+}
+
+async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    test(sqlite_store(&dir).await).await;
+    if let Some(store) = postgres_store().await {
+        test(store).await;
+    }
+}
+
+fn t(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
+
+fn new_version(name: &str, version: &str, by: &str) -> NewWorkflowVersion {
+    NewWorkflowVersion {
+        name: name.into(),
+        version: version.into(),
+        workflow_type: "SMK".into(),
+        source_dir: format!("/srv/workflows/{name}"),
+        entry_point: "Snakefile".into(),
+        files: vec!["Snakefile".into(), "workflow.yaml".into()],
+        registered_digest: "a".repeat(64),
+        manifest: json!({"name": name, "version": version}),
+        description: "test workflow".into(),
+        registered_by: by.into(),
+        at: t(1_000),
+    }
+}
+
+#[tokio::test]
+async fn workflow_lifecycle_draft_approved_retired() {
+    on_each_backend(|store| async move {
+        let v = store
+            .register_workflow(&new_version("quals", "1.0.0", "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.state, "draft");
+        assert_eq!(v.digest, None);
+        assert_eq!(v.workflow_url(), "quals@1.0.0");
+        assert_eq!(v.files, vec!["Snakefile", "workflow.yaml"]);
+        assert_eq!(v.manifest["name"], "quals");
+
+        // The same version again, even with other content, is refused.
+        assert_eq!(
+            store
+                .register_workflow(&new_version("quals", "1.0.0", "bob"))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::AlreadyExists)
+        );
+        // Four eyes.
+        let digest = "b".repeat(64);
+        assert_eq!(
+            store
+                .approve_workflow("quals", "1.0.0", "alice", &digest, true, t(2_000))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::SameApprover)
+        );
+        let approved = store
+            .approve_workflow("quals", "1.0.0", "bob", &digest, true, t(2_000))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(approved.state, "approved");
+        assert_eq!(approved.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(approved.approved_by.as_deref(), Some("bob"));
+        assert_eq!(approved.approved_at, Some(t(2_000)));
+        assert_eq!(
+            store
+                .approve_workflow("quals", "1.0.0", "carol", &digest, true, t(3_000))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::WrongState("approved".into()))
+        );
+        assert_eq!(
+            store
+                .approve_workflow("nope", "1", "carol", &digest, true, t(3_000))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::NotFound)
+        );
+
+        // Without the four-eyes rule the registrar may approve.
+        store
+            .register_workflow(&new_version("quals", "1.1.0", "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .approve_workflow("quals", "1.1.0", "alice", &digest, false, t(2_500))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let retired = store
+            .retire_workflow("quals", "1.0.0", "bob", Some("superseded"), t(4_000))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retired.state, "retired");
+        assert_eq!(retired.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(retired.retire_reason.as_deref(), Some("superseded"));
+        assert_eq!(
+            store
+                .retire_workflow("quals", "1.0.0", "bob", None, t(5_000))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::WrongState("retired".into()))
+        );
+
+        let all = store.list_workflow_versions(None).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let approved = store
+            .list_workflow_versions(Some("approved"))
+            .await
+            .unwrap();
+        assert_eq!(approved.len(), 1);
+        assert_eq!(approved[0].version, "1.1.0");
+
+        let events = store
+            .registry_events(Some(("workflow", "quals@1.0.0")), 100)
+            .await
+            .unwrap();
+        let actions: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("retired", "bob"),
+                ("approved", "bob"),
+                ("registered", "alice")
+            ]
+        );
+        assert_eq!(events[0].at, t(4_000));
+        assert_eq!(store.registry_events(None, 100).await.unwrap().len(), 5);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn registered_content_and_history_cannot_be_rewritten() {
+    on_each_backend(|store| async move {
+        store
+            .register_workflow(&new_version("quals", "1.0.0", "alice"))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .approve_workflow("quals", "1.0.0", "bob", &"c".repeat(64), true, t(2_000))
+            .await
+            .unwrap()
+            .unwrap();
+        for sql in [
+            "UPDATE workflow_versions SET digest = 'x' WHERE name = 'quals'",
+            "UPDATE workflow_versions SET files_json = '[]' WHERE name = 'quals'",
+            "UPDATE workflow_versions SET manifest_json = '{}' WHERE name = 'quals'",
+            "UPDATE workflow_versions SET source_dir = '/tmp/evil' WHERE name = 'quals'",
+            "DELETE FROM workflow_versions WHERE name = 'quals'",
+            "UPDATE registry_events SET actor = 'mallory'",
+            "DELETE FROM registry_events",
+        ] {
+            assert!(store.debug_execute(sql).await.is_err(), "{sql} succeeded");
+        }
+        let v = store
+            .workflow_version("quals", "1.0.0")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.digest, Some("c".repeat(64)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn datasets_are_registered_retired_and_recorded() {
+    on_each_backend(|store| async move {
+        let new = NewDataset {
+            id: "demo-1".into(),
+            description: "Demo cohort".into(),
+            location: "/data/demo-1".into(),
+            crypt4gh: true,
+            visa: Some("https://ega.example/datasets/EGAD1".into()),
+            created_by: "carol".into(),
+            at: t(10),
+        };
+        let d = store.insert_dataset(&new).await.unwrap().unwrap();
+        assert!(d.crypt4gh);
+        assert_eq!(d.state, "active");
+        assert_eq!(
+            d.visa.as_deref(),
+            Some("https://ega.example/datasets/EGAD1")
+        );
+        assert_eq!(
+            store.insert_dataset(&new).await.unwrap(),
+            Err(RegistryRefusal::AlreadyExists)
+        );
+        assert_eq!(store.dataset("demo-1").await.unwrap(), Some(d));
+        assert_eq!(store.dataset("nope").await.unwrap(), None);
+        let plain = NewDataset {
+            id: "demo-2".into(),
+            crypt4gh: false,
+            visa: None,
+            ..new.clone()
+        };
+        store.insert_dataset(&plain).await.unwrap().unwrap();
+        assert_eq!(store.list_datasets().await.unwrap().len(), 2);
+
+        let retired = store
+            .retire_dataset("demo-1", "carol", Some("withdrawn"), t(20))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retired.state, "retired");
+        assert_eq!(
+            store
+                .retire_dataset("demo-1", "carol", None, t(30))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::WrongState("retired".into()))
+        );
+        assert_eq!(
+            store
+                .retire_dataset("x", "carol", None, t(30))
+                .await
+                .unwrap(),
+            Err(RegistryRefusal::NotFound)
+        );
+        let events = store
+            .registry_events(Some(("dataset", "demo-1")), 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].action, "created");
+        assert_eq!(events[0].detail.as_deref(), Some("withdrawn"));
+        assert!(store.debug_execute("DELETE FROM datasets").await.is_err());
+    })
+    .await;
+}

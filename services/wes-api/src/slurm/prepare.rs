@@ -1,0 +1,225 @@
+//! Prepares a run directory for its Slurm job: the params file, the run spec, the job script,
+//! and the sbatch arguments.
+//!
+//! Layout (WESkit-compatible): `<data_dir>/<id[0:4]>/<id>/` holds `<id>.yaml` (the params as
+//! the engine reads them, dataset ids resolved to their locations), `.spe/runspec.json`,
+//! `.spe/job.sh`, and `.weskit/<timestamp>/` for stdout, stderr and log.json.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use spe_core::config::Config;
+use spe_core::digest::WorkflowDigest;
+use spe_core::manifest::{Manifest, WorkflowRef};
+use spe_core::request::WorkflowType;
+use spe_core::runspec::{RUNSPEC_PATH, RunSpec};
+use spe_store::{RunRecord, Store};
+
+use crate::slurm::client::quote_for_shell;
+
+/// A job ready for `sbatch`.
+#[derive(Debug)]
+pub struct PreparedJob {
+    pub sbatch_args: Vec<String>,
+    pub log_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The run cannot ever start (its workflow was retired, a dataset vanished): it ends as
+    /// SYSTEM_ERROR with this reason.
+    #[error("{0}")]
+    Refused(String),
+    /// Writing the run directory failed; may pass on a later attempt.
+    #[error("cannot prepare the run directory: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Store(#[from] spe_store::StoreError),
+}
+
+fn io(e: std::io::Error) -> PrepareError {
+    PrepareError::Io(e.to_string())
+}
+
+pub async fn prepare(
+    store: &Store,
+    config: &Config,
+    run: &RunRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<PreparedJob, PrepareError> {
+    let workflow_ref = WorkflowRef::parse(&run.workflow_url)
+        .map_err(|e| PrepareError::Refused(format!("workflow_url: {e}")))?;
+    let version = store
+        .workflow_version(&workflow_ref.name, &workflow_ref.version)
+        .await?
+        .ok_or_else(|| {
+            PrepareError::Refused(format!("workflow {} is not registered", run.workflow_url))
+        })?;
+    if version.state != "approved" {
+        return Err(PrepareError::Refused(format!(
+            "workflow {} is {} and may no longer run",
+            run.workflow_url, version.state
+        )));
+    }
+    let digest = version
+        .digest
+        .as_deref()
+        .and_then(WorkflowDigest::parse)
+        .ok_or_else(|| PrepareError::Refused("the approved workflow has no digest".into()))?;
+    let manifest = Manifest::from_json(&version.manifest)
+        .map_err(|e| PrepareError::Refused(format!("stored manifest: {e}")))?;
+    let workflow_type: WorkflowType = version
+        .workflow_type
+        .parse()
+        .map_err(|_| PrepareError::Refused("stored workflow type is unknown".into()))?;
+
+    let params: Map<String, Value> = match run.request.get("workflow_params") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    let mut locations = HashMap::new();
+    for reference in manifest.dataset_references(&params) {
+        let dataset = store.dataset(&reference.id).await?.ok_or_else(|| {
+            PrepareError::Refused(format!(
+                "{}: dataset {} no longer exists",
+                reference.field, reference.id
+            ))
+        })?;
+        locations.insert(reference.id.clone(), dataset.location);
+    }
+    let resolved = manifest
+        .resolve_datasets(&params, |id| locations.get(id).cloned())
+        .map_err(|e| PrepareError::Refused(e.to_string()))?;
+
+    let engine = run
+        .request
+        .get("workflow_engine")
+        .and_then(Value::as_str)
+        .unwrap_or(match workflow_type {
+            WorkflowType::Snakemake => "snakemake",
+            WorkflowType::Nextflow => "nextflow",
+        })
+        .to_owned();
+    let engine_executable = config
+        .workflows
+        .engines
+        .get(&engine)
+        .and_then(|e| e.executable.clone())
+        .unwrap_or_else(|| engine.clone());
+    let engine_parameters: BTreeMap<String, String> =
+        match run.request.get("workflow_engine_parameters") {
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+
+    let run_dir = PathBuf::from(&run.run_dir);
+    let stamp = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let log_dir = run_dir.join(".weskit").join(stamp);
+    let spe_dir = run_dir.join(".spe");
+    tokio::fs::create_dir_all(&log_dir).await.map_err(io)?;
+    tokio::fs::create_dir_all(&spe_dir).await.map_err(io)?;
+
+    let params_file = run_dir.join(format!("{}.yaml", run.id));
+    let params_yaml = serde_yaml::to_string(&Value::Object(resolved))
+        .map_err(|e| PrepareError::Io(e.to_string()))?;
+    write_file(&params_file, params_yaml.as_bytes()).await?;
+
+    let spec = RunSpec {
+        run_id: run.id,
+        workflow_type,
+        engine,
+        engine_executable,
+        workflow_dir: PathBuf::from(&version.source_dir),
+        entry_point: version.entry_point.clone(),
+        workflow_files: version.files.clone(),
+        expected_digest: digest,
+        run_dir: run_dir.clone(),
+        params_file,
+        log_dir: log_dir.clone(),
+        engine_parameters: engine_parameters.clone(),
+    };
+    let spec_path = run_dir.join(RUNSPEC_PATH);
+    let spec_json =
+        serde_json::to_vec_pretty(&spec).map_err(|e| PrepareError::Io(e.to_string()))?;
+    write_file(&spec_path, &spec_json).await?;
+
+    let runner = config
+        .slurm
+        .runner
+        .clone()
+        .unwrap_or_else(default_runner_path);
+    let mut script = String::from("#!/bin/bash\n");
+    script.push_str(&format!(
+        "# Slurm job of SPE run {}, written by wes-api.\n\
+         # The job starts with --export=NONE: it gets only the variables set here.\n",
+        run.id
+    ));
+    script.push_str(&format!(
+        "export PATH={}\n",
+        quote_for_shell(&config.slurm.job_path)
+    ));
+    for (name, value) in &config.slurm.job_env {
+        script.push_str(&format!("export {name}={}\n", quote_for_shell(value)));
+    }
+    script.push_str(&format!("export SPE_RUN_ID={}\n", run.id));
+    script.push_str(&format!(
+        "exec {} --spec {}\n",
+        quote_for_shell(&runner),
+        quote_for_shell(&spec_path.display().to_string())
+    ));
+    let script_path = spe_dir.join("job.sh");
+    write_file(&script_path, script.as_bytes()).await?;
+
+    let mut args = vec![
+        format!("--job-name=spe-{}", run.id),
+        format!("--chdir={}", run_dir.display()),
+        format!("--output={}", log_dir.join("slurm.out").display()),
+        format!("--error={}", log_dir.join("slurm.err").display()),
+        "--export=NONE".to_owned(),
+        "--nodes=1".to_owned(),
+        "--ntasks=1".to_owned(),
+    ];
+    if let Some(partition) = engine_parameters
+        .get("partition")
+        .or(config.slurm.partition.as_ref())
+    {
+        args.push(format!("--partition={partition}"));
+    }
+    if let Some(account) = &config.slurm.account {
+        args.push(format!("--account={account}"));
+    }
+    if let Some(cores) = engine_parameters.get("cores") {
+        args.push(format!("--cpus-per-task={cores}"));
+    }
+    if let Some(memory) = engine_parameters.get("memory_mb") {
+        args.push(format!("--mem={memory}M"));
+    }
+    if let Some(minutes) = engine_parameters.get("runtime_minutes") {
+        args.push(format!("--time={minutes}"));
+    }
+    args.push(script_path.display().to_string());
+    Ok(PreparedJob {
+        sbatch_args: args,
+        log_dir,
+    })
+}
+
+/// `spe-runner` beside the running wes-api executable (both come from one build or package).
+fn default_runner_path() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("spe-runner")))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "spe-runner".into())
+}
+
+async fn write_file(path: &Path, content: &[u8]) -> Result<(), PrepareError> {
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, content).await.map_err(io)?;
+    tokio::fs::rename(&tmp, path).await.map_err(io)?;
+    Ok(())
+}

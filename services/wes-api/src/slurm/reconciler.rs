@@ -1,0 +1,233 @@
+//! The reconciler: makes each submitted run's WES state follow its Slurm job.
+//!
+//! One scheduler query per tick covers every live run (`scontrol show -o job` lists all jobs
+//! slurmctld holds). Jobs it no longer holds are looked up together in one `sacct` call, and
+//! failing that in the run's own log.json. While a run is CANCELING only the job's end
+//! counts, and the cancel is repeated until Slurm confirms it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use spe_core::RunState;
+use spe_core::config::Config;
+use spe_core::slurm::{JobReport, SlurmJobId, wes_state};
+use spe_core::time::Timestamp;
+use spe_store::{RunRecord, Store, Transition};
+use tokio::sync::Mutex;
+
+use crate::slurm::SlurmClient;
+
+pub struct Reconciler {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub slurm: Arc<SlurmClient>,
+    /// When each job was first found missing from every source (kept in memory: after a
+    /// restart the grace period simply starts again).
+    missing_since: Mutex<HashMap<SlurmJobId, Instant>>,
+}
+
+/// What one tick did, for logs, tests and benchmarks.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub live_runs: usize,
+    pub changed: usize,
+    pub scheduler_calls: u64,
+}
+
+impl Reconciler {
+    pub fn new(store: Store, config: Arc<Config>, slurm: Arc<SlurmClient>) -> Self {
+        Reconciler {
+            store,
+            config,
+            slurm,
+            missing_since: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn run_forever(self) {
+        let interval = Duration::from_secs(self.config.slurm.poll_interval_seconds);
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "reconcile tick failed; will retry");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    pub async fn tick(&self) -> Result<TickReport, TickError> {
+        let calls_before = self.slurm.processes_spawned();
+        let runs = self.store.runs_with_live_jobs().await?;
+        let mut report = TickReport {
+            live_runs: runs.len(),
+            ..TickReport::default()
+        };
+        if runs.is_empty() {
+            return Ok(report);
+        }
+        let held: HashMap<SlurmJobId, JobReport> = self
+            .slurm
+            .jobs()
+            .await
+            .map_err(|e| TickError::Scheduler(e.to_string()))?
+            .into_iter()
+            .map(|j| (j.job_id.clone(), j))
+            .collect();
+
+        let mut gone: Vec<&RunRecord> = Vec::new();
+        let mut to_cancel: Vec<SlurmJobId> = Vec::new();
+        for run in &runs {
+            let Some(job) = job_of(run) else { continue };
+            match held.get(&job) {
+                Some(found) => {
+                    if run.state == RunState::Canceling && !wes_state(found).0.is_terminal() {
+                        to_cancel.push(job);
+                    }
+                    report.changed += usize::from(self.apply(run, found).await?);
+                }
+                None => gone.push(run),
+            }
+        }
+        if !to_cancel.is_empty()
+            && let Err(e) = self.slurm.scancel(&to_cancel).await
+        {
+            tracing::warn!(error = %e, "repeating scancel for CANCELING runs failed");
+        }
+
+        if !gone.is_empty() {
+            let ids: Vec<SlurmJobId> = gone.iter().filter_map(|r| job_of(r)).collect();
+            let records: HashMap<SlurmJobId, JobReport> = match self.slurm.sacct(&ids).await {
+                Ok(found) => found.into_iter().map(|j| (j.job_id.clone(), j)).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sacct failed; falling back to log.json");
+                    HashMap::new()
+                }
+            };
+            let mut missing = self.missing_since.lock().await;
+            let mut still_missing = HashSet::new();
+            for run in gone {
+                let Some(job) = job_of(run) else { continue };
+                let found = match records.get(&job) {
+                    Some(record) => Some(record.clone()),
+                    None => from_log_json(run, &job).await,
+                };
+                match found {
+                    Some(record) => {
+                        report.changed += usize::from(self.apply(run, &record).await?);
+                    }
+                    None => {
+                        still_missing.insert(job.clone());
+                        let since = *missing.entry(job.clone()).or_insert_with(Instant::now);
+                        let limit = Duration::from_secs(self.config.slurm.vanished_after_seconds);
+                        if since.elapsed() >= limit {
+                            let reason = format!(
+                                "Slurm job {job} vanished: neither the scheduler, its accounting nor the run's log.json know how it ended"
+                            );
+                            report.changed += usize::from(
+                                self.set_state(run, RunState::SystemError, Some(&reason), None)
+                                    .await?,
+                            );
+                        }
+                    }
+                }
+            }
+            missing.retain(|job, _| still_missing.contains(job));
+        }
+        report.scheduler_calls = self.slurm.processes_spawned() - calls_before;
+        Ok(report)
+    }
+
+    /// Applies what the scheduler reports to one run. Returns whether its state changed.
+    async fn apply(&self, run: &RunRecord, job: &JobReport) -> Result<bool, TickError> {
+        let (target, reason) = wes_state(job);
+        if run.state == RunState::Canceling && !target.is_terminal() {
+            // Cancel asked; the job has not ended yet.
+            return Ok(false);
+        }
+        if target == RunState::Unknown {
+            tracing::warn!(run_id = %run.id, state = %job.state, "unknown Slurm state; keeping the run's state");
+            return Ok(false);
+        }
+        let exit_code = job.exit.map(|e| {
+            if e.signal != 0 && e.code == 0 {
+                128 + i64::from(e.signal)
+            } else {
+                i64::from(e.code)
+            }
+        });
+        let exit_code = if target.is_terminal() {
+            exit_code
+        } else {
+            None
+        };
+        self.set_state(run, target, reason.as_deref(), exit_code)
+            .await
+    }
+
+    async fn set_state(
+        &self,
+        run: &RunRecord,
+        to: RunState,
+        reason: Option<&str>,
+        exit_code: Option<i64>,
+    ) -> Result<bool, TickError> {
+        if run.state == to {
+            return Ok(false);
+        }
+        let change = Transition {
+            run: run.id,
+            from: &[run.state],
+            to,
+            actor: "reconciler",
+            reason,
+            exit_code,
+            at: Timestamp::from_datetime(Utc::now()),
+        };
+        let changed = self.store.transition(&change).await?.is_ok();
+        if changed {
+            tracing::info!(run_id = %run.id, from = %run.state, to = %to, reason, "run state changed");
+        }
+        Ok(changed)
+    }
+}
+
+fn job_of(run: &RunRecord) -> Option<SlurmJobId> {
+    run.slurm_job_id.as_deref().and_then(|j| j.parse().ok())
+}
+
+/// The run's own record of how it ended, when the scheduler has none: the exit code that
+/// spe-runner wrote into log.json.
+async fn from_log_json(run: &RunRecord, job: &SlurmJobId) -> Option<JobReport> {
+    let log_dir = run.log_dir.as_deref().filter(|d| !d.is_empty())?;
+    let text = tokio::fs::read(Path::new(log_dir).join("log.json"))
+        .await
+        .ok()?;
+    let log: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let exit = log.get("exit_code").and_then(serde_json::Value::as_i64);
+    let signal = log.get("signal").and_then(serde_json::Value::as_str);
+    let state = match (exit, signal) {
+        (_, Some(_)) => "CANCELLED",
+        (Some(0), None) => "COMPLETED",
+        _ => "FAILED",
+    };
+    Some(JobReport {
+        job_id: job.clone(),
+        name: None,
+        state: state.into(),
+        exit: exit.map(|code| spe_core::slurm::JobExit {
+            code: code as i32,
+            signal: 0,
+        }),
+        reason: None,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error("scheduler query failed: {0}")]
+    Scheduler(String),
+    #[error(transparent)]
+    Store(#[from] spe_store::StoreError),
+}

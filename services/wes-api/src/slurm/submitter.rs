@@ -1,0 +1,183 @@
+//! The submitter: drains QUEUED runs from the store into Slurm jobs.
+//!
+//! It keeps no state of its own: what to submit next is read from the store every pass, so a
+//! restart of wes-api picks up exactly where the last process stopped. A job that was created
+//! but not yet recorded when the process died is found again by its name (`spe-<run_id>`)
+//! instead of being submitted twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use spe_core::RunState;
+use spe_core::config::Config;
+use spe_core::slurm::SlurmJobId;
+use spe_core::time::Timestamp;
+use spe_store::{RunRecord, Store, Transition};
+
+use crate::slurm::prepare::{PrepareError, prepare};
+use crate::slurm::{SlurmClient, SlurmError};
+
+const BATCH: u32 = 50;
+
+pub struct Submitter {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub slurm: Arc<SlurmClient>,
+}
+
+impl Submitter {
+    /// Runs until the process ends, one pass per `slurm.submit_interval_seconds`.
+    pub async fn run_forever(self) {
+        let interval = Duration::from_secs(self.config.slurm.submit_interval_seconds);
+        loop {
+            match self.pass().await {
+                // A full batch means more may be waiting: go on at once.
+                Ok(n) if n == BATCH as usize => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "submitter pass failed; will retry"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// One pass: submits every run that is due. Returns how many runs it looked at.
+    pub async fn pass(&self) -> Result<usize, spe_store::StoreError> {
+        let now = Timestamp::from_datetime(Utc::now());
+        let due = self.store.runs_to_submit(now, BATCH).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // Jobs created by an earlier process that died before recording them.
+        let existing: HashMap<String, SlurmJobId> = match self.slurm.jobs().await {
+            Ok(jobs) => jobs
+                .into_iter()
+                .filter(|j| !j.state.starts_with("CANCELLED"))
+                .filter_map(|j| j.name.map(|n| (n, j.job_id)))
+                .collect(),
+            // The controller is unreachable: sbatch would fail the same way, once per run.
+            Err(SlurmError::Transient(reason)) => {
+                for run in &due {
+                    self.retry_later(run, &reason).await?;
+                }
+                return Ok(due.len());
+            }
+            Err(SlurmError::Permanent(_)) => HashMap::new(),
+        };
+        for run in &due {
+            if let Some(job) = existing.get(&format!("spe-{}", run.id)) {
+                tracing::info!(run_id = %run.id, job = %job, "adopting a job submitted before a restart");
+                let log_dir = newest_log_dir(&run.run_dir).await.unwrap_or_default();
+                self.record(run, job, &log_dir).await?;
+                continue;
+            }
+            self.submit(run).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn submit(&self, run: &RunRecord) -> Result<(), spe_store::StoreError> {
+        let job = match prepare(&self.store, &self.config, run, Utc::now()).await {
+            Ok(job) => job,
+            Err(PrepareError::Refused(reason)) => return self.fail(run, &reason).await,
+            Err(PrepareError::Io(reason)) => {
+                return self
+                    .retry_later(run, &format!("preparing the run directory: {reason}"))
+                    .await;
+            }
+            Err(PrepareError::Store(e)) => return Err(e),
+        };
+        match self.slurm.sbatch(&job.sbatch_args).await {
+            Ok(job_id) => {
+                tracing::info!(run_id = %run.id, job = %job_id, "submitted to Slurm");
+                self.record(run, &job_id, &job.log_dir.display().to_string())
+                    .await
+            }
+            Err(SlurmError::Transient(reason)) => self.retry_later(run, &reason).await,
+            Err(SlurmError::Permanent(reason)) => self.fail(run, &reason).await,
+        }
+    }
+
+    async fn record(
+        &self,
+        run: &RunRecord,
+        job: &SlurmJobId,
+        log_dir: &str,
+    ) -> Result<(), spe_store::StoreError> {
+        let now = Timestamp::from_datetime(Utc::now());
+        if !self
+            .store
+            .record_submission(run.id, job, log_dir, now)
+            .await?
+        {
+            // Cancelled while it was being submitted: the job must not run.
+            tracing::info!(run_id = %run.id, job = %job, "run cancelled during submission; cancelling its job");
+            if let Err(e) = self.slurm.scancel(std::slice::from_ref(job)).await {
+                tracing::warn!(run_id = %run.id, job = %job, error = %e, "scancel failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        run: &RunRecord,
+        reason: &str,
+    ) -> Result<(), spe_store::StoreError> {
+        let attempts = run.submit_attempts + 1;
+        let max = i64::from(self.config.slurm.submit_max_attempts);
+        if attempts >= max {
+            return self
+                .fail(
+                    run,
+                    &format!("could not submit to Slurm after {attempts} attempts: {reason}"),
+                )
+                .await;
+        }
+        let backoff = (1u64 << attempts.clamp(0, 16) as u32)
+            .min(self.config.slurm.submit_max_backoff_seconds.max(1));
+        let retry_at =
+            Timestamp::from_datetime(Utc::now() + chrono::Duration::seconds(backoff as i64));
+        tracing::warn!(run_id = %run.id, attempts, retry_in_s = backoff, reason, "submission failed; the run stays QUEUED");
+        self.store
+            .defer_submission(
+                run.id,
+                attempts,
+                retry_at,
+                &format!("submission attempt {attempts} failed: {reason}"),
+            )
+            .await
+    }
+
+    async fn fail(&self, run: &RunRecord, reason: &str) -> Result<(), spe_store::StoreError> {
+        tracing::error!(run_id = %run.id, reason, "run cannot be submitted");
+        let change = Transition {
+            run: run.id,
+            from: &[RunState::Queued],
+            to: RunState::SystemError,
+            actor: "submitter",
+            reason: Some(reason),
+            exit_code: None,
+            at: Timestamp::from_datetime(Utc::now()),
+        };
+        // A run that left QUEUED meanwhile (cancelled) keeps its new state.
+        self.store.transition(&change).await?.ok();
+        Ok(())
+    }
+}
+
+/// The newest `.weskit/<timestamp>` folder of a run directory (timestamps sort as text).
+async fn newest_log_dir(run_dir: &str) -> Option<String> {
+    let mut entries = tokio::fs::read_dir(std::path::Path::new(run_dir).join(".weskit"))
+        .await
+        .ok()?;
+    let mut newest: Option<std::path::PathBuf> = None;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let path = entry.path();
+        if newest.as_ref().is_none_or(|n| path > *n) {
+            newest = Some(path);
+        }
+    }
+    newest.map(|p| p.display().to_string())
+}

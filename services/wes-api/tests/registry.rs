@@ -1,0 +1,544 @@
+//! The workflow and dataset registries over HTTP, and how run submission uses them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{TestApp, error_msg, repo_root, spawn_app, spawn_app_with};
+use serde_json::{Value, json};
+
+/// A private copy of an example workflow, free to be changed by the test.
+fn copy_example(name: &str, into: &tempfile::TempDir) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let to = into.path().join(name);
+    copy(&repo_root().join("workflows").join(name), &to);
+    to.canonicalize().unwrap()
+}
+
+async fn submit_quals(app: &TestApp, url: &str, params: Value) -> reqwest::Response {
+    app.post_json(
+        "/runs",
+        json!({
+            "workflow_type": "SMK",
+            "workflow_type_version": "9",
+            "workflow_url": url,
+            "workflow_params": params,
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn workflow_lifecycle_draft_approved_retired() {
+    let app = spawn_app_with(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let quals = copy_example("quals", &dir);
+    app.register_dataset("demo-1").await;
+
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let draft: Value = res.json().await.unwrap();
+    assert_eq!(draft["state"], "draft");
+    assert_eq!(draft["digest"], Value::Null);
+    assert_eq!(draft["workflow_url"], "quals@1.0.0");
+    assert_eq!(draft["registered_digest"].as_str().unwrap().len(), 64);
+    assert!(
+        draft["files"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("workflow.yaml"))
+    );
+
+    // Drafts are not shown to researchers and do not run.
+    let (_, list) = app.get_json("/workflows").await;
+    assert_eq!(list["workflows"], json!([]));
+    let (status, _) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(status, 404);
+    let msg = error_msg(
+        submit_quals(&app, "quals@1.0.0", json!({"dataset": "demo-1"})).await,
+        400,
+    )
+    .await;
+    assert!(
+        msg.starts_with("workflow_url:") && msg.contains("not approved"),
+        "{msg}"
+    );
+
+    // The same version cannot be registered twice.
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    error_msg(res, 409).await;
+
+    let res = app
+        .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let approved: Value = res.json().await.unwrap();
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["digest"], draft["registered_digest"]);
+    assert_eq!(approved["approved_by"], "local-dev-user");
+    assert!(approved["approved_at"].as_str().unwrap().ends_with('Z'));
+    let res = app
+        .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    error_msg(res, 409).await;
+
+    let (status, shown) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["params_schema"]["type"], "object");
+    assert_eq!(
+        shown["dataset_params"],
+        json!([{"name": "dataset", "many": false}])
+    );
+    assert!(shown.get("source_dir").is_none());
+    let cores = shown["engine_parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cores")
+        .unwrap();
+    // Narrowed to the deployment's bound (2) from the manifest's (4).
+    assert_eq!(cores["max"], 2);
+    let (_, list) = app.get_json("/workflows").await;
+    assert_eq!(list["workflows"].as_array().unwrap().len(), 1);
+
+    let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "demo-1"})).await;
+    assert_eq!(res.status(), 200);
+    let id = res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(run["request"]["workflow_url"], "quals@1.0.0");
+    // Dataset ids are stored as given; paths are resolved only into the run spec.
+    assert_eq!(
+        run["request"]["workflow_params"],
+        json!({"dataset": "demo-1"})
+    );
+    // Deployment parameters are all present, with the manifest's defaults.
+    assert_eq!(
+        run["request"]["workflow_engine_parameters"]["memory_mb"],
+        "1024"
+    );
+
+    let res = app
+        .post_json(
+            "/admin/workflows/quals/1.0.0/retire",
+            json!({"reason": "superseded"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let msg = error_msg(
+        submit_quals(&app, "quals@1.0.0", json!({"dataset": "demo-1"})).await,
+        400,
+    )
+    .await;
+    assert!(msg.contains("retired"), "{msg}");
+    let (_, list) = app.get_json("/workflows").await;
+    assert_eq!(list["workflows"], json!([]));
+    let (_, all) = app.get_json("/admin/workflows?state=retired").await;
+    assert_eq!(all["workflows"][0]["retire_reason"], "superseded");
+
+    let (status, events) = app.get_json("/admin/events?workflow=quals@1.0.0").await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["retired", "approved", "registered"]);
+    assert_eq!(events["events"][0]["actor"], "local-dev-user");
+    let (_, all_events) = app.get_json("/admin/events").await;
+    assert_eq!(all_events["events"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn the_registrar_cannot_approve_under_the_four_eyes_rule() {
+    let app = spawn_app_with(&[("SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER", "true")]).await;
+    let quals = repo_root().join("workflows/quals").canonicalize().unwrap();
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    assert!(error_msg(res, 403).await.contains("registered"));
+}
+
+#[tokio::test]
+async fn changed_files_are_refused_at_approval_and_at_submission() {
+    let app = spawn_app_with(&[]).await;
+    app.register_dataset("demo-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let quals = copy_example("quals", &dir);
+
+    // Changed between registration and approval: approval refused.
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    std::fs::write(
+        quals.join("Snakefile"),
+        "rule all:\n    shell: 'cat /data/*'\n",
+    )
+    .unwrap();
+    let res = app
+        .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    assert!(error_msg(res, 409).await.contains("changed"));
+
+    // Changed after approval: submission refused with 400.
+    let hello = copy_example("hello-nf", &dir);
+    let url = app.register_and_approve(&hello).await;
+    std::fs::write(hello.join("main.nf"), "process evil { script: 'env' }\n").unwrap();
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "NFL",
+                "workflow_type_version": "DSL2",
+                "workflow_url": url,
+                "workflow_params": {"greeting": "hi"},
+            }),
+        )
+        .await;
+    let msg = error_msg(res, 400).await;
+    assert!(
+        msg.starts_with("workflow_url:") && msg.contains("digest"),
+        "{msg}"
+    );
+    // A removed file too.
+    std::fs::remove_file(hello.join("main.nf")).unwrap();
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "NFL",
+                "workflow_type_version": "DSL2",
+                "workflow_url": url,
+            }),
+        )
+        .await;
+    assert!(error_msg(res, 400).await.contains("digest"));
+    let (_, list) = app.get_json("/runs").await;
+    assert_eq!(list["runs"], json!([]));
+}
+
+#[tokio::test]
+async fn traversal_and_injection_in_submissions_are_refused_with_400() {
+    let app = spawn_app().await;
+    let huge = "x".repeat(100_000);
+    for url in [
+        "../quals@1.0.0",
+        "quals@../../etc/passwd",
+        "/srv/workflows/quals",
+        "file:///etc/passwd",
+        "https://evil.example/quals@1.0.0",
+        "quals@1.0.0; rm -rf /",
+        "quals@1.0.0 && id",
+        "$(id)@1.0.0",
+        "quals@1.0.0/../../x",
+        "QUALS@1.0.0",
+        "quals@9.9.9",
+        "nope@1.0.0",
+        huge.as_str(),
+    ] {
+        let res = submit_quals(&app, url, json!({"dataset": "demo-1"})).await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.starts_with("workflow_url:"), "{url}: {msg}");
+        assert!(
+            msg.len() < 1000,
+            "the message echoes the value: {}",
+            msg.len()
+        );
+    }
+    // A workflow of another type.
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "NFL",
+                "workflow_type_version": "DSL2",
+                "workflow_url": "quals@1.0.0",
+            }),
+        )
+        .await;
+    assert!(error_msg(res, 400).await.starts_with("workflow_type:"));
+
+    let param_cases = [
+        (json!({"dataset": "/etc/passwd"}), "workflow_params.dataset"),
+        (
+            json!({"dataset": "../../secret"}),
+            "workflow_params.dataset",
+        ),
+        (
+            json!({"dataset": "demo-1/../../x"}),
+            "workflow_params.dataset",
+        ),
+        (
+            json!({"dataset": "demo-1; cat /etc/shadow"}),
+            "workflow_params.dataset",
+        ),
+        (json!({"dataset": "$(reboot)"}), "workflow_params.dataset"),
+        (json!({"dataset": "`id`"}), "workflow_params.dataset"),
+        (json!({"dataset": "demo-1\nx"}), "workflow_params.dataset"),
+        (
+            json!({"dataset": "no-such-dataset"}),
+            "workflow_params.dataset",
+        ),
+        (json!({"dataset": huge}), "workflow_params.dataset"),
+        (json!({"dataset": 7}), "workflow_params.dataset"),
+        (
+            json!({"dataset": "demo-1", "min_qual": 1e300}),
+            "workflow_params.min_qual",
+        ),
+        (
+            json!({"dataset": "demo-1", "min_qual": "30"}),
+            "workflow_params.min_qual",
+        ),
+        (
+            json!({"dataset": "demo-1", "outdir": "/tmp"}),
+            "workflow_params",
+        ),
+        (json!({"dataset": "demo-1", "../x": 1}), "workflow_params"),
+    ];
+    for (params, field) in param_cases {
+        let res = submit_quals(&app, "quals@1.0.0", params.clone()).await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.starts_with(field), "{params}: {msg}");
+        assert!(msg.len() < 1000);
+    }
+
+    let engine_cases = [
+        (json!({"cores": "3"}), "workflow_engine_parameters.cores"),
+        (json!({"cores": "-1"}), "workflow_engine_parameters.cores"),
+        (
+            json!({"cores": "1; reboot"}),
+            "workflow_engine_parameters.cores",
+        ),
+        (
+            json!({"cores": "99999999999999999999999"}),
+            "workflow_engine_parameters.cores",
+        ),
+        (
+            json!({"partition": "../gpu"}),
+            "workflow_engine_parameters.partition",
+        ),
+        (
+            json!({"partition": "debug --wrap=id"}),
+            "workflow_engine_parameters.partition",
+        ),
+        (
+            json!({"account": "other"}),
+            "workflow_engine_parameters.account",
+        ),
+        (
+            json!({"memory_mb": huge}),
+            "workflow_engine_parameters.memory_mb",
+        ),
+    ];
+    for (params, field) in engine_cases {
+        let res = app
+            .post_json(
+                "/runs",
+                json!({
+                    "workflow_type": "SMK",
+                    "workflow_type_version": "9",
+                    "workflow_url": "quals@1.0.0",
+                    "workflow_params": {"dataset": "demo-1"},
+                    "workflow_engine_parameters": params,
+                }),
+            )
+            .await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.starts_with(field), "{params}: {msg}");
+    }
+    // An engine version outside the manifest's range.
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "SMK",
+                "workflow_type_version": "9",
+                "workflow_url": "quals@1.0.0",
+                "workflow_params": {"dataset": "demo-1"},
+                "workflow_engine_version": "8.0",
+            }),
+        )
+        .await;
+    assert!(
+        error_msg(res, 400)
+            .await
+            .starts_with("workflow_engine_version:")
+    );
+
+    // Nothing refused was stored.
+    let (_, list) = app.get_json("/runs").await;
+    assert_eq!(list["runs"], json!([]));
+}
+
+#[tokio::test]
+async fn registration_refuses_bad_folders_and_manifests() {
+    let app = spawn_app_with(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let quals = copy_example("quals", &dir);
+    for source_dir in [
+        "relative/path".to_owned(),
+        format!("{}/../quals", quals.display()),
+        "/nonexistent/workflow".to_owned(),
+        "/tmp/a\nb".to_owned(),
+        String::new(),
+    ] {
+        let res = app
+            .post_json("/admin/workflows", json!({"source_dir": source_dir}))
+            .await;
+        error_msg(res, 400).await;
+    }
+    let res = app
+        .post_json("/admin/workflows", json!({"source_dir": "/tmp", "x": 1}))
+        .await;
+    error_msg(res, 400).await;
+
+    let manifest = std::fs::read_to_string(quals.join("workflow.yaml")).unwrap();
+    for (from, to, field) in [
+        (
+            "  - Snakefile\n",
+            "  - ../../etc/passwd\n  - Snakefile\n",
+            "files[0]",
+        ),
+        (
+            "entry_point: Snakefile",
+            "entry_point: /bin/sh",
+            "entry_point",
+        ),
+        ("name: quals", "name: ../quals", "name"),
+        (
+            "additionalProperties: false",
+            "additionalProperties: true",
+            "params",
+        ),
+        ("engine: SMK", "engine: CWL", "engine"),
+        ("max: 4,", "max: 4, surprise: 1,", "engine_parameters"),
+    ] {
+        assert!(manifest.contains(from), "{from}");
+        std::fs::write(quals.join("workflow.yaml"), manifest.replace(from, to)).unwrap();
+        let res = app
+            .post_json(
+                "/admin/workflows",
+                json!({"source_dir": quals.display().to_string()}),
+            )
+            .await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.contains(field), "{to}: {msg}");
+    }
+    // A symlink among the files.
+    std::fs::write(quals.join("workflow.yaml"), &manifest).unwrap();
+    std::fs::remove_file(quals.join("Snakefile")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", quals.join("Snakefile")).unwrap();
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    error_msg(res, 400).await;
+    let (_, all) = app.get_json("/admin/workflows").await;
+    assert_eq!(all["workflows"], json!([]));
+
+    for path in [
+        "/admin/workflows/quals/1.0.0",
+        "/admin/workflows/..%2F..%2Fetc/passwd",
+        "/workflows/quals/1.0.0",
+    ] {
+        let res = app.client.get(app.wes(path)).send().await.unwrap();
+        error_msg(res, 404).await;
+    }
+}
+
+#[tokio::test]
+async fn datasets_are_managed_by_controllers_and_named_by_id() {
+    let app = spawn_app().await;
+    let res = app
+        .post_json(
+            "/admin/datasets",
+            json!({
+                "id": "cohort-2",
+                "description": "Encrypted cohort",
+                "location": "/data/cohort-2",
+                "crypt4gh": true,
+                "visa": "https://ega.example/datasets/EGAD0001"
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let (_, shown) = app.get_json("/admin/datasets/cohort-2").await;
+    assert_eq!(shown["location"], "/data/cohort-2");
+    assert_eq!(shown["crypt4gh"], true);
+
+    // Researchers see ids, never locations.
+    let (_, list) = app.get_json("/datasets").await;
+    let listed = list["datasets"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|d| d.get("location").is_none()));
+
+    for body in [
+        json!({"id": "cohort-2", "location": "/data/x"}),
+        json!({"id": "../x", "location": "/data/x"}),
+        json!({"id": "/etc", "location": "/data/x"}),
+        json!({"id": "x", "location": "data/x"}),
+        json!({"id": "x", "location": "/data/../etc"}),
+        json!({"id": "x", "location": "/data/x", "owner": "me"}),
+    ] {
+        let res = app.post_json("/admin/datasets", body.clone()).await;
+        assert!(res.status().is_client_error(), "{body}");
+    }
+
+    let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "cohort-2"})).await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .post_json("/admin/datasets/cohort-2/retire", json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let msg = error_msg(
+        submit_quals(&app, "quals@1.0.0", json!({"dataset": "cohort-2"})).await,
+        400,
+    )
+    .await;
+    assert!(msg.starts_with("workflow_params.dataset:"), "{msg}");
+    let (_, events) = app.get_json("/admin/events?dataset=cohort-2").await;
+    let actions: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["retired", "created"]);
+}

@@ -1,0 +1,156 @@
+//! End-to-end: runs of the example workflows go through real Slurm (tests/peers/slurm.sh) and
+//! the real Snakemake, and their WES state follows the job to its end.
+
+mod common;
+mod slurm_support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use slurm_support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snakemake_workflow_runs_on_slurm_to_complete_with_its_outputs() {
+    if !slurm_ready() {
+        return;
+    }
+    let app = spawn_executing_app(&[]).await;
+    let id = submit(
+        &app,
+        "quals@1.0.0",
+        json!({"dataset": "quals-demo", "min_qual": 25}),
+    )
+    .await;
+    assert_eq!(
+        wait_for(
+            &app,
+            &id,
+            &["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"],
+            LIMIT
+        )
+        .await,
+        "COMPLETE"
+    );
+
+    let dir = run_dir(&app, &id);
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert!(csv.lines().count() > 1, "{csv}");
+    let svg = std::fs::read_to_string(dir.join("plots/quals.svg")).unwrap();
+    assert!(svg.contains("<svg"));
+    // The engine read the registered dataset's location, not a path the researcher named.
+    let params = std::fs::read_to_string(dir.join(format!("{id}.yaml"))).unwrap();
+    assert!(params.contains("workflows/quals/data"), "{params}");
+
+    let log = log_json(&app, &id);
+    assert_eq!(log["exit_code"], 0);
+    for key in [
+        "start_time",
+        "end_time",
+        "cmd",
+        "workdir",
+        "stdout_file",
+        "stderr_file",
+        "log_dir",
+        "log_file",
+        "output_files",
+    ] {
+        assert!(log.get(key).is_some(), "log.json lacks {key}: {log}");
+    }
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(run["run_log"]["exit_code"], 0);
+    assert!(run["run_log"]["start_time"].is_string());
+    assert!(run["run_log"]["end_time"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_workflow_ends_executor_error_with_its_exit_code() {
+    if !slurm_ready() {
+        return;
+    }
+    let app = spawn_executing_app(&[]).await;
+    let id = submit(&app, "fail-demo@1.0.0", json!({})).await;
+    assert_eq!(
+        wait_for(
+            &app,
+            &id,
+            &["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"],
+            LIMIT
+        )
+        .await,
+        "EXECUTOR_ERROR"
+    );
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    let exit = run["run_log"]["exit_code"].as_i64().unwrap();
+    assert_ne!(exit, 0);
+    assert_eq!(log_json(&app, &id)["exit_code"].as_i64(), Some(exit));
+    let why = run["run_log"]["system_logs"][0].as_str().unwrap();
+    assert!(why.contains(&format!("exit code {exit}")), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_run_is_cancelled_and_its_engine_stops() {
+    if !slurm_ready() {
+        return;
+    }
+    let app = spawn_executing_app(&[]).await;
+    let id = submit(&app, "sleep-demo@1.0.0", json!({"seconds": 600})).await;
+    wait_for(&app, &id, &["RUNNING"], LIMIT).await;
+    // The engine has started once its job is running and it has made its working folder.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(engine_alive(&id), "snakemake of run {id} should be running");
+
+    let res = app
+        .client
+        .post(app.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, now) = app.get_json(&format!("/runs/{id}/status")).await;
+    assert!(
+        ["CANCELING", "CANCELED"].contains(&now["state"].as_str().unwrap()),
+        "{now}"
+    );
+    assert_eq!(
+        wait_for(
+            &app,
+            &id,
+            &["CANCELED", "COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"],
+            LIMIT
+        )
+        .await,
+        "CANCELED"
+    );
+    for _ in 0..40 {
+        if !engine_alive(&id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        !engine_alive(&id),
+        "the engine of run {id} outlived its cancel"
+    );
+    // The runner recorded the signal that stopped the engine.
+    let log = log_json(&app, &id);
+    assert_eq!(log["signal"], "SIGTERM", "{log}");
+    let res = app
+        .client
+        .post(app.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+}
+
+/// Whether any process still has this run's id on its command line (snakemake and its rule's
+/// `sleep` run with the run directory or params file as arguments).
+fn engine_alive(run_id: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("{run_id}.yaml")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

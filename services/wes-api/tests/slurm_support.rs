@@ -1,0 +1,144 @@
+//! Shared set-up of the end-to-end suites that run workflows on the real one-node Slurm
+//! started by tests/peers/slurm.sh.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{self, TestApp, repo_root};
+
+/// Whether Slurm answers here. Outside CI a missing Slurm skips the suite with a message;
+/// under CI it is a failure, so that the suite can never silently not run.
+pub fn slurm_ready() -> bool {
+    let ok = Command::new("sinfo")
+        .arg("-h")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the Slurm suites: start Slurm with tests/peers/slurm.sh start"
+        );
+        eprintln!("Slurm is not running here (tests/peers/slurm.sh start): suite skipped");
+    }
+    ok
+}
+
+/// The venv with snakemake (tests/peers/python-tools.sh).
+pub fn tools_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("SPE_TOOLS_BIN") {
+        return PathBuf::from(bin);
+    }
+    let out = Command::new(repo_root().join("tests/peers/python-tools.sh"))
+        .output()
+        .expect("tests/peers/python-tools.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// `spe-runner` from the same build as this test (target/<profile>/spe-runner).
+pub fn runner_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let runner = exe.parent().unwrap().parent().unwrap().join("spe-runner");
+    assert!(
+        runner.is_file(),
+        "{} is missing: build it first (cargo build -p spe-runner; tests/run-all.sh does)",
+        runner.display()
+    );
+    runner
+}
+
+/// wes-api with execution on, fast polling, the venv's snakemake, and the example workflows
+/// (quals, fail-demo, sleep-demo) registered and approved, plus the dataset `quals-demo`.
+pub async fn spawn_executing_app(extra: &[(&str, &str)]) -> TestApp {
+    let tools = tools_bin();
+    let runner = runner_path().display().to_string();
+    let job_path = format!("{}:/usr/local/bin:/usr/bin:/bin", tools.display());
+    let snakemake = tools.join("snakemake").display().to_string();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("SPE__SLURM__ENABLED", "true"),
+        ("SPE__SLURM__POLL_INTERVAL_SECONDS", "1"),
+        ("SPE__SLURM__SUBMIT_INTERVAL_SECONDS", "1"),
+        ("SPE__SLURM__RUNNER", &runner),
+        ("SPE__SLURM__JOB_PATH", &job_path),
+        ("SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE", &snakemake),
+    ];
+    env.extend_from_slice(extra);
+    let app = common::spawn_app_with(&env).await;
+    for name in ["quals", "fail-demo", "sleep-demo"] {
+        app.register_and_approve(&repo_root().join("workflows").join(name))
+            .await;
+    }
+    let res = app
+        .post_json(
+            "/admin/datasets",
+            json!({
+                "id": "quals-demo",
+                "description": "synthetic variant calls shipped with the quals workflow",
+                "location": repo_root().join("workflows/quals/data").display().to_string(),
+                "crypt4gh": false
+            }),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    app
+}
+
+pub async fn submit(app: &TestApp, workflow: &str, params: Value) -> String {
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "SMK",
+                "workflow_type_version": "9",
+                "workflow_url": workflow,
+                "workflow_params": params,
+            }),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls the run's status until it is one of `wanted` (panics after `limit`).
+pub async fn wait_for(app: &TestApp, run_id: &str, wanted: &[&str], limit: Duration) -> String {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        let (_, status) = app.get_json(&format!("/runs/{run_id}/status")).await;
+        last = status["state"].as_str().unwrap_or_default().to_owned();
+        if wanted.contains(&last.as_str()) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, run) = app.get_json(&format!("/runs/{run_id}")).await;
+    panic!("run {run_id} still {last} after {limit:?}, wanted {wanted:?}: {run:#}");
+}
+
+pub fn run_dir(app: &TestApp, run_id: &str) -> PathBuf {
+    app.data_dir.join(&run_id[..4]).join(run_id)
+}
+
+/// The run's log.json (the newest `.weskit/<timestamp>/log.json`).
+pub fn log_json(app: &TestApp, run_id: &str) -> Value {
+    let weskit = run_dir(app, run_id).join(".weskit");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&weskit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    let text = std::fs::read_to_string(dirs.last().unwrap().join("log.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
