@@ -170,6 +170,14 @@ fn redact(e: impl std::fmt::Display, url: &DatabaseUrl) -> String {
     text.replace(url.expose(), &url.redacted())
 }
 
+impl Store {
+    /// Runs one raw statement. Only for tests that check what the schema forbids.
+    #[doc(hidden)]
+    pub async fn debug_execute(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,13 +190,5 @@ mod tests {
         assert!(url.ends_with("spe.db?mode=rwc"), "{url}");
         assert!(dir.path().join("a/b").is_dir());
         assert!(sqlite_url_creating_file("sqlite://").is_err());
-    }
-}
-
-impl Store {
-    /// Runs one raw statement. Only for tests that check what the schema forbids.
-    #[doc(hidden)]
-    pub async fn debug_execute(&self, sql: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected())
     }
 }
