@@ -67,6 +67,8 @@ CONF
   if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'spe'")" ]; then
     psql_admin -c "CREATE ROLE spe LOGIN CREATEDB PASSWORD 'spe'"
   fi
+  # Tests create a database each; an older role may lack the right.
+  psql_admin -c "ALTER ROLE spe CREATEDB"
   if [ -z "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'spe_test'")" ]; then
     psql_admin -c "CREATE DATABASE spe_test OWNER spe"
   fi

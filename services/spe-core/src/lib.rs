@@ -16,6 +16,7 @@ pub mod runspec;
 pub mod secret;
 pub mod slurm;
 pub mod state;
+pub mod tasks;
 pub mod time;
 
 pub use ids::RunId;

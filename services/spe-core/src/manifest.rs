@@ -1219,6 +1219,25 @@ egress:
             m.effective_engine_parameters(&dev.engine_parameters)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+        // The documented JSON Schema accepts every example, and refuses a broken one.
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("docs/workflow-manifest.schema.json")).unwrap(),
+        )
+        .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for name in ["quals", "fail-demo", "sleep-demo", "hello-nf"] {
+            let path = root.join("workflows").join(name).join(MANIFEST_FILE);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let doc: Value = serde_yaml::from_str(&text).unwrap();
+            if let Err(e) = validator.validate(&doc) {
+                panic!("{name}: {e}");
+            }
+        }
+        let broken: Value =
+            serde_yaml::from_str(&QUALS.replace("Snakefile", "../Snakefile")).unwrap();
+        assert!(!validator.is_valid(&broken));
         let quals = std::fs::read_to_string(root.join("workflows/quals/workflow.yaml")).unwrap();
         let quals = Manifest::from_yaml(&quals).unwrap();
         assert_eq!(quals.dataset_params()[0].name, "dataset");

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config_file;
 pub mod error;
 pub mod routes;
+pub mod run_files;
 pub mod slurm;
 pub mod startup;
 pub mod telemetry;

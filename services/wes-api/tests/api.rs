@@ -533,6 +533,7 @@ async fn openapi_document_lists_every_route() {
         "/runs/{run_id}/cancel",
         "/runs/{run_id}/tasks",
         "/runs/{run_id}/tasks/{task_id}",
+        "/runs/{run_id}/logs/{stream}",
         "/openapi.json",
         "/healthz",
         "/readyz",

@@ -62,6 +62,47 @@ async fn snakemake_workflow_runs_on_slurm_to_complete_with_its_outputs() {
     assert_eq!(run["run_log"]["exit_code"], 0);
     assert!(run["run_log"]["start_time"].is_string());
     assert!(run["run_log"]["end_time"].is_string());
+    assert_eq!(run["run_log"]["cmd"][1], "--snakefile", "{run:#}");
+
+    // stdout and stderr are URLs on this API that return the engine's text.
+    let stderr_url = run["run_log"]["stderr"].as_str().unwrap();
+    let res = app.client.get(stderr_url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Finished jobid"));
+    let res = app
+        .client
+        .get(run["run_log"]["stdout"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // One task per Snakemake rule job, from the engine's own log, paginated.
+    let (status, page1) = app.get_json(&format!("/runs/{id}/tasks?page_size=2")).await;
+    assert_eq!(status, 200);
+    assert_eq!(page1["task_logs"].as_array().unwrap().len(), 2);
+    let token = page1["next_page_token"].as_str().unwrap();
+    assert!(!token.is_empty());
+    let (_, page2) = app
+        .get_json(&format!("/runs/{id}/tasks?page_size=2&page_token={token}"))
+        .await;
+    assert_eq!(page2["next_page_token"], "");
+    let mut names: Vec<String> = page1["task_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["task_logs"].as_array().unwrap())
+        .map(|t| {
+            assert_eq!(t["exit_code"], 0, "{t}");
+            t["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["all", "plot_quals", "summarize"]);
+    let first_id = page1["task_logs"][0]["id"].as_str().unwrap();
+    let (status, task) = app.get_json(&format!("/runs/{id}/tasks/{first_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(task["id"], first_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 pub mod datasets;
 pub mod health;
+pub mod logs;
 pub mod openapi;
 pub mod runs;
 pub mod service_info;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/runs/{run_id}/status").route(web::get().to(runs::status)))
             .service(web::resource("/runs/{run_id}/cancel").route(web::post().to(runs::cancel)))
             .service(web::resource("/runs/{run_id}/tasks").route(web::get().to(tasks::list)))
+            .service(web::resource("/runs/{run_id}/logs/{stream}").route(web::get().to(logs::get)))
             .service(
                 web::resource("/runs/{run_id}/tasks/{task_id}").route(web::get().to(tasks::get)),
             )

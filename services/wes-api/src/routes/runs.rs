@@ -277,13 +277,27 @@ pub async fn get(
         info.host(),
         run.id
     );
+    let run_url = format!(
+        "{}://{}{WES_BASE}/runs/{}",
+        info.scheme(),
+        info.host(),
+        run.id
+    );
+    let log_json = crate::run_files::log_json(&run).await;
+    let has_logs = run.log_dir.as_deref().is_some_and(|d| !d.is_empty());
+    let mut system_logs: Vec<String> = run.reason.iter().cloned().collect();
+    if let Some(error) = log_json.as_ref().and_then(|l| l.error.clone()) {
+        system_logs.push(format!("spe-runner: {error}"));
+    }
     let run_log = Log {
         name: Some(run.workflow_url.clone()),
+        cmd: log_json.as_ref().map(|l| l.cmd.clone()),
         start_time: run.start_time.map(|t| t.to_wes()),
         end_time: run.end_time.map(|t| t.to_wes()),
+        stdout: has_logs.then(|| format!("{run_url}/logs/stdout")),
+        stderr: has_logs.then(|| format!("{run_url}/logs/stderr")),
         exit_code: run.exit_code.and_then(|c| i32::try_from(c).ok()),
-        system_logs: run.reason.iter().cloned().collect(),
-        ..Log::default()
+        system_logs,
     };
     Ok(HttpResponse::Ok().json(RunLog {
         run_id: run.id.to_string(),

@@ -1,23 +1,78 @@
-//! `/runs/{run_id}/tasks`: one TaskLog per engine job, read from the engine's own logs once
-//! runs execute (the execution issue); until a run has tasks the list is empty.
+//! `/runs/{run_id}/tasks`: one TaskLog per Snakemake rule job or Nextflow process, read from
+//! the engine's own records (see `run_files`), in the engine's order, paginated.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use spe_core::page::{OffsetToken, PageSize};
+use spe_core::tasks::TaskRecord;
 
 use crate::auth::{Authorized, actions};
 use crate::error::ApiError;
 use crate::routes::runs::visible_run;
+use crate::run_files;
 use crate::startup::AppState;
-use crate::wes::TaskListResponse;
+use crate::wes::{Log, TaskListResponse, TaskLog};
+
+#[derive(serde::Deserialize)]
+pub struct TaskQuery {
+    page_size: Option<i64>,
+    page_token: Option<String>,
+}
+
+fn task_log(task: TaskRecord) -> TaskLog {
+    TaskLog {
+        id: task.id,
+        name: task.name.clone(),
+        log: Log {
+            name: Some(task.name),
+            start_time: task.start_time.map(|t| t.to_wes()),
+            end_time: task.end_time.map(|t| t.to_wes()),
+            exit_code: task.exit_code,
+            system_logs: task.notes,
+            ..Log::default()
+        },
+    }
+}
 
 pub async fn list(
     Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    visible_run(&state, &caller, &path).await?;
+    let run = visible_run(&state, &caller, &path).await?;
+    let query = web::Query::<TaskQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?
+        .into_inner();
+    let server = &state.config.server;
+    let size = PageSize::clamped(
+        query.page_size,
+        server.default_page_size,
+        server.max_page_size,
+    );
+    let start = match query.page_token.as_deref() {
+        None | Some("") => 0,
+        Some(token) => {
+            OffsetToken::decode(token)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                .0
+        }
+    };
+    let all = run_files::tasks(&run).await;
+    let end = (start + size.get() as usize).min(all.len());
+    let next_page_token = if end < all.len() {
+        OffsetToken(end).encode()
+    } else {
+        String::new()
+    };
+    let task_logs = all
+        .into_iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .map(task_log)
+        .collect();
     Ok(HttpResponse::Ok().json(TaskListResponse {
-        task_logs: Vec::new(),
-        next_page_token: String::new(),
+        task_logs,
+        next_page_token,
     }))
 }
 
@@ -28,9 +83,16 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (run_id, task_id) = path.into_inner();
     let run = visible_run(&state, &caller, &run_id).await?;
-    Err(ApiError::not_found(format!(
-        "run {} has no task {}",
-        run.id,
-        task_id.chars().take(64).collect::<String>()
-    )))
+    let task = run_files::tasks(&run)
+        .await
+        .into_iter()
+        .find(|t| t.id == task_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "run {} has no task {}",
+                run.id,
+                task_id.chars().take(64).collect::<String>()
+            ))
+        })?;
+    Ok(HttpResponse::Ok().json(task_log(task)))
 }
