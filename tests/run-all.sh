@@ -3,7 +3,8 @@
 # Usage: tests/run-all.sh        (the README's test command; .ci/run calls it too)
 #
 # 1. formatting and lints (cargo fmt --check, clippy -D warnings)
-# 2. the Rust test suites of every crate, with the store suite against SQLite and PostgreSQL
+# 2. the Rust test suites of every crate: the store suite against SQLite and PostgreSQL, the
+#    API black-box suites, and end-to-end runs through a real one-node Slurm and real Snakemake
 # 3. API conformance with schemathesis against the official WES 1.1.0 spec
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,9 @@ step "peers: PostgreSQL on 127.0.0.1"
 SPE_TEST_POSTGRES_URL=$(tests/peers/postgres.sh start)
 export SPE_TEST_POSTGRES_URL
 
+step "peers: one-node Slurm on localhost"
+tests/peers/slurm.sh start
+
 step "python tools (schemathesis, snakemake) in a venv"
 tools=$(tests/peers/python-tools.sh)
 export SPE_TOOLS_BIN=$tools
@@ -23,6 +27,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build (the end-to-end suites run the spe-runner binary inside Slurm jobs)"
+cargo build --workspace --locked
 
 step "cargo test"
 log=$(mktemp)

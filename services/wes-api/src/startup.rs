@@ -47,7 +47,14 @@ pub enum StartupError {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> Result<Application, StartupError> {
+    pub async fn build(mut config: Config) -> Result<Application, StartupError> {
+        // Jobs start in their run directory on other hosts: every path they get is absolute.
+        std::fs::create_dir_all(&config.data_dir)
+            .and_then(|()| std::fs::canonicalize(&config.data_dir))
+            .map(|dir| config.data_dir = dir)
+            .map_err(|e| {
+                StartupError::Config(format!("data_dir {}: {e}", config.data_dir.display()))
+            })?;
         let authenticator = match &config.auth {
             AuthConfig::Disabled => {
                 tracing::warn!(

@@ -270,19 +270,11 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let run = visible_run(&state, &caller, &path).await?;
-    let info = req.connection_info();
-    let task_logs_url = format!(
-        "{}://{}{WES_BASE}/runs/{}/tasks",
-        info.scheme(),
-        info.host(),
-        run.id
-    );
-    let run_url = format!(
-        "{}://{}{WES_BASE}/runs/{}",
-        info.scheme(),
-        info.host(),
-        run.id
-    );
+    let run_url = {
+        let info = req.connection_info();
+        format!("{}://{}{WES_BASE}/runs/{}", info.scheme(), info.host(), run.id)
+    };
+    let task_logs_url = format!("{run_url}/tasks");
     let log_json = crate::run_files::log_json(&run).await;
     let has_logs = run.log_dir.as_deref().is_some_and(|d| !d.is_empty());
     let mut system_logs: Vec<String> = run.reason.iter().cloned().collect();
