@@ -587,9 +587,14 @@ where
                 "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
             )));
         }
-        // A scalar keeps its YAML type (numbers, booleans); anything else is taken as text.
+        // Numbers, booleans and flow lists (`[ssh, -o, BatchMode=yes]`) keep their YAML type;
+        // anything else is taken as text.
         let value = match serde_yaml::from_str::<serde_yaml::Value>(&raw) {
-            Ok(v @ (serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_))) => v,
+            Ok(
+                v @ (serde_yaml::Value::Bool(_)
+                | serde_yaml::Value::Number(_)
+                | serde_yaml::Value::Sequence(_)),
+            ) => v,
             _ => serde_yaml::Value::String(raw),
         };
         let mut node = &mut *doc;
@@ -662,7 +667,13 @@ workflows:
             ("SPE__DATA_DIR".to_owned(), "/srv/runs".to_owned()),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];
+        let mut env = env;
+        env.push((
+            "SPE__SLURM__COMMAND_PREFIX".to_owned(),
+            "[ssh, -o, BatchMode=yes, svc@login]".to_owned(),
+        ));
         let config = Config::parse(MINIMAL, env).unwrap();
+        assert_eq!(config.slurm.command_prefix.len(), 4);
         assert_eq!(config.server.listen, "127.0.0.1:0");
         assert_eq!(config.database.max_connections, 3);
         assert_eq!(config.data_dir, PathBuf::from("/srv/runs"));

@@ -105,12 +105,14 @@ async fn snakemake_workflow_runs_on_slurm_to_complete_with_its_outputs() {
     assert_eq!(task["id"], first_id);
 }
 
+/// Also goes through `slurm.command_prefix: [sh, -c]`: the same quoting path as a login node
+/// reached with `ssh -o BatchMode=yes svc@login-node`, with a local shell in ssh's place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_workflow_ends_executor_error_with_its_exit_code() {
+async fn a_failing_workflow_ends_executor_error_with_its_exit_code_through_a_command_prefix() {
     if !slurm_ready() {
         return;
     }
-    let app = spawn_executing_app(&[]).await;
+    let app = spawn_executing_app(&[("SPE__SLURM__COMMAND_PREFIX", "[sh, -c]")]).await;
     let id = submit(&app, "fail-demo@1.0.0", json!({})).await;
     assert_eq!(
         wait_for(
@@ -184,6 +186,58 @@ async fn a_running_run_is_cancelled_and_its_engine_stops() {
         .await
         .unwrap();
     assert_eq!(res.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nextflow_stand_in_run_on_slurm_completes_with_tasks_from_its_trace() {
+    if !slurm_ready() {
+        return;
+    }
+    let app = spawn_executing_app(&[]).await;
+    let id = submit(
+        &app,
+        "hello-nf@1.0.0",
+        json!({"greeting": "Hi", "names": ["Ada", "Alan"]}),
+    )
+    .await;
+    assert_eq!(
+        wait_for(
+            &app,
+            &id,
+            &["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"],
+            LIMIT
+        )
+        .await,
+        "COMPLETE"
+    );
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    let cmd: Vec<&str> = run["run_log"]["cmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cmd[1], "run");
+    assert!(
+        cmd.contains(&"-params-file") && cmd.contains(&"-with-trace"),
+        "{cmd:?}"
+    );
+    let stderr = app
+        .client
+        .get(run["run_log"]["stderr"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        stderr.contains("STAND-IN FOR NEXTFLOW"),
+        "the stand-in says what it is: {stderr}"
+    );
+    let (_, tasks) = app.get_json(&format!("/runs/{id}/tasks")).await;
+    assert_eq!(tasks["task_logs"].as_array().unwrap().len(), 2, "{tasks}");
+    assert!(run_dir(&app, &id).join("results/greetings.txt").is_file());
 }
 
 /// Whether any process still has this run's id on its command line (snakemake and its rule's

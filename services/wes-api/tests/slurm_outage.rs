@@ -35,10 +35,17 @@ async fn submissions_wait_while_slurmctld_is_down_and_go_through_after() {
         return;
     }
     let app = spawn_executing_app(&[("SPE__SLURM__COMMAND_TIMEOUT_SECONDS", "5")]).await;
+    // A second deployment with a small retry budget: its run must end SYSTEM_ERROR.
+    let impatient = spawn_executing_app(&[
+        ("SPE__SLURM__COMMAND_TIMEOUT_SECONDS", "5"),
+        ("SPE__SLURM__SUBMIT_MAX_ATTEMPTS", "2"),
+    ])
+    .await;
     let guard = RestartController;
     slurm_script("stop-ctld");
 
     let id = submit(&app, "quals@1.0.0", json!({"dataset": "quals-demo"})).await;
+    let doomed = submit(&impatient, "quals@1.0.0", json!({"dataset": "quals-demo"})).await;
     // The run stays QUEUED and says why, attempt after attempt.
     let mut attempts_seen = 0;
     for _ in 0..60 {
@@ -54,6 +61,24 @@ async fn submissions_wait_while_slurmctld_is_down_and_go_through_after() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(attempts_seen, 2, "no retried submission was recorded");
+    assert_eq!(
+        wait_for(
+            &impatient,
+            &doomed,
+            &["SYSTEM_ERROR"],
+            Duration::from_secs(60)
+        )
+        .await,
+        "SYSTEM_ERROR"
+    );
+    let (_, run) = impatient.get_json(&format!("/runs/{doomed}")).await;
+    let why = run["run_log"]["system_logs"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("could not submit to Slurm after 2 attempts"),
+        "{run:#}"
+    );
 
     slurm_script("start-ctld");
     drop(guard);

@@ -272,7 +272,12 @@ pub async fn get(
     let run = visible_run(&state, &caller, &path).await?;
     let run_url = {
         let info = req.connection_info();
-        format!("{}://{}{WES_BASE}/runs/{}", info.scheme(), info.host(), run.id)
+        format!(
+            "{}://{}{WES_BASE}/runs/{}",
+            info.scheme(),
+            info.host(),
+            run.id
+        )
     };
     let task_logs_url = format!("{run_url}/tasks");
     let log_json = crate::run_files::log_json(&run).await;
