@@ -4,104 +4,10 @@
 mod common;
 mod slurm_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use slurm_support::*;
-
-struct WesApi {
-    child: Child,
-    api: String,
-}
-
-impl WesApi {
-    fn start(dir: &std::path::Path, slurm: bool) -> WesApi {
-        let tools = tools_bin();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wes-api"))
-            .args([
-                "--config",
-                "deploy/config/spe.dev.yaml",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(common::repo_root())
-            .env(
-                "SPE__DATABASE__URL",
-                format!("sqlite://{}/spe.db", dir.display()),
-            )
-            .env("SPE__DATA_DIR", dir.join("runs"))
-            .env("SPE__SLURM__ENABLED", slurm.to_string())
-            .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
-            .env("SPE__SLURM__RUNNER", runner_path())
-            .env(
-                "SPE__SLURM__JOB_PATH",
-                format!("{}:/usr/bin:/bin", tools.display()),
-            )
-            .env(
-                "SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE",
-                tools.join("snakemake"),
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().rsplit(' ').next().unwrap().to_owned();
-        WesApi {
-            child,
-            api: format!("http://127.0.0.1:{port}/ga4gh/wes/v1"),
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    async fn state(&self, id: &str) -> String {
-        let status: serde_json::Value = reqwest::get(format!("{}/runs/{id}/status", self.api))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        status["state"].as_str().unwrap().to_owned()
-    }
-
-    async fn wait_for(&self, id: &str, wanted: &str, limit: Duration) {
-        let start = std::time::Instant::now();
-        let mut last = String::new();
-        while start.elapsed() < limit {
-            last = self.state(id).await;
-            if last == wanted {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("run {id} is {last}, not {wanted}, after {limit:?}");
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let res = reqwest::Client::new()
-            .post(format!("{}{path}", self.api))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            res.status().is_success(),
-            "{path}: {}",
-            res.text().await.unwrap()
-        );
-        res.json().await.unwrap()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_and_running_runs_survive_a_kill_9_of_wes_api() {
@@ -155,4 +61,84 @@ async fn queued_and_running_runs_survive_a_kill_9_of_wes_api() {
         .wait_for(&running, "COMPLETE", Duration::from_secs(120))
         .await;
     third.kill9();
+}
+
+/// A workflow file changed on disk after approval: a new submission is refused (400), and a
+/// run accepted before the change is refused again by spe-runner inside its Slurm job, which
+/// never starts the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_changed_after_approval_is_refused_at_submit_and_in_the_job() {
+    if !slurm_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = dir.path().join("quals");
+    std::fs::create_dir_all(workflow.join("data")).unwrap();
+    for file in [
+        "Snakefile",
+        "workflow.yaml",
+        "data/calls.tsv",
+        "data/README.md",
+    ] {
+        std::fs::copy(
+            common::repo_root().join("workflows/quals").join(file),
+            workflow.join(file),
+        )
+        .unwrap();
+    }
+    let accepting = WesApi::start(dir.path(), false);
+    accepting
+        .post("/admin/workflows", json!({"source_dir": workflow}))
+        .await;
+    accepting
+        .post("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    let request = json!({"workflow_type": "SMK", "workflow_type_version": "9", "workflow_url": "quals@1.0.0"});
+    let id = accepting.post("/runs", request.clone()).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    accepting.kill9();
+
+    // Someone edits the approved Snakefile on the shared file system.
+    let snakefile = workflow.join("Snakefile");
+    let mut text = std::fs::read_to_string(&snakefile).unwrap();
+    text.push_str("\nshell(\"cat /etc/passwd\")\n");
+    std::fs::write(&snakefile, text).unwrap();
+
+    let executing = WesApi::start(dir.path(), true);
+    let res = reqwest::Client::new()
+        .post(format!("{}/runs", executing.api))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let msg = res.json::<serde_json::Value>().await.unwrap()["msg"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.contains("digest"), "{msg}");
+
+    executing
+        .wait_for(&id, "SYSTEM_ERROR", Duration::from_secs(120))
+        .await;
+    let run: serde_json::Value = reqwest::get(format!("{}/runs/{id}", executing.api))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let why = run["run_log"]["system_logs"].to_string();
+    assert!(why.contains("do not match the approved digest"), "{run:#}");
+    let run_dir = dir.path().join("runs").join(&id[..4]).join(&id);
+    assert!(
+        !run_dir.join("results.csv").exists(),
+        "the engine must not have run"
+    );
+    assert!(
+        !run_dir.join(".snakemake").exists(),
+        "the engine must not have run"
+    );
+    executing.kill9();
 }

@@ -141,7 +141,7 @@ impl Reconciler {
 
     /// Applies what the scheduler reports to one run. Returns whether its state changed.
     async fn apply(&self, run: &RunRecord, job: &JobReport) -> Result<bool, TickError> {
-        let (target, reason) = wes_state(job);
+        let (mut target, mut reason) = wes_state(job);
         if run.state == RunState::Canceling && !target.is_terminal() {
             // Cancel asked; the job has not ended yet.
             return Ok(false);
@@ -149,6 +149,14 @@ impl Reconciler {
         if target == RunState::Unknown {
             tracing::warn!(run_id = %run.id, state = %job.state, "unknown Slurm state; keeping the run's state");
             return Ok(false);
+        }
+        // spe-runner refused to start the engine (e.g. the workflow files no longer match the
+        // approved digest): not the workflow's failure but the system's.
+        if target == RunState::ExecutorError
+            && let Some(error) = crate::run_files::log_json(run).await.and_then(|l| l.error)
+        {
+            target = RunState::SystemError;
+            reason = Some(format!("spe-runner: {error}"));
         }
         let exit_code = job.exit.map(|e| {
             if e.signal != 0 && e.code == 0 {

@@ -2,8 +2,9 @@
 //! started by tests/peers/slurm.sh.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -153,4 +154,97 @@ pub fn log_json(app: &TestApp, run_id: &str) -> Value {
     dirs.sort();
     let text = std::fs::read_to_string(dirs.last().unwrap().join("log.json")).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// The real wes-api binary on a given data folder, for tests that kill and restart it.
+pub struct WesApi {
+    child: Child,
+    pub api: String,
+}
+
+impl WesApi {
+    pub fn start(dir: &std::path::Path, slurm: bool) -> WesApi {
+        let tools = tools_bin();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wes-api"))
+            .args([
+                "--config",
+                "deploy/config/spe.dev.yaml",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(repo_root())
+            .env(
+                "SPE__DATABASE__URL",
+                format!("sqlite://{}/spe.db", dir.display()),
+            )
+            .env("SPE__DATA_DIR", dir.join("runs"))
+            .env("SPE__SLURM__ENABLED", slurm.to_string())
+            .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
+            .env("SPE__SLURM__RUNNER", runner_path())
+            .env(
+                "SPE__SLURM__JOB_PATH",
+                format!("{}:/usr/bin:/bin", tools.display()),
+            )
+            .env(
+                "SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE",
+                tools.join("snakemake"),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().rsplit(' ').next().unwrap().to_owned();
+        WesApi {
+            child,
+            api: format!("http://127.0.0.1:{port}/ga4gh/wes/v1"),
+        }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn state(&self, id: &str) -> String {
+        let status: serde_json::Value = reqwest::get(format!("{}/runs/{id}/status", self.api))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["state"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn wait_for(&self, id: &str, wanted: &str, limit: Duration) {
+        let start = std::time::Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < limit {
+            last = self.state(id).await;
+            if last == wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("run {id} is {last}, not {wanted}, after {limit:?}");
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "{path}: {}",
+            res.text().await.unwrap()
+        );
+        res.json().await.unwrap()
+    }
 }
