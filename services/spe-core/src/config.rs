@@ -299,6 +299,18 @@ pub struct WorkflowsConfig {
     /// registered it (four eyes). On by default.
     #[serde(default = "default_true")]
     pub require_distinct_approver: bool,
+    /// Where workflows uploaded as tar.gz are unpacked, one read-only folder per version
+    /// (default: `<data_dir>/.registry`; see [`Config::upload_dir`]). On a cluster it must be on
+    /// the shared file system, like `data_dir`.
+    #[serde(default)]
+    pub upload_dir: Option<PathBuf>,
+    /// Most bytes an uploaded workflow may unpack to (the sum of its files' sizes).
+    #[serde(default = "default_upload_max_bytes")]
+    pub upload_max_bytes: u64,
+}
+
+fn default_upload_max_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_true() -> bool {
@@ -506,6 +518,20 @@ impl Config {
                 ));
             }
         }
+        if self
+            .workflows
+            .upload_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(ConfigError::at("workflows.upload_dir", "must not be empty"));
+        }
+        if self.workflows.upload_max_bytes == 0 {
+            return Err(ConfigError::at(
+                "workflows.upload_max_bytes",
+                "must be at least 1",
+            ));
+        }
         for (i, spec) in self.workflows.engine_parameters.iter().enumerate() {
             let key = format!("workflows.engine_parameters[{i}]");
             if spec.name.is_empty()
@@ -523,6 +549,14 @@ impl Config {
                 .map_err(|e| ConfigError::at(&format!("{key}.default"), e))?;
         }
         Ok(())
+    }
+
+    /// Where uploaded workflows are unpacked: `workflows.upload_dir`, else `<data_dir>/.registry`.
+    pub fn upload_dir(&self) -> PathBuf {
+        self.workflows
+            .upload_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(".registry"))
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -657,6 +691,14 @@ workflows:
         assert_eq!(config.logging.format, LogFormat::Human);
         assert_eq!(config.workflows.types.len(), 2);
         assert!(config.workflows.require_distinct_approver);
+        assert_eq!(config.upload_dir(), PathBuf::from("/tmp/runs/.registry"));
+        assert_eq!(config.workflows.upload_max_bytes, 64 * 1024 * 1024);
+        let env = vec![(
+            "SPE__WORKFLOWS__UPLOAD_DIR".to_owned(),
+            "/srv/registry".to_owned(),
+        )];
+        let config = Config::parse(MINIMAL, env).unwrap();
+        assert_eq!(config.upload_dir(), PathBuf::from("/srv/registry"));
     }
 
     #[test]

@@ -55,6 +55,17 @@ impl Application {
             .map_err(|e| {
                 StartupError::Config(format!("data_dir {}: {e}", config.data_dir.display()))
             })?;
+        // Uploaded workflows are unpacked there; registered versions keep its absolute path.
+        let upload_dir = config.upload_dir();
+        std::fs::create_dir_all(&upload_dir)
+            .and_then(|()| std::fs::canonicalize(&upload_dir))
+            .map(|dir| config.workflows.upload_dir = Some(dir))
+            .map_err(|e| {
+                StartupError::Config(format!(
+                    "workflows.upload_dir {}: {e}",
+                    upload_dir.display()
+                ))
+            })?;
         let authenticator = match &config.auth {
             AuthConfig::Disabled => {
                 tracing::warn!(
