@@ -15,6 +15,14 @@ step "peers: PostgreSQL on 127.0.0.1"
 SPE_TEST_POSTGRES_URL=$(tests/peers/postgres.sh start)
 export SPE_TEST_POSTGRES_URL
 
+step "peers: S3 (s3s-fs) on 127.0.0.1"
+SPE_TEST_S3_URL=$(tests/peers/s3.sh start)
+export SPE_TEST_S3_URL
+
+step "peers: OpenID Connect provider on 127.0.0.1 (npm oidc-provider)"
+SPE_TEST_OIDC_URL=$(tests/peers/oidc.sh start)
+export SPE_TEST_OIDC_URL
+
 step "peers: one-node Slurm on localhost"
 tests/peers/slurm.sh start
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::request::WorkflowType;
-use crate::secret::DatabaseUrl;
+use crate::secret::{DatabaseUrl, Secret};
 
 /// Environment variables that start with this prefix override one config key each:
 /// `SPE__DATABASE__URL=...` sets `database.url`, `SPE__DATA_DIR=...` sets `data_dir`.
@@ -35,6 +35,168 @@ pub struct Config {
     pub workflows: WorkflowsConfig,
     #[serde(default)]
     pub slurm: SlurmConfig,
+    /// The results crawler; required by that service only.
+    #[serde(default)]
+    pub crawler: Option<CrawlerConfig>,
+}
+
+/// The results crawler: where released outputs go (an S3 bucket) and how it finds finished runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerConfig {
+    /// The results bucket; objects are `<run_id>/<relative path>` and `<run_id>/manifest.json`.
+    pub bucket: String,
+    /// The S3 endpoint, e.g. `https://s3.example.eu`; the AWS default endpoint when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as most self-hosted S3 servers want.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Static credentials (set both, e.g. through `SPE__CRAWLER__ACCESS_KEY` and
+    /// `SPE__CRAWLER__SECRET_KEY`); without them the standard AWS chain is used (environment,
+    /// profile, web identity, instance metadata).
+    #[serde(default)]
+    pub access_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    /// Files larger than this are uploaded in parts.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold_bytes: u64,
+    /// Part size of multipart uploads (S3 wants at least 5 MiB).
+    #[serde(default = "default_multipart_part")]
+    pub multipart_part_bytes: u64,
+    /// Full rescans, as a cron expression with seconds (`sec min hour day month weekday`);
+    /// every minute by default. One also runs at start.
+    #[serde(default = "default_rescan_cron")]
+    pub rescan_cron: String,
+    /// `notify`: file-system events (inotify); `poll`: stat the tree every
+    /// `poll_interval_seconds`, for file systems that give no events (NFS, Lustre, ...).
+    #[serde(default)]
+    pub watch: CrawlerWatch,
+    #[serde(default = "default_crawler_poll_interval")]
+    pub poll_interval_seconds: u64,
+    /// Where `/metrics` (Prometheus text) is served.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
+    /// Files uploaded at the same time.
+    #[serde(default = "default_upload_concurrency")]
+    pub upload_concurrency: usize,
+    /// Failed uploads (S3 unavailable) are retried with exponential backoff up to this.
+    #[serde(default = "default_retry_max_backoff")]
+    pub retry_max_backoff_seconds: u64,
+    /// How long one crawler holds a file it uploads before another may take it over; renewed
+    /// while the upload goes on.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CrawlerWatch {
+    #[default]
+    Notify,
+    Poll,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+fn default_multipart_threshold() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_multipart_part() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_rescan_cron() -> String {
+    "0 * * * * *".into()
+}
+fn default_crawler_poll_interval() -> u64 {
+    10
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_upload_concurrency() -> usize {
+    4
+}
+fn default_retry_max_backoff() -> u64 {
+    300
+}
+fn default_lease_seconds() -> u64 {
+    300
+}
+
+impl CrawlerConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let ok_bucket = (3..=63).contains(&self.bucket.len())
+            && self
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !ok_bucket {
+            return Err(ConfigError::at(
+                "crawler.bucket",
+                "an S3 bucket name: 3 to 63 lowercase letters, digits, - and .",
+            ));
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+        {
+            return Err(ConfigError::at(
+                "crawler.endpoint",
+                "must be an http(s):// URL",
+            ));
+        }
+        if self.region.trim().is_empty() {
+            return Err(ConfigError::at("crawler.region", "must not be empty"));
+        }
+        if self.access_key.is_some() != self.secret_key.is_some() {
+            return Err(ConfigError::at(
+                "crawler.secret_key",
+                "set both access_key and secret_key, or neither (then the AWS chain is used)",
+            ));
+        }
+        if self.multipart_part_bytes < 5 * 1024 * 1024 {
+            return Err(ConfigError::at(
+                "crawler.multipart_part_bytes",
+                "must be at least 5 MiB (5242880)",
+            ));
+        }
+        if self.multipart_threshold_bytes == 0 {
+            return Err(ConfigError::at(
+                "crawler.multipart_threshold_bytes",
+                "must be at least 1",
+            ));
+        }
+        let fields = self.rescan_cron.split_whitespace().count();
+        if !(6..=7).contains(&fields) {
+            return Err(ConfigError::at(
+                "crawler.rescan_cron",
+                "a cron expression with seconds, e.g. `0 * * * * *` (every minute)",
+            ));
+        }
+        if self.poll_interval_seconds == 0 {
+            return Err(ConfigError::at(
+                "crawler.poll_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.metrics_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::at(
+                "crawler.metrics_listen",
+                "not a socket address such as 127.0.0.1:9464",
+            ));
+        }
+        if self.upload_concurrency == 0 || self.lease_seconds < 10 {
+            return Err(ConfigError::at(
+                "crawler.upload_concurrency",
+                "upload_concurrency must be at least 1 and lease_seconds at least 10",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How wes-api reaches Slurm and what every job gets.
@@ -231,7 +393,7 @@ pub enum AuthConfig {
     /// only; the service logs a loud warning at start.
     Disabled,
     /// OpenID Connect bearer tokens (LS-Login).
-    Oidc(OidcConfig),
+    Oidc(Box<OidcConfig>),
 }
 
 /// How `auth` is written: the word `disabled`, or a mapping `oidc: {...}`.
@@ -239,7 +401,7 @@ pub enum AuthConfig {
 #[serde(untagged)]
 enum AuthConfigRepr {
     Word(String),
-    Oidc { oidc: OidcConfig },
+    Oidc { oidc: Box<OidcConfig> },
 }
 
 impl TryFrom<AuthConfigRepr> for AuthConfig {
@@ -255,11 +417,238 @@ impl TryFrom<AuthConfigRepr> for AuthConfig {
     }
 }
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+/// OpenID Connect bearer tokens. `issuer`/`audience` and the settings beside them describe the
+/// main issuer (LS-Login); `more_issuers` lists further trusted issuers with their own settings.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     pub issuer: String,
     pub audience: String,
+    /// Signature algorithms accepted (asymmetric only; default: all of RS*, PS*, ES256/384,
+    /// EdDSA).
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// A token signed with an unknown `kid` refetches the JWKS at most this often.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+    /// Fetch userinfo for claims the access token lacks (LS-Login releases
+    /// eduperson_entitlement, ga4gh_passport_v1 and crypt4ghPublicKeys there).
+    #[serde(default)]
+    pub userinfo: UserinfoConfig,
+    /// Token introspection (RFC 7662) for opaque, non-JWT access tokens.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
+    #[serde(default)]
+    pub more_issuers: Vec<IssuerConfig>,
+    /// How callers get roles.
+    #[serde(default)]
+    pub roles: RoleMapping,
+    /// GA4GH Passport visas (AAI 1.2) for dataset access.
+    #[serde(default)]
+    pub passports: PassportConfig,
+    /// Timeout of every request to a provider (discovery, JWKS, userinfo, introspection).
+    #[serde(default = "default_http_timeout")]
+    pub http_timeout_seconds: u64,
+}
+
+/// One further trusted issuer, with the same settings as the main one.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    pub issuer: String,
+    pub audience: String,
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+    #[serde(default)]
+    pub userinfo: UserinfoConfig,
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
+}
+
+/// The signature algorithms a token or visa may use: asymmetric only, never `none` or HS*.
+pub const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+impl OidcConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (i, issuer) in self.issuers().iter().enumerate() {
+            let key = if i == 0 {
+                "auth.oidc".to_owned()
+            } else {
+                format!("auth.oidc.more_issuers[{}]", i - 1)
+            };
+            if !(issuer.issuer.starts_with("https://") || issuer.issuer.starts_with("http://")) {
+                return Err(ConfigError::at(
+                    &format!("{key}.issuer"),
+                    "must be an http(s):// URL",
+                ));
+            }
+            if issuer.audience.trim().is_empty() {
+                return Err(ConfigError::at(
+                    &format!("{key}.audience"),
+                    "must not be empty",
+                ));
+            }
+            if let Some(algs) = &issuer.algorithms {
+                if algs.is_empty() {
+                    return Err(ConfigError::at(
+                        &format!("{key}.algorithms"),
+                        "list at least one algorithm",
+                    ));
+                }
+                if let Some(bad) = algs
+                    .iter()
+                    .find(|a| !ASYMMETRIC_ALGORITHMS.contains(&a.as_str()))
+                {
+                    return Err(ConfigError::at(
+                        &format!("{key}.algorithms"),
+                        format!(
+                            "{bad} is not allowed; use asymmetric algorithms only: {}",
+                            ASYMMETRIC_ALGORITHMS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if issuer.leeway_seconds > 300 {
+                return Err(ConfigError::at(
+                    &format!("{key}.leeway_seconds"),
+                    "must be at most 300",
+                ));
+            }
+        }
+        for (i, t) in self.passports.trusted_issuers.iter().enumerate() {
+            if !(t.jku.starts_with("https://") || t.jku.starts_with("http://")) {
+                return Err(ConfigError::at(
+                    &format!("auth.oidc.passports.trusted_issuers[{i}].jku"),
+                    "must be an http(s):// URL",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every trusted issuer, the main one first.
+    pub fn issuers(&self) -> Vec<IssuerConfig> {
+        let mut all = vec![IssuerConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            algorithms: self.algorithms.clone(),
+            leeway_seconds: self.leeway_seconds,
+            jwks_min_refresh_seconds: self.jwks_min_refresh_seconds,
+            userinfo: self.userinfo.clone(),
+            introspection: self.introspection.clone(),
+        }];
+        all.extend(self.more_issuers.iter().cloned());
+        all
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct UserinfoConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long one token's userinfo answer is reused.
+    #[serde(default = "default_userinfo_cache")]
+    pub cache_seconds: u64,
+}
+
+impl Default for UserinfoConfig {
+    fn default() -> Self {
+        UserinfoConfig {
+            enabled: false,
+            cache_seconds: default_userinfo_cache(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    pub client_id: String,
+    pub client_secret: crate::secret::Secret,
+    /// How long one token's introspection answer is reused.
+    #[serde(default = "default_userinfo_cache")]
+    pub cache_seconds: u64,
+}
+
+/// The roles a caller may hold.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Researcher,
+    DataController,
+    Collaborator,
+    Operator,
+}
+
+/// Roles from LS-Login entitlement URNs
+/// (`urn:geant:lifescience-ri.eu:group:<vo>[:<sub>][:role=r]#<authority>`, matched exactly,
+/// authority included) and from a local table of subjects kept by operators. A caller holds the
+/// union of both.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMapping {
+    #[serde(default)]
+    pub entitlements: BTreeMap<String, Vec<Role>>,
+    #[serde(default)]
+    pub subjects: BTreeMap<String, Vec<Role>>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PassportConfig {
+    /// Visa issuers trusted, each as the pair (iss, jku) a visa must name exactly.
+    #[serde(default)]
+    pub trusted_issuers: Vec<TrustedVisaIssuer>,
+    /// Whether a ControlledAccessGrants visa must say `by` (who asserted it).
+    #[serde(default = "default_true")]
+    pub require_by: bool,
+    /// If set, only these `by` values count (e.g. `[dac, so]`).
+    #[serde(default)]
+    pub accepted_by: Option<Vec<String>>,
+    /// A visa JWKS is refetched for an unknown `kid` at most this often.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+}
+
+impl Default for PassportConfig {
+    fn default() -> Self {
+        PassportConfig {
+            trusted_issuers: Vec::new(),
+            require_by: true,
+            accepted_by: None,
+            jwks_min_refresh_seconds: default_jwks_refresh(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedVisaIssuer {
+    pub iss: String,
+    pub jku: String,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+fn default_jwks_refresh() -> u64 {
+    30
+}
+fn default_userinfo_cache() -> u64 {
+    60
+}
+fn default_http_timeout() -> u64 {
+    10
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -457,6 +846,9 @@ impl Config {
                 return Err(ConfigError::at(key, "must be an http(s):// or mailto: URL"));
             }
         }
+        if let Some(crawler) = &self.crawler {
+            crawler.check()?;
+        }
         for (name, value) in &self.slurm.job_env {
             let key = format!("slurm.job_env.{name}");
             let well_formed = name
@@ -489,6 +881,9 @@ impl Config {
                 "slurm.poll_interval_seconds",
                 "intervals must be at least 1",
             ));
+        }
+        if let AuthConfig::Oidc(oidc) = &self.auth {
+            oidc.check()?;
         }
         if self.workflows.types.is_empty() {
             return Err(ConfigError::at(
@@ -760,6 +1155,61 @@ workflows:
     }
 
     #[test]
+    fn oidc_settings_per_issuer_roles_and_visa_issuers() {
+        let oidc = MINIMAL.replace(
+            "auth: disabled",
+            r#"auth:
+  oidc:
+    issuer: "https://login.example/oidc/"
+    audience: spe
+    algorithms: [RS256, ES256]
+    userinfo: { enabled: true }
+    introspection: { client_id: spe, client_secret: s3cr3t-value }
+    more_issuers:
+      - { issuer: "https://other.example", audience: spe2, leeway_seconds: 5 }
+    roles:
+      entitlements:
+        "urn:geant:lifescience-ri.eu:group:spe:researchers#login.example": [researcher]
+      subjects:
+        "abc@lifescience-ri.eu": [operator, data_controller]
+    passports:
+      trusted_issuers: [{ iss: "https://visa.example", jku: "https://visa.example/jwks" }]
+      accepted_by: [dac]
+"#,
+        );
+        let config = Config::parse(&oidc, no_env()).unwrap();
+        let AuthConfig::Oidc(o) = &config.auth else {
+            panic!("not oidc")
+        };
+        let issuers = o.issuers();
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(issuers[0].leeway_seconds, 30);
+        assert_eq!(issuers[1].leeway_seconds, 5);
+        assert!(issuers[0].userinfo.enabled);
+        assert_eq!(
+            o.roles.subjects["abc@lifescience-ri.eu"],
+            vec![Role::Operator, Role::DataController]
+        );
+        assert!(o.passports.require_by);
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+
+        for (bad, key) in [
+            ("algorithms: [HS256]", "auth.oidc.algorithms"),
+            ("algorithms: [none]", "auth.oidc.algorithms"),
+        ] {
+            let text = oidc.replace("algorithms: [RS256, ES256]", bad);
+            let err = Config::parse(&text, no_env()).unwrap_err();
+            assert!(err.0.starts_with(key), "{err}");
+        }
+        let text = oidc.replace("\"https://other.example\"", "ftp://x");
+        let err = Config::parse(&text, no_env()).unwrap_err();
+        assert!(
+            err.0.starts_with("auth.oidc.more_issuers[0].issuer"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn database_password_is_never_in_errors() {
         let env = vec![(
             "SPE__DATABASE__URL".to_owned(),
@@ -777,5 +1227,40 @@ workflows:
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn crawler_section_parses_checks_and_hides_keys() {
+        assert!(Config::parse(MINIMAL, no_env()).unwrap().crawler.is_none());
+        let with = format!(
+            "{MINIMAL}crawler:\n  bucket: spe-results\n  endpoint: http://127.0.0.1:59000\n  path_style: true\n"
+        );
+        let env = vec![
+            ("SPE__CRAWLER__ACCESS_KEY".to_owned(), "AKID".to_owned()),
+            (
+                "SPE__CRAWLER__SECRET_KEY".to_owned(),
+                "s3cr3t-key".to_owned(),
+            ),
+            ("SPE__CRAWLER__WATCH".to_owned(), "poll".to_owned()),
+        ];
+        let config = Config::parse(&with, env).unwrap();
+        let crawler = config.crawler.as_ref().unwrap();
+        assert_eq!(crawler.bucket, "spe-results");
+        assert_eq!(crawler.watch, CrawlerWatch::Poll);
+        assert_eq!(crawler.rescan_cron, "0 * * * * *");
+        assert_eq!(crawler.multipart_threshold_bytes, 64 * 1024 * 1024);
+        assert_eq!(crawler.secret_key.as_ref().unwrap().expose(), "s3cr3t-key");
+        assert!(!format!("{config:?}").contains("s3cr3t-key"));
+        let one_key = vec![("SPE__CRAWLER__ACCESS_KEY".to_owned(), "AKID".to_owned())];
+        let err = Config::parse(&with, one_key).unwrap_err();
+        assert!(err.0.starts_with("crawler.secret_key"), "{err}");
+        let bad_cron = vec![("SPE__CRAWLER__RESCAN_CRON".to_owned(), "* * *".to_owned())];
+        let err = Config::parse(&with, bad_cron).unwrap_err();
+        assert!(err.0.starts_with("crawler.rescan_cron"), "{err}");
+        let small_part = vec![(
+            "SPE__CRAWLER__MULTIPART_PART_BYTES".to_owned(),
+            "1024".to_owned(),
+        )];
+        assert!(Config::parse(&with, small_part).is_err());
     }
 }

@@ -5,11 +5,16 @@
 //! URL. Each backend has its own embedded migrations, applied at start. Queries use `$n`
 //! placeholders, which both drivers accept, and only types both share (TEXT, BIGINT).
 
+mod egress;
 mod error;
 mod execution;
 mod registry;
 mod runs;
 
+pub use egress::{
+    EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_RELEASED, EGRESS_UPLOADING, EgressFile,
+    EgressOutcome, EgressRun, NewEgressFile, ReleasedFile,
+};
 pub use error::StoreError;
 pub use registry::{
     DATASET_ACTIVE, DATASET_RETIRED, Dataset, NewDataset, NewWorkflowVersion, Refusable,

@@ -2,23 +2,23 @@
 //!
 //! A handler takes `Authorized<{actions::X}>`; the extractor resolves the caller and refuses
 //! the request unless one of the caller's roles grants action `X`. A route therefore cannot be
-//! written without saying who may call it. Until OIDC lands the only resolver is
+//! written without saying who may call it. Callers are resolved from an OIDC bearer token
+//! (`auth: {oidc: ...}`, verified by spe-auth) or, for local development only, by
 //! `auth: disabled`, where every caller is the same local user holding every role.
+//! No token: 401 with `WWW-Authenticate: Bearer`; an invalid one: 401 with
+//! `error="invalid_token"`; a valid one whose roles do not grant the action: 403.
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, http::header, web};
 
 use crate::error::ApiError;
 
-/// Roles, as the identity provider's entitlements map onto them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Researcher,
-    DataController,
-    Collaborator,
-    Operator,
-}
+/// Roles, as the identity provider's entitlements map onto them (spe-core's config type).
+pub use spe_auth::Role;
+pub use spe_auth::Visa;
 
 /// Actions a route may require. Numbers, because const generics over enums are not stable.
 pub mod actions {
@@ -56,6 +56,8 @@ pub struct Caller {
     /// The stable subject identifier (`sub`); run owners are recorded by it.
     pub subject: String,
     pub roles: Vec<Role>,
+    /// GA4GH Passport visas that verified (empty with `auth: disabled`).
+    pub visas: Vec<Visa>,
 }
 
 impl Caller {
@@ -67,6 +69,13 @@ impl Caller {
     pub fn sees_all_runs(&self) -> bool {
         self.has(Role::Operator)
     }
+
+    /// ControlledAccessGrants visas whose value is exactly `value`.
+    pub fn grants<'a>(&'a self, value: &'a str) -> impl Iterator<Item = &'a Visa> + 'a {
+        self.visas
+            .iter()
+            .filter(move |v| v.visa_type == "ControlledAccessGrants" && v.value == value)
+    }
 }
 
 /// How the application resolves callers (held in app data).
@@ -74,10 +83,33 @@ impl Caller {
 pub enum Authenticator {
     /// `auth: disabled`: one local user with every role. Development only.
     Disabled,
+    /// `auth: {oidc: ...}`: bearer tokens verified by spe-auth.
+    Oidc(Arc<spe_auth::Verifier>),
+}
+
+const CHALLENGE: &str = "Bearer realm=\"spe\"";
+
+/// The bearer token of a request, if it sent one.
+fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+            format!("{CHALLENGE}, error=\"invalid_request\""),
+        )
+    };
+    let value = value.to_str().map_err(|_| invalid())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(invalid());
+    }
+    Ok(Some(token.trim().to_owned()))
 }
 
 impl Authenticator {
-    fn resolve(&self, _req: &HttpRequest) -> Result<Caller, ApiError> {
+    async fn resolve(&self, token: Option<String>) -> Result<Caller, ApiError> {
         match self {
             Authenticator::Disabled => Ok(Caller {
                 subject: "local-dev-user".into(),
@@ -87,7 +119,39 @@ impl Authenticator {
                     Role::Collaborator,
                     Role::Operator,
                 ],
+                visas: Vec::new(),
             }),
+            Authenticator::Oidc(verifier) => {
+                let Some(token) = token else {
+                    return Err(ApiError::unauthorized(
+                        "this endpoint needs a bearer access token",
+                        CHALLENGE,
+                    ));
+                };
+                match verifier.verify(&token).await {
+                    Ok(p) => Ok(Caller {
+                        subject: p.subject,
+                        roles: p.roles,
+                        visas: p.visas,
+                    }),
+                    Err(spe_auth::AuthError::Invalid(reason)) => {
+                        tracing::info!(%reason, "bearer token refused");
+                        Err(ApiError::unauthorized(
+                            format!("invalid token: {reason}"),
+                            format!(
+                                "{CHALLENGE}, error=\"invalid_token\", error_description=\"{reason}\""
+                            ),
+                        ))
+                    }
+                    Err(e @ spe_auth::AuthError::Unavailable(_)) => {
+                        tracing::error!(error = %e, "cannot verify bearer tokens");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the identity provider cannot be reached; try again later",
+                        ))
+                    }
+                }
+            }
         }
     }
 }
@@ -97,13 +161,16 @@ pub struct Authorized<const A: u8>(pub Caller);
 
 impl<const A: u8> FromRequest for Authorized<A> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
-            return ready(Err(ApiError::internal("no authenticator configured")));
-        };
-        ready(auth.resolve(req).and_then(|caller| {
+        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let Some(auth) = auth else {
+                return Err(ApiError::internal("no authenticator configured"));
+            };
+            let caller = auth.resolve(token?).await?;
             if roles_for(A).iter().any(|role| caller.has(*role)) {
                 Ok(Authorized(caller))
             } else {
@@ -112,6 +179,6 @@ impl<const A: u8> FromRequest for Authorized<A> {
                     "your role does not allow this action",
                 ))
             }
-        }))
+        })
     }
 }

@@ -21,6 +21,8 @@ pub struct ErrorResponse {
 pub struct ApiError {
     status: StatusCode,
     msg: String,
+    /// `WWW-Authenticate` for 401 answers.
+    challenge: Option<String>,
 }
 
 impl ApiError {
@@ -28,6 +30,16 @@ impl ApiError {
         ApiError {
             status,
             msg: msg.into(),
+            challenge: None,
+        }
+    }
+
+    /// 401 with a `WWW-Authenticate` challenge (RFC 6750). Neither may carry a token.
+    pub fn unauthorized(msg: impl Into<String>, challenge: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            msg: msg.into(),
+            challenge: Some(challenge.into()),
         }
     }
 
@@ -88,7 +100,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorResponse {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(value) = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            res.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        res.json(ErrorResponse {
             msg: self.msg.clone(),
             status_code: self.status.as_u16(),
         })

@@ -12,3 +12,4 @@ pub mod slurm;
 pub mod startup;
 pub mod telemetry;
 pub mod wes;
+pub mod workflow_upload;

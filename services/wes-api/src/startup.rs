@@ -74,12 +74,14 @@ impl Application {
                 );
                 Authenticator::Disabled
             }
-            AuthConfig::Oidc(_) => {
-                return Err(StartupError::Config(
-                    "auth.oidc: OIDC authentication is not available in this build yet; \
-                     use `auth: disabled` only for local development"
-                        .into(),
-                ));
+            AuthConfig::Oidc(oidc) => {
+                let verifier = spe_auth::Verifier::new(oidc)
+                    .map_err(|e| StartupError::Config(format!("auth.oidc: {e}")))?;
+                // A provider that is down now is retried on first use; say so, do not fail.
+                if let Err(e) = verifier.warm_up().await {
+                    tracing::warn!(error = %e, "OIDC discovery failed at start; retrying on use");
+                }
+                Authenticator::Oidc(Arc::new(verifier))
             }
         };
         tracing::info!(database = %config.database.url, "opening database");

@@ -64,7 +64,9 @@ impl<R: Read> Read for Capped<'_, R> {
             self.hit.set(true);
             return Err(io::Error::other("archive unpacks to too many bytes"));
         }
-        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buf[..n])?;
         self.left -= read as u64;
         Ok(read)
@@ -143,7 +145,8 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
         if hit.get() {
             too_big()
         } else {
-            refused(format!("body: not a gzip-compressed tar archive: {e}"))
+            let cause: String = e.to_string().chars().take(200).collect();
+            refused(format!("body: not a gzip-compressed tar archive: {cause}"))
         }
     };
     let reader = Capped {
@@ -161,9 +164,7 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
         let mut entry = entry.map_err(|e| not_archive(e, &hit))?;
         count += 1;
         if count > MAX_FILES {
-            return Err(refused(format!(
-                "archive: more than {MAX_FILES} members"
-            )));
+            return Err(refused(format!("archive: more than {MAX_FILES} members")));
         }
         let kind = entry.header().entry_type();
         if kind.is_pax_global_extensions() {
@@ -178,11 +179,7 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
                 "archive member {name}: appears twice, or both as a file and as a folder"
             ))
         };
-        if rel
-            .ancestors()
-            .skip(1)
-            .any(|a| files.contains(a))
-        {
+        if rel.ancestors().skip(1).any(|a| files.contains(a)) {
             return Err(conflict());
         }
         if kind.is_dir() {
@@ -195,7 +192,9 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
             }
         } else if kind == tar::EntryType::Regular {
             if rel.as_os_str().is_empty() {
-                return Err(refused(format!("archive member {name}: a file without a name")));
+                return Err(refused(format!(
+                    "archive member {name}: a file without a name"
+                )));
             }
             if files.contains(&rel) || dirs.contains(&rel) {
                 return Err(conflict());
@@ -203,7 +202,9 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
             let size = entry.size();
             total = total.saturating_add(size);
             if total > max_bytes {
-                return Err(too_big());
+                return Err(refused(format!(
+                    "archive member {name}: with it the archive unpacks to more than {max_bytes} bytes"
+                )));
             }
             if let Some(parent) = rel.parent() {
                 fs::create_dir_all(tree.join(parent))?;
@@ -213,6 +214,12 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
                 .write(true)
                 .create_new(true)
                 .open(tree.join(&rel))?;
+            // Executable stays executable (a Nextflow `bin/` script must run); nothing else
+            // of the archive's modes is kept.
+            let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+            if executable {
+                out.set_permissions(fs::Permissions::from_mode(0o755))?;
+            }
             let copied = io::copy(&mut entry, &mut out).map_err(|e| not_archive(e, &hit))?;
             if copied != size {
                 return Err(refused(format!(
@@ -221,7 +228,10 @@ pub fn unpack(archive: &[u8], upload_dir: &Path, max_bytes: u64) -> Result<Unpac
             }
             files.insert(rel);
         } else {
-            return Err(refused(format!("archive member {name}: {}", kind_name(kind))));
+            return Err(refused(format!(
+                "archive member {name}: {}",
+                kind_name(kind)
+            )));
         }
     }
     let root = if is_file(&tree.join(MANIFEST_FILE)) {
@@ -250,8 +260,8 @@ fn is_file(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }
 
-/// Sets every file under `dir` to 0444 and every folder below it to 0555 (or, with
-/// `writable`, folders back to 0755 so that they can be removed).
+/// Sets every file under `dir` to 0444 (0555 when it is executable) and every folder below it
+/// to 0555 (or, with `writable`, folders back to 0755 so that they can be removed).
 fn set_modes(dir: &Path, writable: bool) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -265,7 +275,9 @@ fn set_modes(dir: &Path, writable: bool) -> io::Result<()> {
                 fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o555))?;
             }
         } else if kind.is_file() && !writable {
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o444))?;
+            let executable = entry.metadata()?.permissions().mode() & 0o111 != 0;
+            let mode = if executable { 0o555 } else { 0o444 };
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode))?;
         }
     }
     Ok(())

@@ -427,6 +427,15 @@ async fn registration_refuses_bad_folders_and_manifests() {
         .await;
     error_msg(res, 400).await;
 
+    // A file the manifest does not list would make every run fail spe-runner's check.
+    std::fs::write(quals.join("notes.txt"), "not part of the workflow").unwrap();
+    let res = app
+        .post_json("/admin/workflows", json!({"source_dir": quals}))
+        .await;
+    let msg = error_msg(res, 400).await;
+    assert!(msg.contains("notes.txt is not listed"), "{msg}");
+    std::fs::remove_file(quals.join("notes.txt")).unwrap();
+
     let manifest = std::fs::read_to_string(quals.join("workflow.yaml")).unwrap();
     for (from, to, field) in [
         (
@@ -541,4 +550,267 @@ async fn datasets_are_managed_by_controllers_and_named_by_id() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, vec!["retired", "created"]);
+}
+
+/// The tar.gz of a folder, its members under `prefix` (`"."` for the archive's root).
+fn tar_gz_of(dir: &Path, prefix: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(prefix, dir).unwrap();
+    gzip(builder.into_inner().unwrap())
+}
+
+fn gzip(tar: Vec<u8>) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A tar member written as given: the tar crate's own builder refuses the names these tests
+/// need (absolute, `..`).
+fn raw_member(
+    builder: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_entry_type(kind);
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, data).unwrap();
+}
+
+async fn upload(app: &TestApp, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.wes("/admin/workflows"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn an_uploaded_tar_gz_registers_with_the_digest_of_its_folder() {
+    let quals = repo_root().join("workflows/quals").canonicalize().unwrap();
+    // The folder registered in place, for the reference digest.
+    let by_path = spawn_app_with(&[]).await;
+    let res = by_path
+        .post_json(
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let reference: Value = res.json().await.unwrap();
+    let digest = reference["registered_digest"].as_str().unwrap().to_owned();
+
+    // Inside one top-level folder.
+    let app = spawn_app_with(&[]).await;
+    app.register_dataset("demo-1").await;
+    let upload_dir = app.data_dir.join(".registry").canonicalize().unwrap();
+    let res = upload(&app, "application/gzip", tar_gz_of(&quals, "quals")).await;
+    assert_eq!(res.status(), 201);
+    let draft: Value = res.json().await.unwrap();
+    assert_eq!(draft["registered_digest"], digest.as_str());
+    assert_eq!(draft["files"], reference["files"]);
+    let folder = upload_dir.join(format!("quals/1.0.0-{}", &digest[..12]));
+    assert_eq!(draft["source_dir"], folder.display().to_string());
+    // Read-only, so that changing it takes effort (and the digest still guards).
+    assert_eq!(mode(&folder), 0o555);
+    assert_eq!(mode(&folder.join("data")), 0o555);
+    assert_eq!(mode(&folder.join("workflow.yaml")), 0o444);
+    assert_eq!(mode(&folder.join("data/calls.tsv")), 0o444);
+    // Only the installed folder is left: no temporary folders.
+    let left: Vec<_> = std::fs::read_dir(&upload_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("quals")]);
+
+    // It approves and runs like a registered folder.
+    let res = app
+        .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "demo-1"})).await;
+    assert_eq!(res.status(), 200);
+
+    // The same upload again is the same version: 409, and the folder stays.
+    let res = upload(&app, "application/x-gzip", tar_gz_of(&quals, "quals")).await;
+    error_msg(res, 409).await;
+    assert!(folder.join("workflow.yaml").is_file());
+
+    // An archive holding a file the manifest does not list is refused: every file of an
+    // approved folder is part of its digest, and spe-runner refuses unlisted files.
+    let other = spawn_app_with(&[]).await;
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", &quals).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(10);
+    header.set_mode(0o755);
+    builder
+        .append_data(&mut header, "bin/tool.sh", &b"#!/bin/sh\n"[..])
+        .unwrap();
+    let res = upload(
+        &other,
+        "application/x-tar+gzip",
+        gzip(builder.into_inner().unwrap()),
+    )
+    .await;
+    assert!(
+        error_msg(res, 400)
+            .await
+            .contains("bin/tool.sh is not listed")
+    );
+
+    // At the archive's root, under the other media type: the same digest, read-only.
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", &quals).unwrap();
+    let res = upload(
+        &other,
+        "application/x-tar+gzip",
+        gzip(builder.into_inner().unwrap()),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["registered_digest"], digest.as_str());
+    let folder = PathBuf::from(v["source_dir"].as_str().unwrap());
+    assert_eq!(mode(&folder.join("data")), 0o555);
+    assert_eq!(mode(&folder.join("Snakefile")), 0o444);
+}
+
+#[tokio::test]
+async fn unsafe_uploads_are_refused_and_leave_nothing_behind() {
+    use tar::EntryType;
+    let app = spawn_app_with(&[("SPE__WORKFLOWS__UPLOAD_MAX_BYTES", "100000")]).await;
+    let upload_dir = app.data_dir.join(".registry");
+    let quals = repo_root().join("workflows/quals");
+    // The genuine workflow first, then one bad member: the refusal must undo what was unpacked.
+    let with = |name: &str, kind: EntryType, link: &str, data: &[u8]| {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_dir_all("quals", &quals).unwrap();
+        raw_member(&mut builder, name, kind, link, data);
+        gzip(builder.into_inner().unwrap())
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "parent",
+            with("../evil", EntryType::Regular, "", b"x"),
+            "`..`",
+        ),
+        (
+            "nested parent",
+            with("quals/../../evil", EntryType::Regular, "", b"x"),
+            "`..`",
+        ),
+        (
+            "absolute",
+            with("/tmp/evil", EntryType::Regular, "", b"x"),
+            "absolute",
+        ),
+        (
+            "symlink",
+            with("quals/passwd", EntryType::Symlink, "/etc/passwd", b""),
+            "symbolic link",
+        ),
+        (
+            "hard link",
+            with("quals/passwd", EntryType::Link, "/etc/passwd", b""),
+            "hard link",
+        ),
+        (
+            "device",
+            with("quals/null", EntryType::Char, "", b""),
+            "device",
+        ),
+        ("fifo", with("quals/pipe", EntryType::Fifo, "", b""), "FIFO"),
+        (
+            "oversize member",
+            with("quals/big.bin", EntryType::Regular, "", &vec![0u8; 200_000]),
+            "more than 100000 bytes",
+        ),
+        (
+            "duplicate",
+            with("quals/Snakefile", EntryType::Regular, "", b"rule evil:"),
+            "twice",
+        ),
+        (
+            "no manifest",
+            {
+                let mut builder = tar::Builder::new(Vec::new());
+                raw_member(&mut builder, "x/Snakefile", EntryType::Regular, "", b"x");
+                raw_member(&mut builder, "y/Snakefile", EntryType::Regular, "", b"x");
+                gzip(builder.into_inner().unwrap())
+            },
+            "no workflow.yaml",
+        ),
+        (
+            "too many members",
+            {
+                let mut builder = tar::Builder::new(Vec::new());
+                for i in 0..1001 {
+                    raw_member(
+                        &mut builder,
+                        &format!("quals/f{i}"),
+                        EntryType::Regular,
+                        "",
+                        b"",
+                    );
+                }
+                gzip(builder.into_inner().unwrap())
+            },
+            "more than 1000 members",
+        ),
+        ("not gzip", b"plain text".to_vec(), "gzip"),
+        (
+            "gzip but not tar",
+            gzip(vec![b'x'; 2000]),
+            "not a gzip-compressed tar archive",
+        ),
+    ];
+    for (case, body, expected) in cases {
+        let res = upload(&app, "application/gzip", body).await;
+        let msg = error_msg(res, 400).await;
+        assert!(msg.contains(expected), "{case}: {msg}");
+        let left: Vec<_> = std::fs::read_dir(&upload_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{case}: {left:?}");
+    }
+    // A manifest the deployment refuses: unpacked, then removed again.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = copy_example("quals", &dir);
+    let manifest = std::fs::read_to_string(copy.join("workflow.yaml")).unwrap();
+    std::fs::write(
+        copy.join("workflow.yaml"),
+        manifest.replace("entry_point: Snakefile", "entry_point: nothing"),
+    )
+    .unwrap();
+    let res = upload(&app, "application/gzip", tar_gz_of(&copy, "quals")).await;
+    assert!(error_msg(res, 400).await.contains("entry_point"));
+    assert_eq!(std::fs::read_dir(&upload_dir).unwrap().count(), 0);
+    let (_, all) = app.get_json("/admin/workflows").await;
+    assert_eq!(all["workflows"], json!([]));
+
+    // A body over server.max_body_bytes is a 413, unpacked or not.
+    let small = spawn_app_with(&[("SPE__SERVER__MAX_BODY_BYTES", "2048")]).await;
+    let res = upload(&small, "application/gzip", vec![0u8; 4096]).await;
+    error_msg(res, 413).await;
 }

@@ -17,9 +17,11 @@ use spe_store::{
     STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
 };
 
-use crate::auth::{Authorized, actions};
+use crate::auth::{Authorized, Caller, actions};
 use crate::error::ApiError;
+use crate::routes::runs::{check_content_length, media_type, read_limited};
 use crate::startup::AppState;
+use crate::workflow_upload::{self, UploadError};
 
 /// Largest `workflow.yaml` read.
 const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
@@ -109,13 +111,19 @@ fn load_dir(dir: &Path) -> Result<Loaded, String> {
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("{MANIFEST_FILE}: cannot read: {e}"))?;
     let manifest = Manifest::from_yaml(&text).map_err(|e| format!("{MANIFEST_FILE}: {e}"))?;
-    let mut files = match &manifest.files {
-        Some(files) => files.clone(),
-        None => list_tree(&dir).map_err(|e| format!("source_dir: {e}"))?,
-    };
+    // Everything in the folder is covered by the digest: spe-runner refuses a folder holding
+    // any file outside the list, so such a version could be approved but never run.
+    let present = list_tree(&dir).map_err(|e| format!("source_dir: {e}"))?;
+    let mut files = manifest.files.clone().unwrap_or_else(|| present.clone());
     files.push(MANIFEST_FILE.to_owned());
     files.sort();
     files.dedup();
+    if let Some(extra) = present.iter().find(|p| files.binary_search(p).is_err()) {
+        return Err(format!(
+            "source_dir: {extra} is not listed in {MANIFEST_FILE}'s files; list it or remove it \
+             (every file in an approved folder is part of its digest)"
+        ));
+    }
     if files.len() > MAX_FILES + 1 {
         return Err(format!("source_dir: more than {MAX_FILES} files"));
     }
@@ -235,18 +243,99 @@ pub struct RegisterBody {
     source_dir: String,
 }
 
-/// `POST /admin/workflows`: registers the folder's workflow version as a draft.
+/// Media types of a workflow folder uploaded as tar.gz.
+const GZIP_TYPES: [&str; 3] = [
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar+gzip",
+];
+
+/// `POST /admin/workflows`: registers a workflow version as a draft, from a folder on the
+/// cluster's file system (`{"source_dir"}`) or from the tar.gz of one (`application/gzip`),
+/// which is unpacked, read-only, under the upload directory first.
 pub async fn register(
     Authorized(caller): Authorized<{ actions::WORKFLOWS_MANAGE }>,
-    body: web::Bytes,
+    req: HttpRequest,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: RegisterBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let dir = check_absolute_path("source_dir", &body.source_dir)?;
-    let loaded = blocking(move || load_dir(&dir))
-        .await?
-        .map_err(ApiError::bad_request)?;
+    let limit = state.config.server.max_body_bytes;
+    check_content_length(&req, limit)?;
+    let upload = GZIP_TYPES.contains(&media_type(&req).as_str());
+    let body = read_limited(payload, limit).await?;
+    if !upload {
+        let body: RegisterBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let dir = check_absolute_path("source_dir", &body.source_dir)?;
+        let loaded = blocking(move || load_dir(&dir))
+            .await?
+            .map_err(ApiError::bad_request)?;
+        return register_loaded(&state, &caller, loaded).await;
+    }
+    let upload_dir = state.config.upload_dir();
+    let max_bytes = state.config.workflows.upload_max_bytes;
+    let (loaded, created) =
+        blocking(move || unpack_and_install(&body, &upload_dir, max_bytes)).await??;
+    let result = register_loaded(&state, &caller, loaded).await;
+    if result.is_err()
+        && let Some(dir) = created
+    {
+        // Refused: the folder this request created goes again.
+        blocking(move || {
+            if let Err(e) = workflow_upload::remove(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a refused upload");
+            }
+        })
+        .await?;
+    }
+    result
+}
+
+/// Unpacks an uploaded tar.gz and moves its workflow folder to
+/// `<upload_dir>/<name>/<version>-<first 12 digits of the digest>` (blocking I/O). Returns the
+/// folder as registration reads it, and its path when this call created it.
+fn unpack_and_install(
+    archive: &[u8],
+    upload_dir: &Path,
+    max_bytes: u64,
+) -> Result<(Loaded, Option<PathBuf>), ApiError> {
+    let upload_error = |e: UploadError| match e {
+        UploadError::Refused(msg) => ApiError::bad_request(msg),
+        UploadError::Io(e) => ApiError::internal(format!("unpacking an upload: {e}")),
+    };
+    let unpacked = workflow_upload::unpack(archive, upload_dir, max_bytes).map_err(upload_error)?;
+    let first = load_dir(&unpacked.root).map_err(ApiError::bad_request)?;
+    let short: String = first.digest.chars().take(12).collect();
+    let target = upload_dir
+        .join(&first.manifest.name)
+        .join(format!("{}-{short}", first.manifest.version));
+    let created = workflow_upload::install(unpacked, &target)
+        .map_err(|e| ApiError::internal(format!("installing an upload: {e}")))?;
+    let checked = match load_dir(&target) {
+        Ok(loaded) if loaded.digest == first.digest => Ok(loaded),
+        Ok(_) => Err(ApiError::conflict(format!(
+            "{} exists with other content; it cannot be replaced",
+            target.display()
+        ))),
+        Err(e) => Err(ApiError::bad_request(e)),
+    };
+    match checked {
+        Ok(loaded) => Ok((loaded, created.then_some(target))),
+        Err(e) => {
+            if created && let Err(io) = workflow_upload::remove(&target) {
+                tracing::warn!(dir = %target.display(), error = %io, "cannot remove a refused upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Registers a loaded workflow folder as a draft: the one path for `source_dir` and uploads.
+async fn register_loaded(
+    state: &AppState,
+    caller: &Caller,
+    loaded: Loaded,
+) -> Result<HttpResponse, ApiError> {
     loaded
         .manifest
         .check_against(&state.config.workflows)

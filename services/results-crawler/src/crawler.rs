@@ -1,0 +1,771 @@
+//! What happens to one finished run: find its outputs, decide each one by the egress rules of
+//! the approved workflow version (read from the store, never from the run directory), upload
+//! what may be released, record everything in the store, write the manifest object, mark the
+//! run done.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use spe_core::config::CrawlerConfig;
+use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, WorkflowRef};
+use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
+use spe_store::{
+    EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_UPLOADING, EgressFile, EgressOutcome,
+    EgressRun, NewEgressFile, Store, StoreError,
+};
+
+use crate::checks::run_checks;
+use crate::metrics::Metrics;
+use crate::s3::{Bucket, Existing, content_type};
+use crate::safe_fs::{Fingerprint, Found, open_beneath, walk};
+
+/// The object listing a run's released files; an output of that name is never released.
+pub const MANIFEST_KEY: &str = "manifest.json";
+
+/// Tuning taken from `crawler.*`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub concurrency: usize,
+    pub max_backoff: Duration,
+    pub lease: Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &CrawlerConfig) -> Settings {
+        Settings {
+            multipart_threshold: c.multipart_threshold_bytes,
+            part_size: c.multipart_part_bytes,
+            concurrency: c.upload_concurrency,
+            max_backoff: Duration::from_secs(c.retry_max_backoff_seconds),
+            lease: Duration::from_secs(c.lease_seconds),
+        }
+    }
+}
+
+/// Called after a file's bytes were read and before they are checked for changes (tests use
+/// it to change a file in the middle of its upload).
+pub type AfterRead = Arc<dyn Fn(&Path, &str) + Send + Sync>;
+
+/// What processing a run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Not COMPLETE yet, or no log.json yet: try again later.
+    NotReady(&'static str),
+    /// Ended in another state: nothing is released.
+    NotEligible,
+    /// Some files wait for a retry (or another crawler).
+    InProgress,
+    /// Every file settled, manifest written.
+    Done,
+    /// This process is already working on it.
+    Busy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run directory {0}: {1}")]
+    Walk(String, std::io::Error),
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
+}
+
+enum Transfer {
+    Released {
+        sha256: String,
+        size: u64,
+    },
+    Held(String),
+    Refused(String),
+    Changed(String),
+    Retry(String),
+    /// Another crawler took the file over (our lease ran out).
+    Lost,
+}
+
+#[derive(Clone)]
+pub struct Crawler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    bucket: Bucket,
+    owner: String,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    first_seen: Mutex<HashMap<RunId, Instant>>,
+    busy: Mutex<HashSet<RunId>>,
+    rules: Mutex<HashMap<String, Arc<Option<EgressMatcher>>>>,
+    after_read: Option<AfterRead>,
+}
+
+struct BusyGuard<'a>(&'a Mutex<HashSet<RunId>>, RunId);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+fn after(at: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_micros(
+        at.micros()
+            .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+    )
+}
+
+impl Crawler {
+    pub fn new(store: Store, bucket: Bucket, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Crawler {
+            inner: Arc::new(Inner {
+                store,
+                bucket,
+                owner: format!("crawler-{}", uuid::Uuid::new_v4()),
+                settings,
+                metrics,
+                first_seen: Mutex::new(HashMap::new()),
+                busy: Mutex::new(HashSet::new()),
+                rules: Mutex::new(HashMap::new()),
+                after_read: None,
+            }),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn with_after_read(
+        store: Store,
+        bucket: Bucket,
+        settings: Settings,
+        hook: AfterRead,
+    ) -> Self {
+        let mut c = Self::new(store, bucket, settings, Arc::new(Metrics::default()));
+        if let Some(inner) = Arc::get_mut(&mut c.inner) {
+            inner.after_read = Some(hook);
+        }
+        c
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Goes through every COMPLETE run whose egress is not done (the store knows them; runs
+    /// done before cost nothing). Returns how many are done now and how many wait.
+    pub async fn rescan(&self) -> Result<(usize, usize), StoreError> {
+        let m = &self.inner.metrics;
+        Metrics::add(&m.rescans, 1);
+        let runs = self.inner.store.runs_awaiting_egress(10_000).await?;
+        let (mut done, mut waiting) = (0, 0);
+        for run in runs {
+            let id = run.id;
+            match self.process(run).await {
+                Ok(RunOutcome::Done) => done += 1,
+                Ok(_) => waiting += 1,
+                Err(e) => {
+                    waiting += 1;
+                    tracing::warn!(run_id = %id, error = %e, "egress of the run failed; retried later");
+                }
+            }
+        }
+        if let Ok(n) = self.inner.store.egress_backlog().await {
+            m.backlog_runs
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok((done, waiting))
+    }
+
+    /// Processes one run by id (a watcher saw its log.json).
+    pub async fn process_run_id(&self, id: RunId) -> Result<RunOutcome, CrawlError> {
+        match self.inner.store.egress_run(id).await? {
+            Some(run) => self.process(run).await,
+            None => Ok(RunOutcome::NotEligible),
+        }
+    }
+
+    async fn process(&self, run: EgressRun) -> Result<RunOutcome, CrawlError> {
+        if run.done {
+            return Ok(RunOutcome::Done);
+        }
+        if run.state != RunState::Complete {
+            return Ok(if run.state.is_terminal() {
+                RunOutcome::NotEligible
+            } else {
+                RunOutcome::NotReady("run not COMPLETE yet")
+            });
+        }
+        let inner = &self.inner;
+        {
+            let Ok(mut busy) = inner.busy.lock() else {
+                return Ok(RunOutcome::Busy);
+            };
+            if !busy.insert(run.id) {
+                return Ok(RunOutcome::Busy);
+            }
+        }
+        let _guard = BusyGuard(&inner.busy, run.id);
+        let run_dir = PathBuf::from(&run.run_dir);
+        let Some(log_dir) = run.log_dir.as_deref() else {
+            return Ok(RunOutcome::NotReady("run has no log folder"));
+        };
+        let log_ok = std::fs::symlink_metadata(Path::new(log_dir).join("log.json"))
+            .is_ok_and(|m| m.file_type().is_file());
+        if !log_ok {
+            return Ok(RunOutcome::NotReady("log.json not written yet"));
+        }
+        if let Ok(mut seen) = inner.first_seen.lock() {
+            seen.entry(run.id).or_insert_with(Instant::now);
+        }
+        let matcher = self.rules(&run.workflow_url).await?;
+        if !run.scanned {
+            let files = match matcher.as_ref() {
+                Some(matcher) => self.scan(&run, &run_dir, matcher).await?,
+                None => Vec::new(),
+            };
+            inner
+                .store
+                .record_egress_scan(run.id, &files, now())
+                .await?;
+        }
+        if let Some(matcher) = matcher.as_ref() {
+            let claimable = inner.store.claimable_egress_files(run.id, now()).await?;
+            futures_util::stream::iter(claimable)
+                .for_each_concurrent(inner.settings.concurrency, |f| {
+                    self.upload_one(&run, &run_dir, matcher, f)
+                })
+                .await;
+        }
+        let files = inner.store.egress_files(run.id).await?;
+        if files
+            .iter()
+            .any(|f| f.state == EGRESS_PENDING || f.state == EGRESS_UPLOADING)
+        {
+            return Ok(RunOutcome::InProgress);
+        }
+        self.write_manifest(&run).await?;
+        if inner.store.mark_egress_done(run.id, now()).await? {
+            Metrics::add(&inner.metrics.runs_done, 1);
+            tracing::info!(run_id = %run.id, "egress done");
+        }
+        if let Ok(mut seen) = inner.first_seen.lock() {
+            seen.remove(&run.id);
+        }
+        Ok(RunOutcome::Done)
+    }
+
+    /// The egress rules of the run's workflow version as approved (from the store). `None`
+    /// when the version was never approved or its manifest cannot be read: nothing leaves.
+    async fn rules(&self, workflow_url: &str) -> Result<Arc<Option<EgressMatcher>>, StoreError> {
+        if let Ok(cache) = self.inner.rules.lock()
+            && let Some(m) = cache.get(workflow_url)
+        {
+            return Ok(m.clone());
+        }
+        let matcher = match WorkflowRef::parse(workflow_url) {
+            Err(e) => {
+                tracing::error!(workflow = workflow_url, error = %e, "run names no registered workflow version; nothing is released");
+                None
+            }
+            Ok(wf) => match self
+                .inner
+                .store
+                .workflow_version(&wf.name, &wf.version)
+                .await?
+            {
+                Some(v) if v.digest.is_some() => match Manifest::from_json(&v.manifest)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| m.egress.matcher().map_err(|e| e.to_string()))
+                {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::error!(workflow = workflow_url, error = %e, "stored manifest unreadable; nothing is released");
+                        None
+                    }
+                },
+                _ => {
+                    tracing::error!(
+                        workflow = workflow_url,
+                        "workflow version was never approved; nothing is released"
+                    );
+                    None
+                }
+            },
+        };
+        let matcher = Arc::new(matcher);
+        if let Ok(mut cache) = self.inner.rules.lock() {
+            cache.insert(workflow_url.to_owned(), matcher.clone());
+        }
+        Ok(matcher)
+    }
+
+    async fn scan(
+        &self,
+        run: &EgressRun,
+        run_dir: &Path,
+        matcher: &EgressMatcher,
+    ) -> Result<Vec<NewEgressFile>, CrawlError> {
+        let dir = run_dir.to_path_buf();
+        let params = format!("{}.yaml", run.id);
+        let found = tokio::task::spawn_blocking(move || walk(&dir, &params))
+            .await
+            .map_err(|e| CrawlError::Walk(run.run_dir.clone(), std::io::Error::other(e)))?
+            .map_err(|e| {
+                Metrics::add(&self.inner.metrics.errors_fs, 1);
+                CrawlError::Walk(run.run_dir.clone(), e)
+            })?;
+        let m = &self.inner.metrics;
+        let mut files = Vec::new();
+        for f in found {
+            let (path, size, refused) = match f {
+                Found::File { path, size } => (path, size, None),
+                Found::Refused { path, reason } => (path, 0, Some(reason)),
+            };
+            let decision = matcher.classify(&path, size);
+            if decision == EgressDecision::Keep {
+                if let Some(reason) = refused {
+                    tracing::debug!(run_id = %run.id, path, reason, "kept inside");
+                }
+                continue;
+            }
+            let size_i = i64::try_from(size).unwrap_or(i64::MAX);
+            let (state, reason) = if let Some(reason) = refused {
+                (EGRESS_REFUSED, Some(reason))
+            } else if path == MANIFEST_KEY {
+                (
+                    EGRESS_REFUSED,
+                    Some(format!(
+                        "{MANIFEST_KEY} is reserved for the crawler's listing"
+                    )),
+                )
+            } else {
+                match decision {
+                    EgressDecision::Hold { reason } => (EGRESS_HELD, Some(reason)),
+                    _ => (EGRESS_PENDING, None),
+                }
+            };
+            match state {
+                EGRESS_REFUSED => {
+                    Metrics::add(&m.files_refused, 1);
+                    tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason = reason.as_deref().unwrap_or_default(), "output refused");
+                }
+                EGRESS_HELD => {
+                    Metrics::add(&m.files_held, 1);
+                    Metrics::add(&m.bytes_held, size);
+                    tracing::info!(target: "spe_audit", run_id = %run.id, path, reason = reason.as_deref().unwrap_or_default(), "output held for review");
+                }
+                _ => {}
+            }
+            files.push(NewEgressFile {
+                path,
+                state,
+                size: size_i,
+                reason,
+            });
+        }
+        Ok(files)
+    }
+
+    async fn upload_one(
+        &self,
+        run: &EgressRun,
+        run_dir: &Path,
+        matcher: &EgressMatcher,
+        f: EgressFile,
+    ) {
+        let inner = &self.inner;
+        let m = &inner.metrics;
+        let at = now();
+        let claimed = match inner
+            .store
+            .claim_egress_file(
+                run.id,
+                &f.path,
+                &inner.owner,
+                at,
+                after(at, inner.settings.lease),
+            )
+            .await
+        {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                Metrics::add(&m.errors_store, 1);
+                tracing::warn!(run_id = %run.id, path = f.path, error = %e, "cannot claim");
+                return;
+            }
+        };
+        let key = format!("{}/{}", run.id, claimed.path);
+        if let Some(stale) = &claimed.upload_id
+            && let Err(e) = inner.bucket.abort_multipart(&key, stale).await
+        {
+            tracing::warn!(key, error = %e, "cannot abort an unfinished multipart upload");
+        }
+        let transfer = self.transfer(run, run_dir, &key, &claimed, matcher).await;
+        let path = claimed.path.as_str();
+        let (outcome, log): (Option<EgressOutcome<'_>>, _) = match &transfer {
+            Transfer::Released { sha256, size } => {
+                Metrics::add(&m.files_released, 1);
+                Metrics::add(&m.bytes_released, *size);
+                if let Ok(seen) = inner.first_seen.lock()
+                    && let Some(t) = seen.get(&run.id)
+                {
+                    m.observe_latency(t.elapsed().as_secs_f64());
+                }
+                tracing::info!(target: "spe_audit", run_id = %run.id, path, sha256, size, "output released");
+                (
+                    Some(EgressOutcome::Released {
+                        sha256,
+                        size: i64::try_from(*size).unwrap_or(i64::MAX),
+                    }),
+                    (),
+                )
+            }
+            Transfer::Held(reason) => {
+                Metrics::add(&m.files_held, 1);
+                Metrics::add(&m.bytes_held, u64::try_from(claimed.size).unwrap_or(0));
+                tracing::info!(target: "spe_audit", run_id = %run.id, path, reason, "output held for review");
+                (Some(EgressOutcome::Held { reason }), ())
+            }
+            Transfer::Refused(reason) => {
+                Metrics::add(&m.files_refused, 1);
+                tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason, "output refused");
+                (Some(EgressOutcome::Refused { reason }), ())
+            }
+            Transfer::Changed(reason) => {
+                Metrics::add(&m.files_refused, 1);
+                Metrics::add(&m.changed_during_upload, 1);
+                tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason, "output changed while being uploaded: not released");
+                (Some(EgressOutcome::Refused { reason }), ())
+            }
+            Transfer::Retry(reason) => {
+                Metrics::add(&m.errors_s3, 1);
+                let exp = u32::try_from(claimed.attempts.clamp(1, 20) - 1).unwrap_or(0);
+                let wait = Duration::from_secs(1u64 << exp).min(inner.settings.max_backoff);
+                tracing::warn!(run_id = %run.id, path, reason, retry_in_seconds = wait.as_secs(), "upload failed; retried");
+                (
+                    Some(EgressOutcome::Retry {
+                        reason,
+                        next_attempt_at: after(now(), wait),
+                    }),
+                    (),
+                )
+            }
+            Transfer::Lost => (None, ()),
+        };
+        let () = log;
+        if let Some(outcome) = outcome {
+            match inner
+                .store
+                .finish_egress_file(run.id, path, &inner.owner, outcome, now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(run_id = %run.id, path, "file was taken over by another crawler")
+                }
+                Err(e) => {
+                    Metrics::add(&m.errors_store, 1);
+                    tracing::warn!(run_id = %run.id, path, error = %e, "cannot record the outcome; the lease will expire and the file is looked at again");
+                }
+            }
+        }
+    }
+
+    async fn transfer(
+        &self,
+        run: &EgressRun,
+        run_dir: &Path,
+        key: &str,
+        claimed: &EgressFile,
+        matcher: &EgressMatcher,
+    ) -> Transfer {
+        let inner = &self.inner;
+        let path = claimed.path.clone();
+        let dir = run_dir.to_path_buf();
+        let opened = match tokio::task::spawn_blocking(move || open_beneath(&dir, &path)).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(reason)) => return Transfer::Refused(reason),
+            Err(e) => return Transfer::Retry(format!("internal: {e}")),
+        };
+        let (file, meta) = opened;
+        let size = meta.len();
+        let checks = match matcher.classify(&claimed.path, size) {
+            EgressDecision::Keep => {
+                return Transfer::Refused("no longer matches a release rule".into());
+            }
+            EgressDecision::Hold { reason } => return Transfer::Held(reason),
+            EgressDecision::Release { checks } => checks,
+        };
+        let before = Fingerprint::of(&meta);
+        let file = Arc::new(file);
+        let ctype = content_type(&claimed.path);
+        if size <= inner.settings.multipart_threshold {
+            let f = file.clone();
+            let bytes = match tokio::task::spawn_blocking(move || read_range(&f, 0, size + 1)).await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    Metrics::add(&inner.metrics.errors_fs, 1);
+                    return Transfer::Retry(format!("read: {e}"));
+                }
+                Err(e) => return Transfer::Retry(format!("internal: {e}")),
+            };
+            if let Some(hook) = &inner.after_read {
+                hook(run_dir, &claimed.path);
+            }
+            if let Some(changed) = changed(&file, before, bytes.len() as u64) {
+                return Transfer::Changed(changed);
+            }
+            if let Err(reason) = run_checks(&claimed.path, &bytes, &checks) {
+                return Transfer::Held(format!("check failed: {reason}"));
+            }
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            match self.already_there(key, size, &sha256).await {
+                Ok(true) => return Transfer::Released { sha256, size },
+                Ok(false) => {}
+                Err(e) => return Transfer::Retry(e.to_string()),
+            }
+            return match inner.bucket.put(key, bytes, &sha256, ctype).await {
+                Ok(()) => Transfer::Released { sha256, size },
+                Err(e) => Transfer::Retry(e.to_string()),
+            };
+        }
+        if !checks.is_empty() {
+            return Transfer::Held(format!(
+                "larger than {} bytes: too large for the automatic checks",
+                inner.settings.multipart_threshold
+            ));
+        }
+        // Pass 1: the digest recorded as metadata before the first part is sent.
+        let f = file.clone();
+        let part = inner.settings.part_size;
+        let first = match tokio::task::spawn_blocking(move || hash_file(&f, size, part)).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Transfer::Retry(format!("read: {e}")),
+            Err(e) => return Transfer::Retry(format!("internal: {e}")),
+        };
+        if let Some(changed) = changed(&file, before, size) {
+            return Transfer::Changed(changed);
+        }
+        match self.already_there(key, size, &first).await {
+            Ok(true) => {
+                return Transfer::Released {
+                    sha256: first,
+                    size,
+                };
+            }
+            Ok(false) => {}
+            Err(e) => return Transfer::Retry(e.to_string()),
+        }
+        let upload_id = match inner.bucket.create_multipart(key, &first, ctype).await {
+            Ok(id) => id,
+            Err(e) => return Transfer::Retry(e.to_string()),
+        };
+        let abort = |reason: Transfer| async {
+            if let Err(e) = inner.bucket.abort_multipart(key, &upload_id).await {
+                tracing::warn!(key, error = %e, "cannot abort a multipart upload; the next attempt will");
+            }
+            reason
+        };
+        match inner
+            .store
+            .set_egress_upload_id(run.id, &claimed.path, &inner.owner, Some(&upload_id))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return abort(Transfer::Lost).await,
+            Err(e) => return abort(Transfer::Retry(e.to_string())).await,
+        }
+        // Pass 2: the bytes sent, hashed again as they go.
+        let mut hasher = Sha256::new();
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let len = part.min(size - offset);
+            let f = file.clone();
+            let chunk = match tokio::task::spawn_blocking(move || read_range(&f, offset, len)).await
+            {
+                Ok(Ok(c)) if c.len() as u64 == len => c,
+                Ok(Ok(_)) => {
+                    return abort(Transfer::Changed("shrank while being uploaded".into())).await;
+                }
+                Ok(Err(e)) => return abort(Transfer::Retry(format!("read: {e}"))).await,
+                Err(e) => return abort(Transfer::Retry(format!("internal: {e}"))).await,
+            };
+            hasher.update(&chunk);
+            match inner
+                .bucket
+                .upload_part(key, &upload_id, number, chunk)
+                .await
+            {
+                Ok(p) => parts.push(p),
+                Err(e) => return abort(Transfer::Retry(e.to_string())).await,
+            }
+            let at = now();
+            match inner
+                .store
+                .renew_egress_lease(
+                    run.id,
+                    &claimed.path,
+                    &inner.owner,
+                    after(at, inner.settings.lease),
+                )
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return abort(Transfer::Lost).await,
+                Err(e) => return abort(Transfer::Retry(e.to_string())).await,
+            }
+            offset += len;
+            number += 1;
+        }
+        if let Some(hook) = &inner.after_read {
+            hook(run_dir, &claimed.path);
+        }
+        let second = hex::encode(hasher.finalize());
+        if second != first {
+            return abort(Transfer::Changed(
+                "content changed while being uploaded".into(),
+            ))
+            .await;
+        }
+        if let Some(changed) = changed(&file, before, size) {
+            return abort(Transfer::Changed(changed)).await;
+        }
+        match inner
+            .bucket
+            .complete_multipart(key, &upload_id, parts)
+            .await
+        {
+            Ok(()) => Transfer::Released {
+                sha256: first,
+                size,
+            },
+            // The upload id stays recorded: the next attempt aborts it, or finds the object
+            // complete after all (HEAD with the same digest).
+            Err(e) => Transfer::Retry(e.to_string()),
+        }
+    }
+
+    /// Whether the object is in the bucket already with these bytes (a crash after the upload
+    /// and before the store heard of it).
+    async fn already_there(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<bool, crate::s3::S3Error> {
+        Ok(matches!(
+            self.inner.bucket.head(key).await?,
+            Some(Existing { size: s, sha256: Some(ref h) }) if s as u64 == size && h == sha256
+        ))
+    }
+
+    /// `<run_id>/manifest.json`: every released file with its size and SHA-256. Written once all
+    /// files are settled; writing it again gives the same bytes.
+    async fn write_manifest(&self, run: &EgressRun) -> Result<(), CrawlError> {
+        let released = self.inner.store.released_files(run.id).await?;
+        let files: Vec<serde_json::Value> = released
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "released_at": f.released_at.to_rfc3339_micros(),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "run_id": run.id.to_string(),
+            "workflow": run.workflow_url,
+            "files": files,
+        });
+        let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let key = format!("{}/{MANIFEST_KEY}", run.id);
+        if self
+            .already_there(&key, bytes.len() as u64, &sha256)
+            .await?
+        {
+            return Ok(());
+        }
+        self.inner
+            .bucket
+            .put(&key, bytes, &sha256, "application/json")
+            .await?;
+        Ok(())
+    }
+}
+
+/// Why the open file is no longer what was read, if it is not.
+fn changed(file: &std::fs::File, before: Fingerprint, bytes_read: u64) -> Option<String> {
+    match file.metadata() {
+        Err(e) => Some(format!("cannot stat again: {e}")),
+        Ok(meta) => {
+            let now = Fingerprint::of(&meta);
+            if bytes_read != before.size {
+                Some(format!(
+                    "size changed while being read ({} bytes, then {bytes_read})",
+                    before.size
+                ))
+            } else if now != before {
+                Some(format!(
+                    "changed while being uploaded (size {} -> {}, or its times changed)",
+                    before.size, now.size
+                ))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Up to `len` bytes from `offset` (fewer at end of file).
+fn read_range(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    let mut filled = 0usize;
+    while filled < buf.len() {
+        let n = file.read_at(&mut buf[filled..], offset + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+fn hash_file(file: &std::fs::File, size: u64, chunk: u64) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut offset = 0;
+    while offset < size {
+        let c = read_range(file, offset, chunk.min(size - offset))?;
+        if c.is_empty() {
+            break;
+        }
+        hasher.update(&c);
+        offset += c.len() as u64;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

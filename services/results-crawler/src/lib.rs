@@ -1,0 +1,19 @@
+//! The results crawler: releases whitelisted outputs of finished runs to the results bucket.
+//!
+//! A separate process from wes-api (it imports only spe-core and spe-store). It watches the
+//! data directory for log.json files (inotify, or polling where the file system gives no
+//! events), rescans on a cron schedule and once at start, and for every COMPLETE run whose
+//! egress is not done: walks the run directory without following links, decides each output by
+//! the egress rules of the run's approved workflow version (from the store), uploads released
+//! files to `<bucket>/<run_id>/<path>` with their SHA-256 as metadata, records each file's
+//! state in the store, and writes `<run_id>/manifest.json`. See docs/results-crawler.md.
+
+pub mod checks;
+pub mod crawler;
+pub mod metrics;
+pub mod s3;
+pub mod safe_fs;
+pub mod service;
+pub mod watch;
+
+pub use crawler::{Crawler, RunOutcome, Settings};

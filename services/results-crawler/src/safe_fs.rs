@@ -1,0 +1,290 @@
+//! Reading a run directory without trusting it: the workflow wrote it.
+//!
+//! The walk never follows a symbolic link (`lstat` only) and reports links, hard-linked files,
+//! devices, sockets and FIFOs as refused. A file is then opened for upload one path component
+//! at a time with `openat(O_NOFOLLOW)`, so a folder swapped for a link after the walk cannot
+//! redirect the read outside the run directory; `fstat` on the open descriptor decides whether
+//! it is a plain file with one link. Names come from the directory itself, so `..` or absolute
+//! names cannot occur; names that are not UTF-8 or carry control characters are refused.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use spe_core::manifest::check_relative_path;
+
+/// Folders and files of the run directory the system itself writes; never outputs.
+pub const SYSTEM_ENTRIES: &[&str] = &[".spe", ".weskit", ".snakemake", ".nextflow"];
+
+/// Most entries one walk looks at, and the deepest folder it enters.
+const MAX_ENTRIES: usize = 1_000_000;
+const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A regular file with one link.
+    File { path: String, size: u64 },
+    /// Something that is never released, with why.
+    Refused { path: String, reason: String },
+}
+
+/// Lists a run directory. `params_file` (the `<run_id>.yaml` wes-api wrote) is skipped with the
+/// system folders.
+pub fn walk(run_dir: &Path, params_file: &str) -> io::Result<Vec<Found>> {
+    let top = std::fs::symlink_metadata(run_dir)?;
+    if !top.is_dir() {
+        return Err(io::Error::other("the run directory is not a directory"));
+    }
+    let mut found = Vec::new();
+    let mut stack: Vec<(std::path::PathBuf, String, usize)> =
+        vec![(run_dir.to_path_buf(), String::new(), 0)];
+    let mut seen = 0usize;
+    while let Some((dir, prefix, depth)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(io::Error::other(format!(
+                    "more than {MAX_ENTRIES} entries in the run directory"
+                )));
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                found.push(Found::Refused {
+                    path: format!("{prefix}{}", name.to_string_lossy()),
+                    reason: "name is not UTF-8".into(),
+                });
+                continue;
+            };
+            if prefix.is_empty() && (SYSTEM_ENTRIES.contains(&name) || name == params_file) {
+                continue;
+            }
+            let rel = format!("{prefix}{name}");
+            if name.starts_with("..") {
+                found.push(Found::Refused {
+                    path: rel,
+                    reason: "name starts with `..` (looks like a parent reference)".into(),
+                });
+                continue;
+            }
+            if let Err(e) = check_relative_path(&rel) {
+                found.push(Found::Refused {
+                    path: rel,
+                    reason: format!("name refused: {e}"),
+                });
+                continue;
+            }
+            // DirEntry::metadata does not follow symbolic links.
+            let meta = entry.metadata()?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                found.push(Found::Refused {
+                    path: rel,
+                    reason: "a symbolic link (never followed)".into(),
+                });
+            } else if kind.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    found.push(Found::Refused {
+                        path: rel,
+                        reason: format!("deeper than {MAX_DEPTH} folders"),
+                    });
+                } else {
+                    stack.push((entry.path(), format!("{rel}/"), depth + 1));
+                }
+            } else {
+                match refusal(&meta) {
+                    Some(reason) => found.push(Found::Refused { path: rel, reason }),
+                    None => found.push(Found::File {
+                        path: rel,
+                        size: meta.len(),
+                    }),
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| path_of(a).cmp(path_of(b)));
+    Ok(found)
+}
+
+fn path_of(f: &Found) -> &str {
+    match f {
+        Found::File { path, .. } | Found::Refused { path, .. } => path,
+    }
+}
+
+/// Why a non-directory is not a releasable file, or `None` when it is a regular file with one
+/// link.
+pub fn refusal(meta: &std::fs::Metadata) -> Option<String> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        Some("a symbolic link (never followed)".into())
+    } else if kind.is_fifo() {
+        Some("a FIFO, not a regular file".into())
+    } else if kind.is_socket() {
+        Some("a socket, not a regular file".into())
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Some("a device, not a regular file".into())
+    } else if !kind.is_file() {
+        Some("not a regular file".into())
+    } else if meta.nlink() > 1 {
+        Some(format!(
+            "hard-linked ({} links): it may be another file's content",
+            meta.nlink()
+        ))
+    } else {
+        None
+    }
+}
+
+/// What identifies a file's content cheaply: compared before and after an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Fingerprint {
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
+        Fingerprint {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Opens `rel` (already checked by [`check_relative_path`]) beneath `run_dir` without following
+/// any symbolic link on the way, and checks that it is a regular file with one link.
+/// `Err(reason)` when it must not be released; `io` errors are reported as reasons too.
+pub fn open_beneath(run_dir: &Path, rel: &str) -> Result<(File, std::fs::Metadata), String> {
+    check_relative_path(rel)?;
+    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut dir = open_at(None, run_dir.as_os_str().as_bytes(), dir_flags)
+        .map_err(|e| format!("cannot open the run directory: {e}"))?;
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_some() {
+            dir = open_at(Some(&dir), part.as_bytes(), dir_flags).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR)
+                {
+                    format!("folder {part} is a symbolic link or not a folder")
+                } else {
+                    format!("cannot open folder {part}: {e}")
+                }
+            })?;
+        } else {
+            // O_NONBLOCK: opening a FIFO must not wait for a writer.
+            let fd = open_at(
+                Some(&dir),
+                part.as_bytes(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    "a symbolic link (never followed)".to_owned()
+                } else if e.kind() == io::ErrorKind::NotFound {
+                    "vanished before it was uploaded".to_owned()
+                } else {
+                    format!("cannot open: {e}")
+                }
+            })?;
+            let file = File::from(fd);
+            let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+            if let Some(reason) = refusal(&meta) {
+                return Err(reason);
+            }
+            return Ok((file, meta));
+        }
+    }
+    Err("empty path".into())
+}
+
+fn open_at(dir: Option<&OwnedFd>, name: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let name = CString::new(name).map_err(|_| io::Error::other("name holds a NUL byte"))?;
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `name` is a valid NUL-terminated string and `at` an open descriptor or AT_FDCWD;
+    // a non-negative result is a new descriptor that nothing else owns.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above; the descriptor is owned from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn walk_refuses_links_fifos_and_skips_system_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(run.join("plots")).unwrap();
+        std::fs::create_dir_all(run.join(".weskit/1")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.csv"), "x").unwrap();
+        std::fs::write(run.join("results.csv"), "a,b\n").unwrap();
+        std::fs::write(run.join("plots/q.svg"), "<svg/>").unwrap();
+        std::fs::write(run.join(".weskit/1/log.json"), "{}").unwrap();
+        std::fs::write(run.join("abc.yaml"), "dataset: /x").unwrap();
+        std::fs::write(run.join("hard.csv"), "h").unwrap();
+        std::fs::hard_link(run.join("hard.csv"), dir.path().join("hard2")).unwrap();
+        symlink(outside.join("secret.csv"), run.join("link.csv")).unwrap();
+        symlink(&outside, run.join("linkdir")).unwrap();
+        let fifo = CString::new(run.join("fifo.csv").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let found = walk(&run, "abc.yaml").unwrap();
+        let files: Vec<&str> = found
+            .iter()
+            .filter_map(|f| match f {
+                Found::File { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files, ["plots/q.svg", "results.csv"]);
+        let refused: Vec<&str> = found
+            .iter()
+            .filter_map(|f| match f {
+                Found::Refused { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, ["fifo.csv", "hard.csv", "link.csv", "linkdir"]);
+    }
+
+    #[test]
+    fn open_beneath_follows_no_link_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(run.join("plots")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        std::fs::write(dir.path().join("outside/q.svg"), "secret").unwrap();
+        std::fs::write(run.join("plots/q.svg"), "<svg/>").unwrap();
+        assert!(open_beneath(&run, "plots/q.svg").is_ok());
+        symlink(dir.path().join("outside"), run.join("lnk")).unwrap();
+        let err = open_beneath(&run, "lnk/q.svg").unwrap_err();
+        assert!(err.contains("symbolic link"), "{err}");
+        symlink(dir.path().join("outside/q.svg"), run.join("f.svg")).unwrap();
+        assert!(open_beneath(&run, "f.svg").is_err());
+        assert!(open_beneath(&run, "../outside/q.svg").is_err());
+        assert!(open_beneath(&run, "/etc/passwd").is_err());
+        assert!(
+            open_beneath(&run, "missing.csv")
+                .unwrap_err()
+                .contains("vanished")
+        );
+    }
+}

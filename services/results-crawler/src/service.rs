@@ -1,0 +1,151 @@
+//! The crawler as a service: store, bucket, watcher, cron rescans, metrics endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spe_core::RunId;
+use spe_core::config::Config;
+use spe_store::Store;
+use tokio::sync::mpsc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::crawler::{Crawler, RunOutcome, Settings};
+use crate::metrics::{self, Metrics};
+use crate::s3::Bucket;
+use crate::watch;
+
+/// How long a run whose log.json was seen is retried before leaving it to rescans (the
+/// reconciler may mark it COMPLETE a little after the job wrote log.json).
+const NOTIFIED_PATIENCE: Duration = Duration::from_secs(600);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let Some(cc) = config.crawler.as_ref() else {
+        anyhow::bail!("the configuration has no `crawler:` section");
+    };
+    let store = Store::connect_with_timeout(
+        &config.database.url,
+        config.database.max_connections,
+        Duration::from_secs(config.database.connect_timeout_seconds),
+    )
+    .await?;
+    let bucket = Bucket::connect(cc).await;
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(&cc.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {}: {e}", cc.metrics_listen))?;
+    let metrics_addr = listener.local_addr()?;
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let crawler = Crawler::new(store, bucket, Settings::from_config(cc), metrics);
+    println!("results-crawler metrics on http://{metrics_addr}/metrics");
+    tracing::info!(owner = crawler.owner(), bucket = cc.bucket, data_dir = %config.data_dir.display(), watch = ?cc.watch, "results-crawler started");
+
+    let (run_tx, run_rx) = mpsc::unbounded_channel();
+    let _watcher = match watch::start(
+        &config.data_dir,
+        cc.watch,
+        Duration::from_secs(cc.poll_interval_seconds),
+        run_tx,
+    ) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the data directory; relying on rescans");
+            None
+        }
+    };
+    tokio::spawn(notified_worker(crawler.clone(), run_rx));
+
+    let (tick_tx, tick_rx) = mpsc::unbounded_channel::<()>();
+    let scheduler = JobScheduler::new().await?;
+    let job = Job::new_async(cc.rescan_cron.as_str(), move |_, _| {
+        let tx = tick_tx.clone();
+        Box::pin(async move {
+            let _ = tx.send(());
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("crawler.rescan_cron: {e}"))?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+    let rescans = tokio::spawn(rescan_worker(crawler.clone(), tick_rx));
+
+    shutdown_signal().await;
+    tracing::info!("results-crawler stopping");
+    rescans.abort();
+    Ok(())
+}
+
+/// One rescan at start, then one per cron tick; ticks that come while one runs are merged.
+async fn rescan_worker(crawler: Crawler, mut ticks: mpsc::UnboundedReceiver<()>) {
+    loop {
+        let started = Instant::now();
+        match crawler.rescan().await {
+            Ok((done, waiting)) => tracing::info!(
+                done,
+                waiting,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rescan"
+            ),
+            Err(e) => {
+                crate::metrics::Metrics::add(&crawler.metrics().errors_store, 1);
+                tracing::warn!(error = %e, "rescan failed");
+            }
+        }
+        if ticks.recv().await.is_none() {
+            return;
+        }
+        while ticks.try_recv().is_ok() {}
+    }
+}
+
+/// Runs whose log.json a watcher saw: tried at once, then every half second until they are
+/// done, not eligible, or NOTIFIED_PATIENCE has passed.
+async fn notified_worker(crawler: Crawler, mut rx: mpsc::UnboundedReceiver<RunId>) {
+    let mut waiting: HashMap<RunId, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Some(id) => { waiting.entry(id).or_insert_with(|| Instant::now() + NOTIFIED_PATIENCE); }
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        while let Ok(id) = rx.try_recv() {
+            waiting
+                .entry(id)
+                .or_insert_with(|| Instant::now() + NOTIFIED_PATIENCE);
+        }
+        let ids: Vec<RunId> = waiting.keys().copied().collect();
+        for id in ids {
+            let keep = match crawler.process_run_id(id).await {
+                Ok(RunOutcome::NotReady(_)) | Ok(RunOutcome::InProgress) => true,
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(run_id = %id, error = %e, "egress failed; retried");
+                    true
+                }
+            };
+            let expired = waiting.get(&id).is_some_and(|d| Instant::now() > *d);
+            if !keep || expired {
+                waiting.remove(&id);
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,737 @@
+//! The crawler against a real S3 server (s3s-fs, started by tests/peers/s3.sh; run-all.sh
+//! exports SPE_TEST_S3_URL) and a real store (SQLite). Without SPE_TEST_S3_URL these tests are
+//! skipped with a message, unless CI is set, where they fail.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use results_crawler::crawler::{Crawler, Settings};
+use results_crawler::metrics::Metrics;
+use results_crawler::s3::Bucket;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use spe_core::config::CrawlerConfig;
+use spe_core::manifest::Manifest;
+use spe_core::secret::DatabaseUrl;
+use spe_core::slurm::SlurmJobId;
+use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
+use spe_store::{NewRun, NewWorkflowVersion, Store, Transition};
+
+fn s3_url() -> Option<String> {
+    match std::env::var("SPE_TEST_S3_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the crawler suite against S3: set SPE_TEST_S3_URL (tests/peers/s3.sh start)"
+            );
+            eprintln!("SPE_TEST_S3_URL not set: crawler S3 test skipped (tests/peers/s3.sh start)");
+            None
+        }
+    }
+}
+
+fn crawler_config(endpoint: &str) -> CrawlerConfig {
+    serde_json::from_value(json!({
+        "bucket": "spe-results",
+        "endpoint": endpoint,
+        "path_style": true,
+        "access_key": "spe-test-access",
+        "secret_key": "spe-test-secret-key",
+    }))
+    .unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        multipart_threshold: 1024 * 1024,
+        part_size: 5 * 1024 * 1024,
+        concurrency: 4,
+        max_backoff: Duration::from_secs(1),
+        lease: Duration::from_secs(60),
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    outside: PathBuf,
+    store: Store,
+    bucket: Bucket,
+    endpoint: String,
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+async fn world() -> Option<World> {
+    let endpoint = s3_url()?;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/spe.db", dir.path().display());
+    let store = Store::connect(&DatabaseUrl::new(url), 4).await.unwrap();
+    Some(world_with(endpoint, dir, store).await)
+}
+
+/// A fresh PostgreSQL database, or `None` when SPE_TEST_POSTGRES_URL is unset.
+async fn postgres_store() -> Option<Store> {
+    use sqlx::Connection;
+    let Ok(admin_url) = std::env::var("SPE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the crawler suite against PostgreSQL: set SPE_TEST_POSTGRES_URL"
+        );
+        eprintln!("SPE_TEST_POSTGRES_URL not set: multi-crawler PostgreSQL test skipped");
+        return None;
+    };
+    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    Some(
+        Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), 8)
+            .await
+            .unwrap(),
+    )
+}
+
+async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> World {
+    let data = dir.path().join("runs");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("quals.svg"), "<svg>not yours</svg>").unwrap();
+    std::fs::write(outside.join("secret.csv"), "patient,genotype\n").unwrap();
+    // The example workflow's manifest, registered and approved as wes-api would.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let manifest =
+        Manifest::from_yaml(&std::fs::read_to_string(root.join("workflow.yaml")).unwrap()).unwrap();
+    if store
+        .workflow_version("quals", "1.0.0")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        store
+            .register_workflow(&NewWorkflowVersion {
+                name: "quals".into(),
+                version: "1.0.0".into(),
+                workflow_type: "SMK".into(),
+                source_dir: root.display().to_string(),
+                entry_point: "Snakefile".into(),
+                files: vec!["Snakefile".into(), "workflow.yaml".into()],
+                registered_digest: "a".repeat(64),
+                manifest: manifest.to_json(),
+                description: "quals".into(),
+                registered_by: "controller".into(),
+                at: now(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .approve_workflow(
+                "quals",
+                "1.0.0",
+                "controller",
+                &"a".repeat(64),
+                false,
+                now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let bucket = Bucket::connect(&crawler_config(&endpoint)).await;
+    World {
+        _dir: dir,
+        data,
+        outside,
+        store,
+        bucket,
+        endpoint,
+    }
+}
+
+/// A finished run: store rows (QUEUED -> submitted -> COMPLETE) and a run directory with the
+/// example workflow's outputs and a log.json.
+async fn finished_run(w: &World) -> (RunId, PathBuf) {
+    let id = RunId::new_random();
+    let run_dir = w.data.join(id.shard()).join(id.to_string());
+    let log_dir = run_dir.join(".weskit/2026-01-01T00-00-00");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    std::fs::create_dir_all(run_dir.join(".spe")).unwrap();
+    std::fs::write(
+        run_dir.join(".spe/runspec.json"),
+        "{\"datasets\": \"/secret\"}",
+    )
+    .unwrap();
+    std::fs::write(
+        run_dir.join(format!("{id}.yaml")),
+        "dataset: /secret/calls.tsv\n",
+    )
+    .unwrap();
+    std::fs::write(
+        run_dir.join("results.csv"),
+        "sample,n_calls,mean_qual,passing\nA,12,41.5,10\nB,9,33.0,7\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(run_dir.join("plots")).unwrap();
+    std::fs::write(run_dir.join("plots/quals.svg"), "<svg><rect/></svg>").unwrap();
+    std::fs::write(run_dir.join("calls.tsv"), "sensitive\n").unwrap();
+    w.store
+        .insert_run(&NewRun {
+            id,
+            owner: "alice".into(),
+            workflow_type: "SMK".into(),
+            workflow_type_version: "9".into(),
+            workflow_url: "quals@1.0.0".into(),
+            request: json!({}),
+            tags: vec![],
+            run_dir: run_dir.display().to_string(),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let job: SlurmJobId = "42".parse().unwrap();
+    assert!(
+        w.store
+            .record_submission(id, &job, &log_dir.display().to_string(), now())
+            .await
+            .unwrap()
+    );
+    w.store
+        .transition(&Transition {
+            run: id,
+            from: &[RunState::Queued],
+            to: RunState::Complete,
+            actor: "reconciler",
+            reason: None,
+            exit_code: Some(0),
+            at: now(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    std::fs::write(log_dir.join("log.json"), "{\"exit_code\": 0}").unwrap();
+    (id, run_dir)
+}
+
+fn crawler(w: &World) -> Crawler {
+    Crawler::new(
+        w.store.clone(),
+        w.bucket.clone(),
+        settings(),
+        Arc::new(Metrics::default()),
+    )
+}
+
+async fn keys(w: &World, id: RunId) -> Vec<String> {
+    let mut keys = w.bucket.list(&format!("{id}/")).await.unwrap();
+    keys.sort();
+    keys
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[tokio::test]
+async fn releases_the_example_outputs_and_nothing_else() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    // Hostile or unlisted files beside the real outputs.
+    let plots = run_dir.join("plots");
+    symlink(w.outside.join("quals.svg"), plots.join("link.svg")).unwrap();
+    std::fs::hard_link(w.outside.join("secret.csv"), plots.join("hard.svg")).unwrap();
+    mkfifo(&plots.join("fifo.svg"));
+    std::fs::write(plots.join("..evil.svg"), "x").unwrap();
+    std::fs::write(plots.join("a\\..\\b.svg"), "x").unwrap();
+    std::fs::write(run_dir.join("secret.bam"), "reads").unwrap();
+    std::fs::write(run_dir.join("manifest.json"), "{}").unwrap();
+    // Above the multipart threshold of these tests (1 MiB): sent in two parts.
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(plots.join("big.svg"), &big).unwrap();
+
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/big.svg"),
+            format!("{id}/plots/quals.svg"),
+            format!("{id}/results.csv"),
+        ]
+    );
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    let got = w
+        .bucket
+        .get(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, csv);
+    let head = w
+        .bucket
+        .head(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.sha256.as_deref(), Some(sha(&csv).as_str()));
+    let head = w
+        .bucket
+        .head(&format!("{id}/plots/big.svg"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.size, big.len() as i64);
+    assert_eq!(head.sha256.as_deref(), Some(sha(&big).as_str()));
+
+    let released = w.store.released_files(id).await.unwrap();
+    assert_eq!(
+        released.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["plots/big.svg", "plots/quals.svg", "results.csv"]
+    );
+    assert_eq!(released[2].sha256, sha(&csv));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/manifest.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["run_id"], id.to_string());
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest["files"][2]["path"], "results.csv");
+    assert_eq!(manifest["files"][2]["sha256"], sha(&csv));
+    assert_eq!(manifest["files"][2]["size"], csv.len());
+
+    let files = w.store.egress_files(id).await.unwrap();
+    let refused: Vec<&str> = files
+        .iter()
+        .filter(|f| f.state == "refused")
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "plots/..evil.svg",
+            "plots/a\\..\\b.svg",
+            "plots/fifo.svg",
+            "plots/hard.svg",
+            "plots/link.svg",
+        ]
+    );
+    // Unlisted files are not even recorded: they stay in the cluster (the run's own
+    // manifest.json too: the object of that name is the crawler's listing, checked above).
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.path == "secret.bam" || f.path == "calls.tsv" || f.path == "manifest.json")
+    );
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+    let text = c.metrics().render();
+    assert!(
+        text.contains("spe_crawler_files_total{outcome=\"released\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spe_crawler_release_latency_seconds_count 3"),
+        "{text}"
+    );
+    // A second pass finds nothing to do.
+    assert_eq!(c.rescan().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_symlinked_parent_folder_releases_nothing_under_it() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    std::fs::remove_dir_all(run_dir.join("plots")).unwrap();
+    symlink(&w.outside, run_dir.join("plots")).unwrap();
+    crawler(&w).rescan().await.unwrap();
+    assert_eq!(
+        keys(&w, id).await,
+        [format!("{id}/manifest.json"), format!("{id}/results.csv")]
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_failed_or_is_unfinished_releases_nothing() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    // log.json not written yet: not ready.
+    let log = std::fs::read_dir(run_dir.join(".weskit"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("log.json");
+    std::fs::remove_file(&log).unwrap();
+    let c = crawler(&w);
+    assert!(matches!(
+        c.process_run_id(id).await.unwrap(),
+        results_crawler::RunOutcome::NotReady(_)
+    ));
+    assert!(keys(&w, id).await.is_empty());
+    std::fs::write(&log, "{}").unwrap();
+    assert_eq!(
+        c.process_run_id(id).await.unwrap(),
+        results_crawler::RunOutcome::Done
+    );
+}
+
+#[tokio::test]
+async fn files_changing_during_upload_are_not_released() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    let big: Vec<u8> = vec![7u8; 2 * 1024 * 1024];
+    std::fs::write(run_dir.join("plots/big.svg"), &big).unwrap();
+    let hook: results_crawler::crawler::AfterRead = Arc::new(|dir: &Path, path: &str| {
+        if path == "results.csv" || path == "plots/big.svg" {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join(path))
+                .unwrap();
+            f.write_all(b"more\n").unwrap();
+        }
+    });
+    let c = Crawler::with_after_read(w.store.clone(), w.bucket.clone(), settings(), hook);
+    c.rescan().await.unwrap();
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg")
+        ]
+    );
+    let csv = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(csv.state, "refused");
+    assert!(csv.reason.unwrap().contains("changed"));
+    assert_eq!(
+        w.store
+            .egress_file(id, "plots/big.svg")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "refused"
+    );
+    assert!(
+        c.metrics()
+            .render()
+            .contains("spe_crawler_changed_during_upload_total 2")
+    );
+}
+
+#[tokio::test]
+async fn s3_down_then_up_drains_the_backlog() {
+    let Some(w) = world().await else { return };
+    let (id, _) = finished_run(&w).await;
+    // Nothing listens on port 9 of loopback.
+    let down = Bucket::connect(&crawler_config("http://127.0.0.1:9")).await;
+    let c = Crawler::new(
+        w.store.clone(),
+        down,
+        settings(),
+        Arc::new(Metrics::default()),
+    );
+    assert_eq!(c.rescan().await.unwrap(), (0, 1));
+    let files = w.store.egress_files(id).await.unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.state == "pending" && f.attempts == 1)
+    );
+    assert!(
+        c.metrics()
+            .render()
+            .contains("spe_crawler_errors_total{kind=\"s3\"} 2")
+    );
+    assert!(!w.store.egress_run(id).await.unwrap().unwrap().done);
+    assert!(keys(&w, id).await.is_empty());
+    // S3 is back: after the backoff the next rescan releases everything, once.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let up = crawler(&w);
+    assert_eq!(up.rescan().await.unwrap(), (1, 0));
+    assert_eq!(keys(&w, id).await.len(), 3);
+    assert_eq!(w.store.released_files(id).await.unwrap().len(), 2);
+    let _ = &w.endpoint;
+}
+
+#[tokio::test]
+async fn restart_after_a_crash_mid_upload_releases_each_file_once() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    let big: Vec<u8> = vec![3u8; 6 * 1024 * 1024];
+    std::fs::write(run_dir.join("plots/big.svg"), &big).unwrap();
+    // A first crawler walks the run, then "dies" (kill -9) in three places:
+    //  - results.csv: uploaded, but the store never heard of it;
+    //  - plots/big.svg: a multipart upload begun, never completed;
+    //  - plots/quals.svg: claimed, nothing sent.
+    let first = crawler(&w);
+    let _ = first.process_run_id(id).await; // walks; uploads too, which we then undo
+    // Undo what it finished, to stand for the three crash points.
+    for path in ["results.csv", "plots/big.svg", "plots/quals.svg"] {
+        w.store
+            .debug_execute(&format!(
+                "UPDATE egress_files SET state = 'uploading', owner = 'dead', lease_until = 1, \
+                 sha256 = NULL, released_at = NULL WHERE run_id = '{id}' AND path = '{path}'"
+            ))
+            .await
+            .unwrap();
+    }
+    w.store
+        .debug_execute(&format!(
+            "UPDATE runs SET egress_done = 0, egress_done_at = NULL WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let big_key = format!("{id}/plots/big.svg");
+    let quals_key = format!("{id}/plots/quals.svg");
+    // big.svg: only an unfinished multipart upload (invisible) exists under its key.
+    remove_object(&w, &big_key).await;
+    remove_object(&w, &quals_key).await;
+    remove_object(&w, &format!("{id}/manifest.json")).await;
+    let stale = w
+        .bucket
+        .create_multipart(&big_key, &sha(&big), "image/svg+xml")
+        .await
+        .unwrap();
+    w.bucket
+        .upload_part(&big_key, &stale, 1, vec![3u8; 5 * 1024 * 1024])
+        .await
+        .unwrap();
+    w.store
+        .debug_execute(&format!(
+            "UPDATE egress_files SET upload_id = '{stale}' WHERE run_id = '{id}' AND path = 'plots/big.svg'"
+        ))
+        .await
+        .unwrap();
+    assert!(
+        w.bucket.head(&big_key).await.unwrap().is_none(),
+        "no partial object visible"
+    );
+    assert_eq!(keys(&w, id).await, [format!("{id}/results.csv")]);
+
+    // Restart: a new crawler (another owner) takes over the expired leases.
+    let second = crawler(&w);
+    assert_eq!(second.rescan().await.unwrap(), (1, 0));
+    assert_eq!(keys(&w, id).await.len(), 4);
+    let got = w.bucket.get(&big_key).await.unwrap().unwrap();
+    assert_eq!(sha(&got), sha(&big));
+    let released = w.store.released_files(id).await.unwrap();
+    assert_eq!(released.len(), 3);
+    // results.csv was in the bucket already with the same digest: recognised, not re-sent.
+    let text = second.metrics().render();
+    assert!(
+        text.contains("spe_crawler_files_total{outcome=\"released\"} 3"),
+        "{text}"
+    );
+    let files = w.store.egress_files(id).await.unwrap();
+    assert!(files.iter().all(|f| f.attempts == 2), "{files:?}");
+}
+
+async fn remove_object(w: &World, key: &str) {
+    // s3s-fs keeps objects as files under its data folder; the test client has no delete
+    // wrapper, so use the SDK through a fresh client.
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&w.endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "spe-test-access",
+            "spe-test-secret-key",
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .delete_object()
+        .bucket("spe-results")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn several_crawlers_on_one_postgres_upload_each_file_once() {
+    let Some(endpoint) = s3_url() else { return };
+    let Some(store) = postgres_store().await else {
+        return;
+    };
+    let w = world_with(endpoint, tempfile::tempdir().unwrap(), store).await;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(finished_run(&w).await.0);
+    }
+    let crawlers: Vec<Crawler> = (0..3).map(|_| crawler(&w)).collect();
+    let passes = crawlers.iter().map(|c| c.rescan());
+    for r in futures_util::future::join_all(passes).await {
+        r.unwrap();
+    }
+    // A straggler pass settles whatever one crawler saw in progress at another.
+    crawlers[0].rescan().await.unwrap();
+    let released: u64 = crawlers
+        .iter()
+        .map(|c| {
+            c.metrics()
+                .files_released
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert_eq!(
+        released,
+        2 * ids.len() as u64,
+        "each file released by one crawler"
+    );
+    for id in ids {
+        assert_eq!(keys(&w, id).await.len(), 3);
+        for f in w.store.egress_files(id).await.unwrap() {
+            assert_eq!((f.state.as_str(), f.attempts), ("released", 1), "{f:?}");
+        }
+        assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+    }
+}
+
+#[tokio::test]
+async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
+    let Some(w) = world().await else { return };
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let (id, dir) = finished_run(&w).await;
+        std::fs::write(dir.join("plots/big.svg"), vec![5u8; 3 * 1024 * 1024]).unwrap();
+        ids.push(id);
+    }
+    let db = w._dir.path().join("spe.db");
+    let config = w._dir.path().join("spe.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+service:
+  id: org.example.spe
+  name: SPE
+  organization: {{ name: Example, url: "https://example.org" }}
+  auth_instructions_url: "https://example.org/login"
+database:
+  url: "sqlite://{db}"
+data_dir: "{data}"
+auth: disabled
+logging: {{ level: warn }}
+workflows:
+  types: {{ SMK: ["9"] }}
+  engines:
+    snakemake: {{ workflow_type: SMK, versions: ["9.27"] }}
+crawler:
+  bucket: spe-results
+  endpoint: "{endpoint}"
+  path_style: true
+  multipart_threshold_bytes: 1048576
+  multipart_part_bytes: 5242880
+  rescan_cron: "* * * * * *"
+  metrics_listen: 127.0.0.1:0
+  lease_seconds: 10
+  retry_max_backoff_seconds: 1
+"#,
+            db = db.display(),
+            data = w.data.display(),
+            endpoint = w.endpoint,
+        ),
+    )
+    .unwrap();
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"))
+            .arg("--config")
+            .arg(&config)
+            .env("SPE__CRAWLER__ACCESS_KEY", "spe-test-access")
+            .env("SPE__CRAWLER__SECRET_KEY", "spe-test-secret-key")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Killed (SIGKILL) while it works, twice, then left to finish.
+    for wait_ms in [400, 900] {
+        let mut child = start();
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut child = start();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    }
+    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut done = 0;
+        for id in &ids {
+            if w.store.egress_run(*id).await.unwrap().unwrap().done {
+                done += 1;
+            }
+        }
+        if done == ids.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{done} of {} runs done",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The metrics endpoint answers in Prometheus text.
+    let metrics = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", &addr])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if !metrics.is_empty() {
+        assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
+    }
+    for id in ids {
+        assert_eq!(keys(&w, id).await.len(), 4, "run {id}");
+        let released = w.store.released_files(id).await.unwrap();
+        assert_eq!(released.len(), 3);
+        for f in released {
+            let head = w
+                .bucket
+                .head(&format!("{id}/{}", f.path))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(head.sha256.as_deref(), Some(f.sha256.as_str()));
+            assert_eq!(head.size, f.size);
+        }
+    }
+}

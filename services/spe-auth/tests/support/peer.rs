@@ -1,0 +1,187 @@
+//! The OIDC test peer (tests/peers/oidc.sh): found through SPE_TEST_OIDC_URL or started by
+//! the script. Without it the tests skip with a message, unless CI is set: then they fail.
+//! Shared by spe-auth's and wes-api's suites (`#[path]`-included).
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+pub struct Peer {
+    /// Provider A: the issuer the SPE trusts.
+    pub issuer: String,
+    /// Provider B: a second, untrusted provider.
+    pub second: String,
+    /// Visa issuers' JWKS and the signing helper.
+    pub helper: String,
+    http: reqwest::Client,
+}
+
+pub const AUDIENCE: &str = "spe-api";
+pub const DATASET_GRANT: &str = "https://ega.example.org/datasets/EGAD00000000001";
+pub const AUTHORITY: &str = "login.aai.lifescience-ri.eu";
+
+fn port_of(url: &str) -> Option<u16> {
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
+/// The peer, or `None` (test skipped) when it cannot be had and CI is unset.
+pub async fn peer() -> Option<Peer> {
+    let url = match std::env::var("SPE_TEST_OIDC_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/oidc.sh");
+            match Command::new("bash").arg(script).arg("start").output() {
+                Ok(out) if out.status.success() => {
+                    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                }
+                Ok(out) => {
+                    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+                    None
+                }
+                Err(e) => {
+                    eprintln!("cannot run {script}: {e}");
+                    None
+                }
+            }
+        }
+    };
+    let Some((url, port)) = url.and_then(|u| port_of(&u).map(|p| (u, p))) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("the OIDC test peer is required in CI (tests/peers/oidc.sh start)");
+        }
+        eprintln!("SKIPPED: no OIDC test peer (set SPE_TEST_OIDC_URL or install node and npm)");
+        return None;
+    };
+    Some(Peer {
+        issuer: url.trim_end_matches('/').to_owned(),
+        second: format!("http://127.0.0.1:{}", port + 1),
+        helper: format!("http://127.0.0.1:{}", port + 2),
+        http: reqwest::Client::new(),
+    })
+}
+
+impl Peer {
+    /// A real access token from provider A for a test user.
+    pub async fn token(&self, user: &str) -> String {
+        self.token_from(&self.issuer, user).await
+    }
+
+    pub async fn token_from(&self, issuer: &str, user: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{issuer}/token"))
+            .basic_auth("spe-test", Some("spe-test-secret"))
+            .form(&[
+                ("grant_type", "urn:spe:test:user"),
+                ("user", user),
+                ("resource", "urn:spe:api"),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("token response");
+        assert!(status.is_success(), "token for {user}: {status} {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A JWS over `claims` with one of the peer's keys: provider, second, unknown,
+    /// visa-trusted, visa-untrusted.
+    pub async fn sign(&self, key: &str, claims: Value, header: Value) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/sign", self.helper))
+            .json(&json!({"key": key, "claims": claims, "header": header}))
+            .send()
+            .await
+            .expect("sign request");
+        assert!(resp.status().is_success(), "sign: {}", resp.status());
+        resp.text().await.expect("signed")
+    }
+
+    pub async fn users(&self) -> Value {
+        self.http
+            .get(format!("{}/users", self.helper))
+            .send()
+            .await
+            .expect("users")
+            .json()
+            .await
+            .expect("users json")
+    }
+
+    pub async fn sub(&self, user: &str) -> String {
+        self.users().await[user]["sub"]
+            .as_str()
+            .expect("sub")
+            .to_owned()
+    }
+
+    /// The public JWKS of provider A.
+    pub async fn jwks(&self) -> Value {
+        self.http
+            .get(format!("{}/jwks", self.issuer))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks json")
+    }
+
+    pub fn trusted_visa_issuer(&self) -> (String, String) {
+        (
+            format!("{}/trusted", self.helper),
+            format!("{}/trusted/jwks.json", self.helper),
+        )
+    }
+
+    pub fn untrusted_visa_issuer(&self) -> (String, String) {
+        (
+            format!("{}/untrusted", self.helper),
+            format!("{}/untrusted/jwks.json", self.helper),
+        )
+    }
+
+    /// The `auth.oidc` mapping for this peer (YAML, indented to sit under `auth:`'s `oidc:`).
+    pub fn oidc_yaml(&self) -> String {
+        let (iss, jku) = self.trusted_visa_issuer();
+        let g = |group: &str| format!("urn:geant:lifescience-ri.eu:group:{group}#{AUTHORITY}");
+        format!(
+            r#"issuer: "{issuer}"
+audience: {AUDIENCE}
+jwks_min_refresh_seconds: 1
+roles:
+  entitlements:
+    "{r}": [researcher]
+    "{c}": [data_controller]
+    "{k}": [collaborator]
+    "{o}": [operator]
+passports:
+  trusted_issuers:
+    - {{ iss: "{iss}", jku: "{jku}" }}
+  accepted_by: [dac, so]
+"#,
+            issuer = self.issuer,
+            r = g("spe-demo:researchers"),
+            c = g("spe-demo:data-controllers:role=manager"),
+            k = g("spe-demo:collaborators"),
+            o = g("spe-demo:role=operator"),
+        )
+    }
+
+    pub fn oidc_config(&self) -> spe_core::config::OidcConfig {
+        serde_yaml::from_str(&self.oidc_yaml()).expect("oidc config")
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}

@@ -1,0 +1,460 @@
+//! Results egress: which outputs of a finished run were released to the results bucket, held for
+//! review or refused, and which runs still have unsettled work.
+//!
+//! The results crawler records one row per output file the egress rules name. An upload is a
+//! claim (a compare-and-set from `pending`, or from `uploading` whose lease expired, to
+//! `uploading` with this crawler as owner) followed by a finish by the same owner, so several
+//! crawlers on one database never upload one file at the same time, and a crawler that died
+//! mid-upload leaves work another (or itself, restarted) picks up once the lease runs out.
+//! A run is marked `egress_done` when none of its files is pending or uploading; rescans read
+//! only runs that are COMPLETE and not done, so their cost follows the pending work.
+
+use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError};
+
+pub const EGRESS_PENDING: &str = "pending";
+pub const EGRESS_UPLOADING: &str = "uploading";
+pub const EGRESS_RELEASED: &str = "released";
+pub const EGRESS_HELD: &str = "held";
+pub const EGRESS_REFUSED: &str = "refused";
+
+/// What the crawler needs to know about a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressRun {
+    pub id: RunId,
+    pub state: RunState,
+    pub run_dir: String,
+    pub log_dir: Option<String>,
+    /// `name@version` of the approved workflow version the run was admitted with.
+    pub workflow_url: String,
+    pub end_time: Option<Timestamp>,
+    /// The run directory has been walked and its eligible files recorded.
+    pub scanned: bool,
+    /// Every file is settled and the manifest object is written.
+    pub done: bool,
+}
+
+/// One file found when walking a run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEgressFile {
+    pub path: String,
+    /// `pending` (to release), `held` (review) or `refused`.
+    pub state: &'static str,
+    pub size: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressFile {
+    pub run_id: RunId,
+    /// Relative to the run directory, `/`-separated.
+    pub path: String,
+    pub state: String,
+    /// Size when found; for a released file, the bytes sent.
+    pub size: i64,
+    /// SHA-256 (hex) of the bytes sent, once released.
+    pub sha256: Option<String>,
+    pub reason: Option<String>,
+    pub owner: Option<String>,
+    pub lease_until: Option<Timestamp>,
+    /// A multipart upload begun by the last owner (to abort if it never completed).
+    pub upload_id: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub released_at: Option<Timestamp>,
+}
+
+/// A file in the results bucket, at `<run_id>/<path>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedFile {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+    pub released_at: Timestamp,
+}
+
+/// How an upload attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub enum EgressOutcome<'a> {
+    Released {
+        sha256: &'a str,
+        size: i64,
+    },
+    /// Never released (e.g. it changed while being uploaded).
+    Refused {
+        reason: &'a str,
+    },
+    /// Held for review after all (e.g. a per-file check failed).
+    Held {
+        reason: &'a str,
+    },
+    /// Back to pending, tried again from `next_attempt_at` (e.g. S3 unavailable).
+    Retry {
+        reason: &'a str,
+        next_attempt_at: Timestamp,
+    },
+}
+
+const EGRESS_RUN_COLUMNS: &str =
+    "id, state, run_dir, log_dir, workflow_url, end_time, egress_scanned_at, egress_done";
+
+const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason, owner, lease_until, \
+     upload_id, attempts, next_attempt_at, released_at";
+
+impl Store {
+    /// COMPLETE runs whose egress is not done, oldest end first, at most `limit`.
+    pub async fn runs_awaiting_egress(&self, limit: i64) -> Result<Vec<EgressRun>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EGRESS_RUN_COLUMNS} FROM runs WHERE egress_done = 0 AND state = $1 \
+             ORDER BY end_time, id LIMIT $2"
+        ))
+        .bind(RunState::Complete.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(egress_run_from_row).collect()
+    }
+
+    /// One run as the crawler sees it, in any state.
+    pub async fn egress_run(&self, id: RunId) -> Result<Option<EgressRun>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EGRESS_RUN_COLUMNS} FROM runs WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| egress_run_from_row(&r)).transpose()
+    }
+
+    /// Records what a walk of the run directory found and marks the run scanned. Files already
+    /// recorded (by an earlier, interrupted walk or another crawler) keep their rows.
+    pub async fn record_egress_scan(
+        &self,
+        run: RunId,
+        files: &[NewEgressFile],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The write on runs comes first so that SQLite takes its write lock at once.
+        sqlx::query(
+            "UPDATE runs SET egress_scanned_at = COALESCE(egress_scanned_at, $1) WHERE id = $2",
+        )
+        .bind(at.micros())
+        .bind(run.to_string())
+        .execute(&mut *tx)
+        .await?;
+        for f in files {
+            sqlx::query(
+                "INSERT INTO egress_files (run_id, path, state, size, reason, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (run_id, path) DO NOTHING",
+            )
+            .bind(run.to_string())
+            .bind(&f.path)
+            .bind(f.state)
+            .bind(f.size)
+            .bind(f.reason.clone())
+            .bind(at.micros())
+            .bind(at.micros())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Files of a run that a crawler may claim now: pending and due, or uploading with an
+    /// expired lease.
+    pub async fn claimable_egress_files(
+        &self,
+        run: RunId,
+        now: Timestamp,
+    ) -> Result<Vec<EgressFile>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM egress_files WHERE run_id = $1 AND \
+             ((state = $2 AND next_attempt_at <= $3) OR (state = $4 AND lease_until < $3)) \
+             ORDER BY path"
+        ))
+        .bind(run.to_string())
+        .bind(EGRESS_PENDING)
+        .bind(now.micros())
+        .bind(EGRESS_UPLOADING)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// Takes one file for upload (compare-and-set). `None`: another crawler has it, or it is
+    /// settled or not due. The row returned still carries the previous owner's `upload_id`.
+    pub async fn claim_egress_file(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<EgressFile>, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE egress_files SET state = $1, owner = $2, lease_until = $3, updated_at = $4, \
+             attempts = attempts + 1 \
+             WHERE run_id = $5 AND path = $6 AND \
+             ((state = $7 AND next_attempt_at <= $4) OR (state = $1 AND lease_until < $4))",
+        )
+        .bind(EGRESS_UPLOADING)
+        .bind(owner)
+        .bind(lease_until.micros())
+        .bind(now.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EGRESS_PENDING)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.egress_file(run, path).await
+    }
+
+    /// Extends the owner's lease on a file being uploaded; `false` if it is no longer theirs.
+    pub async fn renew_egress_lease(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE egress_files SET lease_until = $1 \
+             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
+        )
+        .bind(lease_until.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EGRESS_UPLOADING)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Remembers (or forgets, with `None`) the multipart upload the owner has begun.
+    pub async fn set_egress_upload_id(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        upload_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE egress_files SET upload_id = $1 \
+             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
+        )
+        .bind(upload_id.map(str::to_owned))
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EGRESS_UPLOADING)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Ends the owner's upload attempt; `false` if the file was no longer theirs (nothing
+    /// changed).
+    pub async fn finish_egress_file(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        outcome: EgressOutcome<'_>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (state, sha256, size, reason, next, released_at) = match outcome {
+            EgressOutcome::Released { sha256, size } => (
+                EGRESS_RELEASED,
+                Some(sha256.to_owned()),
+                Some(size),
+                None,
+                None,
+                Some(at.micros()),
+            ),
+            EgressOutcome::Refused { reason } => (
+                EGRESS_REFUSED,
+                None,
+                None,
+                Some(reason.to_owned()),
+                None,
+                None,
+            ),
+            EgressOutcome::Held { reason } => {
+                (EGRESS_HELD, None, None, Some(reason.to_owned()), None, None)
+            }
+            EgressOutcome::Retry {
+                reason,
+                next_attempt_at,
+            } => (
+                EGRESS_PENDING,
+                None,
+                None,
+                Some(reason.to_owned()),
+                Some(next_attempt_at.micros()),
+                None,
+            ),
+        };
+        let updated = sqlx::query(
+            "UPDATE egress_files SET state = $1, sha256 = COALESCE($2, sha256), \
+             size = COALESCE($3, size), reason = $4, \
+             next_attempt_at = COALESCE($5, next_attempt_at), released_at = $6, \
+             owner = NULL, lease_until = NULL, upload_id = NULL, updated_at = $7 \
+             WHERE run_id = $8 AND path = $9 AND state = $10 AND owner = $11",
+        )
+        .bind(state)
+        .bind(sha256)
+        .bind(size)
+        .bind(reason)
+        .bind(next)
+        .bind(released_at)
+        .bind(at.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EGRESS_UPLOADING)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    pub async fn egress_file(
+        &self,
+        run: RunId,
+        path: &str,
+    ) -> Result<Option<EgressFile>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM egress_files WHERE run_id = $1 AND path = $2"
+        ))
+        .bind(run.to_string())
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| file_from_row(&r)).transpose()
+    }
+
+    /// Every recorded file of a run, by path.
+    pub async fn egress_files(&self, run: RunId) -> Result<Vec<EgressFile>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM egress_files WHERE run_id = $1 ORDER BY path"
+        ))
+        .bind(run.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_from_row).collect()
+    }
+
+    /// The run's files in the results bucket (at `<run_id>/<path>`), by path: what
+    /// `RunLog.outputs` lists and what collaborators may download.
+    pub async fn released_files(&self, run: RunId) -> Result<Vec<ReleasedFile>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, size, sha256, released_at FROM egress_files \
+             WHERE run_id = $1 AND state = $2 ORDER BY path",
+        )
+        .bind(run.to_string())
+        .bind(EGRESS_RELEASED)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let sha256: Option<String> = r.try_get("sha256")?;
+                let released_at: Option<i64> = r.try_get("released_at")?;
+                let path: String = r.try_get("path")?;
+                match (sha256, released_at) {
+                    (Some(sha256), Some(at)) => Ok(ReleasedFile {
+                        size: r.try_get("size")?,
+                        sha256,
+                        released_at: Timestamp::from_micros(at),
+                        path,
+                    }),
+                    _ => Err(StoreError::Corrupt(format!(
+                        "released file {path} of run {run} lacks its checksum or time"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// Marks the run's egress done if none of its files is pending or uploading; `false`
+    /// otherwise (or if it was done already).
+    pub async fn mark_egress_done(&self, run: RunId, at: Timestamp) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE runs SET egress_done = 1, egress_done_at = $1 \
+             WHERE id = $2 AND egress_done = 0 AND egress_scanned_at IS NOT NULL AND \
+             NOT EXISTS (SELECT 1 FROM egress_files \
+                         WHERE run_id = $2 AND state IN ($3, $4))",
+        )
+        .bind(at.micros())
+        .bind(run.to_string())
+        .bind(EGRESS_PENDING)
+        .bind(EGRESS_UPLOADING)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// How many runs are COMPLETE with egress not done (the crawler's backlog).
+    pub async fn egress_backlog(&self) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE egress_done = 0 AND state = $1")
+                .bind(RunState::Complete.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+fn parse_run_id(id: &str) -> Result<RunId, StoreError> {
+    id.parse()
+        .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))
+}
+
+fn egress_run_from_row(row: &AnyRow) -> Result<EgressRun, StoreError> {
+    let id: String = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let end_time: Option<i64> = row.try_get("end_time")?;
+    let scanned: Option<i64> = row.try_get("egress_scanned_at")?;
+    let done: i64 = row.try_get("egress_done")?;
+    Ok(EgressRun {
+        id: parse_run_id(&id)?,
+        state: state
+            .parse::<RunState>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        run_dir: row.try_get("run_dir")?,
+        log_dir: row.try_get("log_dir")?,
+        workflow_url: row.try_get("workflow_url")?,
+        end_time: end_time.map(Timestamp::from_micros),
+        scanned: scanned.is_some(),
+        done: done != 0,
+    })
+}
+
+fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
+    let run_id: String = row.try_get("run_id")?;
+    let lease_until: Option<i64> = row.try_get("lease_until")?;
+    let released_at: Option<i64> = row.try_get("released_at")?;
+    Ok(EgressFile {
+        run_id: parse_run_id(&run_id)?,
+        path: row.try_get("path")?,
+        state: row.try_get("state")?,
+        size: row.try_get("size")?,
+        sha256: row.try_get("sha256")?,
+        reason: row.try_get("reason")?,
+        owner: row.try_get("owner")?,
+        lease_until: lease_until.map(Timestamp::from_micros),
+        upload_id: row.try_get("upload_id")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: Timestamp::from_micros(row.try_get("next_attempt_at")?),
+        released_at: released_at.map(Timestamp::from_micros),
+    })
+}

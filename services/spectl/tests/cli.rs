@@ -1,0 +1,460 @@
+//! spectl against the real wes-api, started in this process on 127.0.0.1 port 0 (API only:
+//! no Slurm, so accepted runs stay QUEUED until cancelled).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde_json::Value;
+use spe_core::config::Config;
+use wes_api::startup::Application;
+
+struct TestApp {
+    base: String,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The development config with a fresh SQLite file and data dir, as wes-api's own suites use it.
+async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
+    let env = [
+        ("SPE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
+        ("SPE__SERVER__WORKERS", "1".to_owned()),
+        ("SPE__SLURM__ENABLED", "false".to_owned()),
+        (
+            "SPE__DATABASE__URL",
+            format!("sqlite://{}/spe.db", dir.path().display()),
+        ),
+        (
+            "SPE__DATA_DIR",
+            dir.path().join("runs").display().to_string(),
+        ),
+        // One local user registers and approves.
+        (
+            "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER",
+            "false".to_owned(),
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let config = Config::parse(&yaml, env).unwrap();
+    let data_dir = config.data_dir.clone();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        data_dir,
+        _dir: dir,
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the built spectl against `url` (asynchronously, so the service keeps serving).
+async fn spectl_at(url: &str, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectl"))
+        .args(args)
+        .env("SPE_URL", url)
+        .env_remove("SPE_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+async fn spectl(app: &TestApp, args: &[&str]) -> Out {
+    spectl_at(&app.base, args).await
+}
+
+async fn ok(app: &TestApp, args: &[&str]) -> String {
+    let out = spectl(app, args).await;
+    assert_eq!(out.code, 0, "{args:?}: {out:?}");
+    out.stdout
+}
+
+async fn ok_json(app: &TestApp, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(app, &all).await).unwrap()
+}
+
+fn quals_dir() -> String {
+    repo_root().join("workflows/quals").display().to_string()
+}
+
+#[tokio::test]
+async fn a_controller_registers_approves_shows_and_retires_a_workflow() {
+    let app = spawn_app().await;
+    let quals = quals_dir();
+    let out = ok(&app, &["workflow", "register", &quals]).await;
+    assert!(
+        out.starts_with("registered quals@1.0.0 as draft (digest "),
+        "{out}"
+    );
+    assert!(out.contains(&format!("source_dir: {quals}")), "{out}");
+
+    let out = ok(&app, &["workflow", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("WORKFLOW"), "{out}");
+    assert!(
+        lines[1].starts_with("quals@1.0.0") && lines[1].contains("draft"),
+        "{out}"
+    );
+
+    let out = ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    assert!(out.starts_with("approved quals@1.0.0 (digest "), "{out}");
+    let out = ok(&app, &["workflow", "show", "quals@1.0.0"]).await;
+    assert!(out.contains("state: approved\n"), "{out}");
+    assert!(out.contains("files:\n"), "{out}");
+    assert!(out.contains("  Snakefile\n"), "{out}");
+    let shown = ok_json(&app, &["workflow", "show", "quals@1.0.0"]).await;
+    assert_eq!(shown["approved_by"], "local-dev-user");
+    let listed = ok_json(&app, &["workflow", "list", "--state", "approved"]).await;
+    assert_eq!(listed["workflows"][0]["workflow_url"], "quals@1.0.0");
+    assert_eq!(listed["workflows"][0]["digest"], shown["digest"]);
+
+    let out = ok(
+        &app,
+        &[
+            "workflow",
+            "retire",
+            "quals@1.0.0",
+            "--reason",
+            "superseded",
+        ],
+    )
+    .await;
+    assert_eq!(out, "retired quals@1.0.0\n");
+    let listed = ok_json(&app, &["workflow", "list", "--state", "retired"]).await;
+    assert_eq!(listed["workflows"][0]["retire_reason"], "superseded");
+    let out = ok(&app, &["workflow", "list", "--state", "approved"]).await;
+    assert_eq!(out.lines().count(), 1, "only the header: {out}");
+}
+
+#[tokio::test]
+async fn a_workflow_uploads_as_tar_gz_with_the_same_digest() {
+    let by_path = spawn_app().await;
+    let reference = ok_json(&by_path, &["workflow", "register", &quals_dir()]).await;
+
+    let app = spawn_app().await;
+    // A relative path works too: the folder is packed here.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectl"))
+        .args(["--json", "workflow", "register", "--upload", "quals"])
+        .current_dir(repo_root().join("workflows"))
+        .env("SPE_URL", &app.base)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let uploaded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        uploaded["registered_digest"],
+        reference["registered_digest"]
+    );
+    let registry = app.data_dir.join(".registry").canonicalize().unwrap();
+    let source_dir = uploaded["source_dir"].as_str().unwrap();
+    assert!(
+        source_dir.starts_with(&format!("{}/quals/1.0.0-", registry.display())),
+        "{source_dir}"
+    );
+    ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    let out = ok(&app, &["workflow", "list"]).await;
+    assert!(out.contains("approved"), "{out}");
+    // Again: the version exists, so the service refuses with 409 and spectl exits 2.
+    let out = spectl(&app, &["workflow", "register", "--upload", &quals_dir()]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("already registered"), "{out:?}");
+}
+
+#[tokio::test]
+async fn datasets_are_added_and_listed() {
+    let app = spawn_app().await;
+    let out = ok(
+        &app,
+        &[
+            "dataset",
+            "add",
+            "cohort-2",
+            "--location",
+            "/data/cohort-2",
+            "--description",
+            "Encrypted cohort",
+            "--crypt4gh",
+            "--visa",
+            "https://ega.example/datasets/EGAD0001",
+        ],
+    )
+    .await;
+    assert_eq!(out, "added dataset cohort-2 at /data/cohort-2\n");
+    ok(
+        &app,
+        &["dataset", "add", "demo-1", "--location", "/data/demo-1"],
+    )
+    .await;
+    let out = ok(&app, &["dataset", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("ID"), "{out}");
+    let cohort = lines.iter().find(|l| l.starts_with("cohort-2")).unwrap();
+    for part in ["active", "true", "/data/cohort-2", "Encrypted cohort"] {
+        assert!(cohort.contains(part), "{part}: {out}");
+    }
+    let listed = ok_json(&app, &["dataset", "list"]).await;
+    let ds = listed["datasets"].as_array().unwrap();
+    assert_eq!(ds.len(), 2);
+    assert!(
+        ds.iter()
+            .any(|d| d["visa"] == "https://ega.example/datasets/EGAD0001")
+    );
+    // A bad location is the service's 400: exit 2 with its message.
+    let out = spectl(
+        &app,
+        &["dataset", "add", "x", "--location", "relative/path"],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("location: must be an absolute path"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_researcher_submits_follows_and_cancels_a_run() {
+    let app = spawn_app().await;
+    ok(&app, &["workflow", "register", &quals_dir()]).await;
+    ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    ok(
+        &app,
+        &["dataset", "add", "demo-1", "--location", "/data/demo-1"],
+    )
+    .await;
+    let params = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(params.path(), r#"{"dataset": "nope", "min_qual": 10}"#).unwrap();
+    let params_file = params.path().display().to_string();
+    let out = ok(
+        &app,
+        &[
+            "run",
+            "submit",
+            "quals@1.0.0",
+            "--type",
+            "SMK",
+            "--type-version",
+            "9",
+            "--params-file",
+            &params_file,
+            "--param",
+            "dataset=demo-1",
+            "--param",
+            "min_qual:=30",
+            "--engine-param",
+            "cores=2",
+            "--tag",
+            "project=p1",
+        ],
+    )
+    .await;
+    let id = out.trim().to_owned();
+    assert_eq!(id.len(), 36, "{out}");
+
+    assert_eq!(
+        ok(&app, &["run", "status", &id]).await,
+        format!("{id} QUEUED\n")
+    );
+    let shown = ok_json(&app, &["run", "show", &id]).await;
+    assert_eq!(
+        shown["request"]["workflow_params"],
+        serde_json::json!({"dataset": "demo-1", "min_qual": 30})
+    );
+    assert_eq!(shown["request"]["workflow_engine_parameters"]["cores"], "2");
+    let out = ok(&app, &["run", "show", &id]).await;
+    assert!(out.contains("workflow_url: quals@1.0.0\n"), "{out}");
+
+    let out = ok(&app, &["run", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].starts_with(&format!("{id}  QUEUED")), "{out}");
+    assert!(lines[1].ends_with("project=p1"), "{out}");
+    let listed = ok_json(&app, &["run", "list", "--tag", "project=p1"]).await;
+    assert_eq!(listed["runs"][0]["run_id"], id.as_str());
+    let listed = ok_json(&app, &["run", "list", "--tag", "project=other"]).await;
+    assert_eq!(listed["runs"], serde_json::json!([]));
+    let listed = ok_json(&app, &["run", "list", "--state", "QUEUED,RUNNING"]).await;
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
+
+    // Never handed to a scheduler (no Slurm here): cancelled at once.
+    assert_eq!(
+        ok(&app, &["run", "cancel", &id]).await,
+        format!("{id} CANCELED\n")
+    );
+    let out = spectl(&app, &["run", "wait", &id, "--interval", "0.1"]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, format!("{id} CANCELED\n"));
+    assert!(out.stderr.contains("ended CANCELED"), "{out:?}");
+    // An ended run cannot be cancelled: the service's 409.
+    let out = spectl(&app, &["run", "cancel", &id]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+
+    // A QUEUED run that never moves: wait gives up at its timeout with exit 1.
+    let id2 = ok(
+        &app,
+        &[
+            "run",
+            "submit",
+            "quals@1.0.0",
+            "--type",
+            "SMK",
+            "--type-version",
+            "9",
+            "--param",
+            "dataset=demo-1",
+        ],
+    )
+    .await;
+    let id2 = id2.trim();
+    let out = spectl(
+        &app,
+        &["run", "wait", id2, "--interval", "0.1", "--timeout", "0.5"],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, format!("{id2} QUEUED\n"));
+    assert!(out.stderr.contains("gave up"), "{out:?}");
+}
+
+#[tokio::test]
+async fn refusals_exit_2_with_the_services_message() {
+    let app = spawn_app().await;
+    let out = spectl(&app, &["workflow", "show", "nope@1.0.0"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("workflow nope@1.0.0 not found (HTTP 404)"),
+        "{out:?}"
+    );
+    let out = spectl(
+        &app,
+        &[
+            "run",
+            "submit",
+            "nope@1.0.0",
+            "--type",
+            "SMK",
+            "--type-version",
+            "9",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("workflow_url: nope@1.0.0 is not a registered workflow"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let out = spectl(&app, &["run", "status", "not-a-run"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    // Bad usage, refused before anything is sent.
+    for args in [
+        &["workflow", "approve", "quals"][..],
+        &["run", "status", ".."],
+        &[
+            "run",
+            "submit",
+            "q@1",
+            "--type",
+            "CWL",
+            "--type-version",
+            "1",
+        ],
+        &[
+            "run",
+            "submit",
+            "q@1",
+            "--type",
+            "SMK",
+            "--type-version",
+            "9",
+            "--param",
+            "x",
+        ],
+        &["workflow", "register", "--upload", "/nonexistent/folder"],
+    ] {
+        let out = spectl(&app, args).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+    }
+    // Nothing listening: exit 1.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = spectl_at(&url, &["run", "list"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("cannot reach"), "{out:?}");
+}
+
+#[tokio::test]
+async fn the_token_is_sent_as_a_bearer_and_never_printed() {
+    // A one-shot stand-in service that records the request and refuses it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"msg": "token expired", "status_code": 401}"#;
+        write!(
+            stream,
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let out = spectl_at(&url, &["--token", "s3cret-token", "run", "list"]).await;
+    let request = server.join().unwrap();
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("\r\nauthorization: bearer s3cret-token\r\n"),
+        "{request}"
+    );
+    assert!(request.starts_with("GET /ga4gh/wes/v1/runs?"), "{request}");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("token expired (HTTP 401)"), "{out:?}");
+    assert!(!out.stderr.contains("s3cret") && !out.stdout.contains("s3cret"));
+}
