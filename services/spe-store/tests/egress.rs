@@ -1,57 +1,17 @@
 //! The egress bookkeeping's contract, run against SQLite (always) and PostgreSQL (when
 //! `SPE_TEST_POSTGRES_URL` names a server).
 
-use std::future::Future;
+mod support;
+
+use support::*;
 
 use serde_json::json;
-use spe_core::secret::DatabaseUrl;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
     EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_RELEASED, EGRESS_UPLOADING, EgressOutcome,
     NewEgressFile, NewRun, Store, Transition,
 };
-use sqlx::Connection;
-
-async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}/spe.db", dir.path().display());
-    Store::connect(&DatabaseUrl::new(url), 4).await.unwrap()
-}
-
-async fn postgres_store() -> Option<Store> {
-    let Ok(admin_url) = std::env::var("SPE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the store suite against PostgreSQL: set SPE_TEST_POSTGRES_URL"
-        );
-        eprintln!("SPE_TEST_POSTGRES_URL not set: PostgreSQL half of the egress suite skipped");
-        return None;
-    };
-    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    Some(
-        Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), 4)
-            .await
-            .unwrap(),
-    )
-}
-
-async fn on_each_backend<F, Fut>(test: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    test(sqlite_store(&dir).await).await;
-    if let Some(store) = postgres_store().await {
-        test(store).await;
-    }
-}
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)

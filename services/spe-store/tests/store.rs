@@ -2,55 +2,15 @@
 //! `SPE_TEST_POSTGRES_URL` names a server; CI starts one with tests/peers/postgres.sh and
 //! requires it).
 
-use std::future::Future;
+mod support;
+
+use support::*;
 
 use serde_json::json;
 use spe_core::page::{PageSize, PageToken};
-use spe_core::secret::DatabaseUrl;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{Backend, NewRun, RunFilter, Store, Transition};
-use sqlx::Connection;
-
-async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}/nested/spe.db", dir.path().display());
-    Store::connect(&DatabaseUrl::new(url), 4).await.unwrap()
-}
-
-/// A fresh, empty PostgreSQL database for one test, or `None` when no server is configured.
-async fn postgres_store() -> Option<Store> {
-    let Ok(admin_url) = std::env::var("SPE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the store suite against PostgreSQL: set SPE_TEST_POSTGRES_URL"
-        );
-        eprintln!("SPE_TEST_POSTGRES_URL not set: PostgreSQL half of the store suite skipped");
-        return None;
-    };
-    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = DatabaseUrl::new(format!("{base}/{name}"));
-    Some(Store::connect(&url, 4).await.unwrap())
-}
-
-/// Runs one test body against each backend.
-async fn on_each_backend<F, Fut>(test: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    test(sqlite_store(&dir).await).await;
-    if let Some(store) = postgres_store().await {
-        assert_eq!(store.backend(), Backend::Postgres);
-        test(store).await;
-    }
-}
+use spe_store::{NewRun, RunFilter, Transition};
 
 fn new_run(owner: &str, created_micros: i64, tags: &[(&str, &str)]) -> NewRun {
     let tags: Vec<(String, String)> = tags

@@ -322,7 +322,7 @@ pub async fn get(
         state: run.state,
         run_log,
         task_logs_url,
-        outputs: json!({}),
+        outputs: released_outputs(&state, &run).await?,
     }))
 }
 
@@ -396,6 +396,31 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: run.id.to_string(),
     }))
+}
+
+/// `RunLog.outputs`: the files the results crawler has released, by relative path, with size
+/// and SHA-256. Nothing else about a run's outputs leaves the cluster through the API.
+async fn released_outputs(
+    state: &AppState,
+    run: &RunRecord,
+) -> Result<serde_json::Value, ApiError> {
+    let released = state.store.released_files(run.id).await?;
+    Ok(serde_json::Value::Object(
+        released
+            .into_iter()
+            .map(|f| {
+                (
+                    f.path.clone(),
+                    json!({
+                        "size": f.size,
+                        "sha256": f.sha256,
+                        "released_at": f.released_at.to_wes(),
+                        "object_key": format!("{}/{}", run.id, f.path),
+                    }),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// Asks Slurm to stop the run's job. A failure is only logged: the reconciler repeats the
