@@ -11,6 +11,14 @@ pub mod workflows;
 
 use actix_web::web;
 
+use crate::error::ApiError;
+
+/// A query string as its (possibly repeated) key-value pairs; malformed text is a 400.
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
+}
+
 /// The WES base path, as the spec's server URL names it.
 pub const WES_BASE: &str = "/ga4gh/wes/v1";
 

@@ -183,8 +183,7 @@ struct ListQuery {
 }
 
 fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let pairs = crate::routes::query_pairs(query)?;
     let mut out = ListQuery {
         page_size: None,
         page_token: None,

@@ -370,8 +370,7 @@ pub async fn admin_list(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let pairs = crate::routes::query_pairs(req.query_string())?;
     let mut filter = None;
     for (k, v) in &pairs {
         match k.as_str() {
@@ -514,8 +513,7 @@ pub async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let pairs = crate::routes::query_pairs(req.query_string())?;
     let mut subject: Option<(&str, String)> = None;
     let mut limit = 100;
     for (k, v) in &pairs {
