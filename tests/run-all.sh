@@ -6,6 +6,8 @@
 # 2. the Rust test suites of every crate: the store suite against SQLite and PostgreSQL, the
 #    API black-box suites, and end-to-end runs through a real one-node Slurm and real Snakemake
 # 3. API conformance with schemathesis against the official WES 1.1.0 spec
+# 4. no token handed out by the OIDC test provider during the run appears in anything the run
+#    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,6 +24,9 @@ export SPE_TEST_S3_URL
 step "peers: OpenID Connect provider on 127.0.0.1 (npm oidc-provider)"
 SPE_TEST_OIDC_URL=$(tests/peers/oidc.sh start)
 export SPE_TEST_OIDC_URL
+# Every token it issues from now on is appended here: this run's tokens only.
+issued_tokens=$(tests/peers/oidc.sh tokens)
+: >"$issued_tokens"
 
 step "peers: one-node Slurm on localhost"
 tests/peers/slurm.sh start
@@ -40,10 +45,13 @@ step "cargo build (the end-to-end suites run the spe-runner binary inside Slurm 
 cargo build --workspace --locked
 
 step "cargo test"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Everything the run prints is kept here for the last step (--nocapture: passing tests' output
+# too, not only failing ones').
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+log=$logs/cargo-test.log
 set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
+SPE_TEST_LOG_STDERR=1 cargo test --workspace --locked -- --nocapture 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
@@ -51,7 +59,12 @@ failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
 [ "$status" -eq 0 ] || { echo "cargo test failed"; echo "$passed passed, $failed failed"; exit "$status"; }
 
 step "API conformance (schemathesis)"
-tests/contract/schemathesis.sh "$root/target/debug/wes-api"
+tests/contract/schemathesis.sh "$root/target/debug/wes-api" 2>&1 | tee "$logs/schemathesis.log"
+
+step "no token issued during the run appears in its output or logs"
+peers_dir=${SPE_PEERS_DIR:-/tmp/spe-peers}
+find "$peers_dir" -name '*.log' -type f -exec cp --parents {} "$logs" \; 2>/dev/null || true
+tests/contract/no-secrets-in-logs.sh "$issued_tokens" "$logs"
 
 echo
 echo "all suites green"

@@ -13,7 +13,10 @@ tools=$("$root/tests/peers/python-tools.sh")
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-SPE__DATABASE__URL="sqlite://$work/spe.db" SPE__DATA_DIR="$work/runs" SPE__SLURM__ENABLED=false RUST_LOG=warn \
+# Conformance of the API's shapes, as one local user: SPE__AUTH=disabled (tests/auth.rs covers
+# authentication against the real provider).
+SPE__DATABASE__URL="sqlite://$work/spe.db" SPE__DATA_DIR="$work/runs" SPE__SLURM__ENABLED=false \
+  SPE__AUTH=disabled RUST_LOG=warn \
   "$bin" --config "$root/deploy/config/spe.dev.yaml" --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 50); do grep -q 'listening on port' "$work/out" 2>/dev/null && break; sleep 0.1; done

@@ -8,11 +8,15 @@
 # controller, collaborator, operator, nobody (curl <helper>/users). A token for one, headless:
 #   curl -u spe-test:spe-test-secret -d grant_type=urn:spe:test:user -d user=researcher <url>/token
 # Keys are made at each start: tokens do not survive a restart. Test-only: never expose it.
+# Every token and code it hands out is appended to the file `tokens` prints (for
+# tests/contract/no-secrets-in-logs.sh). A running provider whose server.mjs has changed since
+# it started is restarted by `start`.
 #
-# Usage: tests/peers/oidc.sh start|stop|url
-#   start  npm ci into tests/peers/oidc/node_modules if needed, start it, print the issuer URL
-#   url    print the issuer URL
-#   stop   stop it
+# Usage: tests/peers/oidc.sh start|stop|url|tokens
+#   start   npm ci into tests/peers/oidc/node_modules if needed, start it, print the issuer URL
+#   url     print the issuer URL
+#   tokens  print the path of the file of issued tokens
+#   stop    stop it
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,6 +24,7 @@ PORT=${SPE_OIDC_PORT:-59100}
 SRC=$(cd "$(dirname "$0")/oidc" && pwd)
 DIR=$PEERS_DIR/oidc
 PIDF=$DIR/oidc.pid
+TOKENS=$DIR/issued-tokens.txt
 URL="http://127.0.0.1:$PORT"
 HELPER="http://127.0.0.1:$((PORT + 2))"
 
@@ -42,10 +47,18 @@ start() {
     (cd "$SRC" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed"
     cp "$SRC/package-lock.json" "$SRC/node_modules/.spe-lock"
   fi
+  # A provider started from another server.mjs is stale: restart it.
+  if pid_alive "$PIDF" && ! cmp -s "$SRC/server.mjs" "$DIR/server.mjs.started"; then
+    log "server.mjs changed since the provider started: restarting it"
+    stop_pidfile "$PIDF" 10
+  fi
   if ! pid_alive "$PIDF"; then
     answers && die "port $PORT already answers but not from our provider (set SPE_OIDC_PORT)"
     log "starting the OIDC provider on $URL"
-    SPE_OIDC_PORT=$PORT nohup setsid node "$SRC/server.mjs" >"$DIR/oidc.log" 2>&1 </dev/null &
+    cp "$SRC/server.mjs" "$DIR/server.mjs.started"
+    # 9>&-: the provider must not inherit (and so hold) the start lock.
+    SPE_OIDC_PORT=$PORT SPE_OIDC_TOKEN_LOG=$TOKENS \
+      nohup setsid node "$SRC/server.mjs" >"$DIR/oidc.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PIDF"
   fi
   wait_for 20 answers || { tail -n 20 "$DIR/oidc.log" >&2; die "OIDC provider does not answer on $URL"; }
@@ -56,5 +69,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop_pidfile "$PIDF" 10 ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  tokens) echo "$TOKENS" ;;
+  *) echo "usage: $0 start|stop|url|tokens" >&2; exit 2 ;;
 esac

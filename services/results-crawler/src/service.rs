@@ -99,7 +99,7 @@ async fn rescan_worker(crawler: Crawler, mut ticks: mpsc::UnboundedReceiver<()>)
 
 /// Runs whose log.json a watcher saw: tried at once, then every half second until they are
 /// done, not eligible, or NOTIFIED_PATIENCE has passed.
-async fn notified_worker(crawler: Crawler, mut rx: mpsc::UnboundedReceiver<RunId>) {
+pub async fn notified_worker(crawler: Crawler, mut rx: mpsc::UnboundedReceiver<RunId>) {
     let mut waiting: HashMap<RunId, Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {

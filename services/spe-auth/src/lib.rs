@@ -12,10 +12,12 @@
 
 pub mod http;
 mod jwks;
+pub mod login;
 pub mod roles;
 mod verifier;
 pub mod visa;
 
+pub use login::{BrowserLogin, LoginStart, LoginTokens, PendingLogin, random_secret};
 pub use spe_core::config::Role;
 pub use verifier::{Principal, Verifier};
 pub use visa::Visa;

@@ -65,6 +65,8 @@ fn dev_config(dir: &tempfile::TempDir, extra: &[(&str, String)]) -> anyhow::Resu
         ),
         ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("SPE__LOGGING__LEVEL".to_owned(), "warn".to_owned()),
+        // Benchmarks measure the API and the store, not the identity provider.
+        ("SPE__AUTH".to_owned(), "disabled".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Ok(Config::parse(&yaml, env)?)

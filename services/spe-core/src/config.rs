@@ -90,6 +90,10 @@ pub struct CrawlerConfig {
     /// while the upload goes on.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// wes-api: how long a presigned download link of a released file stays valid
+    /// (1 to 3600 seconds).
+    #[serde(default = "default_presign_ttl")]
+    pub presign_ttl_seconds: u64,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +129,9 @@ fn default_retry_max_backoff() -> u64 {
     300
 }
 fn default_lease_seconds() -> u64 {
+    300
+}
+fn default_presign_ttl() -> u64 {
     300
 }
 
@@ -193,6 +200,12 @@ impl CrawlerConfig {
             return Err(ConfigError::at(
                 "crawler.upload_concurrency",
                 "upload_concurrency must be at least 1 and lease_seconds at least 10",
+            ));
+        }
+        if !(1..=3600).contains(&self.presign_ttl_seconds) {
+            return Err(ConfigError::at(
+                "crawler.presign_ttl_seconds",
+                "from 1 to 3600 (download links are meant to be short-lived)",
             ));
         }
         Ok(())
@@ -452,6 +465,100 @@ pub struct OidcConfig {
     /// Timeout of every request to a provider (discovery, JWKS, userinfo, introspection).
     #[serde(default = "default_http_timeout")]
     pub http_timeout_seconds: u64,
+    /// Browser login for the web UI (authorization code flow with PKCE against `issuer`);
+    /// absent: no `/auth/*` endpoints, bearer tokens only.
+    #[serde(default)]
+    pub browser: Option<BrowserLoginConfig>,
+}
+
+/// `auth.oidc.browser`: the web UI's login, a session cookie holding an opaque id; the tokens
+/// stay on the server.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserLoginConfig {
+    pub client_id: String,
+    /// Absent for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret: Option<crate::secret::Secret>,
+    /// This service's `/auth/callback` as the provider knows it.
+    pub redirect_url: String,
+    /// The session cookie's `Secure` attribute; `false` is accepted only when `redirect_url` is
+    /// `http://127.0.0.1...` or `http://localhost...` (local development).
+    #[serde(default = "default_true")]
+    pub cookie_secure: bool,
+    /// Scopes asked besides `openid`.
+    #[serde(default = "default_browser_scopes")]
+    pub scopes: Vec<String>,
+    /// Longest a browser session lasts; it also ends when its access token expires.
+    #[serde(default = "default_session_seconds")]
+    pub session_seconds: u64,
+    /// Where the browser goes after login (a path of this service).
+    #[serde(default = "default_after_login")]
+    pub after_login_path: String,
+    /// Where the provider sends the browser after logout (must be registered with it).
+    #[serde(default)]
+    pub post_logout_redirect_url: Option<String>,
+}
+
+fn default_browser_scopes() -> Vec<String> {
+    [
+        "profile",
+        "email",
+        "eduperson_entitlement",
+        "ga4gh_passport_v1",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+fn default_session_seconds() -> u64 {
+    8 * 3600
+}
+fn default_after_login() -> String {
+    "/".to_owned()
+}
+
+impl BrowserLoginConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let key = "auth.oidc.browser";
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::at(
+                &format!("{key}.client_id"),
+                "must not be empty",
+            ));
+        }
+        let local = [
+            "http://127.0.0.1:",
+            "http://127.0.0.1/",
+            "http://localhost:",
+            "http://localhost/",
+        ];
+        let is_local = local.iter().any(|p| self.redirect_url.starts_with(p));
+        if !(self.redirect_url.starts_with("https://") || is_local) {
+            return Err(ConfigError::at(
+                &format!("{key}.redirect_url"),
+                "must be an https:// URL (http:// only on 127.0.0.1 or localhost)",
+            ));
+        }
+        if !self.cookie_secure && !is_local {
+            return Err(ConfigError::at(
+                &format!("{key}.cookie_secure"),
+                "may be false only when redirect_url is http://127.0.0.1 or http://localhost",
+            ));
+        }
+        if !self.after_login_path.starts_with('/') || self.after_login_path.starts_with("//") {
+            return Err(ConfigError::at(
+                &format!("{key}.after_login_path"),
+                "must be a path of this service, starting with one /",
+            ));
+        }
+        if self.session_seconds == 0 {
+            return Err(ConfigError::at(
+                &format!("{key}.session_seconds"),
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One further trusted issuer, with the same settings as the main one.
@@ -531,6 +638,9 @@ impl OidcConfig {
                     "must be an http(s):// URL",
                 ));
             }
+        }
+        if let Some(browser) = &self.browser {
+            browser.check()?;
         }
         Ok(())
     }
@@ -1210,6 +1320,55 @@ workflows:
     }
 
     #[test]
+    fn browser_login_settings_and_the_secure_cookie_rule() {
+        let with = |browser: &str| {
+            MINIMAL.replace(
+                "auth: disabled",
+                &format!(
+                    "auth:\n  oidc:\n    issuer: \"https://login.example\"\n    audience: spe\n    browser: {browser}\n"
+                ),
+            )
+        };
+        let config = Config::parse(
+            &with(r#"{ client_id: spe-web, client_secret: w3b-s3cret, redirect_url: "https://spe.example/auth/callback" }"#),
+            no_env(),
+        )
+        .unwrap();
+        let AuthConfig::Oidc(o) = &config.auth else {
+            panic!("not oidc")
+        };
+        let b = o.browser.as_ref().unwrap();
+        assert!(b.cookie_secure);
+        assert_eq!(b.after_login_path, "/");
+        assert_eq!(b.session_seconds, 8 * 3600);
+        assert!(b.scopes.contains(&"ga4gh_passport_v1".to_owned()));
+        assert!(!format!("{config:?}").contains("w3b-s3cret"));
+        // Secure off: only for a local http redirect.
+        assert!(Config::parse(
+            &with(r#"{ client_id: w, redirect_url: "http://127.0.0.1:8080/auth/callback", cookie_secure: false }"#),
+            no_env()
+        )
+        .is_ok());
+        for (bad, key) in [
+            (
+                r#"{ client_id: w, redirect_url: "https://spe.example/auth/callback", cookie_secure: false }"#,
+                "auth.oidc.browser.cookie_secure",
+            ),
+            (
+                r#"{ client_id: w, redirect_url: "http://spe.example/auth/callback" }"#,
+                "auth.oidc.browser.redirect_url",
+            ),
+            (
+                r#"{ client_id: w, redirect_url: "https://spe.example/cb", after_login_path: "//evil.example" }"#,
+                "auth.oidc.browser.after_login_path",
+            ),
+        ] {
+            let err = Config::parse(&with(bad), no_env()).unwrap_err();
+            assert!(err.0.starts_with(key), "{err}");
+        }
+    }
+
+    #[test]
     fn database_password_is_never_in_errors() {
         let env = vec![(
             "SPE__DATABASE__URL".to_owned(),
@@ -1249,6 +1408,7 @@ workflows:
         assert_eq!(crawler.watch, CrawlerWatch::Poll);
         assert_eq!(crawler.rescan_cron, "0 * * * * *");
         assert_eq!(crawler.multipart_threshold_bytes, 64 * 1024 * 1024);
+        assert_eq!(crawler.presign_ttl_seconds, 300);
         assert_eq!(crawler.secret_key.as_ref().unwrap().expose(), "s3cr3t-key");
         assert!(!format!("{config:?}").contains("s3cr3t-key"));
         let one_key = vec![("SPE__CRAWLER__ACCESS_KEY".to_owned(), "AKID".to_owned())];
@@ -1262,5 +1422,11 @@ workflows:
             "1024".to_owned(),
         )];
         assert!(Config::parse(&with, small_part).is_err());
+        let long_links = vec![(
+            "SPE__CRAWLER__PRESIGN_TTL_SECONDS".to_owned(),
+            "86400".to_owned(),
+        )];
+        let err = Config::parse(&with, long_links).unwrap_err();
+        assert!(err.0.starts_with("crawler.presign_ttl_seconds"), "{err}");
     }
 }

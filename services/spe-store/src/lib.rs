@@ -9,6 +9,7 @@ mod egress;
 mod error;
 mod execution;
 mod registry;
+mod results;
 mod runs;
 
 pub use egress::{
@@ -20,6 +21,7 @@ pub use registry::{
     DATASET_ACTIVE, DATASET_RETIRED, Dataset, NewDataset, NewWorkflowVersion, Refusable,
     RegistryEvent, RegistryRefusal, STATE_APPROVED, STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
 };
+pub use results::{ResultLink, RunShare, SHARE_GROUP, SHARE_SUBJECT};
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
 
 use std::path::Path;
@@ -105,10 +107,20 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migration(redact(e, url)))?;
+        // Two services starting together on a new SQLite file (which has no migration lock,
+        // unlike PostgreSQL) may race; the loser finds the winner's work on a second look.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(error = %redact(&e, url), attempt, "migration failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::Migration(redact(e, url))),
+            }
+        }
         Ok(Store { pool, backend })
     }
 

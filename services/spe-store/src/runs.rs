@@ -117,11 +117,21 @@ impl Store {
     /// Stores a new run in state QUEUED with its first event, in one transaction: once this
     /// returns, the run is tracked.
     pub async fn insert_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        self.insert_run_with_visas(run, None).await
+    }
+
+    /// [`Store::insert_run`], storing with the run, in the same transaction, the snapshot of
+    /// the GA4GH visas that authorised it (a JSON value; never raw visa JWTs).
+    pub async fn insert_run_with_visas(
+        &self,
+        run: &NewRun,
+        access_visas: Option<&Value>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
-             workflow_url, request_json, run_dir, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             workflow_url, request_json, run_dir, created_at, updated_at, access_visas) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(run.id.to_string())
         .bind(RunState::Queued.as_str())
@@ -133,6 +143,7 @@ impl Store {
         .bind(&run.run_dir)
         .bind(run.created_at.micros())
         .bind(run.created_at.micros())
+        .bind(access_visas.map(Value::to_string))
         .execute(&mut *tx)
         .await?;
         for (key, value) in &run.tags {
@@ -156,6 +167,24 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The visa snapshot stored with a run at submission (`None`: the run exists but needed no
+    /// visa, or does not exist).
+    pub async fn access_visas(&self, id: RunId) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query("SELECT access_visas FROM runs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let text: Option<String> = row.try_get("access_visas")?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("access_visas of run {id}: {e}")))
+        })
+        .transpose()
     }
 
     pub async fn get_run(&self, id: RunId) -> Result<Option<RunRecord>, StoreError> {

@@ -76,6 +76,29 @@ async fn accepted_runs_are_stored_with_their_request_and_first_event() {
 }
 
 #[tokio::test]
+async fn a_visa_snapshot_is_stored_with_the_run() {
+    on_each_backend(|store| async move {
+        let plain = new_run("alice", 1_700_000_000_000_000, &[]);
+        store.insert_run(&plain).await.unwrap();
+        assert_eq!(store.access_visas(plain.id).await.unwrap(), None);
+        let snapshot = json!([{"dataset": "d1", "iss": "https://visas.example", "type": "ControlledAccessGrants",
+            "value": "https://ega.example/d1", "source": "https://dac.example", "by": "dac",
+            "asserted": 1, "exp": 2}]);
+        let granted = new_run("alice", 1_700_000_000_000_001, &[]);
+        store
+            .insert_run_with_visas(&granted, Some(&snapshot))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.access_visas(granted.id).await.unwrap(),
+            Some(snapshot)
+        );
+        assert_eq!(store.access_visas(RunId::new_random()).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pages_are_stable_newest_first_and_complete() {
     on_each_backend(|store| async move {
         let mut ids = Vec::new();

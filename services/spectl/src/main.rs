@@ -7,6 +7,7 @@
 
 mod api;
 mod archive;
+mod login;
 mod output;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ struct Cli {
         global = true
     )]
     url: String,
-    /// A bearer token, sent as `Authorization: Bearer`. Never printed.
+    /// A bearer token, sent as `Authorization: Bearer`. Never printed. Without it, the token
+    /// cached by `spectl login` is used.
     #[arg(long, env = "SPE_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Print the service's JSON instead of tables and lines.
@@ -58,6 +60,25 @@ enum Command {
     /// Runs: submit, list, status, show, cancel, wait (researchers).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Log in with the identity provider (device flow: open the printed address, enter the
+    /// code); tokens are cached for later commands (SPE_TOKEN_FILE, default
+    /// ~/.config/spe/tokens.json, mode 0600).
+    Login {
+        /// The OpenID Connect issuer the service trusts.
+        #[arg(long, env = "SPE_ISSUER")]
+        issuer: String,
+        /// This client's id at the issuer.
+        #[arg(long = "client-id", env = "SPE_CLIENT_ID", default_value = "spectl")]
+        client_id: String,
+        /// Scopes to ask for.
+        #[arg(
+            long,
+            default_value = "openid offline_access profile email eduperson_entitlement ga4gh_passport_v1"
+        )]
+        scope: String,
+    },
+    /// Forget the cached tokens (and revoke the refresh token where the issuer allows).
+    Logout,
 }
 
 #[derive(Subcommand)]
@@ -183,9 +204,23 @@ struct SubmitArgs {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match Api::new(&cli.url, cli.token.clone()) {
-        Ok(api) => run(&api, cli.json, cli.command).await,
-        Err(e) => Err(e),
+    let result = match cli.command {
+        Command::Login {
+            issuer,
+            client_id,
+            scope,
+        } => login::login(&issuer, &client_id, &scope).await,
+        Command::Logout => login::logout().await,
+        command => {
+            let token = match cli.token.clone().filter(|t| !t.is_empty()) {
+                Some(token) => Ok(Some(token)),
+                None => login::cached_token().await,
+            };
+            match token.and_then(|token| Api::new(&cli.url, token)) {
+                Ok(api) => run(&api, cli.json, command).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,6 +236,7 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Workflow(c) => workflow(api, json, c).await,
         Command::Dataset(c) => dataset(api, json, c).await,
         Command::Run(c) => run_command(api, json, c).await,
+        Command::Login { .. } | Command::Logout => Ok(()),
     }
 }
 

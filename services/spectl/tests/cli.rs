@@ -37,7 +37,8 @@ async fn spawn_app() -> TestApp {
             "SPE__DATA_DIR",
             dir.path().join("runs").display().to_string(),
         ),
-        // One local user registers and approves.
+        // One local user registers and approves (the dev config's OIDC is off here).
+        ("SPE__AUTH", "disabled".to_owned()),
         (
             "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER",
             "false".to_owned(),
@@ -78,6 +79,8 @@ async fn spectl_at(url: &str, args: &[&str]) -> Out {
         .args(args)
         .env("SPE_URL", url)
         .env_remove("SPE_TOKEN")
+        // No cached login either (tests/login.rs tests it).
+        .env("SPE_TOKEN_FILE", "/nonexistent/spe-tokens.json")
         .output()
         .await
         .unwrap();

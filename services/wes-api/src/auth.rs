@@ -33,6 +33,11 @@ pub mod actions {
     pub const DATASETS_MANAGE: u8 = 6;
     /// List active datasets by id and description (never their locations).
     pub const DATASETS_READ: u8 = 7;
+    /// List and download released results of runs the caller owns or that were shared with
+    /// them (the run check is in the handler).
+    pub const RESULTS_READ: u8 = 8;
+    /// Share a run's results with users or groups (the owner check is in the handler).
+    pub const RESULTS_SHARE: u8 = 9;
 }
 
 /// Which roles grant an action.
@@ -46,6 +51,8 @@ pub fn roles_for(action: u8) -> &'static [Role] {
         actions::WORKFLOWS_READ => &[Researcher, DataController],
         actions::DATASETS_MANAGE => &[DataController],
         actions::DATASETS_READ => &[Researcher, DataController],
+        actions::RESULTS_READ => &[Researcher, Collaborator, Operator],
+        actions::RESULTS_SHARE => &[Researcher, Operator],
         _ => &[],
     }
 }
@@ -58,6 +65,9 @@ pub struct Caller {
     pub roles: Vec<Role>,
     /// GA4GH Passport visas that verified (empty with `auth: disabled`).
     pub visas: Vec<Visa>,
+    /// The caller's `eduperson_entitlement` values (LS-Login group URNs), for results shared
+    /// with a group (empty with `auth: disabled`).
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -120,6 +130,7 @@ impl Authenticator {
                     Role::Operator,
                 ],
                 visas: Vec::new(),
+                groups: Vec::new(),
             }),
             Authenticator::Oidc(verifier) => {
                 let Some(token) = token else {
@@ -133,6 +144,7 @@ impl Authenticator {
                         subject: p.subject,
                         roles: p.roles,
                         visas: p.visas,
+                        groups: p.entitlements,
                     }),
                     Err(spe_auth::AuthError::Invalid(reason)) => {
                         tracing::info!(%reason, "bearer token refused");
@@ -165,7 +177,14 @@ impl<const A: u8> FromRequest for Authorized<A> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = req.app_data::<web::Data<Authenticator>>().cloned();
-        let token = bearer(req);
+        // A bearer token wins; without one, the browser session's (auth.oidc.browser).
+        let token = bearer(req).and_then(|token| match token {
+            Some(token) => Ok(Some(token)),
+            None => match req.app_data::<web::Data<crate::session::Sessions>>() {
+                Some(sessions) => sessions.access_token(req),
+                None => Ok(None),
+            },
+        });
         Box::pin(async move {
             let Some(auth) = auth else {
                 return Err(ApiError::internal("no authenticator configured"));

@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod config_file;
 pub mod error;
+pub mod results_bucket;
 pub mod routes;
 pub mod run_files;
+pub mod session;
 pub mod slurm;
 pub mod startup;
 pub mod telemetry;

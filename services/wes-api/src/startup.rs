@@ -13,6 +13,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::Authenticator;
 use crate::error::{ApiError, json_error_body};
+use crate::results_bucket::ResultsBucket;
 use crate::routes;
 use crate::slurm::SlurmClient;
 use crate::slurm::reconciler::Reconciler;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     /// `None` when `slurm.enabled` is false (API-only set-ups): runs then stay QUEUED.
     pub slurm: Option<Arc<SlurmClient>>,
+    /// Presigned links to released results; `None` without a `crawler:` section.
+    pub results: Option<Arc<ResultsBucket>>,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -66,6 +69,7 @@ impl Application {
                     upload_dir.display()
                 ))
             })?;
+        let mut sessions = None;
         let authenticator = match &config.auth {
             AuthConfig::Disabled => {
                 tracing::warn!(
@@ -81,7 +85,23 @@ impl Application {
                 if let Err(e) = verifier.warm_up().await {
                     tracing::warn!(error = %e, "OIDC discovery failed at start; retrying on use");
                 }
-                Authenticator::Oidc(Arc::new(verifier))
+                let verifier = Arc::new(verifier);
+                if let Some(browser) = &oidc.browser {
+                    let s = crate::session::Sessions::new(
+                        &oidc.issuer,
+                        browser,
+                        verifier.clone(),
+                        std::time::Duration::from_secs(oidc.http_timeout_seconds),
+                    )
+                    .map_err(|e| StartupError::Config(format!("auth.oidc.browser: {e}")))?;
+                    if !browser.cookie_secure {
+                        tracing::warn!(
+                            "auth.oidc.browser.cookie_secure is false: session cookies travel                              over plain http (local development only)"
+                        );
+                    }
+                    sessions = Some(web::Data::new(s));
+                }
+                Authenticator::Oidc(verifier)
             }
         };
         tracing::info!(database = %config.database.url, "opening database");
@@ -125,10 +145,18 @@ impl Application {
             }
             None => tracing::warn!("slurm.enabled is false: accepted runs stay QUEUED"),
         }
+        let results = match &config.crawler {
+            Some(crawler) => Some(Arc::new(ResultsBucket::connect(crawler).await)),
+            None => {
+                tracing::info!("no crawler: section: results download links are unavailable");
+                None
+            }
+        };
         let state = web::Data::new(AppState {
             config,
             store: store.clone(),
             slurm,
+            results,
         });
         let authenticator = web::Data::new(authenticator);
         let mut server =
@@ -147,9 +175,17 @@ impl Application {
                             Ok(res)
                         }
                     })
-                    .wrap(TracingLogger::default())
+                    .wrap(TracingLogger::<crate::session::RootSpan>::new())
                     .app_data(state.clone())
                     .app_data(authenticator.clone())
+                    .configure({
+                        let sessions = sessions.clone();
+                        move |cfg: &mut web::ServiceConfig| {
+                            if let Some(sessions) = sessions {
+                                cfg.app_data(sessions);
+                            }
+                        }
+                    })
                     .app_data(web::PathConfig::default().error_handler(|e, _| {
                         ApiError::bad_request(format!("bad path: {e}")).into()
                     }))

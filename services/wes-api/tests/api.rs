@@ -548,11 +548,23 @@ async fn openapi_document_lists_every_route() {
         "/admin/datasets/{id}",
         "/admin/datasets/{id}/retire",
         "/admin/events",
+        "/runs/{run_id}/shares",
+        "/results",
+        "/results/{run_id}",
+        "/results/{run_id}/links",
     ];
     served.sort();
     assert_eq!(documented, served);
     // Extensions are marked.
-    for path in ["/workflows", "/admin/workflows", "/admin/events"] {
+    for path in [
+        "/workflows",
+        "/admin/workflows",
+        "/admin/events",
+        "/runs/{run_id}/shares",
+        "/results",
+        "/results/{run_id}",
+        "/results/{run_id}/links",
+    ] {
         for (_, op) in doc["paths"][path].as_object().unwrap() {
             assert_eq!(op["x-spe-extension"], true, "{path}");
         }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::json;
 use wes_api::startup::Application;
 
-/// Everything this test binary logs, at debug level and up, from every crate.
+/// Everything this test binary logs, at debug level and up, from every crate; also written to
+/// stderr when SPE_TEST_LOG_STDERR=1 (tests/run-all.sh sets it and checks the whole run's
+/// output for the tokens it used).
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -35,6 +37,9 @@ impl Write for LogWriter {
         if let Ok(mut buf) = self.0.lock() {
             buf.extend_from_slice(data);
         }
+        if std::env::var_os("SPE_TEST_LOG_STDERR").is_some_and(|v| v == "1") {
+            let _ = std::io::stderr().write_all(data);
+        }
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -45,28 +50,50 @@ impl Write for LogWriter {
 struct App {
     base: String,
     http: reqwest::Client,
+    db_url: String,
     _dir: tempfile::TempDir,
 }
 
-async fn spawn_oidc_app(peer: &support::Peer) -> App {
-    let dir = tempfile::tempdir().unwrap();
+/// The dev config's text with its `auth:` section replaced by `auth`.
+fn dev_yaml_with_auth(auth: &str) -> String {
     let yaml =
         std::fs::read_to_string(common::repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
+    let start = yaml.find("\nauth:\n").expect("an auth section") + 1;
+    let end = start
+        + yaml[start..]
+            .find("\nlogging:")
+            .expect("logging after auth")
+        + 1;
+    format!("{}{auth}{}", &yaml[..start], &yaml[end..])
+}
+
+/// The dev config as shipped, its provider's ports moved to where the peer listens.
+fn dev_yaml_for(peer: &support::Peer) -> String {
+    let yaml =
+        std::fs::read_to_string(common::repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
+    yaml.replace("http://127.0.0.1:59100", &peer.issuer)
+        .replace("http://127.0.0.1:59102", &peer.helper)
+}
+
+async fn spawn_oidc_app(peer: &support::Peer) -> App {
     let oidc: String = peer
         .oidc_yaml()
         .lines()
         .map(|l| format!("    {l}\n"))
         .collect();
-    let yaml = yaml.replace("\nauth: disabled\n", &format!("\nauth:\n  oidc:\n{oidc}\n"));
+    let yaml = dev_yaml_with_auth(&format!("auth:\n  oidc:\n{oidc}\n"));
     assert!(yaml.contains(&peer.issuer));
+    spawn_app_on(yaml).await
+}
+
+async fn spawn_app_on(yaml: String) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/spe.db", dir.path().display());
     let env = vec![
         ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("SPE__SERVER__WORKERS".to_owned(), "1".to_owned()),
         ("SPE__SLURM__ENABLED".to_owned(), "false".to_owned()),
-        (
-            "SPE__DATABASE__URL".to_owned(),
-            format!("sqlite://{}/spe.db", dir.path().display()),
-        ),
+        ("SPE__DATABASE__URL".to_owned(), db_url.clone()),
         (
             "SPE__DATA_DIR".to_owned(),
             dir.path().join("runs").display().to_string(),
@@ -79,6 +106,7 @@ async fn spawn_oidc_app(peer: &support::Peer) -> App {
     App {
         base,
         http: reqwest::Client::new(),
+        db_url,
         _dir: dir,
     }
 }
@@ -98,6 +126,7 @@ impl App {
         };
         let mut req = match method {
             "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url),
         };
         if let Some(token) = token {
@@ -110,11 +139,15 @@ impl App {
     }
 
     async fn submit(&self, token: &str) -> reqwest::Response {
+        self.submit_on(token, "demo-1").await
+    }
+
+    async fn submit_on(&self, token: &str, dataset: &str) -> reqwest::Response {
         let form = reqwest::multipart::Form::new()
             .text("workflow_type", "SMK")
             .text("workflow_type_version", "9")
             .text("workflow_url", "quals@1.0.0")
-            .text("workflow_params", r#"{"dataset": "demo-1"}"#);
+            .text("workflow_params", json!({ "dataset": dataset }).to_string());
         self.http
             .post(format!("{}/ga4gh/wes/v1/runs", self.base))
             .bearer_auth(token)
@@ -211,6 +244,29 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U A H F F A F",
         ),
         ("POST", format!("/runs/{run}/cancel"), None, "U A H F F A F"),
+        // Results access: owners (and operators) manage shares; collaborators without a share
+        // of this run see nothing of it.
+        ("GET", format!("/runs/{run}/shares"), None, "U A H F F A F"),
+        (
+            "POST",
+            format!("/runs/{run}/shares"),
+            Some(json!({"subject": "someone@lifescience-ri.eu"})),
+            "U A H F F A F",
+        ),
+        (
+            "DELETE",
+            format!("/runs/{run}/shares?subject=someone%40lifescience-ri.eu"),
+            None,
+            "U A H F F A F",
+        ),
+        ("GET", "/results".into(), None, "U A A F A A F"),
+        ("GET", format!("/results/{run}"), None, "U A H F H A F"),
+        (
+            "POST",
+            format!("/results/{run}/links"),
+            Some(json!({"path": "results.csv"})),
+            "U A H F H A F",
+        ),
         ("GET", "/workflows".into(), None, "U A A A F F F"),
         (
             "GET",
@@ -387,5 +443,498 @@ async fn missing_malformed_and_forged_tokens_get_401_with_a_challenge() {
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     for t in [&expired, &second] {
         assert!(!logs.contains(t.rsplit('.').next().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn datasets_with_a_visa_value_need_a_matching_visa_and_runs_keep_a_snapshot() {
+    let logs = captured_logs();
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&peer).await;
+    let controller = peer.token("controller").await;
+    let quals = common::repo_root().join("workflows/quals");
+    for (path, body) in [
+        (
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        ),
+        ("/admin/workflows/quals/1.0.0/approve", json!({})),
+        (
+            "/admin/datasets",
+            json!({"id": "ega-1", "description": "controlled", "location": "/data/ega-1",
+                   "crypt4gh": false, "visa": support::DATASET_GRANT}),
+        ),
+        (
+            "/admin/datasets",
+            json!({"id": "open-1", "description": "open", "location": "/data/open-1",
+                   "crypt4gh": false}),
+        ),
+    ] {
+        let res = app.call(Some(&controller), "POST", path, Some(body)).await;
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+    }
+    let store = spe_store::Store::connect(&spe_core::secret::DatabaseUrl::new(&app.db_url), 1)
+        .await
+        .unwrap();
+
+    // Granted: researcher's passport holds a ControlledAccessGrants visa with the value.
+    let researcher = peer.token("researcher").await;
+    let res = app.submit_on(&researcher, "ega-1").await;
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    let run: serde_json::Value = res.json().await.unwrap();
+    let run: spe_core::RunId = run["run_id"].as_str().unwrap().parse().unwrap();
+    let snapshot = store
+        .access_visas(run)
+        .await
+        .unwrap()
+        .expect("a visa snapshot");
+    let visas = snapshot.as_array().unwrap();
+    assert_eq!(visas.len(), 1, "{snapshot}");
+    let (trusted_iss, _) = peer.trusted_visa_issuer();
+    let v = &visas[0];
+    assert_eq!(v["dataset"], "ega-1");
+    assert_eq!(v["iss"], trusted_iss.as_str());
+    assert_eq!(v["type"], "ControlledAccessGrants");
+    assert_eq!(v["value"], support::DATASET_GRANT);
+    assert_eq!(v["source"], "https://ega.example.org/dacs/EGAC00000000001");
+    assert_eq!(v["by"], "dac");
+    assert!(v["asserted"].as_i64().unwrap() < support::now());
+    assert!(v["exp"].as_i64().unwrap() > support::now());
+    // Nothing of the visa JWT itself (no "eyJ..." anywhere).
+    assert!(!snapshot.to_string().contains("eyJ"), "{snapshot}");
+
+    // A dataset needing no visa: accepted, no snapshot.
+    let res = app.submit_on(&researcher, "open-1").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let run: serde_json::Value = res.json().await.unwrap();
+    let run: spe_core::RunId = run["run_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(store.access_visas(run).await.unwrap(), None);
+
+    // Wrong value: researcher2's visa grants another dataset.
+    let researcher2 = peer.token("researcher2").await;
+    let msg = common::error_msg(app.submit_on(&researcher2, "ega-1").await, 403).await;
+    assert!(msg.contains("ega-1"), "{msg}");
+    assert_eq!(
+        app.submit_on(&researcher2, "open-1")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // No visa: a researcher (by entitlement) whose token carries no passport.
+    let researchers = format!(
+        "urn:geant:lifescience-ri.eu:group:spe-demo:researchers#{}",
+        support::AUTHORITY
+    );
+    let claims = |passport: Vec<String>| {
+        json!({"iss": peer.issuer, "aud": support::AUDIENCE, "sub": "no-visa@lifescience-ri.eu",
+               "iat": support::now(), "exp": support::now() + 300,
+               "eduperson_entitlement": [researchers], "ga4gh_passport_v1": passport})
+    };
+    let no_visa = peer.sign("provider", claims(vec![]), json!({})).await;
+    let msg = common::error_msg(app.submit_on(&no_visa, "ega-1").await, 403).await;
+    assert!(msg.contains("ega-1"), "{msg}");
+
+    // The right value from an untrusted visa issuer counts for nothing.
+    let (iss, _) = peer.untrusted_visa_issuer();
+    let forged_visa = peer
+        .sign(
+            "visa-untrusted",
+            json!({"iss": iss, "sub": "no-visa@lifescience-ri.eu", "iat": support::now(),
+                   "exp": support::now() + 300,
+                   "ga4gh_visa_v1": {"type": "ControlledAccessGrants", "asserted": support::now() - 10,
+                       "value": support::DATASET_GRANT, "source": "https://dac.example", "by": "dac"}}),
+            json!({}),
+        )
+        .await;
+    let forged = peer
+        .sign("provider", claims(vec![forged_visa]), json!({}))
+        .await;
+    let msg = common::error_msg(app.submit_on(&forged, "ega-1").await, 403).await;
+    assert!(msg.contains("ega-1"), "{msg}");
+
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    for t in [&researcher, &researcher2, &no_visa, &forged, &controller] {
+        assert!(!logs.contains(t.rsplit('.').next().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn the_dev_config_authenticates_against_the_local_provider() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    // The shipped dev config, unchanged but for the ports: its roles and visa issuer are the
+    // peer's.
+    let app = spawn_app_on(dev_yaml_for(&peer)).await;
+    let anonymous = app.call(None, "GET", "/runs", None).await;
+    assert_eq!(anonymous.status().as_u16(), 401);
+    for (user, path, status) in [
+        ("researcher", "/runs", 200),
+        ("operator", "/runs", 200),
+        ("controller", "/admin/datasets", 200),
+        ("collaborator", "/runs", 403),
+        ("nobody", "/datasets", 403),
+    ] {
+        let token = peer.token(user).await;
+        let res = app.call(Some(&token), "GET", path, None).await;
+        assert_eq!(res.status().as_u16(), status, "{user} GET {path}");
+    }
+    let config = spe_core::config::Config::parse(&dev_yaml_for(&peer), Vec::new()).unwrap();
+    let spe_core::config::AuthConfig::Oidc(dev) = config.auth else {
+        panic!("the dev config must authenticate");
+    };
+    let expected = peer.oidc_config();
+    assert_eq!(dev.roles, expected.roles);
+    assert_eq!(
+        dev.passports.trusted_issuers,
+        expected.passports.trusted_issuers
+    );
+}
+
+/// A browser's cookies, enough for these flows: by name, host-wide (cookies ignore ports).
+#[derive(Default)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    fn keep(&mut self, res: &reqwest::Response) {
+        for v in res.headers().get_all("set-cookie") {
+            let text = v.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            let gone = value.is_empty() || text.to_ascii_lowercase().contains("max-age=0");
+            if gone {
+                self.0.remove(name.trim());
+            } else {
+                self.0.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+const WEB_REDIRECT: &str = "http://127.0.0.1:8080/auth/callback";
+const WEB_ORIGIN: &str = "http://127.0.0.1:8080";
+
+/// Drives the provider's dev login and consent pages from `url` (its authorization URL) as
+/// `login`, the way a browser would, until it redirects to the web client's callback; returns
+/// that callback URL.
+async fn drive_provider(
+    http: &reqwest::Client,
+    jar: &mut Jar,
+    issuer: &str,
+    url: String,
+    login: &str,
+) -> String {
+    let mut url = url;
+    for _ in 0..20 {
+        if url.starts_with(WEB_REDIRECT) {
+            return url;
+        }
+        let res = http
+            .get(&url)
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .unwrap();
+        jar.keep(&res);
+        if res.status().is_redirection() {
+            let location = res.headers()["location"].to_str().unwrap().to_owned();
+            url = if location.starts_with('/') {
+                format!("{issuer}{location}")
+            } else {
+                location
+            };
+            continue;
+        }
+        assert_eq!(res.status().as_u16(), 200, "{url}");
+        let page = res.text().await.unwrap();
+        let form: Vec<(&str, &str)> = if page.contains(r#"name="prompt" value="login""#) {
+            vec![("prompt", "login"), ("login", login), ("password", "any")]
+        } else if page.contains(r#"name="prompt" value="consent""#) {
+            vec![("prompt", "consent")]
+        } else {
+            panic!("unexpected page at {url}: {page}");
+        };
+        let res = http
+            .post(&url)
+            .header("cookie", jar.header())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        jar.keep(&res);
+        assert!(res.status().is_redirection(), "{url}: {}", res.status());
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        url = if location.starts_with('/') {
+            format!("{issuer}{location}")
+        } else {
+            location
+        };
+    }
+    panic!("the provider never redirected to the callback");
+}
+
+#[tokio::test]
+async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
+    let logs = captured_logs();
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let oidc: String = format!(
+        "{}browser:\n  client_id: spe-web\n  client_secret: spe-web-secret\n  redirect_url: \"{WEB_REDIRECT}\"\n  cookie_secure: false\n",
+        peer.oidc_yaml()
+    )
+    .lines()
+    .map(|l| format!("    {l}\n"))
+    .collect();
+    let app = spawn_app_on(dev_yaml_with_auth(&format!("auth:\n  oidc:\n{oidc}\n"))).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A controller (bearer) fills the registry.
+    let controller = peer.token("controller").await;
+    let quals = common::repo_root().join("workflows/quals");
+    for (path, body) in [
+        (
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        ),
+        ("/admin/workflows/quals/1.0.0/approve", json!({})),
+        (
+            "/admin/datasets",
+            json!({"id": "demo-1", "description": "d", "location": "/data/demo-1", "crypt4gh": false}),
+        ),
+    ] {
+        let res = app.call(Some(&controller), "POST", path, Some(body)).await;
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+    }
+    let researcher = peer.sub("researcher").await;
+
+    // Login: the service redirects to the provider with PKCE S256, state and nonce.
+    let mut jar = Jar::default();
+    let res = http
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    jar.keep(&res);
+    assert!(jar.0.contains_key("spe_login"));
+    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.starts_with(&format!("{}/auth?", peer.issuer)),
+        "{authorize}"
+    );
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "client_id=spe-web",
+        "response_type=code",
+    ] {
+        assert!(authorize.contains(part), "{part} in {authorize}");
+    }
+    let callback = drive_provider(&http, &mut jar, &peer.issuer, authorize, &researcher).await;
+    let query = callback.split_once('?').unwrap().1.to_owned();
+    let code: String = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+
+    // The callback (as the browser would reach it here) starts the session.
+    let res = http
+        .get(format!("{}/auth/callback?{query}", app.base))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert_eq!(res.headers()["location"], "/");
+    let set_cookie: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session_cookie = set_cookie
+        .iter()
+        .find(|c| c.starts_with("spe_session="))
+        .expect("a session cookie");
+    assert!(session_cookie.contains("HttpOnly"), "{session_cookie}");
+    assert!(session_cookie.contains("SameSite=Lax"), "{session_cookie}");
+    assert!(!session_cookie.contains("Secure"), "{session_cookie}");
+    jar.keep(&res);
+    let session = jar.0["spe_session"].clone();
+    // An opaque id, not a token.
+    assert!(
+        !session.contains('.') && !session.starts_with("eyJ"),
+        "{session}"
+    );
+    assert!(
+        !jar.0.contains_key("spe_login"),
+        "the login cookie is cleared"
+    );
+
+    // The session authenticates: reads, and writes from the service's own origin only.
+    let with_session =
+        |req: reqwest::RequestBuilder| req.header("cookie", format!("spe_session={session}"));
+    let res = with_session(http.get(app_url(&app, "/runs")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let submit = |origin: Option<&str>| {
+        let form = reqwest::multipart::Form::new()
+            .text("workflow_type", "SMK")
+            .text("workflow_type_version", "9")
+            .text("workflow_url", "quals@1.0.0")
+            .text("workflow_params", r#"{"dataset": "demo-1"}"#);
+        let mut req = with_session(http.post(app_url(&app, "/runs"))).multipart(form);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    assert_eq!(submit(None).await.unwrap().status().as_u16(), 403);
+    assert_eq!(
+        submit(Some("http://evil.example"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let res = submit(Some(WEB_ORIGIN)).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    // The run belongs to the researcher who logged in.
+    let researcher_token = peer.token("researcher").await;
+    let res = app
+        .call(Some(&researcher_token), "GET", "/runs", None)
+        .await;
+    let runs: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+
+    // The callback cannot be replayed, nor forged.
+    let res = http
+        .get(format!("{}/auth/callback?{query}", app.base))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert!(common::error_msg(res, 400).await.contains("state"));
+    let res = http
+        .get(format!("{}/auth/callback?state=bogus&code=x", app.base))
+        .send()
+        .await
+        .unwrap();
+    common::error_msg(res, 400).await;
+    let res = http
+        .get(format!(
+            "{}/auth/callback?error=access_denied&state=x",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(common::error_msg(res, 400).await.contains("access_denied"));
+    // A login started in one browser cannot be finished in another (no login cookie).
+    let res = http
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let mut other = Jar::default();
+    other.keep(&res);
+    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+    let mut provider_jar = Jar::default();
+    let callback = drive_provider(
+        &http,
+        &mut provider_jar,
+        &peer.issuer,
+        authorize,
+        &researcher,
+    )
+    .await;
+    let query2 = callback.split_once('?').unwrap().1.to_owned();
+    let res = http
+        .get(format!("{}/auth/callback?{query2}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(common::error_msg(res, 400).await.contains("browser"));
+
+    // Logout: the session is gone, the cookie cleared, the browser sent to end_session.
+    let res = with_session(http.get(format!("{}/auth/logout", app.base)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/session/end?", peer.issuer)),
+        "{location}"
+    );
+    assert!(location.contains("id_token_hint="), "{location}");
+    let cleared = res.headers().get_all("set-cookie").iter().any(|v| {
+        v.to_str().unwrap().starts_with("spe_session=;")
+            || v.to_str().unwrap().starts_with("spe_session=\"\"")
+    });
+    assert!(cleared, "{:?}", res.headers());
+    let res = with_session(http.get(app_url(&app, "/runs")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+
+    // Neither the code, nor the session id, nor the token reach the logs.
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logs.contains("browser login"));
+    for (what, secret) in [
+        ("code", &code),
+        ("session id", &session),
+        ("token", &researcher_token),
+    ] {
+        let at = logs
+            .find(secret.as_str())
+            .map(|i| &logs[i.saturating_sub(300)..i]);
+        assert!(at.is_none(), "the {what} is in the logs: {at:?}");
+    }
+}
+
+fn app_url(app: &App, path: &str) -> String {
+    format!("{}/ga4gh/wes/v1{path}", app.base)
+}
+
+#[tokio::test]
+async fn without_browser_settings_the_login_endpoints_do_not_exist() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&peer).await;
+    for path in [
+        "/auth/login",
+        "/auth/callback?state=a&code=b",
+        "/auth/logout",
+    ] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{path}");
     }
 }

@@ -37,6 +37,12 @@ pub fn test_config(dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) -> Confi
             dir.path().join("runs").display().to_string(),
         ),
     ];
+    // The dev config authenticates against the test OIDC provider; these suites test the API
+    // itself as one local user (tests/auth.rs tests authentication). Every shipped config
+    // authenticates: `auth: disabled` exists only as this override.
+    if !extra_env.iter().any(|(k, _)| *k == "SPE__AUTH") {
+        env.push(("SPE__AUTH".to_owned(), "disabled".to_owned()));
+    }
     // With `auth: disabled` every caller is one user, who could never approve their own
     // registrations under the four-eyes rule; tests that check the rule set it back.
     let four_eyes = "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER";

@@ -12,12 +12,48 @@ fn shipped(name: &str) -> String {
 }
 
 #[test]
-fn the_shipped_configs_parse_and_production_never_disables_auth() {
+fn the_shipped_configs_parse_and_none_disables_auth() {
     let dev = Config::parse(&shipped("spe.dev.yaml"), Vec::new()).unwrap();
-    assert_eq!(dev.auth, AuthConfig::Disabled);
+    let AuthConfig::Oidc(oidc) = &dev.auth else {
+        panic!("the dev config must authenticate (OIDC against tests/peers/oidc.sh)");
+    };
+    assert_eq!(oidc.issuer, "http://127.0.0.1:59100");
+    assert_eq!(oidc.audience, "spe-api");
+    assert!(!oidc.roles.entitlements.is_empty());
+    assert!(!oidc.passports.trusted_issuers.is_empty());
     let prod = Config::parse(&shipped("spe.example.yaml"), Vec::new()).unwrap();
     assert!(matches!(prod.auth, AuthConfig::Oidc(_)));
     assert!(prod.database.url.is_postgres());
+    // Every config shipped (deploy/config/*.yaml) authenticates; `auth: disabled` is only an
+    // override for test suites (SPE__AUTH=disabled).
+    let dir = common::repo_root().join("deploy/config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::parse(&text, Vec::new()).unwrap();
+        assert!(
+            matches!(config.auth, AuthConfig::Oidc(_)),
+            "{} disables authentication",
+            path.display()
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("auth: disabled")),
+            "{}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+    // The override the test suites use still works.
+    let env = vec![("SPE__AUTH".to_owned(), "disabled".to_owned())];
+    let overridden = Config::parse(&shipped("spe.dev.yaml"), env).unwrap();
+    assert_eq!(overridden.auth, AuthConfig::Disabled);
 }
 
 fn wes_api() -> Command {
@@ -97,6 +133,7 @@ fn the_binary_listens_where_told_and_warns_when_auth_is_off() {
         )
         .env("SPE__DATA_DIR", dir.path().join("runs"))
         .env("SPE__LOGGING__FORMAT", "json")
+        .env("SPE__AUTH", "disabled")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

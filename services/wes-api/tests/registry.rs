@@ -814,3 +814,21 @@ async fn unsafe_uploads_are_refused_and_leave_nothing_behind() {
     let res = upload(&small, "application/gzip", vec![0u8; 4096]).await;
     error_msg(res, 413).await;
 }
+
+#[tokio::test]
+async fn with_auth_disabled_dataset_visas_are_not_checked() {
+    // `auth: disabled` (test suites only): one local user, no passport, no visa check.
+    let app = spawn_app_with(&[]).await;
+    app.register_and_approve(&repo_root().join("workflows/quals"))
+        .await;
+    let res = app
+        .post_json(
+            "/admin/datasets",
+            json!({"id": "ega-1", "description": "controlled", "location": "/data/ega-1",
+                   "crypt4gh": false, "visa": "https://ega.example.org/datasets/EGAD1"}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "ega-1"})).await;
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+}

@@ -24,6 +24,11 @@
 //   POST /sign {key, claims, header?}    a compact JWS over `claims`; key is one of
 //        provider (A's real signing key), second (B's), unknown (a key in no JWKS),
 //        visa-trusted, visa-untrusted (visa headers carry the issuer's jku)
+//
+// SPE_OIDC_TOKEN_LOG=<file>: every token and code handed out (access, refresh and ID tokens,
+// authorization and device codes, /sign outputs) is appended there, one a line, so that a test
+// run can check that none of them reached its logs (tests/contract/no-secrets-in-logs.sh).
+import fs from 'node:fs';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -40,6 +45,13 @@ const group = (g) => `urn:geant:lifescience-ri.eu:group:${g}#${AUTHORITY}`;
 // Datasets the passports grant (ControlledAccessGrants visa values).
 export const DATASET_GRANT = 'https://ega.example.org/datasets/EGAD00000000001';
 export const OTHER_GRANT = 'https://ega.example.org/datasets/EGAD00000000999';
+
+const TOKEN_LOG = process.env.SPE_OIDC_TOKEN_LOG;
+function recordTokens(...values) {
+  if (!TOKEN_LOG) return;
+  const lines = values.filter((v) => typeof v === 'string' && v.length >= 8).map((v) => `${v}\n`).join('');
+  if (lines) fs.appendFileSync(TOKEN_LOG, lines, { mode: 0o600 });
+}
 
 const hexSub = (name) =>
   `${crypto.createHash('sha256').update(`spe-test:${name}`).digest('hex').slice(0, 40)}@lifescience-ri.eu`;
@@ -200,6 +212,23 @@ function makeProvider(port, signingKey) {
     ttl: { AccessToken: 600, DeviceCode: 600, RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600 },
   });
 
+  // Every token and code this provider hands out, for the no-secrets-in-logs check.
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body;
+    if (body && typeof body === 'object' && !Buffer.isBuffer(body) && typeof body.pipe !== 'function') {
+      recordTokens(body.access_token, body.refresh_token, body.id_token, body.device_code);
+    }
+    const location = ctx.response.get('location');
+    if (location) {
+      try {
+        recordTokens(new URL(location, issuer).searchParams.get('code'));
+      } catch {
+        // not a URL: nothing to record
+      }
+    }
+  });
+
   // Test-only: a token for a listed user without a browser.
   provider.registerGrantType(
     'urn:spe:test:user',
@@ -252,8 +281,10 @@ function helper() {
         let body = '';
         for await (const chunk of req) body += chunk;
         const { key, claims, header } = JSON.parse(body);
+        const signed = await sign(key, claims, header);
+        recordTokens(signed);
         res.writeHead(200, { 'content-type': 'application/jwt' });
-        return res.end(await sign(key, claims, header));
+        return res.end(signed);
       }
       json(res, 404, { error: 'not found' });
     } catch (e) {

@@ -2,8 +2,10 @@
 
 pub mod datasets;
 pub mod health;
+pub mod login;
 pub mod logs;
 pub mod openapi;
+pub mod results;
 pub mod runs;
 pub mod service_info;
 pub mod tasks;
@@ -38,6 +40,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/runs/{run_id}/logs/{stream}").route(web::get().to(logs::get)))
             .service(
                 web::resource("/runs/{run_id}/tasks/{task_id}").route(web::get().to(tasks::get)),
+            )
+            // Results access (extension): owners share runs; collaborators list released files
+            // and get presigned download links.
+            .service(
+                web::resource("/runs/{run_id}/shares")
+                    .route(web::get().to(results::list_shares))
+                    .route(web::post().to(results::add_share))
+                    .route(web::delete().to(results::remove_share)),
+            )
+            .service(web::resource("/results").route(web::get().to(results::list)))
+            .service(web::resource("/results/{run_id}").route(web::get().to(results::get)))
+            .service(
+                web::resource("/results/{run_id}/links")
+                    .route(web::post().to(results::create_link)),
             )
             .service(web::resource("/openapi.json").route(web::get().to(openapi::get)))
             // The registry (extensions): researchers see approved workflows and active datasets,
@@ -79,6 +95,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(web::resource("/admin/events").route(web::get().to(workflows::events))),
     )
+    // Browser login for the web UI (auth.oidc.browser), outside the WES base path.
+    .service(web::resource("/auth/login").route(web::get().to(login::login)))
+    .service(web::resource("/auth/callback").route(web::get().to(login::callback)))
+    .service(web::resource("/auth/logout").route(web::get().to(login::logout)))
     .service(web::resource("/healthz").route(web::get().to(health::live)))
     .service(web::resource("/readyz").route(web::get().to(health::ready)));
 }

@@ -47,7 +47,8 @@ pub async fn submit(
     // First the deployment's rules (naming the first bad field), then the registry's: the
     // workflow version, its parameter schema and engine parameters, datasets and digest.
     let submission = RunSubmission::parse(fields.clone(), &state.config.workflows)?;
-    let submission = crate::routes::workflows::admit(&state, fields, submission).await?;
+    let (submission, access_visas) =
+        crate::routes::workflows::admit(&state, &caller, fields, submission).await?;
     let id = RunId::new_random();
     let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
     let new_run = NewRun {
@@ -65,7 +66,10 @@ pub async fn submit(
         run_dir: run_dir.display().to_string(),
         created_at: Timestamp::from_datetime(chrono::Utc::now()),
     };
-    state.store.insert_run(&new_run).await?;
+    state
+        .store
+        .insert_run_with_visas(&new_run, access_visas.as_ref())
+        .await?;
     tracing::info!(run_id = %id, owner = %caller.subject, workflow = %submission.workflow_url, "run accepted");
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: id.to_string(),

@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use spe_core::config::AuthConfig;
 use spe_core::digest::{digest_files, list_tree, read_files};
 use spe_core::manifest::{MANIFEST_FILE, MAX_FILES, Manifest, WorkflowRef};
 use spe_core::request::{RequestError, RunRequestFields, RunSubmission};
@@ -17,7 +18,7 @@ use spe_store::{
     STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
 };
 
-use crate::auth::{Authorized, Caller, actions};
+use crate::auth::{Authorized, Caller, Visa, actions};
 use crate::error::ApiError;
 use crate::routes::runs::{check_content_length, media_type, read_limited};
 use crate::startup::AppState;
@@ -583,12 +584,19 @@ pub async fn get_approved(
 /// canonical `workflow_url`, engine parameters per the manifest (with the deployment's fixed
 /// ones added), `workflow_params` valid against the manifest's schema, every dataset id
 /// registered and active, and the workflow's files still matching the approved digest.
-/// Every refusal is a 400 naming the field.
+/// Every refusal is a 400 naming the field, except a dataset the caller may not use: 403
+/// naming the dataset.
+///
+/// With `auth: oidc`, a dataset registered with a `visa` value may be used only by a caller
+/// holding a valid ControlledAccessGrants visa with exactly that value; the second value
+/// returned is the snapshot of those visas to store with the run (`None` when no dataset
+/// needed one). With `auth: disabled` visas are not checked.
 pub async fn admit(
     state: &AppState,
+    caller: &Caller,
     fields: RunRequestFields,
     first: RunSubmission,
-) -> Result<RunSubmission, ApiError> {
+) -> Result<(RunSubmission, Option<Value>), ApiError> {
     let bad = |field: &str, reason: String| ApiError::from(RequestError::new(field, reason));
     let r = WorkflowRef::parse(&first.workflow_url).map_err(|e| bad("workflow_url", e))?;
     let v = state
@@ -662,19 +670,48 @@ pub async fn admit(
         }
     }
     manifest.check_params(&submission.workflow_params)?;
+    let check_visas = !matches!(state.config.auth, AuthConfig::Disabled);
+    let mut snapshot: Vec<Value> = Vec::new();
+    let mut checked: Vec<String> = Vec::new();
     for reference in manifest.dataset_references(&submission.workflow_params) {
-        let known = state
+        let dataset = state
             .store
             .dataset(&reference.id)
             .await?
-            .is_some_and(|d| d.state == DATASET_ACTIVE);
-        // Dataset visas are checked here once callers carry GA4GH Passports (spe-auth).
-        if !known {
+            .filter(|d| d.state == DATASET_ACTIVE);
+        let Some(dataset) = dataset else {
             return Err(bad(
                 &reference.field,
                 format!("no active dataset {}", shorten(&reference.id)),
             ));
+        };
+        if !check_visas || checked.contains(&dataset.id) {
+            continue;
         }
+        checked.push(dataset.id.clone());
+        let Some(value) = dataset.visa.as_deref() else {
+            continue;
+        };
+        let now = chrono::Utc::now().timestamp();
+        let granting: Vec<&Visa> = caller
+            .grants(value)
+            .filter(|v| v.expires_at > now)
+            .collect();
+        if granting.is_empty() {
+            tracing::info!(
+                subject = %caller.subject,
+                dataset = %shorten(&dataset.id),
+                "dataset refused: no visa grants it"
+            );
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "dataset {}: your passport holds no valid ControlledAccessGrants visa for it",
+                    shorten(&dataset.id)
+                ),
+            ));
+        }
+        snapshot.extend(granting.into_iter().map(|v| visa_snapshot(&dataset.id, v)));
     }
     let Some(approved) = v.digest.clone() else {
         return Err(ApiError::internal(format!(
@@ -695,5 +732,21 @@ pub async fn admit(
         ));
     }
     submission.workflow_url = r.to_string();
-    Ok(submission)
+    let snapshot = (!snapshot.is_empty()).then_some(Value::Array(snapshot));
+    Ok((submission, snapshot))
+}
+
+/// What a run keeps of a visa that authorised one of its datasets: who asserted what, from
+/// where, until when. Never the visa JWT.
+fn visa_snapshot(dataset: &str, v: &Visa) -> Value {
+    json!({
+        "dataset": dataset,
+        "iss": v.issuer,
+        "type": v.visa_type,
+        "value": v.value,
+        "source": v.source,
+        "by": v.by,
+        "asserted": v.asserted,
+        "exp": v.expires_at,
+    })
 }

@@ -179,6 +179,8 @@ impl WesApi {
             )
             .env("SPE__DATA_DIR", dir.join("runs"))
             .env("SPE__SLURM__ENABLED", slurm.to_string())
+            // These suites test execution, as one local user; tests/auth.rs tests authentication.
+            .env("SPE__AUTH", "disabled")
             .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
             .env("SPE__SLURM__RUNNER", runner_path())
             .env(

@@ -1,0 +1,208 @@
+//! Results access: with whom a run's owner shared its released results (users by `sub`,
+//! LS-Login groups by entitlement URN), and every presigned download link issued.
+
+use spe_core::RunId;
+use spe_core::time::Timestamp;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::runs::{RUN_COLUMNS, run_from_row};
+use crate::{RunRecord, Store, StoreError};
+
+/// Share kinds: a user by `sub`, or a group by its exact entitlement URN.
+pub const SHARE_SUBJECT: &str = "subject";
+pub const SHARE_GROUP: &str = "group";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunShare {
+    pub run_id: RunId,
+    /// [`SHARE_SUBJECT`] or [`SHARE_GROUP`].
+    pub kind: String,
+    pub principal: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+/// A presigned download link, as recorded when issued (never the URL or its signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultLink {
+    pub id: String,
+    pub run_id: RunId,
+    pub path: String,
+    pub object_key: String,
+    pub issued_to: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl Store {
+    /// Shares the run with a principal; `false` if it was shared with them already.
+    pub async fn add_share(
+        &self,
+        run: RunId,
+        kind: &str,
+        principal: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO run_shares (run_id, kind, principal, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, kind, principal) DO NOTHING",
+        )
+        .bind(run.to_string())
+        .bind(kind)
+        .bind(principal)
+        .bind(by)
+        .bind(at.micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Ends a share; `false` if there was none.
+    pub async fn remove_share(
+        &self,
+        run: RunId,
+        kind: &str,
+        principal: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
+        )
+        .bind(run.to_string())
+        .bind(kind)
+        .bind(principal)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    /// The run's shares, oldest first.
+    pub async fn shares(&self, run: RunId) -> Result<Vec<RunShare>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT run_id, kind, principal, created_by, created_at FROM run_shares \
+             WHERE run_id = $1 ORDER BY created_at, kind, principal",
+        )
+        .bind(run.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(share_from_row).collect()
+    }
+
+    /// Whether the run is shared with this subject or with one of these groups.
+    pub async fn is_shared_with(
+        &self,
+        run: RunId,
+        subject: &str,
+        groups: &[String],
+    ) -> Result<bool, StoreError> {
+        let (clause, params) = principal_clause(2, subject, groups);
+        let sql = format!("SELECT COUNT(*) AS n FROM run_shares WHERE run_id = $1 AND ({clause})");
+        let mut query = sqlx::query(&sql).bind(run.to_string());
+        for p in params {
+            query = query.bind(p);
+        }
+        let row = query.fetch_one(&self.pool).await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n > 0)
+    }
+
+    /// Runs whose results this caller may see: their own and those shared with them (by
+    /// subject or one of their groups), newest first, at most `limit`.
+    pub async fn result_runs(
+        &self,
+        subject: &str,
+        groups: &[String],
+        limit: i64,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let (clause, params) = principal_clause(3, subject, groups);
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE owner = $1 OR id IN \
+             (SELECT run_id FROM run_shares WHERE {clause}) \
+             ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql).bind(subject.to_owned()).bind(limit);
+        for p in params {
+            query = query.bind(p);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Records a presigned link as issued.
+    pub async fn record_result_link(&self, link: &ResultLink) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO result_links (id, run_id, path, object_key, issued_to, issued_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&link.id)
+        .bind(link.run_id.to_string())
+        .bind(&link.path)
+        .bind(&link.object_key)
+        .bind(&link.issued_to)
+        .bind(link.issued_at.micros())
+        .bind(link.expires_at.micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Links issued for the run's files, oldest first.
+    pub async fn result_links(&self, run: RunId) -> Result<Vec<ResultLink>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, path, object_key, issued_to, issued_at, expires_at \
+             FROM result_links WHERE run_id = $1 ORDER BY issued_at, id",
+        )
+        .bind(run.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let run_id: String = r.try_get("run_id")?;
+                Ok(ResultLink {
+                    id: r.try_get("id")?,
+                    run_id: parse_run_id(&run_id)?,
+                    path: r.try_get("path")?,
+                    object_key: r.try_get("object_key")?,
+                    issued_to: r.try_get("issued_to")?,
+                    issued_at: Timestamp::from_micros(r.try_get("issued_at")?),
+                    expires_at: Timestamp::from_micros(r.try_get("expires_at")?),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `(kind = 'subject' AND principal = $n) OR (kind = 'group' AND principal IN ($n+1, ...))`,
+/// with its parameters in order, placeholders numbered from `first`.
+fn principal_clause(first: usize, subject: &str, groups: &[String]) -> (String, Vec<String>) {
+    let mut clause = format!("(kind = '{SHARE_SUBJECT}' AND principal = ${first})");
+    let mut params = vec![subject.to_owned()];
+    if !groups.is_empty() {
+        let placeholders: Vec<String> = (0..groups.len())
+            .map(|i| format!("${}", first + 1 + i))
+            .collect();
+        clause.push_str(&format!(
+            " OR (kind = '{SHARE_GROUP}' AND principal IN ({}))",
+            placeholders.join(", ")
+        ));
+        params.extend(groups.iter().cloned());
+    }
+    (clause, params)
+}
+
+fn parse_run_id(id: &str) -> Result<RunId, StoreError> {
+    id.parse()
+        .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))
+}
+
+fn share_from_row(row: &AnyRow) -> Result<RunShare, StoreError> {
+    let run_id: String = row.try_get("run_id")?;
+    Ok(RunShare {
+        run_id: parse_run_id(&run_id)?,
+        kind: row.try_get("kind")?,
+        principal: row.try_get("principal")?,
+        created_by: row.try_get("created_by")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+    })
+}

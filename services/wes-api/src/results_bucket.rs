@@ -1,0 +1,90 @@
+//! Presigned download links for released results (aws-sdk-s3 presigning), configured by the
+//! shared `crawler:` section (endpoint, region, path style, keys). The bucket stays private:
+//! a link is a short-lived, signed GET of one object, handed out only for released files.
+//! Neither the credentials nor a link (its signature) are ever logged.
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
+use spe_core::config::CrawlerConfig;
+
+#[derive(Clone, Debug)]
+pub struct ResultsBucket {
+    client: Client,
+    bucket: String,
+    ttl: Duration,
+}
+
+/// A presigned GET. `Debug` does not show the URL.
+pub struct PresignedLink {
+    pub url: String,
+    pub expires_at: SystemTime,
+}
+
+impl std::fmt::Debug for PresignedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresignedLink")
+            .field("url", &"(redacted)")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl ResultsBucket {
+    /// A client for `crawler.*`: static keys when configured, else the standard AWS chain.
+    pub async fn connect(config: &CrawlerConfig) -> ResultsBucket {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()));
+        if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                access.expose(),
+                secret.expose(),
+                None,
+                None,
+                "spe-config",
+            ));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            .build();
+        ResultsBucket {
+            client: Client::from_conf(s3_config),
+            bucket: config.bucket.clone(),
+            ttl: Duration::from_secs(config.presign_ttl_seconds),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A GET of `key` signed now, valid for the configured TTL.
+    pub async fn presign_get(&self, key: &str) -> Result<PresignedLink, String> {
+        let now = SystemTime::now();
+        let presigning = PresigningConfig::builder()
+            .start_time(now)
+            .expires_in(self.ttl)
+            .build()
+            .map_err(|e| format!("presigning config: {e}"))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning)
+            .await
+            .map_err(|e| format!("presign GetObject: {}", DisplayErrorContext(&e)))?;
+        Ok(PresignedLink {
+            url: request.uri().to_owned(),
+            expires_at: now + self.ttl,
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! `/auth/login`, `/auth/callback`, `/auth/logout`: browser login for the web UI
+//! (`auth.oidc.browser`; without it these answer 404). See [`crate::session`].
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+use crate::session::Sessions;
+
+fn configured(sessions: Option<web::Data<Sessions>>) -> Result<web::Data<Sessions>, ApiError> {
+    sessions.ok_or_else(|| ApiError::not_found("browser login is not configured here"))
+}
+
+fn redirect(to: &str) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::SeeOther();
+    res.insert_header((header::LOCATION, to.to_owned()))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    res
+}
+
+/// Sends the browser to the provider (authorization code flow, PKCE S256, state, nonce).
+pub async fn login(sessions: Option<web::Data<Sessions>>) -> Result<HttpResponse, ApiError> {
+    let sessions = configured(sessions)?;
+    let (url, cookie) = sessions.begin().await?;
+    Ok(redirect(&url).cookie(cookie).finish())
+}
+
+/// Where the provider sends the browser back: checks state, exchanges the code, verifies the
+/// ID token, starts the session.
+pub async fn callback(
+    req: HttpRequest,
+    sessions: Option<web::Data<Sessions>>,
+) -> Result<HttpResponse, ApiError> {
+    let sessions = configured(sessions)?;
+    let pairs = crate::routes::query_pairs(req.query_string())?;
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(error) = get("error") {
+        // The provider's error code only (a short token), never free text from the URL.
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "login failed at the identity provider: {code}"
+        )));
+    }
+    let (Some(state), Some(code)) = (get("state"), get("code")) else {
+        return Err(ApiError::bad_request(
+            "the callback needs `state` and `code`; start at /auth/login",
+        ));
+    };
+    let binding = req.cookie(sessions.login_cookie());
+    let session = sessions
+        .complete(state, code, binding.as_ref().map(|c| c.value()))
+        .await?;
+    Ok(redirect(sessions.after_login_path())
+        .cookie(session)
+        .cookie(sessions.removal(sessions.login_cookie()))
+        .finish())
+}
+
+/// Ends the session and sends the browser to the provider's end-session endpoint, if any.
+pub async fn logout(
+    req: HttpRequest,
+    sessions: Option<web::Data<Sessions>>,
+) -> Result<HttpResponse, ApiError> {
+    let sessions = configured(sessions)?;
+    let next = sessions.end(&req).await;
+    Ok(redirect(&next)
+        .cookie(sessions.removal(sessions.session_cookie()))
+        .finish())
+}

@@ -1,0 +1,303 @@
+//! Results access (an extension): a run's owner shares its released results with users (by
+//! `sub`) or LS-Login groups (by entitlement URN) under `/runs/{id}/shares`; those users list
+//! them under `/results` and download each released file through a short-lived presigned S3
+//! link (`POST /results/{id}/links`). Only files the results crawler released are listed or
+//! signed; every link issued is recorded in the store. Runs the caller may not see answer 404.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use spe_core::RunId;
+use spe_core::time::Timestamp;
+use spe_store::{ResultLink, RunRecord, RunShare, SHARE_GROUP, SHARE_SUBJECT};
+
+use crate::auth::{Authorized, Caller, actions};
+use crate::error::ApiError;
+use crate::routes::runs::visible_run;
+use crate::startup::AppState;
+
+/// Most runs `GET /results` lists (newest first).
+const MAX_RESULT_RUNS: i64 = 1000;
+/// Longest subject or group URN accepted.
+const MAX_PRINCIPAL: usize = 1024;
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+fn share_view(s: &RunShare) -> Value {
+    json!({
+        "run_id": s.run_id.to_string(),
+        s.kind.as_str(): s.principal,
+        "created_by": s.created_by,
+        "created_at": s.created_at.to_wes(),
+    })
+}
+
+/// `{"subject": ...}` or `{"group": ...}`, exactly one.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShareBody {
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+fn principal(body: ShareBody) -> Result<(&'static str, String), ApiError> {
+    let (kind, value) = match (body.subject, body.group) {
+        (Some(s), None) => (SHARE_SUBJECT, s),
+        (None, Some(g)) => (SHARE_GROUP, g),
+        _ => {
+            return Err(ApiError::bad_request(
+                "name exactly one of `subject` (a user's sub) or `group` (an entitlement URN)",
+            ));
+        }
+    };
+    if value.trim().is_empty()
+        || value.len() > MAX_PRINCIPAL
+        || value.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::bad_request(format!(
+            "{kind}: 1 to {MAX_PRINCIPAL} bytes without spaces or control characters"
+        )));
+    }
+    if kind == SHARE_GROUP && !value.starts_with("urn:") {
+        return Err(ApiError::bad_request(
+            "group: an eduperson_entitlement URN, e.g. \
+             urn:geant:lifescience-ri.eu:group:vo:sub#login.aai.lifescience-ri.eu",
+        ));
+    }
+    Ok((kind, value))
+}
+
+/// `POST /runs/{run_id}/shares`: the owner (or an operator) shares the run's released results.
+/// 201 when new, 200 when it was shared so already.
+pub async fn add_share(
+    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = visible_run(&state, &caller, &path).await?;
+    let body: ShareBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let (kind, who) = principal(body)?;
+    let created = state
+        .store
+        .add_share(run.id, kind, &who, &caller.subject, now())
+        .await?;
+    if created {
+        tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results shared");
+    }
+    let share = state
+        .store
+        .shares(run.id)
+        .await?
+        .into_iter()
+        .find(|s| s.kind == kind && s.principal == who)
+        .ok_or_else(|| ApiError::conflict("the share was removed meanwhile"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(share_view(&share)))
+}
+
+/// `GET /runs/{run_id}/shares`: owner or operator.
+pub async fn list_shares(
+    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = visible_run(&state, &caller, &path).await?;
+    let shares = state.store.shares(run.id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "run_id": run.id.to_string(),
+        "shares": shares.iter().map(share_view).collect::<Vec<_>>(),
+    })))
+}
+
+/// `DELETE /runs/{run_id}/shares?subject=...` (or `?group=...`): owner or operator. 204, or
+/// 404 when there was no such share. Links issued before stay valid until they expire.
+pub async fn remove_share(
+    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = visible_run(&state, &caller, &path).await?;
+    let mut body = ShareBody::default();
+    for (key, value) in crate::routes::query_pairs(req.query_string())? {
+        let slot = match key.as_str() {
+            "subject" => &mut body.subject,
+            "group" => &mut body.group,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: subject, group",
+                    shorten(other)
+                )));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(ApiError::bad_request(format!("{key} given twice")));
+        }
+    }
+    let (kind, who) = principal(body)?;
+    if !state.store.remove_share(run.id, kind, &who).await? {
+        return Err(ApiError::not_found(format!(
+            "run {} is not shared with that {kind}",
+            run.id
+        )));
+    }
+    tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results share removed");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A run whose results the caller may see: their own, one shared with them or one of their
+/// groups, or any run for an operator. Others answer 404, as if they did not exist.
+async fn results_run(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<RunRecord, ApiError> {
+    let not_found = || ApiError::not_found(format!("results of run {} not found", shorten(raw_id)));
+    let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+    let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
+    if run.owner == caller.subject
+        || caller.sees_all_runs()
+        || state
+            .store
+            .is_shared_with(id, &caller.subject, &caller.groups)
+            .await?
+    {
+        Ok(run)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// `GET /results`: runs the caller owns or that were shared with them, newest first.
+pub async fn list(
+    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some((key, _)) = crate::routes::query_pairs(req.query_string())?.first() {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter {:?}",
+            shorten(key)
+        )));
+    }
+    let runs = state
+        .store
+        .result_runs(&caller.subject, &caller.groups, MAX_RESULT_RUNS)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "results": runs.iter().map(|r| json!({
+            "run_id": r.id.to_string(),
+            "state": r.state,
+            "workflow_url": r.workflow_url,
+            "end_time": r.end_time.map(|t| t.to_wes()),
+            "shared": r.owner != caller.subject,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /results/{run_id}`: the run's released files (only those).
+pub async fn get(
+    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = results_run(&state, &caller, &path).await?;
+    let files = state.store.released_files(run.id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "run_id": run.id.to_string(),
+        "state": run.state,
+        "workflow_url": run.workflow_url,
+        "files": files.iter().map(|f| json!({
+            "path": f.path,
+            "size": f.size,
+            "sha256": f.sha256,
+            "released_at": f.released_at.to_wes(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    path: String,
+}
+
+/// `POST /results/{run_id}/links` `{"path": ...}`: a presigned GET of one released file, valid
+/// for `crawler.presign_ttl_seconds`. Recorded (who, when, which object, until when) before it
+/// is returned. A file that is not released (pending, held, refused, unknown) answers 404.
+pub async fn create_link(
+    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = results_run(&state, &caller, &path).await?;
+    let body: LinkBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let file = state
+        .store
+        .released_files(run.id)
+        .await?
+        .into_iter()
+        .find(|f| f.path == body.path)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "run {} has no released file {:?}",
+                run.id,
+                shorten(&body.path)
+            ))
+        })?;
+    let Some(bucket) = state.results.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "downloads are not configured on this service (no crawler: section)",
+        ));
+    };
+    let object_key = format!("{}/{}", run.id, file.path);
+    let link = bucket.presign_get(&object_key).await.map_err(|e| {
+        tracing::error!(run_id = %run.id, error = %e, "cannot presign a results link");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot sign a download link now; try again later",
+        )
+    })?;
+    let issued_at = now();
+    let expires_at =
+        Timestamp::from_datetime(chrono::DateTime::<chrono::Utc>::from(link.expires_at));
+    let record = ResultLink {
+        id: uuid::Uuid::new_v4().to_string(),
+        run_id: run.id,
+        path: file.path.clone(),
+        object_key,
+        issued_to: caller.subject.clone(),
+        issued_at,
+        expires_at,
+    };
+    state.store.record_result_link(&record).await?;
+    // The URL carries a signature: it is returned, never logged.
+    tracing::info!(target: "spe_audit", link_id = %record.id, run_id = %run.id, path = %file.path, to = %caller.subject, expires_at = %expires_at.to_wes(), "results link issued");
+    Ok(HttpResponse::Created().json(json!({
+        "link_id": record.id,
+        "url": link.url,
+        "expires_at": expires_at.to_wes(),
+        "expires_in_seconds": bucket.ttl().as_secs(),
+        "path": file.path,
+        "size": file.size,
+        "sha256": file.sha256,
+    })))
+}

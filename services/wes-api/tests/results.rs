@@ -1,0 +1,538 @@
+//! Results access against a real S3 server (s3s-fs, tests/peers/s3.sh; run-all.sh exports
+//! SPE_TEST_S3_URL) and the real OIDC provider (tests/peers/oidc.sh): owners share runs by
+//! subject and by group, collaborators list released files and download them through presigned
+//! links that expire; unreleased files are neither listed nor signed; the bucket stays private;
+//! every link is recorded; neither S3 keys, link signatures nor tokens reach the logs.
+//! Without SPE_TEST_S3_URL the test is skipped with a message, unless CI is set: then it fails.
+
+mod common;
+#[path = "../../spe-auth/tests/support/peer.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use spe_core::RunId;
+use spe_core::time::Timestamp;
+use spe_store::{EgressOutcome, NewEgressFile, NewRun, Store};
+use wes_api::startup::Application;
+
+const ACCESS_KEY: &str = "spe-test-access";
+const SECRET_KEY: &str = "spe-test-secret-key";
+const BUCKET: &str = "spe-results";
+/// Short, so that the test sees a link expire.
+const TTL_SECONDS: u64 = 3;
+
+fn s3_url() -> Option<String> {
+    match std::env::var("SPE_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the results suite against S3: set SPE_TEST_S3_URL (tests/peers/s3.sh start)"
+            );
+            eprintln!("SKIPPED: SPE_TEST_S3_URL not set (tests/peers/s3.sh start)");
+            None
+        }
+    }
+}
+
+/// Everything this test binary logs, at debug level and up, from every crate.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+impl Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buf) = self.0.lock() {
+            buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+/// wes-api with OIDC from the test provider and the `crawler:` section pointing at s3s-fs.
+async fn spawn(peer: &support::Peer, s3: &str) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let oidc: String = peer
+        .oidc_yaml()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let yaml = format!(
+        r#"service:
+  id: test.spe.results
+  name: SPE results test
+  organization: {{ name: SPE developers, url: "https://example.org/spe" }}
+  environment: test
+  auth_instructions_url: "https://example.org/spe/docs/user-guide#log-in"
+server:
+  listen: 127.0.0.1:0
+  workers: 1
+database:
+  url: sqlite://{db}
+data_dir: {data}
+auth:
+  oidc:
+{oidc}
+workflows:
+  types:
+    SMK: ["9"]
+  engines:
+    snakemake: {{ workflow_type: SMK, versions: ["9.27"] }}
+slurm:
+  enabled: false
+crawler:
+  bucket: {BUCKET}
+  endpoint: "{s3}"
+  path_style: true
+  presign_ttl_seconds: {TTL_SECONDS}
+"#,
+        db = dir.path().join("spe.db").display(),
+        data = dir.path().join("runs").display(),
+    );
+    let env = vec![
+        ("SPE__CRAWLER__ACCESS_KEY".to_owned(), ACCESS_KEY.to_owned()),
+        ("SPE__CRAWLER__SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
+    ];
+    let config = spe_core::config::Config::parse(&yaml, env).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}/ga4gh/wes/v1", app.port());
+    let store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    App {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.call(token, reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call(token, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    async fn delete(&self, token: &str, path: &str) -> u16 {
+        self.call(token, reqwest::Method::DELETE, path, None)
+            .await
+            .0
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A run owned by `owner` whose outputs are as the crawler leaves them: `results/report.txt`
+/// released (object in the bucket, row released), `results/table.csv` held for review and
+/// `results/late.txt` still pending (both with an object in the bucket too, as if someone had
+/// put them there: they must still not be signed). Returns the run id and the released bytes.
+async fn run_with_outputs(app: &App, s3: &aws_sdk_s3::Client, owner: &str) -> (RunId, Vec<u8>) {
+    let id = RunId::new_random();
+    app.store
+        .insert_run(&NewRun {
+            id,
+            owner: owner.to_owned(),
+            workflow_type: "SMK".into(),
+            workflow_type_version: "9".into(),
+            workflow_url: "quals@1.0.0".into(),
+            request: json!({}),
+            tags: vec![],
+            run_dir: format!("/nonexistent/{id}"),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let released = format!("report of run {id}\n").repeat(100).into_bytes();
+    for (path, body) in [
+        ("results/report.txt", released.clone()),
+        ("results/table.csv", b"patient,genotype\n".to_vec()),
+        ("results/late.txt", b"not yet\n".to_vec()),
+    ] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(format!("{id}/{path}"))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let file = |path: &str, state: &'static str| NewEgressFile {
+        path: path.into(),
+        state,
+        size: 10,
+        reason: None,
+    };
+    app.store
+        .record_egress_scan(
+            id,
+            &[
+                file("results/report.txt", "pending"),
+                file("results/table.csv", "held"),
+                file("results/late.txt", "pending"),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    let lease = Timestamp::from_micros(now().micros() + 60_000_000);
+    app.store
+        .claim_egress_file(id, "results/report.txt", "test-crawler", now(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let sha = hex(&Sha256::digest(&released));
+    let size = i64::try_from(released.len()).unwrap();
+    assert!(
+        app.store
+            .finish_egress_file(
+                id,
+                "results/report.txt",
+                "test-crawler",
+                EgressOutcome::Released { sha256: &sha, size },
+                now(),
+            )
+            .await
+            .unwrap()
+    );
+    (id, released)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn run_ids(list: &Value) -> Vec<String> {
+    list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn collaborators_download_released_results_shared_with_them() {
+    let logs = captured_logs();
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let Some(s3_endpoint) = s3_url() else {
+        return;
+    };
+    let app = spawn(&peer, &s3_endpoint).await;
+    let s3 = s3_client(&s3_endpoint);
+    let mut tokens = std::collections::HashMap::new();
+    for user in [
+        "researcher",
+        "researcher2",
+        "collaborator",
+        "operator",
+        "nobody",
+    ] {
+        tokens.insert(user, peer.token(user).await);
+    }
+    let t = |user: &str| tokens[user].clone();
+    let owner_sub = peer.sub("researcher").await;
+    let collaborator_sub = peer.sub("collaborator").await;
+    let (run, released) = run_with_outputs(&app, &s3, &owner_sub).await;
+    let results = format!("/results/{run}");
+    let links = format!("/results/{run}/links");
+    let shares = format!("/runs/{run}/shares");
+
+    // The owner sees the run and only its released file.
+    let (status, list) = app.get(&t("researcher"), "/results").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(run_ids(&list), vec![run.to_string()]);
+    assert_eq!(list["results"][0]["shared"], false);
+    let (status, body) = app.get(&t("researcher"), &results).await;
+    assert_eq!(status, 200, "{body}");
+    let files = body["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{body}");
+    assert_eq!(files[0]["path"], "results/report.txt");
+    assert_eq!(files[0]["size"], released.len());
+    assert_eq!(files[0]["sha256"], hex(&Sha256::digest(&released)));
+
+    // A link downloads the bytes; the bucket itself is private.
+    let (status, link) = app
+        .post(
+            &t("researcher"),
+            &links,
+            json!({"path": "results/report.txt"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(url.contains("X-Amz-Signature="), "not a presigned URL");
+    assert_eq!(link["expires_in_seconds"], TTL_SECONDS);
+    let got = app.http.get(&url).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), released);
+    let unsigned = app
+        .http
+        .get(format!("{s3_endpoint}/{BUCKET}/{run}/results/report.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(unsigned.status().as_u16(), 401 | 403),
+        "an unsigned GET must fail, got {}",
+        unsigned.status()
+    );
+
+    // Held, pending and unknown files are never signed, even with an object in the bucket.
+    for path in [
+        "results/table.csv",
+        "results/late.txt",
+        "results/nope.txt",
+        "../x",
+    ] {
+        let (status, body) = app
+            .post(&t("researcher"), &links, json!({"path": path}))
+            .await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, _) = app.post(&t("researcher"), &links, json!({})).await;
+    assert_eq!(status, 400);
+
+    // Without a share, a collaborator or another researcher sees nothing: 404, not 403.
+    for user in ["collaborator", "researcher2"] {
+        let (status, list) = app.get(&t(user), "/results").await;
+        assert_eq!(status, 200);
+        assert!(run_ids(&list).is_empty(), "{user}: {list}");
+        assert_eq!(app.get(&t(user), &results).await.0, 404, "{user}");
+        let (status, _) = app
+            .post(&t(user), &links, json!({"path": "results/report.txt"}))
+            .await;
+        assert_eq!(status, 404, "{user}");
+    }
+    // Only the owner (or an operator) manages shares.
+    let by_subject = json!({"subject": collaborator_sub});
+    assert_eq!(
+        app.post(&t("collaborator"), &shares, by_subject.clone())
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.post(&t("researcher2"), &shares, by_subject.clone())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(app.get(&t("nobody"), &results).await.0, 403);
+    // Operators see every run's results.
+    assert_eq!(app.get(&t("operator"), &results).await.0, 200);
+    for bad in [
+        json!({}),
+        json!({"subject": "a", "group": "urn:x"}),
+        json!({"subject": ""}),
+        json!({"group": "not-a-urn"}),
+        json!({"subject": "a b"}),
+        json!({"user": "a"}),
+    ] {
+        let (status, body) = app.post(&t("researcher"), &shares, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Shared by subject.
+    let (status, share) = app
+        .post(&t("researcher"), &shares, by_subject.clone())
+        .await;
+    assert_eq!(status, 201, "{share}");
+    assert_eq!(share["subject"], collaborator_sub.as_str());
+    assert_eq!(share["created_by"], owner_sub.as_str());
+    assert_eq!(
+        app.post(&t("researcher"), &shares, by_subject.clone())
+            .await
+            .0,
+        200
+    );
+    let (status, list) = app.get(&t("researcher"), &shares).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["shares"].as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = app.get(&t("collaborator"), "/results").await;
+    assert_eq!(run_ids(&list), vec![run.to_string()]);
+    assert_eq!(list["results"][0]["shared"], true);
+    let (status, body) = app.get(&t("collaborator"), &results).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["files"].as_array().unwrap().len(), 1);
+    let (status, link) = app
+        .post(
+            &t("collaborator"),
+            &links,
+            json!({"path": "results/report.txt"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let collaborator_url = link["url"].as_str().unwrap().to_owned();
+    let got = app.http.get(&collaborator_url).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().to_vec(), released);
+    assert_eq!(
+        app.post(
+            &t("collaborator"),
+            &links,
+            json!({"path": "results/table.csv"})
+        )
+        .await
+        .0,
+        404
+    );
+    // researcher2 is not that subject.
+    assert_eq!(app.get(&t("researcher2"), &results).await.0, 404);
+
+    // Unshared: gone again. Removing it twice is a 404.
+    let remove = format!("{shares}?subject={}", collaborator_sub.replace('@', "%40"));
+    assert_eq!(app.delete(&t("collaborator"), &remove).await, 403);
+    assert_eq!(app.delete(&t("researcher"), &remove).await, 204);
+    assert_eq!(app.delete(&t("researcher"), &remove).await, 404);
+    assert_eq!(
+        app.delete(&t("researcher"), &format!("{shares}?who=x"))
+            .await,
+        400
+    );
+    assert_eq!(app.get(&t("collaborator"), &results).await.0, 404);
+
+    // Shared by group (the collaborators' LS-Login group): researcher2 is not in it.
+    let group = format!(
+        "urn:geant:lifescience-ri.eu:group:spe-demo:collaborators#{}",
+        support::AUTHORITY
+    );
+    let (status, share) = app
+        .post(&t("researcher"), &shares, json!({"group": group}))
+        .await;
+    assert_eq!(status, 201, "{share}");
+    assert_eq!(share["group"], group.as_str());
+    assert_eq!(app.get(&t("collaborator"), &results).await.0, 200);
+    let (_, list) = app.get(&t("collaborator"), "/results").await;
+    assert_eq!(run_ids(&list), vec![run.to_string()]);
+    assert_eq!(app.get(&t("researcher2"), &results).await.0, 404);
+    let (status, link) = app
+        .post(
+            &t("collaborator"),
+            &links,
+            json!({"path": "results/report.txt"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+
+    // Every link issued is recorded: who, which object, until when.
+    let recorded = app.store.result_links(run).await.unwrap();
+    assert_eq!(recorded.len(), 3);
+    let to: Vec<&str> = recorded.iter().map(|l| l.issued_to.as_str()).collect();
+    assert_eq!(
+        to,
+        vec![
+            owner_sub.as_str(),
+            collaborator_sub.as_str(),
+            collaborator_sub.as_str()
+        ]
+    );
+    for l in &recorded {
+        assert_eq!(l.object_key, format!("{run}/results/report.txt"));
+        assert_eq!(l.path, "results/report.txt");
+        let ttl = l.expires_at.micros() - l.issued_at.micros();
+        assert!(
+            (i64::try_from(TTL_SECONDS).unwrap() * 1_000_000 - ttl).abs() < 1_000_000,
+            "{ttl}"
+        );
+    }
+    // The record cannot be rewritten.
+    assert!(
+        app.store
+            .debug_execute("DELETE FROM result_links")
+            .await
+            .is_err()
+    );
+
+    // A link expires.
+    tokio::time::sleep(Duration::from_secs(TTL_SECONDS + 1)).await;
+    let expired = app.http.get(&url).send().await.unwrap();
+    assert_eq!(expired.status().as_u16(), 403, "an expired link must fail");
+
+    // Neither the S3 secret key, nor a link's signature, nor a token is in the logs.
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logs.contains("results link issued"), "audit line missing");
+    assert!(
+        !logs.contains(SECRET_KEY),
+        "the S3 secret key is in the logs"
+    );
+    for u in [&url, &collaborator_url] {
+        let signature = u.split("X-Amz-Signature=").nth(1).unwrap();
+        let signature = signature.split('&').next().unwrap();
+        assert!(
+            !logs.contains(signature),
+            "a link's signature is in the logs"
+        );
+    }
+    for (user, token) in &tokens {
+        assert!(
+            !logs.contains(token.as_str()),
+            "{user}'s token is in the logs"
+        );
+    }
+}
