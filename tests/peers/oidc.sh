@@ -4,8 +4,9 @@
 #   port ${SPE_OIDC_PORT:-59100}      provider A, the issuer the SPE trusts (printed by start/url)
 #   port ${SPE_OIDC_PORT:-59100} + 1  provider B, a second provider the SPE must not trust
 #   port ${SPE_OIDC_PORT:-59100} + 2  test helper: visa issuers' JWKS (jku) and a signing endpoint
-# Access tokens are RS256 JWTs with aud `spe-api`. Test users: researcher, researcher2,
-# controller, collaborator, operator, nobody (curl <helper>/users). A token for one, headless:
+# Access tokens for resource urn:spe:api are RS256 JWTs with aud `spe-api`; without a resource
+# they are opaque (userinfo, introspection: see server.mjs). Test users: researcher, researcher2,
+# controller, collaborator, operator, nobody, shapeshifter (curl <helper>/users). A token for one, headless:
 #   curl -u spe-test:spe-test-secret -d grant_type=urn:spe:test:user -d user=researcher <url>/token
 # Keys are made at each start: tokens do not survive a restart. Test-only: never expose it.
 # Every token and code it hands out is appended to the file `tokens` prints (for

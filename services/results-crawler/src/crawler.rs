@@ -57,9 +57,11 @@ pub type AfterRead = Arc<dyn Fn(&Path, &str) + Send + Sync>;
 /// What processing a run came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
-    /// Not COMPLETE yet, or no log.json yet: try again later.
+    /// Not ended yet, or no log.json yet: try again later.
     NotReady(&'static str),
-    /// Ended in another state: nothing is released.
+    /// Ended in a state its manifest does not release (`egress.release_states`, COMPLETE only
+    /// by default), or the run is unknown: nothing is released, and the run is settled (marked
+    /// done) so that it is never looked at again.
     NotEligible,
     /// Some files wait for a retry (or another crawler).
     InProgress,
@@ -169,8 +171,9 @@ impl Crawler {
         &self.inner.owner
     }
 
-    /// Goes through every COMPLETE run whose egress is not done (the store knows them; runs
-    /// done before cost nothing). Returns how many are done now and how many wait.
+    /// Goes through every ended run whose egress is not done (the store knows them; runs
+    /// done before cost nothing). Returns how many are done (or settled with nothing released)
+    /// now and how many wait.
     pub async fn rescan(&self) -> Result<(usize, usize), StoreError> {
         let m = &self.inner.metrics;
         Metrics::add(&m.rescans, 1);
@@ -179,7 +182,7 @@ impl Crawler {
         for run in runs {
             let id = run.id;
             match self.process(run).await {
-                Ok(RunOutcome::Done) => done += 1,
+                Ok(RunOutcome::Done | RunOutcome::NotEligible) => done += 1,
                 Ok(_) => waiting += 1,
                 Err(e) => {
                     waiting += 1;
@@ -206,12 +209,8 @@ impl Crawler {
         if run.done {
             return Ok(RunOutcome::Done);
         }
-        if run.state != RunState::Complete {
-            return Ok(if run.state.is_terminal() {
-                RunOutcome::NotEligible
-            } else {
-                RunOutcome::NotReady("run not COMPLETE yet")
-            });
+        if !run.state.is_terminal() {
+            return Ok(RunOutcome::NotReady("run has not ended yet"));
         }
         let inner = &self.inner;
         {
@@ -223,6 +222,16 @@ impl Crawler {
             }
         }
         let _guard = BusyGuard(&inner.busy, run.id);
+        let matcher = self.rules(&run.workflow_url).await?;
+        // Without readable approved rules nothing leaves whatever the state; a COMPLETE run then
+        // goes the usual way (an empty listing), any other is settled here.
+        let releases = match matcher.as_ref() {
+            Some(m) => m.releases_state(run.state),
+            None => run.state == RunState::Complete,
+        };
+        if !releases {
+            return self.settle_unreleased(&run).await;
+        }
         let run_dir = PathBuf::from(&run.run_dir);
         let Some(log_dir) = run.log_dir.as_deref() else {
             return Ok(RunOutcome::NotReady("run has no log folder"));
@@ -235,7 +244,6 @@ impl Crawler {
         if let Ok(mut seen) = inner.first_seen.lock() {
             seen.entry(run.id).or_insert_with(Instant::now);
         }
-        let matcher = self.rules(&run.workflow_url).await?;
         if !run.scanned {
             let files = match matcher.as_ref() {
                 Some(matcher) => self.scan(&run, &run_dir, matcher).await?,
@@ -270,6 +278,21 @@ impl Crawler {
             seen.remove(&run.id);
         }
         Ok(RunOutcome::Done)
+    }
+
+    /// A run that ended in a state its manifest does not release: nothing is looked at in its
+    /// directory, nothing is recorded or written to the bucket, and the run is marked done so
+    /// that no rescan reads it again. Needs no log.json (a run canceled while queued has none).
+    async fn settle_unreleased(&self, run: &EgressRun) -> Result<RunOutcome, CrawlError> {
+        let inner = &self.inner;
+        let at = now();
+        if !run.scanned {
+            inner.store.record_egress_scan(run.id, &[], at).await?;
+        }
+        if inner.store.mark_egress_done(run.id, at).await? {
+            tracing::info!(target: "spe_audit", run_id = %run.id, state = %run.state, workflow = run.workflow_url, "run ended in a state its manifest does not release: nothing released");
+        }
+        Ok(RunOutcome::NotEligible)
     }
 
     /// The egress rules of the run's workflow version as approved (from the store). `None`

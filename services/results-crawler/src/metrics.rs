@@ -111,7 +111,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP spe_crawler_backlog_runs COMPLETE runs with egress not done, at the last rescan.\n\
+            "# HELP spe_crawler_backlog_runs Ended runs with egress not done, at the last rescan.\n\
              # TYPE spe_crawler_backlog_runs gauge\nspe_crawler_backlog_runs {}",
             self.backlog_runs.load(Ordering::Relaxed)
         );

@@ -112,16 +112,33 @@ async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> W
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
     let manifest =
         Manifest::from_yaml(&std::fs::read_to_string(root.join("workflow.yaml")).unwrap()).unwrap();
+    approve(&store, &manifest).await;
+    let bucket = Bucket::connect(&crawler_config(&endpoint)).await;
+    World {
+        _dir: dir,
+        data,
+        outside,
+        store,
+        bucket,
+        endpoint,
+    }
+}
+
+/// Registers and approves a version of the example workflow (as wes-api would) with this
+/// manifest, unless that version is known already.
+async fn approve(store: &Store, manifest: &Manifest) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let (name, version) = (manifest.name.as_str(), manifest.version.as_str());
     if store
-        .workflow_version("quals", "1.0.0")
+        .workflow_version(name, version)
         .await
         .unwrap()
         .is_none()
     {
         store
             .register_workflow(&NewWorkflowVersion {
-                name: "quals".into(),
-                version: "1.0.0".into(),
+                name: name.into(),
+                version: version.into(),
                 workflow_type: "SMK".into(),
                 source_dir: root.display().to_string(),
                 entry_point: "Snakefile".into(),
@@ -136,32 +153,36 @@ async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> W
             .unwrap()
             .unwrap();
         store
-            .approve_workflow(
-                "quals",
-                "1.0.0",
-                "controller",
-                &"a".repeat(64),
-                false,
-                now(),
-            )
+            .approve_workflow(name, version, "controller", &"a".repeat(64), false, now())
             .await
             .unwrap()
             .unwrap();
     }
-    let bucket = Bucket::connect(&crawler_config(&endpoint)).await;
-    World {
-        _dir: dir,
-        data,
-        outside,
-        store,
-        bucket,
-        endpoint,
-    }
+}
+
+/// The example workflow's manifest as version `version`, with `egress.release_states` set.
+fn quals_releasing(version: &str, states: &str) -> Manifest {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    assert!(text.contains("version: 1.0.0") && text.contains("  max_file_bytes:"));
+    let text = text
+        .replace("version: 1.0.0", &format!("version: {version}"))
+        .replace(
+            "  max_file_bytes:",
+            &format!("  release_states: {states}\n  max_file_bytes:"),
+        );
+    Manifest::from_yaml(&text).unwrap()
 }
 
 /// A finished run: store rows (QUEUED -> submitted -> COMPLETE) and a run directory with the
 /// example workflow's outputs and a log.json.
 async fn finished_run(w: &World) -> (RunId, PathBuf) {
+    ended_run(w, "quals@1.0.0", RunState::Complete).await
+}
+
+/// A run of `workflow_url` that ended in `state` (QUEUED -> submitted -> `state`), with the
+/// example workflow's outputs and a log.json in its run directory.
+async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, PathBuf) {
     let id = RunId::new_random();
     let run_dir = w.data.join(id.shard()).join(id.to_string());
     let log_dir = run_dir.join(".weskit/2026-01-01T00-00-00");
@@ -191,7 +212,7 @@ async fn finished_run(w: &World) -> (RunId, PathBuf) {
             owner: "alice".into(),
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
-            workflow_url: "quals@1.0.0".into(),
+            workflow_url: workflow_url.into(),
             request: json!({}),
             tags: vec![],
             run_dir: run_dir.display().to_string(),
@@ -210,10 +231,10 @@ async fn finished_run(w: &World) -> (RunId, PathBuf) {
         .transition(&Transition {
             run: id,
             from: &[RunState::Queued],
-            to: RunState::Complete,
+            to: state,
             actor: "reconciler",
             reason: None,
-            exit_code: Some(0),
+            exit_code: Some(if state == RunState::Complete { 0 } else { 1 }),
             at: now(),
         })
         .await
@@ -394,6 +415,125 @@ async fn a_run_that_failed_or_is_unfinished_releases_nothing() {
         c.process_run_id(id).await.unwrap(),
         results_crawler::RunOutcome::Done
     );
+}
+
+/// What a run that ends in a state its manifest does not release comes to: nothing in the
+/// bucket, nothing recorded, and the run settled so that no rescan reads it again.
+async fn assert_settled_with_nothing_released(w: &World, c: &Crawler, id: RunId) {
+    assert!(keys(w, id).await.is_empty(), "{:?}", keys(w, id).await);
+    assert!(w.store.egress_files(id).await.unwrap().is_empty());
+    assert!(w.store.released_files(id).await.unwrap().is_empty());
+    let run = w.store.egress_run(id).await.unwrap().unwrap();
+    assert!(run.done && run.scanned);
+    assert!(
+        !w.store
+            .runs_awaiting_egress(100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.id == id)
+    );
+    assert_eq!(
+        c.process_run_id(id).await.unwrap(),
+        results_crawler::RunOutcome::Done
+    );
+    assert!(keys(w, id).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_executor_error_run_releases_nothing_by_default_and_is_settled() {
+    let Some(w) = world().await else { return };
+    // log.json written and whitelisted outputs (results.csv, plots/quals.svg) present.
+    let (id, run_dir) = ended_run(&w, "quals@1.0.0", RunState::ExecutorError).await;
+    assert!(run_dir.join("results.csv").is_file() && run_dir.join("plots/quals.svg").is_file());
+    let c = crawler(&w);
+    assert_eq!(w.store.egress_backlog().await.unwrap(), 1);
+    assert_eq!(c.rescan().await.unwrap(), (1, 0));
+    assert_settled_with_nothing_released(&w, &c, id).await;
+    assert_eq!(w.store.egress_backlog().await.unwrap(), 0);
+    // Settled for good: the next pass reads nothing.
+    assert_eq!(c.rescan().await.unwrap(), (0, 0));
+    let text = c.metrics().render();
+    assert!(
+        text.contains("spe_crawler_files_total{outcome=\"released\"} 0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_executor_error_run_releases_its_outputs_when_the_manifest_lists_the_state() {
+    let Some(w) = world().await else { return };
+    approve(
+        &w.store,
+        &quals_releasing("1.1.0", "[COMPLETE, EXECUTOR_ERROR]"),
+    )
+    .await;
+    let (id, run_dir) = ended_run(&w, "quals@1.1.0", RunState::ExecutorError).await;
+    // Another version without the field: the same failure releases nothing.
+    let (other, _) = ended_run(&w, "quals@1.0.0", RunState::ExecutorError).await;
+    let c = crawler(&w);
+    assert_eq!(c.rescan().await.unwrap(), (2, 0));
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg"),
+            format!("{id}/results.csv"),
+        ]
+    );
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    let got = w
+        .bucket
+        .get(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, csv);
+    let released = w.store.released_files(id).await.unwrap();
+    assert_eq!(
+        released.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["plots/quals.svg", "results.csv"]
+    );
+    assert_eq!(released[1].sha256, sha(&csv));
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+    assert_settled_with_nothing_released(&w, &c, other).await;
+    assert_eq!(c.rescan().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_canceled_run_releases_nothing_by_default() {
+    let Some(w) = world().await else { return };
+    let (id, _) = ended_run(&w, "quals@1.0.0", RunState::Canceled).await;
+    // Listing other states does not release CANCELED either.
+    approve(
+        &w.store,
+        &quals_releasing("1.2.0", "[COMPLETE, EXECUTOR_ERROR]"),
+    )
+    .await;
+    let (other, _) = ended_run(&w, "quals@1.2.0", RunState::Canceled).await;
+    let c = crawler(&w);
+    assert_eq!(c.rescan().await.unwrap(), (2, 0));
+    assert_settled_with_nothing_released(&w, &c, id).await;
+    assert_settled_with_nothing_released(&w, &c, other).await;
+}
+
+#[tokio::test]
+async fn failed_runs_of_an_unknown_workflow_or_without_log_json_are_settled() {
+    let Some(w) = world().await else { return };
+    // Never registered nor approved: nothing leaves, and the run is not read again.
+    let (unknown, _) = ended_run(&w, "ghost@9.9.9", RunState::SystemError).await;
+    // Canceled before it ran: no log.json will ever come; settled all the same.
+    let (early, run_dir) = ended_run(&w, "quals@1.0.0", RunState::Canceled).await;
+    std::fs::remove_dir_all(run_dir.join(".weskit")).unwrap();
+    let c = crawler(&w);
+    assert_eq!(
+        c.process_run_id(unknown).await.unwrap(),
+        results_crawler::RunOutcome::NotEligible
+    );
+    assert_eq!(c.rescan().await.unwrap(), (1, 0));
+    assert_settled_with_nothing_released(&w, &c, unknown).await;
+    assert_settled_with_nothing_released(&w, &c, early).await;
+    assert_eq!(c.rescan().await.unwrap(), (0, 0));
 }
 
 #[tokio::test]

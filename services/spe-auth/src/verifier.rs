@@ -355,7 +355,17 @@ impl Verifier {
             {
                 return Err(AuthError::invalid("token issuer is not trusted"));
             }
-            if !strings(&claims, "aud").contains(&issuer.config.audience) {
+            // The API must be the audience; an answer without `aud` (an opaque token issued for
+            // no resource, as for userinfo) counts only when the token was issued to the client
+            // named as the audience, never to another relying party of the provider.
+            let meant_for_us = match claims.get("aud") {
+                None | Some(Value::Null) => {
+                    claims.get("client_id").and_then(Value::as_str)
+                        == Some(issuer.config.audience.as_str())
+                }
+                Some(_) => strings(&claims, "aud").contains(&issuer.config.audience),
+            };
+            if !meant_for_us {
                 return Err(AuthError::invalid("token is not meant for this service"));
             }
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);

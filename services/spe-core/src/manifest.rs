@@ -25,6 +25,9 @@
 //!   max_file_bytes: 104857600       # larger files are held for review, never released automatically
 //!   checks:                         # optional per-file checks
 //!     - { glob: "results/*.csv", min_cell_count: 5 }
+//!   release_states: [COMPLETE]      # optional: the terminal run states whose outputs are
+//!                                   # released (default COMPLETE only; also EXECUTOR_ERROR,
+//!                                   # SYSTEM_ERROR, CANCELED)
 //! ```
 //!
 //! Dataset parameters: a top-level property of `params` of type string carrying
@@ -44,6 +47,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
 use crate::request::{RequestError, WorkflowType};
+use crate::state::RunState;
 
 /// The manifest's file name inside a workflow folder. It is always one of the digested files.
 pub const MANIFEST_FILE: &str = "workflow.yaml";
@@ -132,6 +136,30 @@ pub struct EgressRules {
     pub max_file_bytes: u64,
     #[serde(default)]
     pub checks: Vec<OutputCheck>,
+    /// The terminal run states whose outputs the rules apply to; a run that ended in any other
+    /// state releases nothing. Default: COMPLETE only. Left out of the stored form when it is
+    /// the default, so manifests stored before the field existed read back unchanged.
+    #[serde(
+        default = "default_release_states",
+        skip_serializing_if = "is_default_release_states"
+    )]
+    pub release_states: Vec<RunState>,
+}
+
+/// The terminal states `egress.release_states` may name.
+pub const RELEASE_STATES: [RunState; 4] = [
+    RunState::Complete,
+    RunState::ExecutorError,
+    RunState::SystemError,
+    RunState::Canceled,
+];
+
+fn default_release_states() -> Vec<RunState> {
+    vec![RunState::Complete]
+}
+
+fn is_default_release_states(states: &[RunState]) -> bool {
+    states == [RunState::Complete]
 }
 
 /// A check run on each output matching `glob` before it may be released; a file that fails is held.
@@ -569,7 +597,34 @@ impl EgressRules {
                 return Err(at(&key, "name a check, e.g. min_cell_count"));
             }
         }
+        if self.release_states.is_empty() {
+            return Err(at(
+                "egress.release_states",
+                "list at least one state (leave the field out for the default, [COMPLETE])",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, state) in self.release_states.iter().enumerate() {
+            let key = format!("egress.release_states[{i}]");
+            if !RELEASE_STATES.contains(state) {
+                return Err(at(
+                    &key,
+                    format!(
+                        "{state} is not a terminal state: expected one of COMPLETE, \
+                         EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED"
+                    ),
+                ));
+            }
+            if !seen.insert(*state) {
+                return Err(at(&key, format!("{state} listed twice")));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether outputs of a run that ended in `state` may leave under these rules.
+    pub fn releases_state(&self, state: RunState) -> bool {
+        self.release_states.contains(&state)
     }
 
     /// Compiles the globs for [`EgressMatcher::classify`].
@@ -598,6 +653,7 @@ impl EgressRules {
             review: build(&self.review)?,
             max_file_bytes: self.max_file_bytes,
             checks,
+            release_states: self.release_states.clone(),
         })
     }
 }
@@ -618,9 +674,15 @@ pub struct EgressMatcher {
     review: GlobSet,
     max_file_bytes: u64,
     checks: Vec<(globset::GlobMatcher, OutputCheck)>,
+    release_states: Vec<RunState>,
 }
 
 impl EgressMatcher {
+    /// Whether outputs of a run that ended in `state` may leave at all (`egress.release_states`).
+    pub fn releases_state(&self, state: RunState) -> bool {
+        self.release_states.contains(&state)
+    }
+
     /// Decides for one output, by its path relative to the run directory and its size. Review
     /// wins over release; a file over the size limit is held.
     pub fn classify(&self, relative_path: &str, size: u64) -> EgressDecision {
@@ -1180,6 +1242,90 @@ egress:
     }
 
     #[test]
+    fn release_states_default_to_complete_only() {
+        let m = quals();
+        assert_eq!(m.egress.release_states, vec![RunState::Complete]);
+        assert!(m.egress.releases_state(RunState::Complete));
+        let matcher = m.egress.matcher().unwrap();
+        assert!(matcher.releases_state(RunState::Complete));
+        for state in [
+            RunState::ExecutorError,
+            RunState::SystemError,
+            RunState::Canceled,
+        ] {
+            assert!(!m.egress.releases_state(state), "{state}");
+            assert!(!matcher.releases_state(state), "{state}");
+        }
+        // The default is left out of the stored form: manifests stored before the field
+        // existed read back (and serialize) unchanged.
+        assert!(m.to_json()["egress"].get("release_states").is_none());
+    }
+
+    #[test]
+    fn release_states_may_name_other_terminal_states() {
+        let text = QUALS.replace(
+            "max_file_bytes: 1000",
+            "max_file_bytes: 1000\n  release_states: [COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED]",
+        );
+        let m = Manifest::from_yaml(&text).unwrap();
+        assert_eq!(m.egress.release_states, RELEASE_STATES.to_vec());
+        let matcher = m.egress.matcher().unwrap();
+        for state in RELEASE_STATES {
+            assert!(matcher.releases_state(state), "{state}");
+        }
+        assert_eq!(
+            m.to_json()["egress"]["release_states"],
+            json!(["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"])
+        );
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+
+        let only_failed = QUALS.replace(
+            "max_file_bytes: 1000",
+            "max_file_bytes: 1000\n  release_states: [EXECUTOR_ERROR]",
+        );
+        let m = Manifest::from_yaml(&only_failed).unwrap();
+        assert!(m.egress.releases_state(RunState::ExecutorError));
+        assert!(!m.egress.releases_state(RunState::Complete));
+    }
+
+    #[test]
+    fn release_states_errors_name_the_field() {
+        let with = |states: &str| {
+            bad(|s| {
+                s.replace(
+                    "max_file_bytes: 1000",
+                    &format!("max_file_bytes: 1000\n  release_states: {states}"),
+                )
+            })
+        };
+        for (states, field) in [
+            ("[RUNNING]", "egress.release_states[0]:"),
+            ("[COMPLETE, QUEUED]", "egress.release_states[1]:"),
+            ("[COMPLETE, PREEMPTED]", "egress.release_states[1]:"),
+            ("[CANCELING]", "egress.release_states[0]:"),
+            ("[COMPLETE, COMPLETE]", "egress.release_states[1]:"),
+            ("[FAILED]", "egress.release_states[0]:"),
+            ("[complete]", "egress.release_states[0]:"),
+            ("[]", "egress.release_states:"),
+            ("COMPLETE", "egress.release_states:"),
+        ] {
+            let e = with(states);
+            assert!(e.starts_with(field), "{states}: {e}");
+        }
+        assert!(with("[RUNNING]").contains("not a terminal state"));
+        assert!(with("[COMPLETE, COMPLETE]").contains("listed twice"));
+        // A stored manifest is checked the same way when read back.
+        let mut stored = quals().to_json();
+        stored["egress"]["release_states"] = json!(["PAUSED"]);
+        assert!(
+            Manifest::from_json(&stored)
+                .unwrap_err()
+                .0
+                .starts_with("egress.release_states[0]:")
+        );
+    }
+
+    #[test]
     fn egress_rules_classify_outputs() {
         let m = quals().egress.matcher().unwrap();
         assert!(matches!(
@@ -1238,6 +1384,22 @@ egress:
         let broken: Value =
             serde_yaml::from_str(&QUALS.replace("Snakefile", "../Snakefile")).unwrap();
         assert!(!validator.is_valid(&broken));
+        // egress.release_states: the schema and the parser agree.
+        for (states, ok) in [
+            ("[COMPLETE, EXECUTOR_ERROR]", true),
+            ("[CANCELED, SYSTEM_ERROR]", true),
+            ("[RUNNING]", false),
+            ("[COMPLETE, COMPLETE]", false),
+            ("[]", false),
+        ] {
+            let text = QUALS.replace(
+                "max_file_bytes: 1000",
+                &format!("max_file_bytes: 1000\n  release_states: {states}"),
+            );
+            let doc: Value = serde_yaml::from_str(&text).unwrap();
+            assert_eq!(validator.is_valid(&doc), ok, "schema: {states}");
+            assert_eq!(Manifest::from_yaml(&text).is_ok(), ok, "parser: {states}");
+        }
         let quals = std::fs::read_to_string(root.join("workflows/quals/workflow.yaml")).unwrap();
         let quals = Manifest::from_yaml(&quals).unwrap();
         assert_eq!(quals.dataset_params()[0].name, "dataset");

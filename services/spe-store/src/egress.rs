@@ -7,7 +7,10 @@
 //! crawlers on one database never upload one file at the same time, and a crawler that died
 //! mid-upload leaves work another (or itself, restarted) picks up once the lease runs out.
 //! A run is marked `egress_done` when none of its files is pending or uploading; rescans read
-//! only runs that are COMPLETE and not done, so their cost follows the pending work.
+//! only runs that have ended (a terminal state) and are not done, so their cost follows the
+//! pending work. Which terminal states release anything is the manifest's
+//! `egress.release_states`, which the crawler applies: a run whose state its manifest does not
+//! release is settled (marked done, nothing recorded) the first time it is seen.
 
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
@@ -99,6 +102,14 @@ pub enum EgressOutcome<'a> {
     },
 }
 
+/// The states a run ends in; a run in one of them is looked at by the crawler until settled.
+const TERMINAL_STATES: [RunState; 4] = [
+    RunState::Complete,
+    RunState::ExecutorError,
+    RunState::SystemError,
+    RunState::Canceled,
+];
+
 const EGRESS_RUN_COLUMNS: &str =
     "id, state, run_dir, log_dir, workflow_url, end_time, egress_scanned_at, egress_done";
 
@@ -106,13 +117,21 @@ const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason, owner, le
      upload_id, attempts, next_attempt_at, released_at";
 
 impl Store {
-    /// COMPLETE runs whose egress is not done, oldest end first, at most `limit`.
+    /// Ended runs (COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED) whose egress is not
+    /// done, oldest end first, at most `limit`. Whether a run's state releases anything is for
+    /// the crawler to decide from the run's manifest; a run it settles is never read again.
+    /// Served by the index `runs_by_egress (egress_done, state)`.
     pub async fn runs_awaiting_egress(&self, limit: i64) -> Result<Vec<EgressRun>, StoreError> {
+        let [a, b, c, d] = TERMINAL_STATES.map(RunState::as_str);
         let rows = sqlx::query(&format!(
-            "SELECT {EGRESS_RUN_COLUMNS} FROM runs WHERE egress_done = 0 AND state = $1 \
-             ORDER BY end_time, id LIMIT $2"
+            "SELECT {EGRESS_RUN_COLUMNS} FROM runs \
+             WHERE egress_done = 0 AND state IN ($1, $2, $3, $4) \
+             ORDER BY end_time, id LIMIT $5"
         ))
-        .bind(RunState::Complete.as_str())
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -403,13 +422,19 @@ impl Store {
         Ok(updated.rows_affected() == 1)
     }
 
-    /// How many runs are COMPLETE with egress not done (the crawler's backlog).
+    /// How many ended runs have egress not done (the crawler's backlog).
     pub async fn egress_backlog(&self) -> Result<i64, StoreError> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE egress_done = 0 AND state = $1")
-                .bind(RunState::Complete.as_str())
-                .fetch_one(&self.pool)
-                .await?;
+        let [a, b, c, d] = TERMINAL_STATES.map(RunState::as_str);
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM runs \
+             WHERE egress_done = 0 AND state IN ($1, $2, $3, $4)",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.try_get("n")?)
     }
 }

@@ -61,26 +61,43 @@ fn file(path: &str, state: &'static str, size: i64) -> NewEgressFile {
 }
 
 #[tokio::test]
-async fn only_complete_runs_with_unsettled_egress_are_awaiting() {
+async fn only_ended_runs_with_unsettled_egress_are_awaiting() {
     on_each_backend(|store| async move {
         let done = run_in_state(&store, RunState::Complete).await;
         let open = run_in_state(&store, RunState::Complete).await;
-        let _failed = run_in_state(&store, RunState::ExecutorError).await;
+        let failed = run_in_state(&store, RunState::ExecutorError).await;
+        let broken = run_in_state(&store, RunState::SystemError).await;
+        let canceled = run_in_state(&store, RunState::Canceled).await;
         let _queued = run_in_state(&store, RunState::Queued).await;
+        let _running = run_in_state(&store, RunState::Running).await;
+        let _canceling = run_in_state(&store, RunState::Canceling).await;
         store.record_egress_scan(done, &[], t(3_000)).await.unwrap();
         assert!(store.mark_egress_done(done, t(3_001)).await.unwrap());
         assert!(!store.mark_egress_done(done, t(3_002)).await.unwrap());
+        let awaiting = store.runs_awaiting_egress(100).await.unwrap();
+        let mut ids = awaiting.iter().map(|r| r.id).collect::<Vec<_>>();
+        ids.sort();
+        let mut want = vec![open, failed, broken, canceled];
+        want.sort();
+        assert_eq!(ids, want);
+        assert!(awaiting.iter().all(|r| !r.scanned && !r.done));
+        assert_eq!(store.egress_backlog().await.unwrap(), 4);
+        // A run never scanned cannot be done.
+        assert!(!store.mark_egress_done(open, t(3_003)).await.unwrap());
+        let seen = store.egress_run(done).await.unwrap().unwrap();
+        assert!(seen.scanned && seen.done);
+        // Ended runs settled with nothing recorded (what the crawler does with a state the
+        // manifest does not release) are never read again.
+        for id in [failed, broken, canceled] {
+            store.record_egress_scan(id, &[], t(4_000)).await.unwrap();
+            assert!(store.mark_egress_done(id, t(4_001)).await.unwrap());
+        }
         let awaiting = store.runs_awaiting_egress(100).await.unwrap();
         assert_eq!(
             awaiting.iter().map(|r| r.id).collect::<Vec<_>>(),
             vec![open]
         );
-        assert!(!awaiting[0].scanned && !awaiting[0].done);
         assert_eq!(store.egress_backlog().await.unwrap(), 1);
-        // A run never scanned cannot be done.
-        assert!(!store.mark_egress_done(open, t(3_003)).await.unwrap());
-        let seen = store.egress_run(done).await.unwrap().unwrap();
-        assert!(seen.scanned && seen.done);
     })
     .await;
 }

@@ -15,10 +15,18 @@
 // userinfo (LS-Login releases them from userinfo).
 //
 // Test-only grant `urn:spe:test:user` (client `spe-test`, secret `spe-test-secret`, param
-// `user=<name>`): a JWT access token for a listed user, with no browser. Users: GET helper /users.
+// `user=<name>`): an access token for a listed user, with no browser. Users: GET helper /users.
+// With `resource=urn:spe:api` it is a JWT for the API carrying the LS-Login claims; without, it
+// is opaque, carries no LS-Login claims (they come from userinfo only, as at LS-Login), has no
+// `aud`, and is valid at userinfo and introspection. Client `spe-api` (secret `spe-api-secret`)
+// may use the grant too: its opaque tokens are issued to the client named as the API audience.
+// Client `spe-introspect` (secret `spe-introspect-secret`) introspects (RFC 7662).
+// User `shapeshifter`: userinfo answers for its tokens with researcher's sub (a lying provider).
 //
 // Helper (base + 2):
 //   GET  /users                          the users, their subs and entitlements
+//   POST /calls {token}                  how often provider A's userinfo and introspection
+//                                        were asked about `token`: {userinfo, introspection}
 //   GET  /trusted/jwks.json              JWKS of the trusted visa issuer  (iss <helper>/trusted)
 //   GET  /untrusted/jwks.json            JWKS of an untrusted visa issuer (iss <helper>/untrusted)
 //   POST /sign {key, claims, header?}    a compact JWS over `claims`; key is one of
@@ -64,6 +72,8 @@ const USERS = {
   operator: { entitlements: [group('spe-demo:role=operator')], grants: [] },
   // Logged in, but member of no group the SPE maps to a role.
   nobody: { entitlements: [group('other-vo')], grants: [] },
+  // Userinfo about its tokens names researcher's sub: the SPE must refuse them.
+  shapeshifter: { entitlements: [group('spe-demo:researchers')], grants: [] },
 };
 for (const [name, u] of Object.entries(USERS)) {
   u.name = name;
@@ -72,6 +82,17 @@ for (const [name, u] of Object.entries(USERS)) {
 }
 const bySub = new Map(Object.values(USERS).map((u) => [u.sub, u]));
 const findUser = (id) => USERS[id] || bySub.get(id);
+
+// sha256(token) -> {userinfo, introspection}: calls to provider A about each token.
+const calls = new Map();
+const tokenKey = (token) => crypto.createHash('sha256').update(token).digest('hex');
+function countCall(kind, token) {
+  if (typeof token !== 'string' || !token) return;
+  const key = tokenKey(token);
+  const c = calls.get(key) || { userinfo: 0, introspection: 0 };
+  c[kind] += 1;
+  calls.set(key, c);
+}
 
 async function rsaKey(kid) {
   const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
@@ -153,6 +174,22 @@ function makeProvider(port, signingKey) {
         response_types: ['code'],
       },
       {
+        // The client named as the API audience: its opaque tokens are for the API.
+        client_id: 'spe-api',
+        client_secret: 'spe-api-secret',
+        grant_types: ['urn:spe:test:user'],
+        redirect_uris: [],
+        response_types: [],
+      },
+      {
+        // The SPE's introspection credentials (RFC 7662).
+        client_id: 'spe-introspect',
+        client_secret: 'spe-introspect-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+      },
+      {
         // The web UI: authorization code with PKCE (S256).
         client_id: 'spe-web',
         client_secret: 'spe-web-secret',
@@ -206,6 +243,8 @@ function makeProvider(port, signingKey) {
       };
     },
     async extraTokenClaims(ctx, token) {
+      // Opaque tokens (no resource server) carry no LS-Login claims: userinfo has them.
+      if (!token.resourceServer) return undefined;
       const user = token.accountId && findUser(token.accountId);
       return user ? lsLoginClaims(user) : undefined;
     },
@@ -215,6 +254,16 @@ function makeProvider(port, signingKey) {
   // Every token and code this provider hands out, for the no-secrets-in-logs check.
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.path === '/me' && ctx.body?.sub === USERS.shapeshifter.sub) {
+      // The lying provider: userinfo about someone else.
+      ctx.body = { ...ctx.body, sub: USERS.researcher.sub };
+    }
+    if (port === BASE && ctx.path === '/me') {
+      countCall('userinfo', (ctx.get('authorization') || '').replace(/^Bearer /i, ''));
+    }
+    if (port === BASE && ctx.path === '/token/introspection') {
+      countCall('introspection', ctx.oidc?.params?.token);
+    }
     const body = ctx.body;
     if (body && typeof body === 'object' && !Buffer.isBuffer(body) && typeof body.pipe !== 'function') {
       recordTokens(body.access_token, body.refresh_token, body.id_token, body.device_code);
@@ -238,11 +287,18 @@ function makeProvider(port, signingKey) {
       const { client } = ctx.oidc;
       const grant = new provider.Grant({ accountId: user.sub, clientId: client.clientId });
       const scope = 'openid profile email eduperson_entitlement ga4gh_passport_v1';
-      grant.addOIDCScope('openid profile email');
-      grant.addResourceScope(RESOURCE, scope);
+      const jwt = ctx.oidc.params.resource === RESOURCE;
+      if (ctx.oidc.params.resource && !jwt) throw new Provider.errors.InvalidTarget();
+      if (jwt) {
+        grant.addOIDCScope('openid profile email');
+        grant.addResourceScope(RESOURCE, scope);
+      } else {
+        // Opaque, for userinfo (and introspection): the LS-Login claims are released there.
+        grant.addOIDCScope(scope);
+      }
       const grantId = await grant.save();
       const token = new provider.AccessToken({ accountId: user.sub, client, grantId, scope });
-      token.resourceServer = new provider.ResourceServer(RESOURCE, resourceInfo());
+      if (jwt) token.resourceServer = new provider.ResourceServer(RESOURCE, resourceInfo());
       ctx.oidc.entity('AccessToken', token);
       const value = await token.save();
       ctx.body = { access_token: value, token_type: 'Bearer', expires_in: token.expiration, scope };
@@ -277,6 +333,12 @@ function helper() {
         return json(res, 200, { keys: [publicJwk(keys['visa-untrusted'])] });
       }
       if (req.method === 'GET' && url.pathname === '/health') return json(res, 200, { ok: true });
+      if (req.method === 'POST' && url.pathname === '/calls') {
+        let body = '';
+        for await (const chunk of req) body += chunk;
+        const { token } = JSON.parse(body);
+        return json(res, 200, calls.get(tokenKey(String(token))) || { userinfo: 0, introspection: 0 });
+      }
       if (req.method === 'POST' && url.pathname === '/sign') {
         let body = '';
         for await (const chunk of req) body += chunk;

@@ -89,6 +89,61 @@ impl Peer {
             .to_owned()
     }
 
+    /// An opaque access token (no resource indicator: no `aud`, no LS-Login claims, valid at
+    /// userinfo and introspection) issued to `client` (`spe-api`, the client named as the
+    /// audience, or `spe-test`) for a test user.
+    pub async fn opaque_token(&self, client: &str, user: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[("grant_type", "urn:spe:test:user"), ("user", user)])
+            .send()
+            .await
+            .expect("token request");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("token response");
+        assert!(
+            status.is_success(),
+            "opaque token for {user}: {status} {body}"
+        );
+        let token = body["access_token"].as_str().expect("access_token");
+        assert_eq!(token.split('.').count(), 1, "not opaque");
+        token.to_owned()
+    }
+
+    /// Revokes (RFC 7009) a token issued to `client`.
+    pub async fn revoke(&self, client: &str, token: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/token/revocation", self.issuer))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("revocation request");
+        assert!(resp.status().is_success(), "revoke: {}", resp.status());
+    }
+
+    /// How often provider A's userinfo and introspection endpoints were asked about `token`:
+    /// (userinfo, introspection).
+    pub async fn calls(&self, token: &str) -> (u64, u64) {
+        let v: Value = self
+            .http
+            .post(format!("{}/calls", self.helper))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .expect("calls")
+            .json()
+            .await
+            .expect("calls json");
+        (
+            v["userinfo"].as_u64().expect("userinfo"),
+            v["introspection"].as_u64().expect("introspection"),
+        )
+    }
+
     /// A JWS over `claims` with one of the peer's keys: provider, second, unknown,
     /// visa-trusted, visa-untrusted.
     pub async fn sign(&self, key: &str, claims: Value, header: Value) -> String {
