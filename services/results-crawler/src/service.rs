@@ -41,6 +41,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(owner = crawler.owner(), bucket = cc.bucket, data_dir = %config.data_dir.display(), watch = ?cc.watch, "results-crawler started");
 
     let (run_tx, run_rx) = mpsc::unbounded_channel();
+    // A watch on a folder that does not exist yet fails, and the crawler would then learn of
+    // finished runs only at rescans: make sure it is there (wes-api creates it too).
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        tracing::warn!(error = %e, data_dir = %config.data_dir.display(), "cannot create the data directory");
+    }
     let _watcher = match watch::start(
         &config.data_dir,
         cc.watch,

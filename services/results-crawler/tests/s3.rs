@@ -767,43 +767,7 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         std::fs::write(dir.join("plots/big.svg"), vec![5u8; 3 * 1024 * 1024]).unwrap();
         ids.push(id);
     }
-    let db = w._dir.path().join("spe.db");
-    let config = w._dir.path().join("spe.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-service:
-  id: org.example.spe
-  name: SPE
-  organization: {{ name: Example, url: "https://example.org" }}
-  auth_instructions_url: "https://example.org/login"
-database:
-  url: "sqlite://{db}"
-data_dir: "{data}"
-auth: disabled
-logging: {{ level: warn }}
-workflows:
-  types: {{ SMK: ["9"] }}
-  engines:
-    snakemake: {{ workflow_type: SMK, versions: ["9.27"] }}
-crawler:
-  bucket: spe-results
-  endpoint: "{endpoint}"
-  path_style: true
-  multipart_threshold_bytes: 1048576
-  multipart_part_bytes: 5242880
-  rescan_cron: "* * * * * *"
-  metrics_listen: 127.0.0.1:0
-  lease_seconds: 10
-  retry_max_backoff_seconds: 1
-"#,
-            db = db.display(),
-            data = w.data.display(),
-            endpoint = w.endpoint,
-        ),
-    )
-    .unwrap();
+    let config = binary_config(&w, "* * * * * *", "watch: notify");
     let start = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"))
             .arg("--config")
@@ -874,4 +838,113 @@ crawler:
             assert_eq!(head.size, f.size);
         }
     }
+}
+
+/// A config file for the crawler binary on this world's store, data dir and bucket.
+fn binary_config(w: &World, rescan_cron: &str, watch: &str) -> PathBuf {
+    let db = w._dir.path().join("spe.db");
+    let config = w
+        ._dir
+        .path()
+        .join(format!("spe-{}.yaml", watch.len() + rescan_cron.len()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+service:
+  id: org.example.spe
+  name: SPE
+  organization: {{ name: Example, url: "https://example.org" }}
+  auth_instructions_url: "https://example.org/login"
+database:
+  url: "sqlite://{db}"
+data_dir: "{data}"
+auth: disabled
+logging: {{ level: warn }}
+workflows:
+  types: {{ SMK: ["9"] }}
+  engines:
+    snakemake: {{ workflow_type: SMK, versions: ["9.27"] }}
+crawler:
+  bucket: spe-results
+  endpoint: "{endpoint}"
+  path_style: true
+  multipart_threshold_bytes: 1048576
+  multipart_part_bytes: 5242880
+  rescan_cron: "{rescan_cron}"
+  {watch}
+  poll_interval_seconds: 1
+  metrics_listen: 127.0.0.1:0
+  lease_seconds: 10
+  retry_max_backoff_seconds: 1
+"#,
+            db = db.display(),
+            data = w.data.display(),
+            endpoint = w.endpoint,
+            rescan_cron = rescan_cron,
+            watch = watch,
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts the crawler binary; returns it with its metrics address (its first stdout line).
+fn start_binary(config: &Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"))
+        .arg("--config")
+        .arg(config)
+        .env("SPE__CRAWLER__ACCESS_KEY", "spe-test-access")
+        .env("SPE__CRAWLER__SECRET_KEY", "spe-test-secret-key")
+        .env("RUST_LOG", "results_crawler=debug,info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(config.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    }
+    (
+        child,
+        line.trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// A run that finishes after the crawler started, with no rescan due for an hour: only the
+/// file-system watcher can find it (inotify, or the polling watcher meant for NFS).
+async fn released_by_the_watcher(watch: &str) {
+    let Some(w) = world().await else { return };
+    let config = binary_config(&w, "0 0 * * * *", watch);
+    let (mut child, _) = start_binary(&config);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (id, _) = finished_run(&w).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !w.store.egress_run(id).await.unwrap().unwrap().done {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{watch}: the run was not released; crawler log:\n{}",
+            std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(w.store.released_files(id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_run_finishing_after_start_is_released_by_the_notify_watcher() {
+    released_by_the_watcher("watch: notify").await;
+}
+
+#[tokio::test]
+async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
+    released_by_the_watcher("watch: poll").await;
 }
