@@ -2,11 +2,10 @@
 //! against the real provider (tests/peers/oidc.sh). Its own test binary, so that the fetches it
 //! counts (from the verifier's log) are its own.
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/peer.rs"]
 mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use spe_auth::{AuthError, Verifier};
@@ -14,36 +13,13 @@ use support::{AUDIENCE, now, peer};
 
 const FETCHED: &str = "fetched signing keys";
 
-fn fetches(logs: &Arc<Mutex<Vec<u8>>>) -> usize {
-    let text = logs
-        .lock()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    text.matches(FETCHED).count()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-impl Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buf) = self.0.lock() {
-            buf.extend_from_slice(data);
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn fetches() -> usize {
+    logs::captured_text().matches(FETCHED).count()
 }
 
 #[tokio::test]
 async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer = logs.clone();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("spe_auth=info")
-        .with_ansi(false)
-        .with_writer(move || LogWriter(writer.clone()))
-        .try_init();
+    logs::captured_logs();
     let Some(peer) = peer().await else { return };
     let sub = peer.sub("researcher").await;
     let forged = || async {
@@ -60,7 +36,7 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
         .await
         .unwrap();
     // The issuer's keys (and the trusted visa issuers', for the token's passport).
-    let after_start = fetches(&logs);
+    let after_start = fetches();
     assert!(
         after_start >= 1,
         "the keys were fetched to verify the first token"
@@ -72,7 +48,7 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
         ));
     }
     assert_eq!(
-        fetches(&logs),
+        fetches(),
         after_start,
         "unknown kids must not hammer the issuer"
     );
@@ -81,12 +57,12 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
     config.jwks_min_refresh_seconds = 0;
     let eager = Verifier::new(&config).unwrap();
     eager.verify(&peer.token("researcher").await).await.unwrap();
-    let before = fetches(&logs);
+    let before = fetches();
     for _ in 0..3 {
         assert!(matches!(
             eager.verify(&forged().await).await,
             Err(AuthError::Invalid(_))
         ));
     }
-    assert_eq!(fetches(&logs), before + 3);
+    assert_eq!(fetches(), before + 3);
 }

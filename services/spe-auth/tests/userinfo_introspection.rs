@@ -3,14 +3,14 @@
 //! a resource indicator) carry no `aud` and none of the LS-Login claims: as at LS-Login, those
 //! come from userinfo only. Also: neither a token nor the introspection secret reaches the logs.
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/peer.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use logs::captured_logs;
 use spe_auth::{AuthError, Role, Verifier};
 use spe_core::config::OidcConfig;
 use support::{DATASET_GRANT, Peer, peer};
@@ -134,39 +134,6 @@ async fn userinfo_is_asked_only_for_missing_claims_and_must_be_about_the_same_su
     let p = verifier.verify(&jwt).await.unwrap();
     assert_eq!(p.roles, vec![Role::Researcher]);
     assert_eq!(peer.calls(&jwt).await, (0, 0));
-}
-
-/// Everything this test binary logs, at debug level and up, from every crate (reqwest and
-/// hyper included); also written to stderr when SPE_TEST_LOG_STDERR=1 (tests/run-all.sh).
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-impl Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buf) = self.0.lock() {
-            buf.extend_from_slice(data);
-        }
-        if std::env::var_os("SPE_TEST_LOG_STDERR").is_some_and(|v| v == "1") {
-            let _ = std::io::stderr().write_all(data);
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -6,11 +6,13 @@
 //! Without SPE_TEST_S3_URL the test is skipped with a message, unless CI is set: then it fails.
 
 mod common;
+#[path = "../../spe-auth/tests/support/logs.rs"]
+mod logs;
 #[path = "../../spe-auth/tests/support/peer.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use logs::captured_logs;
+
 use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -39,35 +41,6 @@ fn s3_url() -> Option<String> {
             eprintln!("SKIPPED: SPE_TEST_S3_URL not set (tests/peers/s3.sh start)");
             None
         }
-    }
-}
-
-/// Everything this test binary logs, at debug level and up, from every crate.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-impl Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buf) = self.0.lock() {
-            buf.extend_from_slice(data);
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
