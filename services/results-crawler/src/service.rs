@@ -23,10 +23,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let Some(cc) = config.crawler.as_ref() else {
         anyhow::bail!("the configuration has no `crawler:` section");
     };
-    let store = Store::connect_with_timeout(
+    let store = Store::connect_for(
         &config.database.url,
         config.database.max_connections,
         Duration::from_secs(config.database.connect_timeout_seconds),
+        Some(config.auth.primary_issuer()),
     )
     .await?;
     let bucket = Bucket::connect(cc).await;

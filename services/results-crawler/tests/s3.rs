@@ -146,14 +146,21 @@ async fn approve(store: &Store, manifest: &Manifest) {
                 registered_digest: "a".repeat(64),
                 manifest: manifest.to_json(),
                 description: "quals".into(),
-                registered_by: "controller".into(),
+                registered_by: person("controller"),
                 at: now(),
             })
             .await
             .unwrap()
             .unwrap();
         store
-            .approve_workflow(name, version, "controller", &"a".repeat(64), false, now())
+            .approve_workflow(
+                name,
+                version,
+                &person("controller"),
+                &"a".repeat(64),
+                false,
+                now(),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -209,7 +216,7 @@ async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, Pa
     w.store
         .insert_run(&NewRun {
             id,
-            owner: "alice".into(),
+            owner: person("alice"),
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
             workflow_url: workflow_url.into(),
@@ -232,7 +239,7 @@ async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, Pa
             run: id,
             from: &[RunState::Queued],
             to: state,
-            actor: "reconciler",
+            actor: &spe_core::Actor::Service(spe_core::ServiceActor::Reconciler),
             reason: None,
             exit_code: Some(if state == RunState::Complete { 0 } else { 1 }),
             at: now(),
@@ -947,4 +954,9 @@ async fn a_run_finishing_after_start_is_released_by_the_notify_watcher() {
 #[tokio::test]
 async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
     released_by_the_watcher("watch: poll").await;
+}
+
+/// A person of the test issuer.
+fn person(sub: &str) -> spe_core::Subject {
+    spe_core::Subject::new("https://login.example.org/oidc", sub).unwrap()
 }

@@ -111,8 +111,8 @@ pub struct LoginTokens {
     pub access_token: Secret,
     /// Kept for logout (`id_token_hint`).
     pub id_token: Secret,
-    /// `sub` of the verified ID token.
-    pub subject: String,
+    /// (this login's issuer, `sub` of the verified ID token).
+    pub subject: spe_core::Subject,
     /// Seconds the access token lives, if the provider said.
     pub expires_in: Option<Duration>,
 }
@@ -260,7 +260,8 @@ impl BrowserLogin {
         Ok(LoginTokens {
             access_token: Secret::new(response.access_token().secret().clone()),
             id_token: Secret::new(id_token.to_string()),
-            subject: claims.subject().as_str().to_owned(),
+            subject: spe_core::Subject::new(self.issuer.clone(), claims.subject().as_str())
+                .map_err(|e| AuthError::invalid(format!("ID token subject: {e}")))?,
             expires_in: response.expires_in(),
         })
     }

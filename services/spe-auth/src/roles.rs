@@ -2,16 +2,17 @@
 
 use spe_core::config::{Role, RoleMapping};
 
-/// The roles of a subject holding `entitlements`: every role an entitlement URN maps to (exact
-/// match, `#authority` included, so that another authority cannot assert the same group) plus
-/// the roles the local table gives the subject. Sorted, without duplicates.
-pub fn roles_for(mapping: &RoleMapping, subject: &str, entitlements: &[String]) -> Vec<Role> {
+/// The roles of a subject holding `entitlements`, under the mapping of the issuer that vouched
+/// for both: every role an entitlement URN maps to (exact match, `#authority` included, so that
+/// another authority cannot assert the same group) plus the roles the issuer's local table gives
+/// the `sub`. Sorted, without duplicates.
+pub fn roles_for(mapping: &RoleMapping, sub: &str, entitlements: &[String]) -> Vec<Role> {
     let mut roles: Vec<Role> = entitlements
         .iter()
         .filter_map(|e| mapping.entitlements.get(e))
         .flatten()
         .copied()
-        .chain(mapping.subjects.get(subject).into_iter().flatten().copied())
+        .chain(mapping.subjects.get(sub).into_iter().flatten().copied())
         .collect();
     roles.sort();
     roles.dedup();

@@ -17,7 +17,8 @@ use openidconnect::{AdditionalProviderMetadata, IssuerUrl, ProviderMetadata};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use spe_core::config::{ASYMMETRIC_ALGORITHMS, IssuerConfig, OidcConfig, Role, RoleMapping};
+use spe_core::Subject;
+use spe_core::config::{ASYMMETRIC_ALGORITHMS, IssuerConfig, OidcConfig, Role};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::jwks::KeySet;
@@ -63,11 +64,12 @@ type Metadata = ProviderMetadata<
 /// Who a verified token speaks for.
 #[derive(Clone, Debug, Serialize)]
 pub struct Principal {
-    /// `sub`: the stable subject identifier.
-    pub subject: String,
-    pub issuer: String,
+    /// (issuer, `sub`): `sub` alone is unique only within its issuer.
+    pub subject: Subject,
+    /// Roles under the mapping of the token's own issuer.
     pub roles: Vec<Role>,
-    /// `eduperson_entitlement` values (from the token or userinfo).
+    /// `eduperson_entitlement` values (from the token or userinfo), as asserted by
+    /// `subject.issuer()`.
     pub entitlements: Vec<String>,
     /// The passport's visas that verified (signature from a trusted (iss, jku) pair, times,
     /// `by` policy, conditions).
@@ -107,7 +109,6 @@ struct Issuer {
 /// Verifies bearer tokens for every configured issuer. Cheap to share (`Arc`).
 pub struct Verifier {
     issuers: Vec<Issuer>,
-    roles: RoleMapping,
     visas: VisaVerifier,
     http: reqwest::Client,
 }
@@ -220,7 +221,6 @@ impl Verifier {
             .collect();
         Ok(Verifier {
             issuers,
-            roles: config.roles.clone(),
             visas: VisaVerifier::new(&config.passports, config.leeway_seconds),
             http,
         })
@@ -386,12 +386,14 @@ impl Verifier {
         token: &str,
         mut claims: Map<String, Value>,
     ) -> Result<Principal, AuthError> {
-        let subject = claims
+        let sub = claims
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::invalid("token lacks the sub claim"))?
             .to_owned();
+        let subject = Subject::new(issuer.config.issuer.clone(), sub)
+            .map_err(|e| AuthError::invalid(format!("token subject: {e}")))?;
         if issuer.config.userinfo.enabled
             && USERINFO_CLAIMS.iter().any(|c| !claims.contains_key(*c))
             && let Some(url) = &discovered.userinfo
@@ -415,7 +417,7 @@ impl Verifier {
                     info
                 }
             };
-            if info.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
+            if info.get("sub").and_then(Value::as_str) != Some(subject.sub()) {
                 return Err(AuthError::invalid("userinfo is about another subject"));
             }
             for name in USERINFO_CLAIMS {
@@ -427,12 +429,11 @@ impl Verifier {
             }
         }
         let entitlements = strings(&claims, "eduperson_entitlement");
-        let roles = roles::roles_for(&self.roles, &subject, &entitlements);
+        let roles = roles::roles_for(&issuer.config.roles, subject.sub(), &entitlements);
         let passport = strings(&claims, "ga4gh_passport_v1");
         let visas = self.visas.verify_passport(&self.http, &passport).await;
         Ok(Principal {
             subject,
-            issuer: issuer.config.issuer.clone(),
             roles,
             entitlements,
             visas,

@@ -106,7 +106,7 @@ async fn reconcile(jobs: usize, ticks: usize) -> anyhow::Result<()> {
         store
             .insert_run(&NewRun {
                 id,
-                owner: "bench".into(),
+                owner: spe_core::Subject::local_dev_user(),
                 workflow_type: "SMK".into(),
                 workflow_type_version: "9".into(),
                 workflow_url: "quals@1.0.0".into(),

@@ -409,6 +409,25 @@ pub enum AuthConfig {
     Oidc(Box<OidcConfig>),
 }
 
+impl AuthConfig {
+    /// The issuer of the deployment's people when identities were bare `sub`s (carried to it by
+    /// the store's migration): `auth.oidc.issuer`, or the local issuer with `auth: disabled`.
+    pub fn primary_issuer(&self) -> &str {
+        match self {
+            AuthConfig::Disabled => crate::identity::LOCAL_ISSUER,
+            AuthConfig::Oidc(oidc) => &oidc.issuer,
+        }
+    }
+
+    /// Every issuer whose people may act here, the primary first.
+    pub fn trusted_issuers(&self) -> Vec<String> {
+        match self {
+            AuthConfig::Disabled => vec![crate::identity::LOCAL_ISSUER.to_owned()],
+            AuthConfig::Oidc(oidc) => oidc.issuers().into_iter().map(|i| i.issuer).collect(),
+        }
+    }
+}
+
 /// How `auth` is written: the word `disabled`, or a mapping `oidc: {...}`.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -456,7 +475,7 @@ pub struct OidcConfig {
     pub introspection: Option<IntrospectionConfig>,
     #[serde(default)]
     pub more_issuers: Vec<IssuerConfig>,
-    /// How callers get roles.
+    /// How callers of the main issuer get roles (each of `more_issuers` has its own `roles`).
     #[serde(default)]
     pub roles: RoleMapping,
     /// GA4GH Passport visas (AAI 1.2) for dataset access.
@@ -577,6 +596,10 @@ pub struct IssuerConfig {
     pub userinfo: UserinfoConfig,
     #[serde(default)]
     pub introspection: Option<IntrospectionConfig>,
+    /// How this issuer's callers get roles. Each issuer has its own mapping: an entitlement URN
+    /// or a `sub` grants a role only under the issuer that configured it.
+    #[serde(default)]
+    pub roles: RoleMapping,
 }
 
 /// The signature algorithms a token or visa may use: asymmetric only, never `none` or HS*.
@@ -592,7 +615,9 @@ impl OidcConfig {
             } else {
                 format!("auth.oidc.more_issuers[{}]", i - 1)
             };
-            if !(issuer.issuer.starts_with("https://") || issuer.issuer.starts_with("http://")) {
+            if !(issuer.issuer.starts_with("https://") || issuer.issuer.starts_with("http://"))
+                || issuer.issuer.chars().any(char::is_whitespace)
+            {
                 return Err(ConfigError::at(
                     &format!("{key}.issuer"),
                     "must be an http(s):// URL",
@@ -655,6 +680,7 @@ impl OidcConfig {
             jwks_min_refresh_seconds: self.jwks_min_refresh_seconds,
             userinfo: self.userinfo.clone(),
             introspection: self.introspection.clone(),
+            roles: self.roles.clone(),
         }];
         all.extend(self.more_issuers.iter().cloned());
         all

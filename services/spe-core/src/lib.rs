@@ -7,6 +7,7 @@
 pub mod config;
 pub mod digest;
 pub mod engine;
+pub mod identity;
 pub mod ids;
 pub mod logjson;
 pub mod manifest;
@@ -19,5 +20,6 @@ pub mod state;
 pub mod tasks;
 pub mod time;
 
+pub use identity::{Actor, Group, ServiceActor, Subject};
 pub use ids::RunId;
 pub use state::RunState;

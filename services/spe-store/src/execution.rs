@@ -70,7 +70,7 @@ impl Store {
         .bind(run.to_string())
         .bind(at.micros())
         .bind(RunState::Queued.as_str())
-        .bind("submitter")
+        .bind(spe_core::ServiceActor::Submitter.as_str())
         .bind(format!("submitted to Slurm as job {job}"))
         .execute(&mut *tx)
         .await?;

@@ -8,6 +8,7 @@
 mod egress;
 mod error;
 mod execution;
+mod people;
 mod registry;
 mod results;
 mod runs;
@@ -21,7 +22,7 @@ pub use registry::{
     DATASET_ACTIVE, DATASET_RETIRED, Dataset, NewDataset, NewWorkflowVersion, Refusable,
     RegistryEvent, RegistryRefusal, STATE_APPROVED, STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
 };
-pub use results::{ResultLink, RunShare, SHARE_GROUP, SHARE_SUBJECT};
+pub use results::{ResultLink, RunShare, SharePrincipal};
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
 
 use std::path::Path;
@@ -60,6 +61,38 @@ impl Store {
         url: &DatabaseUrl,
         max_connections: u32,
         timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        Self::connect_for(url, max_connections, timeout, None).await
+    }
+
+    /// Like [`Store::connect_with_timeout`], for a service that knows the deployment's primary
+    /// issuer: rows written before identities were (issuer, sub) pairs are carried to it by the
+    /// migration (`0010_subjects`). Without it, a database holding such rows refuses to migrate.
+    pub async fn connect_for(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        timeout: Duration,
+        primary_issuer: Option<&str>,
+    ) -> Result<Store, StoreError> {
+        Self::connect_inner(url, max_connections, timeout, primary_issuer, None).await
+    }
+
+    /// Connects applying only the migrations up to `last_version`: a database as an older
+    /// release left it. Only for tests of migrations.
+    #[doc(hidden)]
+    pub async fn debug_connect_migrated_until(
+        url: &DatabaseUrl,
+        last_version: i64,
+    ) -> Result<Store, StoreError> {
+        Self::connect_inner(url, 2, Duration::from_secs(10), None, Some(last_version)).await
+    }
+
+    async fn connect_inner(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        timeout: Duration,
+        primary_issuer: Option<&str>,
+        last_version: Option<i64>,
     ) -> Result<Store, StoreError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
@@ -103,15 +136,32 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(redact(e, url)))?;
-        let migrator = match backend {
+        let all = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let partial;
+        let migrator = match last_version {
+            None => all,
+            Some(last) => {
+                partial = sqlx::migrate::Migrator {
+                    migrations: all
+                        .migrations
+                        .iter()
+                        .filter(|m| m.version <= last)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .into(),
+                    ..sqlx::migrate::Migrator::DEFAULT
+                };
+                &partial
+            }
         };
         // Two services starting together on a new SQLite file (which has no migration lock,
         // unlike PostgreSQL) may race; the loser finds the winner's work on a second look.
         let mut attempt = 0;
         loop {
-            match migrator.run(&pool).await {
+            match migrate(&pool, migrator, primary_issuer).await {
                 Ok(()) => break,
                 Err(e) if attempt < 5 => {
                     attempt += 1;
@@ -148,6 +198,34 @@ impl Store {
             .await?;
         Ok(Some(mode.0))
     }
+}
+
+/// Applies the migrations on one connection, which first holds the migration context (a
+/// temporary table, so it is this connection's alone and gone when it closes).
+async fn migrate(
+    pool: &AnyPool,
+    migrator: &sqlx::migrate::Migrator,
+    primary_issuer: Option<&str>,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS spe_migration_context (issuer TEXT)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM spe_migration_context")
+        .execute(&mut *conn)
+        .await?;
+    if let Some(issuer) = primary_issuer {
+        sqlx::query("INSERT INTO spe_migration_context (issuer) VALUES ($1)")
+            .bind(issuer.to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = migrator.run(&mut *conn).await;
+    // The connection goes back to the pool: leave nothing of the context behind.
+    sqlx::query("DROP TABLE IF EXISTS spe_migration_context")
+        .execute(&mut *conn)
+        .await?;
+    result
 }
 
 /// Turns `sqlite://relative/or/absolute.db` into a URL sqlx opens read-write-create, after

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde_json::Value;
+use spe_core::Subject;
 use spe_core::time::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -38,11 +39,11 @@ pub struct WorkflowVersion {
     /// The manifest as registered (`spe_core::manifest::Manifest::to_json`).
     pub manifest: Value,
     pub description: String,
-    pub registered_by: String,
+    pub registered_by: Subject,
     pub registered_at: Timestamp,
-    pub approved_by: Option<String>,
+    pub approved_by: Option<Subject>,
     pub approved_at: Option<Timestamp>,
-    pub retired_by: Option<String>,
+    pub retired_by: Option<Subject>,
     pub retired_at: Option<Timestamp>,
     pub retire_reason: Option<String>,
 }
@@ -66,7 +67,7 @@ pub struct NewWorkflowVersion {
     pub registered_digest: String,
     pub manifest: Value,
     pub description: String,
-    pub registered_by: String,
+    pub registered_by: Subject,
     pub at: Timestamp,
 }
 
@@ -83,7 +84,7 @@ pub struct Dataset {
     pub visa: Option<String>,
     /// `active` or `retired`.
     pub state: String,
-    pub created_by: String,
+    pub created_by: Subject,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -95,7 +96,7 @@ pub struct NewDataset {
     pub location: String,
     pub crypt4gh: bool,
     pub visa: Option<String>,
-    pub created_by: String,
+    pub created_by: Subject,
     pub at: Timestamp,
 }
 
@@ -104,7 +105,7 @@ pub struct NewDataset {
 pub struct RegistryEvent {
     pub seq: i64,
     pub at: Timestamp,
-    pub actor: String,
+    pub actor: Subject,
     /// `workflow` or `dataset`.
     pub subject_kind: String,
     /// `name@version` or the dataset id.
@@ -182,7 +183,7 @@ impl Store {
         .bind(&new.registered_digest)
         .bind(new.manifest.to_string())
         .bind(&new.description)
-        .bind(&new.registered_by)
+        .bind(new.registered_by.key())
         .bind(new.at.micros())
         .execute(&mut *tx)
         .await;
@@ -259,7 +260,7 @@ impl Store {
         &self,
         name: &str,
         version: &str,
-        approver: &str,
+        approver: &Subject,
         digest: &str,
         require_distinct: bool,
         at: Timestamp,
@@ -270,7 +271,7 @@ impl Store {
         if current.state != STATE_DRAFT {
             return Ok(Err(RegistryRefusal::WrongState(current.state)));
         }
-        if require_distinct && current.registered_by == approver {
+        if require_distinct && current.registered_by == *approver {
             return Ok(Err(RegistryRefusal::SameApprover));
         }
         let mut tx = self.pool.begin().await?;
@@ -280,7 +281,7 @@ impl Store {
         )
         .bind(STATE_APPROVED)
         .bind(digest)
-        .bind(approver)
+        .bind(approver.key())
         .bind(at.micros())
         .bind(name)
         .bind(version)
@@ -318,7 +319,7 @@ impl Store {
         &self,
         name: &str,
         version: &str,
-        actor: &str,
+        actor: &Subject,
         reason: Option<&str>,
         at: Timestamp,
     ) -> Refusable<WorkflowVersion> {
@@ -334,7 +335,7 @@ impl Store {
              retire_reason = $4 WHERE name = $5 AND version = $6 AND state = $7",
         )
         .bind(STATE_RETIRED)
-        .bind(actor)
+        .bind(actor.key())
         .bind(at.micros())
         .bind(reason.map(str::to_owned))
         .bind(name)
@@ -379,7 +380,7 @@ impl Store {
         .bind(i64::from(new.crypt4gh))
         .bind(new.visa.clone())
         .bind(DATASET_ACTIVE)
-        .bind(&new.created_by)
+        .bind(new.created_by.key())
         .bind(new.at.micros())
         .bind(new.at.micros())
         .execute(&mut *tx)
@@ -434,7 +435,7 @@ impl Store {
     pub async fn retire_dataset(
         &self,
         id: &str,
-        actor: &str,
+        actor: &Subject,
         reason: Option<&str>,
         at: Timestamp,
     ) -> Refusable<Dataset> {
@@ -499,7 +500,7 @@ impl Store {
                 Ok(RegistryEvent {
                     seq: row.try_get("seq")?,
                     at: Timestamp::from_micros(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
+                    actor: crate::people::subject(row, "actor")?,
                     subject_kind: row.try_get("subject_kind")?,
                     subject: row.try_get("subject")?,
                     action: row.try_get("action")?,
@@ -513,7 +514,7 @@ impl Store {
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     at: Timestamp,
-    actor: &str,
+    actor: &Subject,
     kind: &str,
     subject: &str,
     action: &str,
@@ -524,7 +525,7 @@ async fn insert_event(
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(at.micros())
-    .bind(actor)
+    .bind(actor.key())
     .bind(kind)
     .bind(subject)
     .bind(action)
@@ -556,11 +557,11 @@ fn workflow_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
         digest: row.try_get("digest")?,
         manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", e))?,
         description: row.try_get("description")?,
-        registered_by: row.try_get("registered_by")?,
+        registered_by: crate::people::subject(row, "registered_by")?,
         registered_at: Timestamp::from_micros(row.try_get("registered_at")?),
-        approved_by: row.try_get("approved_by")?,
+        approved_by: crate::people::opt_subject(row, "approved_by")?,
         approved_at: opt_time("approved_at")?,
-        retired_by: row.try_get("retired_by")?,
+        retired_by: crate::people::opt_subject(row, "retired_by")?,
         retired_at: opt_time("retired_at")?,
         retire_reason: row.try_get("retire_reason")?,
         name,
@@ -577,7 +578,7 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset, StoreError> {
         crypt4gh: crypt4gh != 0,
         visa: row.try_get("visa")?,
         state: row.try_get("state")?,
-        created_by: row.try_get("created_by")?,
+        created_by: crate::people::subject(row, "created_by")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
     })

@@ -1,25 +1,43 @@
-//! Results access: with whom a run's owner shared its released results (users by `sub`,
-//! LS-Login groups by entitlement URN), and every presigned download link issued.
+//! Results access: with whom a run's owner shared its released results (users as (issuer,
+//! sub), LS-Login groups as (issuer, entitlement URN)), and every presigned download link issued.
 
-use spe_core::RunId;
 use spe_core::time::Timestamp;
+use spe_core::{Group, RunId, Subject};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::runs::{RUN_COLUMNS, run_from_row};
 use crate::{RunRecord, Store, StoreError};
 
-/// Share kinds: a user by `sub`, or a group by its exact entitlement URN.
-pub const SHARE_SUBJECT: &str = "subject";
-pub const SHARE_GROUP: &str = "group";
+/// With whom a run is shared: one user, or everyone an issuer puts in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharePrincipal {
+    User(Subject),
+    Group(Group),
+}
+
+impl SharePrincipal {
+    /// The stored `kind` column.
+    fn kind(&self) -> &'static str {
+        match self {
+            SharePrincipal::User(_) => "subject",
+            SharePrincipal::Group(_) => "group",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            SharePrincipal::User(s) => s.key(),
+            SharePrincipal::Group(g) => g.key(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunShare {
     pub run_id: RunId,
-    /// [`SHARE_SUBJECT`] or [`SHARE_GROUP`].
-    pub kind: String,
-    pub principal: String,
-    pub created_by: String,
+    pub principal: SharePrincipal,
+    pub created_by: Subject,
     pub created_at: Timestamp,
 }
 
@@ -30,7 +48,7 @@ pub struct ResultLink {
     pub run_id: RunId,
     pub path: String,
     pub object_key: String,
-    pub issued_to: String,
+    pub issued_to: Subject,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
 }
@@ -40,9 +58,8 @@ impl Store {
     pub async fn add_share(
         &self,
         run: RunId,
-        kind: &str,
-        principal: &str,
-        by: &str,
+        principal: &SharePrincipal,
+        by: &Subject,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
@@ -50,9 +67,9 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, kind, principal) DO NOTHING",
         )
         .bind(run.to_string())
-        .bind(kind)
-        .bind(principal)
-        .bind(by)
+        .bind(principal.kind())
+        .bind(principal.key())
+        .bind(by.key())
         .bind(at.micros())
         .execute(&self.pool)
         .await?;
@@ -63,15 +80,14 @@ impl Store {
     pub async fn remove_share(
         &self,
         run: RunId,
-        kind: &str,
-        principal: &str,
+        principal: &SharePrincipal,
     ) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
         )
         .bind(run.to_string())
-        .bind(kind)
-        .bind(principal)
+        .bind(principal.kind())
+        .bind(principal.key())
         .execute(&self.pool)
         .await?;
         Ok(deleted.rows_affected() == 1)
@@ -93,8 +109,8 @@ impl Store {
     pub async fn is_shared_with(
         &self,
         run: RunId,
-        subject: &str,
-        groups: &[String],
+        subject: &Subject,
+        groups: &[Group],
     ) -> Result<bool, StoreError> {
         let (clause, params) = principal_clause(2, subject, groups);
         let sql = format!("SELECT COUNT(*) AS n FROM run_shares WHERE run_id = $1 AND ({clause})");
@@ -111,8 +127,8 @@ impl Store {
     /// subject or one of their groups), newest first, at most `limit`.
     pub async fn result_runs(
         &self,
-        subject: &str,
-        groups: &[String],
+        subject: &Subject,
+        groups: &[Group],
         limit: i64,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let (clause, params) = principal_clause(3, subject, groups);
@@ -121,7 +137,7 @@ impl Store {
              (SELECT run_id FROM run_shares WHERE {clause}) \
              ORDER BY created_at DESC, id LIMIT $2"
         );
-        let mut query = sqlx::query(&sql).bind(subject.to_owned()).bind(limit);
+        let mut query = sqlx::query(&sql).bind(subject.key()).bind(limit);
         for p in params {
             query = query.bind(p);
         }
@@ -139,7 +155,7 @@ impl Store {
         .bind(link.run_id.to_string())
         .bind(&link.path)
         .bind(&link.object_key)
-        .bind(&link.issued_to)
+        .bind(link.issued_to.key())
         .bind(link.issued_at.micros())
         .bind(link.expires_at.micros())
         .execute(&self.pool)
@@ -164,7 +180,7 @@ impl Store {
                     run_id: parse_run_id(&run_id)?,
                     path: r.try_get("path")?,
                     object_key: r.try_get("object_key")?,
-                    issued_to: r.try_get("issued_to")?,
+                    issued_to: crate::people::subject(r, "issued_to")?,
                     issued_at: Timestamp::from_micros(r.try_get("issued_at")?),
                     expires_at: Timestamp::from_micros(r.try_get("expires_at")?),
                 })
@@ -175,18 +191,18 @@ impl Store {
 
 /// `(kind = 'subject' AND principal = $n) OR (kind = 'group' AND principal IN ($n+1, ...))`,
 /// with its parameters in order, placeholders numbered from `first`.
-fn principal_clause(first: usize, subject: &str, groups: &[String]) -> (String, Vec<String>) {
-    let mut clause = format!("(kind = '{SHARE_SUBJECT}' AND principal = ${first})");
-    let mut params = vec![subject.to_owned()];
+fn principal_clause(first: usize, subject: &Subject, groups: &[Group]) -> (String, Vec<String>) {
+    let mut clause = format!("(kind = 'subject' AND principal = ${first})");
+    let mut params = vec![subject.key()];
     if !groups.is_empty() {
         let placeholders: Vec<String> = (0..groups.len())
             .map(|i| format!("${}", first + 1 + i))
             .collect();
         clause.push_str(&format!(
-            " OR (kind = '{SHARE_GROUP}' AND principal IN ({}))",
+            " OR (kind = 'group' AND principal IN ({}))",
             placeholders.join(", ")
         ));
-        params.extend(groups.iter().cloned());
+        params.extend(groups.iter().map(Group::key));
     }
     (clause, params)
 }
@@ -198,11 +214,20 @@ fn parse_run_id(id: &str) -> Result<RunId, StoreError> {
 
 fn share_from_row(row: &AnyRow) -> Result<RunShare, StoreError> {
     let run_id: String = row.try_get("run_id")?;
+    let kind: String = row.try_get("kind")?;
+    let principal: String = row.try_get("principal")?;
+    let principal = match kind.as_str() {
+        "subject" => SharePrincipal::User(
+            Subject::from_key(&principal)
+                .map_err(|e| StoreError::Corrupt(format!("share principal: {e}")))?,
+        ),
+        "group" => SharePrincipal::Group(crate::people::group(&principal)?),
+        other => return Err(StoreError::Corrupt(format!("share kind {other:?}"))),
+    };
     Ok(RunShare {
         run_id: parse_run_id(&run_id)?,
-        kind: row.try_get("kind")?,
-        principal: row.try_get("principal")?,
-        created_by: row.try_get("created_by")?,
+        principal,
+        created_by: crate::people::subject(row, "created_by")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
     })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::time::Timestamp;
-use spe_core::{RunId, RunState};
+use spe_core::{Actor, RunId, RunState, Subject};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
@@ -15,7 +15,7 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub id: RunId,
-    pub owner: String,
+    pub owner: Subject,
     pub workflow_type: String,
     pub workflow_type_version: String,
     pub workflow_url: String,
@@ -30,7 +30,7 @@ pub struct NewRun {
 pub struct RunRecord {
     pub id: RunId,
     pub state: RunState,
-    pub owner: String,
+    pub owner: Subject,
     pub workflow_type: String,
     pub workflow_type_version: String,
     pub workflow_url: String,
@@ -68,7 +68,7 @@ pub struct RunEvent {
     pub at: Timestamp,
     pub from_state: Option<RunState>,
     pub to_state: RunState,
-    pub actor: String,
+    pub actor: Actor,
     pub reason: Option<String>,
 }
 
@@ -76,7 +76,7 @@ pub struct RunEvent {
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     /// Only runs of this owner (the caller, for researchers).
-    pub owner: Option<String>,
+    pub owner: Option<Subject>,
     /// Runs in any of these states.
     pub states: Vec<RunState>,
     /// Runs carrying every one of these tags.
@@ -98,7 +98,7 @@ pub struct Transition<'a> {
     /// The change happens only if the run is in one of these states now.
     pub from: &'a [RunState],
     pub to: RunState,
-    pub actor: &'a str,
+    pub actor: &'a Actor,
     pub reason: Option<&'a str>,
     pub exit_code: Option<i64>,
     pub at: Timestamp,
@@ -135,7 +135,7 @@ impl Store {
         )
         .bind(run.id.to_string())
         .bind(RunState::Queued.as_str())
-        .bind(&run.owner)
+        .bind(run.owner.key())
         .bind(&run.workflow_type)
         .bind(&run.workflow_type_version)
         .bind(&run.workflow_url)
@@ -161,7 +161,7 @@ impl Store {
         .bind(run.id.to_string())
         .bind(run.created_at.micros())
         .bind(RunState::Queued.as_str())
-        .bind(&run.owner)
+        .bind(run.owner.key())
         .bind("accepted")
         .execute(&mut *tx)
         .await?;
@@ -209,7 +209,7 @@ impl Store {
             format!("${}", params.len())
         };
         if let Some(owner) = &filter.owner {
-            let p = next_param(Param::Text(owner.clone()), &mut params);
+            let p = next_param(Param::Text(owner.key()), &mut params);
             conditions.push(format!("owner = {p}"));
         }
         if !filter.states.is_empty() {
@@ -343,7 +343,7 @@ impl Store {
             .bind(at)
             .bind(current.state.as_str())
             .bind(change.to.as_str())
-            .bind(change.actor)
+            .bind(change.actor.key())
             .bind(change.reason.map(str::to_owned))
             .execute(&mut *tx)
             .await?;
@@ -378,7 +378,7 @@ impl Store {
                     at: Timestamp::from_micros(row.try_get("at")?),
                     from_state: from.map(|s| parse_state(&s)).transpose()?,
                     to_state: parse_state(&to)?,
-                    actor: row.try_get("actor")?,
+                    actor: crate::people::actor(row, "actor")?,
                     reason: row.try_get("reason")?,
                 })
             })
@@ -404,7 +404,7 @@ pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))?,
         state: parse_state(&state)?,
-        owner: row.try_get("owner")?,
+        owner: crate::people::subject(row, "owner")?,
         workflow_type: row.try_get("workflow_type")?,
         workflow_type_version: row.try_get("workflow_type_version")?,
         workflow_url: row.try_get("workflow_url")?,

@@ -22,7 +22,7 @@ async fn run_in_state(store: &Store, state: RunState) -> RunId {
     store
         .insert_run(&NewRun {
             id,
-            owner: "alice".into(),
+            owner: spe_core::Subject::new("https://login.example.org/oidc", "alice").unwrap(),
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
             workflow_url: "quals@1.0.0".into(),
@@ -39,7 +39,7 @@ async fn run_in_state(store: &Store, state: RunState) -> RunId {
                 run: id,
                 from: &[RunState::Queued],
                 to: state,
-                actor: "test",
+                actor: &spe_core::Actor::Service(spe_core::ServiceActor::Reconciler),
                 reason: None,
                 exit_code: Some(0),
                 at: t(2_000),

@@ -9,6 +9,13 @@ use serde_json::json;
 use spe_core::time::Timestamp;
 use spe_store::{NewDataset, NewWorkflowVersion, RegistryRefusal};
 
+const ISSUER: &str = "https://login.example.org/oidc";
+
+/// A person of the test issuer.
+fn p(sub: &str) -> spe_core::Subject {
+    spe_core::Subject::new(ISSUER, sub).unwrap()
+}
+
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
 }
@@ -24,7 +31,7 @@ fn new_version(name: &str, version: &str, by: &str) -> NewWorkflowVersion {
         registered_digest: "a".repeat(64),
         manifest: json!({"name": name, "version": version}),
         description: "test workflow".into(),
-        registered_by: by.into(),
+        registered_by: p(by),
         at: t(1_000),
     }
 }
@@ -55,30 +62,30 @@ async fn workflow_lifecycle_draft_approved_retired() {
         let digest = "b".repeat(64);
         assert_eq!(
             store
-                .approve_workflow("quals", "1.0.0", "alice", &digest, true, t(2_000))
+                .approve_workflow("quals", "1.0.0", &p("alice"), &digest, true, t(2_000))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::SameApprover)
         );
         let approved = store
-            .approve_workflow("quals", "1.0.0", "bob", &digest, true, t(2_000))
+            .approve_workflow("quals", "1.0.0", &p("bob"), &digest, true, t(2_000))
             .await
             .unwrap()
             .unwrap();
         assert_eq!(approved.state, "approved");
         assert_eq!(approved.digest.as_deref(), Some(digest.as_str()));
-        assert_eq!(approved.approved_by.as_deref(), Some("bob"));
+        assert_eq!(approved.approved_by, Some(p("bob")));
         assert_eq!(approved.approved_at, Some(t(2_000)));
         assert_eq!(
             store
-                .approve_workflow("quals", "1.0.0", "carol", &digest, true, t(3_000))
+                .approve_workflow("quals", "1.0.0", &p("carol"), &digest, true, t(3_000))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::WrongState("approved".into()))
         );
         assert_eq!(
             store
-                .approve_workflow("nope", "1", "carol", &digest, true, t(3_000))
+                .approve_workflow("nope", "1", &p("carol"), &digest, true, t(3_000))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::NotFound)
@@ -91,13 +98,13 @@ async fn workflow_lifecycle_draft_approved_retired() {
             .unwrap()
             .unwrap();
         store
-            .approve_workflow("quals", "1.1.0", "alice", &digest, false, t(2_500))
+            .approve_workflow("quals", "1.1.0", &p("alice"), &digest, false, t(2_500))
             .await
             .unwrap()
             .unwrap();
 
         let retired = store
-            .retire_workflow("quals", "1.0.0", "bob", Some("superseded"), t(4_000))
+            .retire_workflow("quals", "1.0.0", &p("bob"), Some("superseded"), t(4_000))
             .await
             .unwrap()
             .unwrap();
@@ -106,7 +113,7 @@ async fn workflow_lifecycle_draft_approved_retired() {
         assert_eq!(retired.retire_reason.as_deref(), Some("superseded"));
         assert_eq!(
             store
-                .retire_workflow("quals", "1.0.0", "bob", None, t(5_000))
+                .retire_workflow("quals", "1.0.0", &p("bob"), None, t(5_000))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::WrongState("retired".into()))
@@ -127,7 +134,7 @@ async fn workflow_lifecycle_draft_approved_retired() {
             .unwrap();
         let actions: Vec<(&str, &str)> = events
             .iter()
-            .map(|e| (e.action.as_str(), e.actor.as_str()))
+            .map(|e| (e.action.as_str(), e.actor.sub()))
             .collect();
         assert_eq!(
             actions,
@@ -152,7 +159,7 @@ async fn registered_content_and_history_cannot_be_rewritten() {
             .unwrap()
             .unwrap();
         store
-            .approve_workflow("quals", "1.0.0", "bob", &"c".repeat(64), true, t(2_000))
+            .approve_workflow("quals", "1.0.0", &p("bob"), &"c".repeat(64), true, t(2_000))
             .await
             .unwrap()
             .unwrap();
@@ -186,7 +193,7 @@ async fn datasets_are_registered_retired_and_recorded() {
             location: "/data/demo-1".into(),
             crypt4gh: true,
             visa: Some("https://ega.example/datasets/EGAD1".into()),
-            created_by: "carol".into(),
+            created_by: p("carol"),
             at: t(10),
         };
         let d = store.insert_dataset(&new).await.unwrap().unwrap();
@@ -212,21 +219,21 @@ async fn datasets_are_registered_retired_and_recorded() {
         assert_eq!(store.list_datasets().await.unwrap().len(), 2);
 
         let retired = store
-            .retire_dataset("demo-1", "carol", Some("withdrawn"), t(20))
+            .retire_dataset("demo-1", &p("carol"), Some("withdrawn"), t(20))
             .await
             .unwrap()
             .unwrap();
         assert_eq!(retired.state, "retired");
         assert_eq!(
             store
-                .retire_dataset("demo-1", "carol", None, t(30))
+                .retire_dataset("demo-1", &p("carol"), None, t(30))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::WrongState("retired".into()))
         );
         assert_eq!(
             store
-                .retire_dataset("x", "carol", None, t(30))
+                .retire_dataset("x", &p("carol"), None, t(30))
                 .await
                 .unwrap(),
             Err(RegistryRefusal::NotFound)

@@ -6,12 +6,27 @@ mod support;
 use support::*;
 
 use serde_json::json;
-use spe_core::RunId;
 use spe_core::time::Timestamp;
-use spe_store::{NewRun, ResultLink, SHARE_GROUP, SHARE_SUBJECT, Store};
+use spe_core::{Group, RunId, Subject};
+use spe_store::{NewRun, ResultLink, SharePrincipal, Store};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
+}
+
+const ISSUER: &str = "https://login.example.org/oidc";
+
+/// A person of the test issuer.
+fn p(sub: &str) -> Subject {
+    Subject::new(ISSUER, sub).unwrap()
+}
+
+fn g(urn: &str) -> Group {
+    Group::new(ISSUER, urn).unwrap()
+}
+
+fn user(sub: &str) -> SharePrincipal {
+    SharePrincipal::User(p(sub))
 }
 
 async fn run_of(store: &Store, owner: &str, at: i64) -> RunId {
@@ -19,7 +34,7 @@ async fn run_of(store: &Store, owner: &str, at: i64) -> RunId {
     store
         .insert_run(&NewRun {
             id,
-            owner: owner.into(),
+            owner: p(owner),
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
             workflow_url: "quals@1.0.0".into(),
@@ -41,67 +56,79 @@ async fn shares_decide_who_sees_results() {
         let a = run_of(&store, "alice", 1_000).await;
         let b = run_of(&store, "alice", 2_000).await;
         let c = run_of(&store, "carol", 3_000).await;
-        let none: Vec<String> = vec![];
-        let groups = vec!["urn:other".to_owned(), GROUP.to_owned()];
+        let none: Vec<Group> = vec![];
+        let groups = vec![g("urn:other"), g(GROUP)];
 
-        assert!(!store.is_shared_with(a, "bob", &groups).await.unwrap());
+        assert!(!store.is_shared_with(a, &p("bob"), &groups).await.unwrap());
         assert!(
             store
-                .add_share(a, SHARE_SUBJECT, "bob", "alice", t(5))
+                .add_share(a, &user("bob"), &p("alice"), t(5))
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .add_share(a, SHARE_SUBJECT, "bob", "alice", t(6))
+                .add_share(a, &user("bob"), &p("alice"), t(6))
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .add_share(b, SHARE_GROUP, GROUP, "alice", t(7))
+                .add_share(b, &SharePrincipal::Group(g(GROUP)), &p("alice"), t(7))
                 .await
                 .unwrap()
         );
-        assert!(store.is_shared_with(a, "bob", &none).await.unwrap());
-        assert!(!store.is_shared_with(b, "bob", &none).await.unwrap());
-        assert!(store.is_shared_with(b, "dave", &groups).await.unwrap());
+        assert!(store.is_shared_with(a, &p("bob"), &none).await.unwrap());
+        assert!(!store.is_shared_with(b, &p("bob"), &none).await.unwrap());
+        assert!(store.is_shared_with(b, &p("dave"), &groups).await.unwrap());
         // A subject share is not a group share of the same text, nor the reverse.
+        assert!(!store.is_shared_with(a, &p("x"), &[g("bob")]).await.unwrap());
+        assert!(!store.is_shared_with(b, &p(GROUP), &none).await.unwrap());
+        // The same sub, or the same group URN, from another issuer is someone else.
+        let elsewhere = "http://127.0.0.1:1/other-issuer";
+        let other_bob = Subject::new(elsewhere, "bob").unwrap();
+        let other_group = Group::new(elsewhere, GROUP).unwrap();
+        assert!(!store.is_shared_with(a, &other_bob, &none).await.unwrap());
         assert!(
             !store
-                .is_shared_with(a, "x", &["bob".to_owned()])
+                .is_shared_with(b, &other_bob, &[other_group.clone()])
                 .await
                 .unwrap()
         );
-        assert!(!store.is_shared_with(b, GROUP, &none).await.unwrap());
+        assert!(
+            store
+                .result_runs(&other_bob, &[other_group], 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let ids = |runs: Vec<spe_store::RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(
-            ids(store.result_runs("bob", &groups, 100).await.unwrap()),
+            ids(store.result_runs(&p("bob"), &groups, 100).await.unwrap()),
             vec![b, a]
         );
         assert_eq!(
-            ids(store.result_runs("bob", &none, 100).await.unwrap()),
+            ids(store.result_runs(&p("bob"), &none, 100).await.unwrap()),
             vec![a]
         );
         assert_eq!(
-            ids(store.result_runs("carol", &none, 100).await.unwrap()),
+            ids(store.result_runs(&p("carol"), &none, 100).await.unwrap()),
             vec![c]
         );
         assert_eq!(
-            ids(store.result_runs("alice", &none, 1).await.unwrap()),
+            ids(store.result_runs(&p("alice"), &none, 1).await.unwrap()),
             vec![b]
         );
 
         let shares = store.shares(a).await.unwrap();
         assert_eq!(shares.len(), 1);
-        assert_eq!(shares[0].kind, SHARE_SUBJECT);
-        assert_eq!(shares[0].principal, "bob");
-        assert_eq!(shares[0].created_by, "alice");
+        assert_eq!(shares[0].principal, user("bob"));
+        assert_eq!(shares[0].created_by, p("alice"));
         assert_eq!(shares[0].created_at, t(5));
-        assert!(store.remove_share(a, SHARE_SUBJECT, "bob").await.unwrap());
-        assert!(!store.remove_share(a, SHARE_SUBJECT, "bob").await.unwrap());
-        assert!(!store.is_shared_with(a, "bob", &groups).await.unwrap());
+        assert!(store.remove_share(a, &user("bob")).await.unwrap());
+        assert!(!store.remove_share(a, &user("bob")).await.unwrap());
+        assert!(!store.is_shared_with(a, &p("bob"), &groups).await.unwrap());
     })
     .await;
 }
@@ -118,7 +145,7 @@ async fn issued_links_are_recorded_and_cannot_be_changed() {
                     run_id: run,
                     path: "out/a.csv".into(),
                     object_key: format!("{run}/out/a.csv"),
-                    issued_to: (*who).into(),
+                    issued_to: p(who),
                     issued_at: t(at),
                     expires_at: t(at + 300_000_000),
                 })
@@ -127,7 +154,7 @@ async fn issued_links_are_recorded_and_cannot_be_changed() {
         }
         let links = store.result_links(run).await.unwrap();
         assert_eq!(links.len(), 2);
-        assert_eq!(links[1].issued_to, "bob");
+        assert_eq!(links[1].issued_to, p("bob"));
         assert_eq!(links[1].expires_at, t(110 + 300_000_000));
         assert!(
             store

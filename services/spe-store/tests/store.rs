@@ -9,8 +9,15 @@ use support::*;
 use serde_json::json;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::time::Timestamp;
-use spe_core::{RunId, RunState};
+use spe_core::{Actor, RunId, RunState, ServiceActor, Subject};
 use spe_store::{NewRun, RunFilter, Transition};
+
+const ISSUER: &str = "https://login.example.org/oidc";
+
+/// A person of the test issuer.
+fn p(sub: &str) -> Subject {
+    Subject::new(ISSUER, sub).unwrap()
+}
 
 fn new_run(owner: &str, created_micros: i64, tags: &[(&str, &str)]) -> NewRun {
     let tags: Vec<(String, String)> = tags
@@ -21,7 +28,7 @@ fn new_run(owner: &str, created_micros: i64, tags: &[(&str, &str)]) -> NewRun {
         tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     NewRun {
         id: RunId::new_random(),
-        owner: owner.into(),
+        owner: p(owner),
         workflow_type: "SMK".into(),
         workflow_type_version: "9".into(),
         workflow_url: "quals@1.0.0".into(),
@@ -61,7 +68,7 @@ async fn accepted_runs_are_stored_with_their_request_and_first_event() {
         store.insert_run(&run).await.unwrap();
         let got = store.get_run(run.id).await.unwrap().unwrap();
         assert_eq!(got.state, RunState::Queued);
-        assert_eq!(got.owner, "alice");
+        assert_eq!(got.owner, p("alice"));
         assert_eq!(got.request, run.request);
         assert_eq!(got.tags().get("project").map(String::as_str), Some("p1"));
         assert_eq!(got.created_at, run.created_at);
@@ -148,7 +155,7 @@ async fn filters_by_owner_state_tags_and_time() {
             run: b.id,
             from: &[RunState::Queued],
             to: RunState::Canceled,
-            actor: "alice",
+            actor: &Actor::Person(p("alice")),
             reason: Some("cancelled before submission"),
             exit_code: None,
             at: Timestamp::from_micros(250),
@@ -170,7 +177,7 @@ async fn filters_by_owner_state_tags_and_time() {
         };
         assert_eq!(
             ids(RunFilter {
-                owner: Some("alice".into()),
+                owner: Some(p("alice")),
                 ..Default::default()
             })
             .await,
@@ -230,7 +237,7 @@ async fn transitions_are_compare_and_set_and_recorded() {
             run: run.id,
             from: &[RunState::Queued],
             to: RunState::Running,
-            actor: "reconciler",
+            actor: &Actor::Service(ServiceActor::Reconciler),
             reason: None,
             exit_code: None,
             at: Timestamp::from_micros(2_000),
@@ -248,7 +255,7 @@ async fn transitions_are_compare_and_set_and_recorded() {
             run: run.id,
             from: &[RunState::Running],
             to: RunState::ExecutorError,
-            actor: "reconciler",
+            actor: &Actor::Service(ServiceActor::Reconciler),
             reason: Some("exit 3"),
             exit_code: Some(3),
             at: Timestamp::from_micros(3_000),
@@ -290,7 +297,7 @@ async fn concurrent_changes_of_one_run_apply_once() {
             let store = store.clone();
             let id = run.id;
             tasks.push(tokio::spawn(async move {
-                let actor = format!("worker-{i}");
+                let actor = Actor::Person(p(&format!("worker-{i}")));
                 store
                     .transition(&Transition {
                         run: id,
@@ -327,7 +334,10 @@ async fn run_history_cannot_be_rewritten() {
         assert!(err.is_err(), "an UPDATE of run_events must fail");
         let err = store.debug_execute("DELETE FROM run_events").await;
         assert!(err.is_err(), "a DELETE of run_events must fail");
-        assert_eq!(store.run_events(run.id).await.unwrap()[0].actor, "alice");
+        assert_eq!(
+            store.run_events(run.id).await.unwrap()[0].actor,
+            Actor::Person(p("alice"))
+        );
     })
     .await;
 }

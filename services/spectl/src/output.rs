@@ -13,6 +13,10 @@ pub fn text(v: &Value) -> String {
     let raw = match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        // A person, as the API names one: (issuer, sub).
+        Value::Object(o) if o.len() == 2 && o.contains_key("issuer") && o.contains_key("sub") => {
+            format!("{} ({})", text(&o["sub"]), text(&o["issuer"]))
+        }
         other => other.to_string(),
     };
     raw.chars()

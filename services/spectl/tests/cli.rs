@@ -138,7 +138,15 @@ async fn a_controller_registers_approves_shows_and_retires_a_workflow() {
     assert!(out.contains("files:\n"), "{out}");
     assert!(out.contains("  Snakefile\n"), "{out}");
     let shown = ok_json(&app, &["workflow", "show", "quals@1.0.0"]).await;
-    assert_eq!(shown["approved_by"], "local-dev-user");
+    assert_eq!(
+        shown["approved_by"],
+        serde_json::json!({"issuer": "urn:spe:local", "sub": "local-dev-user"})
+    );
+    let out = ok(&app, &["workflow", "show", "quals@1.0.0"]).await;
+    assert!(
+        out.contains("approved_by: local-dev-user (urn:spe:local)\n"),
+        "{out}"
+    );
     let listed = ok_json(&app, &["workflow", "list", "--state", "approved"]).await;
     assert_eq!(listed["workflows"][0]["workflow_url"], "quals@1.0.0");
     assert_eq!(listed["workflows"][0]["digest"], shown["digest"]);

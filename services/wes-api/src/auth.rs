@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, http::header, web};
 
+use spe_core::{Group, Subject};
+
 use crate::error::ApiError;
 
 /// Roles, as the identity provider's entitlements map onto them (spe-core's config type).
@@ -60,14 +62,15 @@ pub fn roles_for(action: u8) -> &'static [Role] {
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    /// The stable subject identifier (`sub`); run owners are recorded by it.
-    pub subject: String,
+    /// (issuer, `sub`): run owners, shares and registry events are recorded by it.
+    pub subject: Subject,
+    /// Roles under the caller's own issuer's mapping.
     pub roles: Vec<Role>,
     /// GA4GH Passport visas that verified (empty with `auth: disabled`).
     pub visas: Vec<Visa>,
-    /// The caller's `eduperson_entitlement` values (LS-Login group URNs), for results shared
-    /// with a group (empty with `auth: disabled`).
-    pub groups: Vec<String>,
+    /// The caller's `eduperson_entitlement` values (LS-Login group URNs) as groups of the
+    /// caller's issuer, for results shared with a group (empty with `auth: disabled`).
+    pub groups: Vec<Group>,
 }
 
 impl Caller {
@@ -122,7 +125,7 @@ impl Authenticator {
     async fn resolve(&self, token: Option<String>) -> Result<Caller, ApiError> {
         match self {
             Authenticator::Disabled => Ok(Caller {
-                subject: "local-dev-user".into(),
+                subject: Subject::local_dev_user(),
                 roles: vec![
                     Role::Researcher,
                     Role::DataController,
@@ -141,10 +144,14 @@ impl Authenticator {
                 };
                 match verifier.verify(&token).await {
                     Ok(p) => Ok(Caller {
+                        groups: p
+                            .entitlements
+                            .iter()
+                            .filter_map(|urn| Group::new(p.subject.issuer(), urn.as_str()).ok())
+                            .collect(),
                         subject: p.subject,
                         roles: p.roles,
                         visas: p.visas,
-                        groups: p.entitlements,
                     }),
                     Err(spe_auth::AuthError::Invalid(reason)) => {
                         tracing::info!(%reason, "bearer token refused");

@@ -105,10 +105,11 @@ impl Application {
             }
         };
         tracing::info!(database = %config.database.url, "opening database");
-        let store = Store::connect_with_timeout(
+        let store = Store::connect_for(
             &config.database.url,
             config.database.max_connections,
             std::time::Duration::from_secs(config.database.connect_timeout_seconds),
+            Some(config.auth.primary_issuer()),
         )
         .await?;
         let addr = config.listen_addr();

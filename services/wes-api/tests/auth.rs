@@ -905,3 +905,229 @@ async fn without_browser_settings_the_login_endpoints_do_not_exist() {
         assert_eq!(res.status().as_u16(), 404, "{path}");
     }
 }
+
+/// `auth.oidc` trusting the peer's provider A (the primary issuer, LS-Login's role) and its
+/// provider B as a second issuer, whose own role mapping is `b_roles` (YAML under `roles:`).
+/// Both providers give each test user the same `sub` and the same LS-Login entitlement URNs.
+fn two_issuers_yaml(peer: &support::Peer, b_roles: &str) -> String {
+    let a: String = peer
+        .oidc_yaml()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let b_roles: String = b_roles
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect();
+    let b = format!(
+        "    more_issuers:\n      - issuer: \"{}\"\n        audience: {}\n        jwks_min_refresh_seconds: 1\n        roles:\n{b_roles}",
+        peer.second,
+        support::AUDIENCE
+    );
+    dev_yaml_with_auth(&format!("auth:\n  oidc:\n{a}{b}\n"))
+}
+
+fn group_urn(group: &str) -> String {
+    format!(
+        "urn:geant:lifescience-ri.eu:group:{group}#{}",
+        support::AUTHORITY
+    )
+}
+
+#[tokio::test]
+async fn the_same_sub_from_a_second_issuer_is_another_person_with_that_issuers_roles() {
+    let logs = captured_logs();
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    // Issuer B maps its researchers and collaborators; it says nothing of data controllers.
+    let b_roles = format!(
+        "entitlements:\n  \"{}\": [researcher]\n  \"{}\": [collaborator]\n",
+        group_urn("spe-demo:researchers"),
+        group_urn("spe-demo:collaborators")
+    );
+    let app = spawn_app_on(two_issuers_yaml(&peer, &b_roles)).await;
+    let a = |user: &'static str| {
+        let peer = &peer;
+        async move { peer.token(user).await }
+    };
+    let b = |user: &'static str| {
+        let peer = &peer;
+        async move { peer.token_from(&peer.second, user).await }
+    };
+    let (controller_a, researcher_a, researcher_b) = (
+        a("controller").await,
+        a("researcher").await,
+        b("researcher").await,
+    );
+    let quals = common::repo_root().join("workflows/quals");
+    for (path, body) in [
+        (
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        ),
+        ("/admin/workflows/quals/1.0.0/approve", json!({})),
+        (
+            "/admin/datasets",
+            json!({"id": "demo-1", "description": "d", "location": "/data/demo-1", "crypt4gh": false}),
+        ),
+    ] {
+        let res = app
+            .call(Some(&controller_a), "POST", path, Some(body))
+            .await;
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+    }
+    let res = app.submit(&researcher_a).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let run_a = res.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // B's researcher carries the same sub, and is a researcher by B's own mapping: yet A's
+    // researcher's run does not exist for them.
+    for (method, path, body) in [
+        ("GET", format!("/runs/{run_a}"), None),
+        ("GET", format!("/runs/{run_a}/status"), None),
+        ("GET", format!("/runs/{run_a}/tasks"), None),
+        ("POST", format!("/runs/{run_a}/cancel"), None),
+        ("GET", format!("/runs/{run_a}/shares"), None),
+        (
+            "POST",
+            format!("/runs/{run_a}/shares"),
+            Some(json!({"subject": "anyone@lifescience-ri.eu"})),
+        ),
+        ("GET", format!("/results/{run_a}"), None),
+    ] {
+        let res = app.call(Some(&researcher_b), method, &path, body).await;
+        assert_eq!(res.status().as_u16(), 404, "{method} {path}");
+    }
+    let listed: serde_json::Value = app
+        .call(Some(&researcher_b), "GET", "/runs", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["runs"], json!([]), "{listed}");
+    // B's researcher may run workflows (B's mapping says so); that run is theirs alone.
+    let res = app.submit(&researcher_b).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let run_b = res.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .call(Some(&researcher_a), "GET", &format!("/runs/{run_b}"), None)
+        .await;
+    assert_eq!(res.status().as_u16(), 404);
+    let listed: serde_json::Value = app
+        .call(Some(&researcher_a), "GET", "/runs", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![run_a.as_str()]);
+
+    // A share with a user or a group of issuer A reaches nobody of issuer B.
+    let researcher2_sub = peer.sub("researcher2").await;
+    let shares = format!("/runs/{run_a}/shares");
+    for body in [
+        json!({"subject": researcher2_sub}),
+        json!({"group": group_urn("spe-demo:collaborators")}),
+    ] {
+        let res = app
+            .call(Some(&researcher_a), "POST", &shares, Some(body))
+            .await;
+        assert_eq!(res.status().as_u16(), 201);
+        let share: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(share["issuer"], peer.issuer.as_str(), "{share}");
+    }
+    let results = format!("/results/{run_a}");
+    for (who, token, want) in [
+        ("researcher2 of A", a("researcher2").await, 200),
+        ("collaborator of A", a("collaborator").await, 200),
+        ("researcher2 of B", b("researcher2").await, 404),
+        ("collaborator of B", b("collaborator").await, 404),
+    ] {
+        let res = app.call(Some(&token), "GET", &results, None).await;
+        assert_eq!(res.status().as_u16(), want, "{who}");
+    }
+    // Sharing with a user of an issuer this service does not trust is refused, naming it.
+    let res = app
+        .call(
+            Some(&researcher_a),
+            "POST",
+            &shares,
+            Some(json!({"subject": "x", "issuer": "https://elsewhere.example"})),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 400);
+    let msg = res.json::<serde_json::Value>().await.unwrap()["msg"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("is not an issuer this service trusts"),
+        "{msg}"
+    );
+    // ...and one with B's researcher2, named with B as issuer, reaches exactly them.
+    let res = app
+        .call(
+            Some(&researcher_a),
+            "POST",
+            &shares,
+            Some(json!({"subject": researcher2_sub, "issuer": peer.second})),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let res = app
+        .call(Some(&b("researcher2").await), "GET", &results, None)
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+
+    // B's controller holds LS-Login's data-controller URN, but B's mapping does not name it:
+    // no role, so no registry.
+    let controller_b = b("controller").await;
+    for (method, path) in [
+        ("GET", "/admin/workflows"),
+        ("GET", "/admin/events"),
+        ("POST", "/admin/workflows/quals/1.0.0/retire"),
+    ] {
+        let res = app
+            .call(Some(&controller_b), method, path, Some(json!({})))
+            .await;
+        assert_eq!(res.status().as_u16(), 403, "{method} {path}");
+    }
+
+    // Where B's own mapping names the URN, B's controller is a data controller, and the
+    // registry records them as B's.
+    let b_roles = format!(
+        "entitlements:\n  \"{}\": [data_controller]\n",
+        group_urn("spe-demo:data-controllers:role=manager")
+    );
+    let app = spawn_app_on(two_issuers_yaml(&peer, &b_roles)).await;
+    let res = app
+        .call(
+            Some(&controller_b),
+            "POST",
+            "/admin/workflows",
+            Some(json!({"source_dir": quals.display().to_string()})),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let registered: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        registered["registered_by"],
+        json!({"issuer": peer.second, "sub": peer.sub("controller").await})
+    );
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    for t in [&controller_a, &researcher_a, &researcher_b, &controller_b] {
+        assert!(!logs.contains(t.as_str()), "a token is in the logs");
+    }
+}

@@ -96,7 +96,10 @@ async fn workflow_lifecycle_draft_approved_retired() {
     let approved: Value = res.json().await.unwrap();
     assert_eq!(approved["state"], "approved");
     assert_eq!(approved["digest"], draft["registered_digest"]);
-    assert_eq!(approved["approved_by"], "local-dev-user");
+    assert_eq!(
+        approved["approved_by"],
+        json!({"issuer": "urn:spe:local", "sub": "local-dev-user"})
+    );
     assert!(approved["approved_at"].as_str().unwrap().ends_with('Z'));
     let res = app
         .post_json("/admin/workflows/quals/1.0.0/approve", json!({}))
@@ -168,7 +171,10 @@ async fn workflow_lifecycle_draft_approved_retired() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, vec!["retired", "approved", "registered"]);
-    assert_eq!(events["events"][0]["actor"], "local-dev-user");
+    assert_eq!(
+        events["events"][0]["actor"],
+        json!({"issuer": "urn:spe:local", "sub": "local-dev-user"})
+    );
     let (_, all_events) = app.get_json("/admin/events").await;
     assert_eq!(all_events["events"].as_array().unwrap().len(), 4);
 }

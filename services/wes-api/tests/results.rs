@@ -164,12 +164,16 @@ fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
 /// released (object in the bucket, row released), `results/table.csv` held for review and
 /// `results/late.txt` still pending (both with an object in the bucket too, as if someone had
 /// put them there: they must still not be signed). Returns the run id and the released bytes.
-async fn run_with_outputs(app: &App, s3: &aws_sdk_s3::Client, owner: &str) -> (RunId, Vec<u8>) {
+async fn run_with_outputs(
+    app: &App,
+    s3: &aws_sdk_s3::Client,
+    owner: spe_core::Subject,
+) -> (RunId, Vec<u8>) {
     let id = RunId::new_random();
     app.store
         .insert_run(&NewRun {
             id,
-            owner: owner.to_owned(),
+            owner,
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
             workflow_url: "quals@1.0.0".into(),
@@ -272,7 +276,8 @@ async fn collaborators_download_released_results_shared_with_them() {
     let t = |user: &str| tokens[user].clone();
     let owner_sub = peer.sub("researcher").await;
     let collaborator_sub = peer.sub("collaborator").await;
-    let (run, released) = run_with_outputs(&app, &s3, &owner_sub).await;
+    let owner = spe_core::Subject::new(peer.issuer.clone(), owner_sub.clone()).unwrap();
+    let (run, released) = run_with_outputs(&app, &s3, owner).await;
     let results = format!("/results/{run}");
     let links = format!("/results/{run}/links");
     let shares = format!("/runs/{run}/shares");
@@ -378,7 +383,11 @@ async fn collaborators_download_released_results_shared_with_them() {
         .await;
     assert_eq!(status, 201, "{share}");
     assert_eq!(share["subject"], collaborator_sub.as_str());
-    assert_eq!(share["created_by"], owner_sub.as_str());
+    assert_eq!(
+        share["created_by"],
+        json!({"issuer": peer.issuer, "sub": owner_sub})
+    );
+    assert_eq!(share["issuer"], peer.issuer.as_str());
     assert_eq!(
         app.post(&t("researcher"), &shares, by_subject.clone())
             .await
@@ -456,7 +465,8 @@ async fn collaborators_download_released_results_shared_with_them() {
     // Every link issued is recorded: who, which object, until when.
     let recorded = app.store.result_links(run).await.unwrap();
     assert_eq!(recorded.len(), 3);
-    let to: Vec<&str> = recorded.iter().map(|l| l.issued_to.as_str()).collect();
+    let to: Vec<&str> = recorded.iter().map(|l| l.issued_to.sub()).collect();
+    assert!(recorded.iter().all(|l| l.issued_to.issuer() == peer.issuer));
     assert_eq!(
         to,
         vec![

@@ -168,13 +168,13 @@ async fn register_workflow(store: &Store) -> anyhow::Result<()> {
             registered_digest: digest.clone(),
             manifest: manifest.to_json(),
             description: "benchmark".into(),
-            registered_by: "bench".into(),
+            registered_by: bench_subject(),
             at: now(),
         })
         .await?
         .map_err(|e| anyhow::anyhow!("register: {e:?}"))?;
     store
-        .approve_workflow("bench", "1.0.0", "bench", &digest, false, now())
+        .approve_workflow("bench", "1.0.0", &bench_subject(), &digest, false, now())
         .await?
         .map_err(|e| anyhow::anyhow!("approve: {e:?}"))?;
     Ok(())
@@ -204,7 +204,7 @@ async fn finished_run(w: &World, with_log: bool) -> anyhow::Result<RunId> {
     w.store
         .insert_run(&NewRun {
             id,
-            owner: "bench".into(),
+            owner: bench_subject(),
             workflow_type: "SMK".into(),
             workflow_type_version: "9".into(),
             workflow_url: WORKFLOW.into(),
@@ -223,7 +223,7 @@ async fn finished_run(w: &World, with_log: bool) -> anyhow::Result<RunId> {
             run: id,
             from: &[RunState::Queued],
             to: RunState::Complete,
-            actor: "bench",
+            actor: &spe_core::Actor::Service(spe_core::ServiceActor::Bench),
             reason: None,
             exit_code: Some(0),
             at: now(),
@@ -519,4 +519,9 @@ fn main() -> anyhow::Result<()> {
             Cmd::Throughput { files, mib } => throughput(&cli, *files, *mib).await,
         }
     })
+}
+
+/// The person the benchmark's runs and workflow belong to.
+fn bench_subject() -> spe_core::Subject {
+    spe_core::Subject::local_dev_user()
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spe_core::RunId;
 use spe_core::time::Timestamp;
-use spe_store::{ResultLink, RunRecord, RunShare, SHARE_GROUP, SHARE_SUBJECT};
+use spe_core::{Group, Subject};
+use spe_store::{ResultLink, RunRecord, RunShare, SharePrincipal};
 
 use crate::auth::{Authorized, Caller, actions};
 use crate::error::ApiError;
@@ -31,15 +32,21 @@ fn shorten(text: &str) -> String {
 }
 
 fn share_view(s: &RunShare) -> Value {
+    let (kind, issuer, value) = match &s.principal {
+        SharePrincipal::User(u) => ("subject", u.issuer(), u.sub()),
+        SharePrincipal::Group(g) => ("group", g.issuer(), g.urn()),
+    };
     json!({
         "run_id": s.run_id.to_string(),
-        s.kind.as_str(): s.principal,
+        kind: value,
+        "issuer": issuer,
         "created_by": s.created_by,
         "created_at": s.created_at.to_wes(),
     })
 }
 
-/// `{"subject": ...}` or `{"group": ...}`, exactly one.
+/// `{"subject": ...}` or `{"group": ...}`, exactly one, and optionally the `issuer` that
+/// vouches for it (default: the caller's own).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ShareBody {
@@ -47,12 +54,29 @@ struct ShareBody {
     subject: Option<String>,
     #[serde(default)]
     group: Option<String>,
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
-fn principal(body: ShareBody) -> Result<(&'static str, String), ApiError> {
+fn principal(
+    body: ShareBody,
+    caller: &Caller,
+    trusted: &[String],
+) -> Result<SharePrincipal, ApiError> {
+    let issuer = match body.issuer {
+        None => caller.subject.issuer().to_owned(),
+        Some(i) if trusted.contains(&i) => i,
+        Some(i) => {
+            return Err(ApiError::bad_request(format!(
+                "issuer: {:?} is not an issuer this service trusts; trusted: {}",
+                shorten(&i),
+                trusted.join(", ")
+            )));
+        }
+    };
     let (kind, value) = match (body.subject, body.group) {
-        (Some(s), None) => (SHARE_SUBJECT, s),
-        (None, Some(g)) => (SHARE_GROUP, g),
+        (Some(s), None) => ("subject", s),
+        (None, Some(g)) => ("group", g),
         _ => {
             return Err(ApiError::bad_request(
                 "name exactly one of `subject` (a user's sub) or `group` (an entitlement URN)",
@@ -67,13 +91,19 @@ fn principal(body: ShareBody) -> Result<(&'static str, String), ApiError> {
             "{kind}: 1 to {MAX_PRINCIPAL} bytes without spaces or control characters"
         )));
     }
-    if kind == SHARE_GROUP && !value.starts_with("urn:") {
+    if kind == "group" && !value.starts_with("urn:") {
         return Err(ApiError::bad_request(
             "group: an eduperson_entitlement URN, e.g. \
              urn:geant:lifescience-ri.eu:group:vo:sub#login.aai.lifescience-ri.eu",
         ));
     }
-    Ok((kind, value))
+    let invalid =
+        |e: spe_core::identity::IdentityError| ApiError::bad_request(format!("{kind}: {e}"));
+    Ok(if kind == "group" {
+        SharePrincipal::Group(Group::new(issuer, value).map_err(invalid)?)
+    } else {
+        SharePrincipal::User(Subject::new(issuer, value).map_err(invalid)?)
+    })
 }
 
 /// `POST /runs/{run_id}/shares`: the owner (or an operator) shares the run's released results.
@@ -87,20 +117,20 @@ pub async fn add_share(
     let run = visible_run(&state, &caller, &path).await?;
     let body: ShareBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let (kind, who) = principal(body)?;
+    let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
     let created = state
         .store
-        .add_share(run.id, kind, &who, &caller.subject, now())
+        .add_share(run.id, &who, &caller.subject, now())
         .await?;
     if created {
-        tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results shared");
+        tracing::info!(target: "spe_audit", run_id = %run.id, principal = ?who, by = %caller.subject, "results shared");
     }
     let share = state
         .store
         .shares(run.id)
         .await?
         .into_iter()
-        .find(|s| s.kind == kind && s.principal == who)
+        .find(|s| s.principal == who)
         .ok_or_else(|| ApiError::conflict("the share was removed meanwhile"))?;
     let status = if created {
         StatusCode::CREATED
@@ -138,9 +168,10 @@ pub async fn remove_share(
         let slot = match key.as_str() {
             "subject" => &mut body.subject,
             "group" => &mut body.group,
+            "issuer" => &mut body.issuer,
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {:?}; known: subject, group",
+                    "unknown query parameter {:?}; known: subject, group, issuer",
                     shorten(other)
                 )));
             }
@@ -149,14 +180,18 @@ pub async fn remove_share(
             return Err(ApiError::bad_request(format!("{key} given twice")));
         }
     }
-    let (kind, who) = principal(body)?;
-    if !state.store.remove_share(run.id, kind, &who).await? {
+    let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
+    if !state.store.remove_share(run.id, &who).await? {
+        let kind = match who {
+            SharePrincipal::User(_) => "subject",
+            SharePrincipal::Group(_) => "group",
+        };
         return Err(ApiError::not_found(format!(
             "run {} is not shared with that {kind}",
             run.id
         )));
     }
-    tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results share removed");
+    tracing::info!(target: "spe_audit", run_id = %run.id, principal = ?who, by = %caller.subject, "results share removed");
     Ok(HttpResponse::NoContent().finish())
 }
 

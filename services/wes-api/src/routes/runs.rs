@@ -373,7 +373,7 @@ pub async fn cancel(
             run: run.id,
             from: &[run.state],
             to,
-            actor: &caller.subject,
+            actor: &spe_core::Actor::Person(caller.subject.clone()),
             reason: Some(reason),
             exit_code: None,
             at: now(),

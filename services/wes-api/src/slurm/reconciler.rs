@@ -188,7 +188,7 @@ impl Reconciler {
             run: run.id,
             from: &[run.state],
             to,
-            actor: "reconciler",
+            actor: &spe_core::Actor::Service(spe_core::ServiceActor::Reconciler),
             reason,
             exit_code,
             at: Timestamp::from_datetime(Utc::now()),

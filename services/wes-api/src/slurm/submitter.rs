@@ -156,7 +156,7 @@ impl Submitter {
             run: run.id,
             from: &[RunState::Queued],
             to: RunState::SystemError,
-            actor: "submitter",
+            actor: &spe_core::Actor::Service(spe_core::ServiceActor::Submitter),
             reason: Some(reason),
             exit_code: None,
             at: Timestamp::from_datetime(Utc::now()),
