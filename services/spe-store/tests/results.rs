@@ -91,7 +91,7 @@ async fn shares_decide_who_sees_results() {
         assert!(!store.is_shared_with(a, &other_bob, &none).await.unwrap());
         assert!(
             !store
-                .is_shared_with(b, &other_bob, &[other_group.clone()])
+                .is_shared_with(b, &other_bob, std::slice::from_ref(&other_group))
                 .await
                 .unwrap()
         );
