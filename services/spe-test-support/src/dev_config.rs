@@ -3,6 +3,7 @@
 //! `Config::parse` and `Application::build`): this crate does not depend on wes-api.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::repo_root;
 
@@ -28,6 +29,23 @@ pub fn test_env(dir: &Path) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// The service binary `bin` (the caller's `env!("CARGO_BIN_EXE_wes-api")`) on the dev config,
+/// started from the repository root, with a database and data folder of its own under `dir`
+/// and authentication off. Where it listens is the caller's `--listen`.
+pub fn binary_command(bin: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(["--config", "deploy/config/spe.dev.yaml"])
+        .current_dir(repo_root())
+        .env(
+            "SPE__DATABASE__URL",
+            format!("sqlite://{}/spe.db", dir.display()),
+        )
+        .env("SPE__DATA_DIR", dir.join("runs"))
+        .env("SPE__AUTH", "disabled");
+    command
 }
 
 /// `base` with every key of `extra` set to its value there (replacing the same key in `base`).

@@ -76,3 +76,31 @@ impl Drop for Service {
         self.stop();
     }
 }
+
+/// A finished command's exit code (-1 when a signal ended it) and output, as text; its `Debug`
+/// shows all three, for assertion messages.
+pub struct TextOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<std::process::Output> for TextOutput {
+    fn from(out: std::process::Output) -> TextOutput {
+        TextOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TextOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}

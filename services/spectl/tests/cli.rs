@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use spe_core::config::Config;
 use spe_test_support::dev_config::{dev_yaml, test_env};
+use spe_test_support::process::TextOutput as Out;
 use spe_test_support::repo_root;
 use wes_api::startup::Application;
 
@@ -40,22 +41,6 @@ async fn spawn_app() -> TestApp {
     }
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 /// Runs the built spectl against `url` (asynchronously, so the service keeps serving).
 async fn spectl_at(url: &str, args: &[&str]) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectl"))
@@ -67,11 +52,7 @@ async fn spectl_at(url: &str, args: &[&str]) -> Out {
         .output()
         .await
         .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    out.into()
 }
 
 async fn spectl(app: &TestApp, args: &[&str]) -> Out {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use spe_core::config::Config;
 use spe_test_support::dev_config::test_env;
 use spe_test_support::oidc::{self, Peer};
+use spe_test_support::process::TextOutput as Out;
 use wes_api::startup::Application;
 
 /// wes-api on the shipped dev config (OIDC), its provider ports moved to the peer's.
@@ -25,12 +26,6 @@ async fn spawn_oidc_app(peer: &Peer, dir: &Path) -> String {
     base
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 async fn spectl(url: &str, token_file: &Path, args: &[&str]) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectl"))
         .args(args)
@@ -40,11 +35,7 @@ async fn spectl(url: &str, token_file: &Path, args: &[&str]) -> Out {
         .output()
         .await
         .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    out.into()
 }
 
 /// `name="..." value="..."` of every hidden input of an HTML page.

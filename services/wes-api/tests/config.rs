@@ -1,8 +1,10 @@
 //! The shipped configs and the binary's start-up behaviour.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use spe_core::config::{AuthConfig, Config};
+use spe_test_support::dev_config::binary_command;
 use spe_test_support::process::Service;
 use spe_test_support::repo_root;
 
@@ -118,22 +120,10 @@ fn a_database_password_never_reaches_the_output() {
 #[test]
 fn the_binary_listens_where_told_and_warns_when_auth_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = wes_api();
+    let mut command = binary_command(Path::new(env!("CARGO_BIN_EXE_wes-api")), dir.path());
     command
-        .args([
-            "--config",
-            "deploy/config/spe.dev.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(repo_root())
-        .env(
-            "SPE__DATABASE__URL",
-            format!("sqlite://{}/spe.db", dir.path().display()),
-        )
-        .env("SPE__DATA_DIR", dir.path().join("runs"))
+        .args(["--listen", "127.0.0.1:0"])
         .env("SPE__LOGGING__FORMAT", "json")
-        .env("SPE__AUTH", "disabled")
         .stderr(Stdio::piped());
     let service = Service::start(command);
     let port = service.port();

@@ -2,11 +2,11 @@
 //! started by tests/peers/slurm.sh.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spe_test_support::dev_config::binary_command;
 use spe_test_support::peers;
 use spe_test_support::process::Service;
 
@@ -144,23 +144,12 @@ pub struct WesApi {
 impl WesApi {
     pub fn start(dir: &std::path::Path, slurm: bool) -> WesApi {
         let tools = tools_bin();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wes-api"));
+        // Authentication off: these suites test execution, as one local user; tests/auth.rs
+        // tests authentication.
+        let mut command = binary_command(Path::new(env!("CARGO_BIN_EXE_wes-api")), dir);
         command
-            .args([
-                "--config",
-                "deploy/config/spe.dev.yaml",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(repo_root())
-            .env(
-                "SPE__DATABASE__URL",
-                format!("sqlite://{}/spe.db", dir.display()),
-            )
-            .env("SPE__DATA_DIR", dir.join("runs"))
+            .args(["--listen", "127.0.0.1:0"])
             .env("SPE__SLURM__ENABLED", slurm.to_string())
-            // These suites test execution, as one local user; tests/auth.rs tests authentication.
-            .env("SPE__AUTH", "disabled")
             .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
             .env("SPE__SLURM__RUNNER", runner_path())
             .env(
