@@ -9,27 +9,76 @@
 #   6. a researcher (real token) submits a run over WES and follows it to its end
 #   7. the crawler releases the whitelisted outputs; the researcher shares them with the
 #      collaborators' group; a collaborator lists them and downloads one through a short-lived link
-# Then it keeps serving until Ctrl-C (SPE_DEV_DETACH=1 returns instead, leaving the services up;
-# stop them with `kill $(cat .spe-dev/*.pid)`).
+# Then it keeps serving until Ctrl-C, which stops wes-api and the crawler.
 #
-# Usage: deploy/dev/up.sh
+# Usage: deploy/dev/up.sh          as above
+#        SPE_DEV_DETACH=1 deploy/dev/up.sh
+#                                  returns once the result is downloaded (.spe-dev/results.csv),
+#                                  leaving what it started running (.ci/run does this)
+#        deploy/dev/up.sh stop     stops exactly what up.sh started: wes-api, the crawler, and
+#                                  each peer that was not already running when it started it
+#                                  (.spe-dev/started-peers); peers it found running stay up
+# SPE_DEV_LISTEN (default 127.0.0.1:8080) and SPE_DEV_METRICS_LISTEN (127.0.0.1:9464) move
+# wes-api and the crawler's metrics; browser login needs 8080, the provider's registered
+# redirect.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-listen=127.0.0.1:8080   # the dev config's listen address and browser-login redirect
+listen=${SPE_DEV_LISTEN:-127.0.0.1:8080}   # the dev config's listen address and browser-login redirect
+metrics_listen=${SPE_DEV_METRICS_LISTEN:-127.0.0.1:9464}
 api="http://$listen/ga4gh/wes/v1"
-mkdir -p .spe-dev
 say() { printf '\n[spe] %s\n' "$*"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-stop_pidfile() { [ -s "$1" ] && kill "$(cat "$1")" 2>/dev/null && sleep 1; rm -f "$1"; }
+
+# stop_service NAME: stops the process in .spe-dev/NAME.pid if it is still our target/debug/NAME
+# (a pid reused by another process is left alone).
+stop_service() {
+  local f=.spe-dev/$1.pid pid
+  [ -s "$f" ] || return 0
+  pid=$(cat "$f")
+  if ps -o args= -p "$pid" 2>/dev/null | grep -q "^target/debug/$1 "; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "stopped $1 (pid $pid)"
+  fi
+  rm -f "$f"
+}
+
+# start_peer NAME: starts tests/peers/NAME.sh; a peer that was not running before is recorded in
+# .spe-dev/started-peers, for `stop`.
+start_peer() {
+  local before=running
+  tests/peers/"$1".sh status >/dev/null 2>&1 || before=stopped
+  tests/peers/"$1".sh start
+  if [ "$before" = stopped ] && ! grep -qxF "$1" .spe-dev/started-peers 2>/dev/null; then
+    echo "$1" >>.spe-dev/started-peers
+  fi
+}
+
+if [ "${1:-}" = stop ]; then
+  stop_service results-crawler
+  stop_service wes-api
+  if [ -s .spe-dev/started-peers ]; then
+    for peer in $(tac .spe-dev/started-peers); do
+      tests/peers/"$peer".sh stop && echo "stopped peer $peer"
+    done
+  fi
+  rm -f .spe-dev/started-peers
+  exit 0
+fi
+[ $# -eq 0 ] || { echo "usage: $0 [stop]" >&2; exit 2; }
+mkdir -p .spe-dev
 
 say "1/7 Slurm: one node on localhost"
-tests/peers/slurm.sh start
+start_peer slurm
 sinfo
 
 say "2/7 identity provider and S3 server on 127.0.0.1"
-echo "OIDC issuer: $(tests/peers/oidc.sh start)"
-echo "S3 endpoint: $(tests/peers/s3.sh start)"
+issuer=$(start_peer oidc)
+echo "OIDC issuer: $issuer"
+s3=$(start_peer s3)
+echo "S3 endpoint: $s3"
 
 say "3/7 Snakemake (PyPI) in a venv"
 tools=$(tests/peers/python-tools.sh)
@@ -37,15 +86,17 @@ tools=$(tests/peers/python-tools.sh)
 
 say "4/7 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
 cargo build --quiet -p wes-api -p spe-runner -p results-crawler
-stop_pidfile .spe-dev/wes-api.pid
-stop_pidfile .spe-dev/results-crawler.pid
+stop_service wes-api
+stop_service results-crawler
 export SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE="$tools/snakemake"
 export SPE__SLURM__JOB_PATH="$tools:/usr/local/bin:/usr/bin:/bin"
-target/debug/wes-api --config deploy/config/spe.dev.yaml >.spe-dev/wes-api.out 2>.spe-dev/wes-api.log &
+export SPE__SERVER__LISTEN=$listen SPE__CRAWLER__METRICS_LISTEN=$metrics_listen
+# Every output to a file: a detached service must not hold the caller's stdout open.
+target/debug/wes-api --config deploy/config/spe.dev.yaml </dev/null >.spe-dev/wes-api.out 2>.spe-dev/wes-api.log &
 echo $! >.spe-dev/wes-api.pid
 for _ in $(seq 100); do curl -fsS "http://$listen/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS "http://$listen/readyz" >/dev/null || { tail -20 .spe-dev/wes-api.log; exit 1; }
-target/debug/results-crawler --config deploy/config/spe.dev.yaml 2>.spe-dev/results-crawler.log &
+target/debug/results-crawler --config deploy/config/spe.dev.yaml </dev/null >.spe-dev/results-crawler.out 2>.spe-dev/results-crawler.log &
 echo $! >.spe-dev/results-crawler.pid
 sleep 0.5
 kill -0 "$(cat .spe-dev/results-crawler.pid)" || { tail -20 .spe-dev/results-crawler.log; exit 1; }
@@ -101,11 +152,16 @@ call "$researcher" POST "/runs/$run_id/shares" \
 echo "shared with the collaborators' group"
 link=$(call "$collaborator" POST "/results/$run_id/links" '{"path": "results.csv"}' | json 'd["url"]')
 echo "collaborator's download link (valid 5 minutes): $link"
-echo "results.csv, downloaded with it:"
-curl -fsS "$link"
+echo "results.csv, downloaded with it (.spe-dev/results.csv):"
+curl -fsS -o .spe-dev/results.csv "$link"
+cat .spe-dev/results.csv
+echo "$run_id" >.spe-dev/last-run
 
 say "wes-api is serving at $api (OpenAPI: $api/openapi.json); browser login: http://$listen/auth/login"
-if [ "${SPE_DEV_DETACH:-0}" = 1 ]; then exit 0; fi
+if [ "${SPE_DEV_DETACH:-0}" = 1 ]; then
+  echo "detached: deploy/dev/up.sh stop stops what this started"
+  exit 0
+fi
 say "Ctrl-C stops it"
-trap 'kill "$(cat .spe-dev/wes-api.pid)" "$(cat .spe-dev/results-crawler.pid)" 2>/dev/null; exit 0' INT TERM
+trap 'stop_service results-crawler; stop_service wes-api; exit 0' INT TERM
 wait

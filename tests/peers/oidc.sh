@@ -13,8 +13,9 @@
 # tests/contract/no-secrets-in-logs.sh). A running provider whose server.mjs has changed since
 # it started is restarted by `start`.
 #
-# Usage: tests/peers/oidc.sh start|stop|url|tokens
+# Usage: tests/peers/oidc.sh start|stop|status|url|tokens
 #   start   npm ci into tests/peers/oidc/node_modules if needed, start it, print the issuer URL
+#   status  exit 0 if the provider this script started is running
 #   url     print the issuer URL
 #   tokens  print the path of the file of issued tokens
 #   stop    stop it
@@ -69,7 +70,8 @@ start() {
 case "${1:-}" in
   start) start ;;
   stop) stop_pidfile "$PIDF" 10 ;;
+  status) pid_alive "$PIDF" ;;
   url) echo "$URL" ;;
   tokens) echo "$TOKENS" ;;
-  *) echo "usage: $0 start|stop|url|tokens" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|url|tokens" >&2; exit 2 ;;
 esac

@@ -3,8 +3,9 @@
 # data under ${SPE_PEERS_DIR:-/tmp/spe-peers}/s3/data, access key spe-test-access,
 # secret key spe-test-secret-key, with bucket spe-results. Any region name is accepted.
 #
-# Usage: tests/peers/s3.sh start|stop|url
+# Usage: tests/peers/s3.sh start|stop|status|url
 #   start  install s3s-fs if missing (cargo, ~3.5 min, one core), start it, print the endpoint URL
+#   status exit 0 if the s3s-fs this script started is running
 #   url    print the endpoint URL
 #   stop   stop it (data is kept)
 set -euo pipefail
@@ -47,6 +48,7 @@ start() {
 case "${1:-}" in
   start) start ;;
   stop) stop_pidfile "$PIDF" 10 ;;
+  status) pid_alive "$PIDF" ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 //! The crawler against a real S3 server (s3s-fs, started by tests/peers/s3.sh; run-all.sh
 //! exports SPE_TEST_S3_URL) and a real store (SQLite). Without SPE_TEST_S3_URL these tests are
-//! skipped with a message, unless CI is set, where they fail.
+//! reported skipped (`SKIPPED <test>: ...` on stderr), unless CI is set, where they fail.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
@@ -20,20 +20,9 @@ use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{NewRun, NewWorkflowVersion, Store, Transition};
-
-fn s3_url() -> Option<String> {
-    match std::env::var("SPE_TEST_S3_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the crawler suite against S3: set SPE_TEST_S3_URL (tests/peers/s3.sh start)"
-            );
-            eprintln!("SPE_TEST_S3_URL not set: crawler S3 test skipped (tests/peers/s3.sh start)");
-            None
-        }
-    }
-}
+use spe_test_support::peers::s3_url;
+use spe_test_support::process::Service;
+use spe_test_support::store::postgres_store_with_pool;
 
 fn crawler_config(endpoint: &str) -> CrawlerConfig {
     serde_json::from_value(json!({
@@ -75,31 +64,6 @@ async fn world() -> Option<World> {
     let url = format!("sqlite://{}/spe.db", dir.path().display());
     let store = Store::connect(&DatabaseUrl::new(url), 4).await.unwrap();
     Some(world_with(endpoint, dir, store).await)
-}
-
-/// A fresh PostgreSQL database, or `None` when SPE_TEST_POSTGRES_URL is unset.
-async fn postgres_store() -> Option<Store> {
-    use sqlx::Connection;
-    let Ok(admin_url) = std::env::var("SPE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the crawler suite against PostgreSQL: set SPE_TEST_POSTGRES_URL"
-        );
-        eprintln!("SPE_TEST_POSTGRES_URL not set: multi-crawler PostgreSQL test skipped");
-        return None;
-    };
-    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    Some(
-        Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), 8)
-            .await
-            .unwrap(),
-    )
 }
 
 async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> World {
@@ -728,7 +692,7 @@ async fn remove_object(w: &World, key: &str) {
 #[tokio::test]
 async fn several_crawlers_on_one_postgres_upload_each_file_once() {
     let Some(endpoint) = s3_url() else { return };
-    let Some(store) = postgres_store().await else {
+    let Some(store) = postgres_store_with_pool(8).await else {
         return;
     };
     let w = world_with(endpoint, tempfile::tempdir().unwrap(), store).await;
@@ -776,31 +740,21 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
     }
     let config = binary_config(&w, "* * * * * *", "watch: notify");
     let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"))
-            .arg("--config")
-            .arg(&config)
-            .env("SPE__CRAWLER__ACCESS_KEY", "spe-test-access")
-            .env("SPE__CRAWLER__SECRET_KEY", "spe-test-secret-key")
+        let mut command = crawler_command(&config);
+        command
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::null());
+        command
     };
     // Killed (SIGKILL) while it works, twice, then left to finish.
     for wait_ms in [400, 900] {
-        let mut child = start();
+        let mut child = start().spawn().unwrap();
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    let mut child = start();
-    let mut line = String::new();
-    {
-        use std::io::BufRead;
-        let out = child.stdout.take().unwrap();
-        std::io::BufReader::new(out).read_line(&mut line).unwrap();
-    }
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let crawler = Service::start(start());
+    let addr = crawler.address.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let mut done = 0;
@@ -825,8 +779,7 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    crawler.kill9();
     if !metrics.is_empty() {
         assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
     }
@@ -896,32 +849,25 @@ crawler:
     config
 }
 
-/// Starts the crawler binary; returns it with its metrics address (its first stdout line).
-fn start_binary(config: &Path) -> (std::process::Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"))
+/// The crawler binary on `config`, with the test bucket's keys.
+fn crawler_command(config: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_results-crawler"));
+    command
         .arg("--config")
         .arg(config)
         .env("SPE__CRAWLER__ACCESS_KEY", "spe-test-access")
-        .env("SPE__CRAWLER__SECRET_KEY", "spe-test-secret-key")
+        .env("SPE__CRAWLER__SECRET_KEY", "spe-test-secret-key");
+    command
+}
+
+/// Starts the crawler binary, its debug log in `<config>.log`; it answers on its metrics
+/// address once this returns.
+fn start_binary(config: &Path) -> Service {
+    let mut command = crawler_command(config);
+    command
         .env("RUST_LOG", "results_crawler=debug,info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(config.with_extension("log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    {
-        use std::io::BufRead;
-        let out = child.stdout.take().unwrap();
-        std::io::BufReader::new(out).read_line(&mut line).unwrap();
-    }
-    (
-        child,
-        line.trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+        .stderr(std::fs::File::create(config.with_extension("log")).unwrap());
+    Service::start(command)
 }
 
 /// A run that finishes after the crawler started, with no rescan due for an hour: only the
@@ -929,7 +875,7 @@ fn start_binary(config: &Path) -> (std::process::Child, String) {
 async fn released_by_the_watcher(watch: &str) {
     let Some(w) = world().await else { return };
     let config = binary_config(&w, "0 0 * * * *", watch);
-    let (mut child, _) = start_binary(&config);
+    let crawler = start_binary(&config);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (id, _) = finished_run(&w).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -941,8 +887,7 @@ async fn released_by_the_watcher(watch: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    crawler.kill9();
     assert_eq!(w.store.released_files(id).await.unwrap().len(), 2);
 }
 

@@ -2,14 +2,10 @@
 //! against the real provider (tests/peers/oidc.sh). Its own test binary, so that the fetches it
 //! counts (from the verifier's log) are its own.
 
-#[path = "support/logs.rs"]
-mod logs;
-#[path = "support/peer.rs"]
-mod support;
-
 use serde_json::json;
 use spe_auth::{AuthError, Verifier};
-use support::{AUDIENCE, now, peer};
+use spe_test_support::logs;
+use spe_test_support::oidc::{AUDIENCE, now, peer};
 
 const FETCHED: &str = "fetched signing keys";
 

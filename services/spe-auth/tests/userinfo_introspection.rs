@@ -3,17 +3,12 @@
 //! a resource indicator) carry no `aud` and none of the LS-Login claims: as at LS-Login, those
 //! come from userinfo only. Also: neither a token nor the introspection secret reaches the logs.
 
-#[path = "support/logs.rs"]
-mod logs;
-#[path = "support/peer.rs"]
-mod support;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use logs::captured_logs;
 use spe_auth::{AuthError, Role, Verifier};
 use spe_core::config::OidcConfig;
-use support::{DATASET_GRANT, Peer, peer};
+use spe_test_support::logs::captured_logs;
+use spe_test_support::oidc::{self, DATASET_GRANT, Peer, peer};
 
 const INTROSPECTION_SECRET: &str = "spe-introspect-secret";
 
@@ -57,7 +52,7 @@ async fn opaque_tokens_resolve_subject_and_roles_through_introspection_and_useri
         assert_eq!(p.subject.issuer(), peer.issuer);
         // The token carries no entitlements: the roles come from userinfo.
         assert_eq!(p.roles, roles, "{user}");
-        assert!(p.expires_at > support::now(), "{user}");
+        assert!(p.expires_at > oidc::now(), "{user}");
     }
     // The researcher's passport (released at userinfo only) carries the trusted visa.
     let token = peer.opaque_token("spe-api", "researcher").await;

@@ -1,14 +1,11 @@
 //! spe-auth against a real OpenID Connect provider (tests/peers/oidc.sh): real tokens per role,
 //! the forged-token suite, and GA4GH Passport visas.
 
-#[path = "support/peer.rs"]
-mod support;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use spe_auth::{AuthError, Role, Verifier};
-use support::{AUDIENCE, DATASET_GRANT, Peer, now, peer};
+use spe_test_support::oidc::{self, AUDIENCE, DATASET_GRANT, Peer, now, peer};
 
 fn claims_for(peer: &Peer, sub: &str) -> Value {
     json!({
@@ -136,7 +133,7 @@ async fn forged_tokens_are_all_refused() {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     body["eduperson_entitlement"] = json!([format!(
         "urn:geant:lifescience-ri.eu:group:spe-demo:data-controllers:role=manager#{}",
-        support::AUTHORITY
+        oidc::AUTHORITY
     )]);
     cases.push((
         "tampered payload",

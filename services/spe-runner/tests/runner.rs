@@ -2,7 +2,8 @@
 //! `tests/peers/python-tools.sh`), and a Nextflow STAND-IN (`tests/stand-ins/nextflow`; real
 //! Nextflow cannot run on the test machines).
 //!
-//! Without Snakemake the Snakemake tests print why and pass, unless `CI` is set: then they fail.
+//! Without Snakemake the Snakemake tests are reported skipped (`SKIPPED <test>: ...` on stderr),
+//! unless `CI` is set: then they fail.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,37 +14,8 @@ use serde_json::Value;
 use spe_core::digest::{digest_files, list_tree, read_files};
 use spe_core::runspec::{RUNSPEC_PATH, RunSpec};
 use spe_core::{RunId, request::WorkflowType};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv bin dir holding `snakemake`, or None (with a message) when the test should be
-/// skipped. With `CI` set a missing Snakemake is a failure.
-fn snakemake_bin() -> Option<PathBuf> {
-    let found = std::env::var_os("SPE_TOOLS_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let out = Command::new(repo_root().join("tests/peers/python-tools.sh"))
-                .stderr(Stdio::inherit())
-                .output()
-                .ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        })
-        .filter(|bin| bin.join("snakemake").is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "snakemake not found (tests/peers/python-tools.sh or SPE_TOOLS_BIN) and CI is set"
-        );
-        eprintln!(
-            "SKIPPED: snakemake not found (run tests/peers/python-tools.sh or set SPE_TOOLS_BIN)"
-        );
-    }
-    found
-}
+use spe_test_support::peers::tools_bin as snakemake_bin;
+use spe_test_support::repo_root;
 
 fn copy_tree(from: &Path, to: &Path) {
     for rel in list_tree(from).unwrap() {

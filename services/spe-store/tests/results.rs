@@ -1,9 +1,7 @@
 //! Results access bookkeeping (shares, issued links), run against SQLite (always) and
 //! PostgreSQL (when `SPE_TEST_POSTGRES_URL` names a server).
 
-mod support;
-
-use support::*;
+use spe_test_support::store::*;
 
 use serde_json::json;
 use spe_core::time::Timestamp;

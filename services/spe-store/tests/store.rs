@@ -2,9 +2,7 @@
 //! `SPE_TEST_POSTGRES_URL` names a server; CI starts one with tests/peers/postgres.sh and
 //! requires it).
 
-mod support;
-
-use support::*;
+use spe_test_support::store::*;
 
 use serde_json::json;
 use spe_core::page::{PageSize, PageToken};

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use spe_core::config::Config;
+use spe_test_support::dev_config::{dev_yaml, test_env};
+use spe_test_support::process::TextOutput as Out;
+use spe_test_support::repo_root;
 use wes_api::startup::Application;
 
 struct TestApp {
@@ -14,38 +17,19 @@ struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// The development config with a fresh SQLite file and data dir, as wes-api's own suites use it.
 async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
-    let env = [
-        ("SPE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
-        ("SPE__SERVER__WORKERS", "1".to_owned()),
-        ("SPE__SLURM__ENABLED", "false".to_owned()),
+    let mut env = test_env(dir.path());
+    // One local user registers and approves (the dev config's OIDC is off here).
+    env.extend([
+        ("SPE__AUTH".to_owned(), "disabled".to_owned()),
         (
-            "SPE__DATABASE__URL",
-            format!("sqlite://{}/spe.db", dir.path().display()),
-        ),
-        (
-            "SPE__DATA_DIR",
-            dir.path().join("runs").display().to_string(),
-        ),
-        // One local user registers and approves (the dev config's OIDC is off here).
-        ("SPE__AUTH", "disabled".to_owned()),
-        (
-            "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER",
+            "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER".to_owned(),
             "false".to_owned(),
         ),
-    ]
-    .map(|(k, v)| (k.to_owned(), v));
-    let config = Config::parse(&yaml, env).unwrap();
+    ]);
+    let config = Config::parse(&dev_yaml(), env).unwrap();
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -54,22 +38,6 @@ async fn spawn_app() -> TestApp {
         base,
         data_dir,
         _dir: dir,
-    }
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
     }
 }
 
@@ -84,11 +52,7 @@ async fn spectl_at(url: &str, args: &[&str]) -> Out {
         .output()
         .await
         .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    out.into()
 }
 
 async fn spectl(app: &TestApp, args: &[&str]) -> Out {

@@ -2,62 +2,28 @@
 //! test provider (tests/peers/oidc.sh) and wes-api authenticating with it. The provider's
 //! verification pages are driven headlessly, as a browser would.
 
-#[path = "../../spe-auth/tests/support/peer.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use spe_core::config::Config;
+use spe_test_support::dev_config::test_env;
+use spe_test_support::oidc::{self, Peer};
+use spe_test_support::process::TextOutput as Out;
 use wes_api::startup::Application;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// wes-api on the shipped dev config (OIDC), its provider ports moved to the peer's.
-async fn spawn_oidc_app(peer: &support::Peer, dir: &Path) -> String {
-    // The service's logs, at debug level, on stderr when SPE_TEST_LOG_STDERR=1: tests/run-all.sh
-    // checks the whole run's output for the tokens it used.
-    if std::env::var_os("SPE_TEST_LOG_STDERR").is_some_and(|v| v == "1") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml"))
-        .unwrap()
-        .replace("http://127.0.0.1:59100", &peer.issuer)
-        .replace("http://127.0.0.1:59102", &peer.helper);
-    let env = [
-        ("SPE__SERVER__LISTEN", "127.0.0.1:0".to_owned()),
-        ("SPE__SERVER__WORKERS", "1".to_owned()),
-        ("SPE__SLURM__ENABLED", "false".to_owned()),
-        (
-            "SPE__DATABASE__URL",
-            format!("sqlite://{}/spe.db", dir.display()),
-        ),
-        ("SPE__DATA_DIR", dir.join("runs").display().to_string()),
-    ]
-    .map(|(k, v)| (k.to_owned(), v));
-    let config = Config::parse(&yaml, env).unwrap();
+async fn spawn_oidc_app(peer: &Peer, dir: &Path) -> String {
+    // The service's logs, at debug level (on stderr when SPE_TEST_LOG_STDERR=1: tests/run-all.sh
+    // checks the whole run's output for the tokens it used).
+    spe_test_support::logs::captured_logs();
+    let config = Config::parse(&peer.dev_yaml(), test_env(dir)).unwrap();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     base
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 async fn spectl(url: &str, token_file: &Path, args: &[&str]) -> Out {
@@ -69,11 +35,7 @@ async fn spectl(url: &str, token_file: &Path, args: &[&str]) -> Out {
         .output()
         .await
         .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    out.into()
 }
 
 /// `name="..." value="..."` of every hidden input of an HTML page.
@@ -160,7 +122,7 @@ async fn approve_device(issuer: &str, url: &str, login: &str) {
 
 #[tokio::test]
 async fn login_caches_tokens_privately_refreshes_them_and_logout_forgets_them() {
-    let Some(peer) = support::peer().await else {
+    let Some(peer) = oidc::peer().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -237,13 +199,13 @@ async fn login_caches_tokens_privately_refreshes_them_and_logout_forgets_them() 
 
     // An expired access token is refreshed with the refresh token, and the cache updated.
     let mut expired = cache.clone();
-    expired["expires_at"] = Value::from(support::now() - 10);
+    expired["expires_at"] = Value::from(oidc::now() - 10);
     std::fs::write(&token_file, serde_json::to_vec(&expired).unwrap()).unwrap();
     let out = spectl(&url, &token_file, &["run", "list"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let refreshed: Value = serde_json::from_slice(&std::fs::read(&token_file).unwrap()).unwrap();
     assert_ne!(refreshed["access_token"], cache["access_token"]);
-    assert!(refreshed["expires_at"].as_i64().unwrap() > support::now());
+    assert!(refreshed["expires_at"].as_i64().unwrap() > oidc::now());
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 

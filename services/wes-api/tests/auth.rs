@@ -4,14 +4,11 @@
 //! even at debug level.
 
 mod common;
-#[path = "../../spe-auth/tests/support/logs.rs"]
-mod logs;
-#[path = "../../spe-auth/tests/support/peer.rs"]
-mod support;
-
-use logs::captured_logs;
 
 use serde_json::json;
+use spe_test_support::dev_config::{dev_yaml, test_env};
+use spe_test_support::logs::captured_logs;
+use spe_test_support::oidc as support;
 use wes_api::startup::Application;
 
 struct App {
@@ -23,8 +20,7 @@ struct App {
 
 /// The dev config's text with its `auth:` section replaced by `auth`.
 fn dev_yaml_with_auth(auth: &str) -> String {
-    let yaml =
-        std::fs::read_to_string(common::repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
+    let yaml = dev_yaml();
     let start = yaml.find("\nauth:\n").expect("an auth section") + 1;
     let end = start
         + yaml[start..]
@@ -32,14 +28,6 @@ fn dev_yaml_with_auth(auth: &str) -> String {
             .expect("logging after auth")
         + 1;
     format!("{}{auth}{}", &yaml[..start], &yaml[end..])
-}
-
-/// The dev config as shipped, its provider's ports moved to where the peer listens.
-fn dev_yaml_for(peer: &support::Peer) -> String {
-    let yaml =
-        std::fs::read_to_string(common::repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
-    yaml.replace("http://127.0.0.1:59100", &peer.issuer)
-        .replace("http://127.0.0.1:59102", &peer.helper)
 }
 
 async fn spawn_oidc_app(peer: &support::Peer) -> App {
@@ -55,18 +43,9 @@ async fn spawn_oidc_app(peer: &support::Peer) -> App {
 
 async fn spawn_app_on(yaml: String) -> App {
     let dir = tempfile::tempdir().unwrap();
+    // The same file test_env points the deployment at.
     let db_url = format!("sqlite://{}/spe.db", dir.path().display());
-    let env = vec![
-        ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("SPE__SERVER__WORKERS".to_owned(), "1".to_owned()),
-        ("SPE__SLURM__ENABLED".to_owned(), "false".to_owned()),
-        ("SPE__DATABASE__URL".to_owned(), db_url.clone()),
-        (
-            "SPE__DATA_DIR".to_owned(),
-            dir.path().join("runs").display().to_string(),
-        ),
-    ];
-    let config = spe_core::config::Config::parse(&yaml, env).unwrap();
+    let config = spe_core::config::Config::parse(&yaml, test_env(dir.path())).unwrap();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -536,7 +515,7 @@ async fn the_dev_config_authenticates_against_the_local_provider() {
     };
     // The shipped dev config, unchanged but for the ports: its roles and visa issuer are the
     // peer's.
-    let app = spawn_app_on(dev_yaml_for(&peer)).await;
+    let app = spawn_app_on(peer.dev_yaml()).await;
     let anonymous = app.call(None, "GET", "/runs", None).await;
     assert_eq!(anonymous.status().as_u16(), 401);
     for (user, path, status) in [
@@ -550,7 +529,7 @@ async fn the_dev_config_authenticates_against_the_local_provider() {
         let res = app.call(Some(&token), "GET", path, None).await;
         assert_eq!(res.status().as_u16(), status, "{user} GET {path}");
     }
-    let config = spe_core::config::Config::parse(&dev_yaml_for(&peer), Vec::new()).unwrap();
+    let config = spe_core::config::Config::parse(&peer.dev_yaml(), Vec::new()).unwrap();
     let spe_core::config::AuthConfig::Oidc(dev) = config.auth else {
         panic!("the dev config must authenticate");
     };

@@ -1,9 +1,12 @@
-//! Spawns the real application on 127.0.0.1 port 0 and speaks HTTP to it.
+//! Spawns the real application in this process on 127.0.0.1 port 0 and speaks HTTP to it.
+//! (wes-api's own: spe-test-support cannot depend on wes-api.)
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
 use spe_core::config::Config;
+use spe_test_support::dev_config::{dev_yaml, test_env, with_overrides};
+pub use spe_test_support::repo_root;
 use wes_api::startup::Application;
 
 pub struct TestApp {
@@ -13,48 +16,22 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// The development config with a fresh SQLite file and data dir, listening on port 0.
 pub fn test_config(dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) -> Config {
-    let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml")).unwrap();
-    let mut env = vec![
-        ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("SPE__SERVER__WORKERS".to_owned(), "1".to_owned()),
-        // API-only: execution has its own end-to-end suite against real Slurm.
-        ("SPE__SLURM__ENABLED".to_owned(), "false".to_owned()),
-        (
-            "SPE__DATABASE__URL".to_owned(),
-            format!("sqlite://{}/spe.db", dir.path().display()),
-        ),
-        (
-            "SPE__DATA_DIR".to_owned(),
-            dir.path().join("runs").display().to_string(),
-        ),
-    ];
+    // API-only: execution has its own end-to-end suites against real Slurm.
+    let mut env = test_env(dir.path());
     // The dev config authenticates against the test OIDC provider; these suites test the API
     // itself as one local user (tests/auth.rs tests authentication). Every shipped config
     // authenticates: `auth: disabled` exists only as this override.
-    if !extra_env.iter().any(|(k, _)| *k == "SPE__AUTH") {
-        env.push(("SPE__AUTH".to_owned(), "disabled".to_owned()));
-    }
+    env.push(("SPE__AUTH".to_owned(), "disabled".to_owned()));
     // With `auth: disabled` every caller is one user, who could never approve their own
     // registrations under the four-eyes rule; tests that check the rule set it back.
-    let four_eyes = "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER";
-    if !extra_env.iter().any(|(k, _)| *k == four_eyes) {
-        env.push((four_eyes.to_owned(), "false".to_owned()));
-    }
-    // A key the test sets replaces the default above.
-    env.retain(|(k, _)| !extra_env.iter().any(|(e, _)| e == k));
-    for (k, v) in extra_env {
-        env.push((k.to_string(), v.to_string()));
-    }
-    Config::parse(&yaml, env).unwrap()
+    env.push((
+        "SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER".to_owned(),
+        "false".to_owned(),
+    ));
+    // A key the test sets replaces the defaults above.
+    Config::parse(&dev_yaml(), with_overrides(env, extra_env)).unwrap()
 }
 
 /// An application whose registry holds the approved example workflows `quals` and

@@ -1,14 +1,15 @@
 //! The shipped configs and the binary's start-up behaviour.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use spe_core::config::{AuthConfig, Config};
+use spe_test_support::dev_config::binary_command;
+use spe_test_support::process::Service;
+use spe_test_support::repo_root;
 
 fn shipped(name: &str) -> String {
-    std::fs::read_to_string(common::repo_root().join("deploy/config").join(name)).unwrap()
+    std::fs::read_to_string(repo_root().join("deploy/config").join(name)).unwrap()
 }
 
 #[test]
@@ -26,7 +27,7 @@ fn the_shipped_configs_parse_and_none_disables_auth() {
     assert!(prod.database.url.is_postgres());
     // Every config shipped (deploy/config/*.yaml) authenticates; `auth: disabled` is only an
     // override for test suites (SPE__AUTH=disabled).
-    let dir = common::repo_root().join("deploy/config");
+    let dir = repo_root().join("deploy/config");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -64,7 +65,7 @@ fn wes_api() -> Command {
 fn an_invalid_config_stops_start_up_naming_the_key() {
     let out = wes_api()
         .args(["--config", "deploy/config/spe.dev.yaml"])
-        .current_dir(common::repo_root())
+        .current_dir(repo_root())
         .env("SPE__SERVER__MAX_BODY_BYTES", "lots")
         .output()
         .unwrap();
@@ -86,7 +87,7 @@ fn an_invalid_config_stops_start_up_naming_the_key() {
             "--listen",
             "nowhere",
         ])
-        .current_dir(common::repo_root())
+        .current_dir(repo_root())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -97,7 +98,7 @@ fn an_invalid_config_stops_start_up_naming_the_key() {
 fn a_database_password_never_reaches_the_output() {
     let out = wes_api()
         .args(["--config", "deploy/config/spe.dev.yaml"])
-        .current_dir(common::repo_root())
+        .current_dir(repo_root())
         .env(
             "SPE__DATABASE__URL",
             "postgres://spe:TopSecret123@127.0.0.1:1/spe",
@@ -119,32 +120,16 @@ fn a_database_password_never_reaches_the_output() {
 #[test]
 fn the_binary_listens_where_told_and_warns_when_auth_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = wes_api()
-        .args([
-            "--config",
-            "deploy/config/spe.dev.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(common::repo_root())
-        .env(
-            "SPE__DATABASE__URL",
-            format!("sqlite://{}/spe.db", dir.path().display()),
-        )
-        .env("SPE__DATA_DIR", dir.path().join("runs"))
+    let mut command = binary_command(Path::new(env!("CARGO_BIN_EXE_wes-api")), dir.path());
+    command
+        .args(["--listen", "127.0.0.1:0"])
         .env("SPE__LOGGING__FORMAT", "json")
-        .env("SPE__AUTH", "disabled")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+        .stderr(Stdio::piped());
+    let service = Service::start(command);
+    let port = service.port();
     assert_ne!(port, 0);
     let body = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let mut child = service.into_child();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(body);

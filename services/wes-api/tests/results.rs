@@ -3,15 +3,8 @@
 //! subject and by group, collaborators list released files and download them through presigned
 //! links that expire; unreleased files are neither listed nor signed; the bucket stays private;
 //! every link is recorded; neither S3 keys, link signatures nor tokens reach the logs.
-//! Without SPE_TEST_S3_URL the test is skipped with a message, unless CI is set: then it fails.
-
-mod common;
-#[path = "../../spe-auth/tests/support/logs.rs"]
-mod logs;
-#[path = "../../spe-auth/tests/support/peer.rs"]
-mod support;
-
-use logs::captured_logs;
+//! Without SPE_TEST_S3_URL the test is reported skipped (`SKIPPED <test>: ...` on stderr),
+//! unless CI is set: then it fails.
 
 use std::time::Duration;
 
@@ -22,6 +15,9 @@ use sha2::{Digest, Sha256};
 use spe_core::RunId;
 use spe_core::time::Timestamp;
 use spe_store::{EgressOutcome, NewEgressFile, NewRun, Store};
+use spe_test_support::logs::captured_logs;
+use spe_test_support::oidc as support;
+use spe_test_support::peers::s3_url;
 use wes_api::startup::Application;
 
 const ACCESS_KEY: &str = "spe-test-access";
@@ -29,20 +25,6 @@ const SECRET_KEY: &str = "spe-test-secret-key";
 const BUCKET: &str = "spe-results";
 /// Short, so that the test sees a link expire.
 const TTL_SECONDS: u64 = 3;
-
-fn s3_url() -> Option<String> {
-    match std::env::var("SPE_TEST_S3_URL") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_owned()),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the results suite against S3: set SPE_TEST_S3_URL (tests/peers/s3.sh start)"
-            );
-            eprintln!("SKIPPED: SPE_TEST_S3_URL not set (tests/peers/s3.sh start)");
-            None
-        }
-    }
-}
 
 struct App {
     base: String,

@@ -2,47 +2,26 @@
 //! started by tests/peers/slurm.sh.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spe_test_support::dev_config::binary_command;
+use spe_test_support::peers;
+use spe_test_support::process::Service;
 
 use crate::common::{self, TestApp, repo_root};
 
-/// Whether Slurm answers here. Outside CI a missing Slurm skips the suite with a message;
-/// under CI it is a failure, so that the suite can never silently not run.
+/// Whether Slurm answers here and Snakemake is installed. When not, the test is reported
+/// skipped (`SKIPPED <test>: ...`), or fails under CI, so that the suite can never silently
+/// not run.
 pub fn slurm_ready() -> bool {
-    let ok = Command::new("sinfo")
-        .arg("-h")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the Slurm suites: start Slurm with tests/peers/slurm.sh start"
-        );
-        eprintln!("Slurm is not running here (tests/peers/slurm.sh start): suite skipped");
-    }
-    ok
+    peers::slurm() && peers::tools_bin().is_some()
 }
 
-/// The venv with snakemake (tests/peers/python-tools.sh).
+/// The venv with snakemake (tests/peers/python-tools.sh); checked by [`slurm_ready`] first.
 pub fn tools_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("SPE_TOOLS_BIN") {
-        return PathBuf::from(bin);
-    }
-    let out = Command::new(repo_root().join("tests/peers/python-tools.sh"))
-        .output()
-        .expect("tests/peers/python-tools.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    peers::tools_bin().expect("snakemake, checked by slurm_ready")
 }
 
 /// `spe-runner` from the same build as this test (target/<profile>/spe-runner).
@@ -158,29 +137,19 @@ pub fn log_json(app: &TestApp, run_id: &str) -> Value {
 
 /// The real wes-api binary on a given data folder, for tests that kill and restart it.
 pub struct WesApi {
-    child: Child,
+    service: Service,
     pub api: String,
 }
 
 impl WesApi {
     pub fn start(dir: &std::path::Path, slurm: bool) -> WesApi {
         let tools = tools_bin();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wes-api"))
-            .args([
-                "--config",
-                "deploy/config/spe.dev.yaml",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(repo_root())
-            .env(
-                "SPE__DATABASE__URL",
-                format!("sqlite://{}/spe.db", dir.display()),
-            )
-            .env("SPE__DATA_DIR", dir.join("runs"))
+        // Authentication off: these suites test execution, as one local user; tests/auth.rs
+        // tests authentication.
+        let mut command = binary_command(Path::new(env!("CARGO_BIN_EXE_wes-api")), dir);
+        command
+            .args(["--listen", "127.0.0.1:0"])
             .env("SPE__SLURM__ENABLED", slurm.to_string())
-            // These suites test execution, as one local user; tests/auth.rs tests authentication.
-            .env("SPE__AUTH", "disabled")
             .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
             .env("SPE__SLURM__RUNNER", runner_path())
             .env(
@@ -192,24 +161,16 @@ impl WesApi {
                 tools.join("snakemake"),
             )
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().rsplit(' ').next().unwrap().to_owned();
+            .stderr(std::process::Stdio::null());
+        let service = Service::start(command);
         WesApi {
-            child,
-            api: format!("http://127.0.0.1:{port}/ga4gh/wes/v1"),
+            api: format!("http://127.0.0.1:{}/ga4gh/wes/v1", service.port()),
+            service,
         }
     }
 
-    pub fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill9(self) {
+        self.service.kill9();
     }
 
     pub async fn state(&self, id: &str) -> String {

@@ -1,11 +1,10 @@
-//! The OIDC test peer (tests/peers/oidc.sh): found through SPE_TEST_OIDC_URL or started by
-//! the script. Without it the tests skip with a message, unless CI is set: then they fail.
-//! Shared by spe-auth's and wes-api's suites (`#[path]`-included).
-#![allow(dead_code)]
-
-use std::process::Command;
+//! The OIDC test provider (tests/peers/oidc.sh, a stand-in for LS-Login): real tokens for its
+//! test users, JWS signed with its keys, the `auth.oidc` config that trusts it. Found through
+//! [`crate::peers::oidc_url`]: without it a test is skipped, or fails under CI.
 
 use serde_json::{Value, json};
+
+use crate::skip::require;
 
 pub struct Peer {
     /// Provider A: the issuer the SPE trusts.
@@ -25,36 +24,15 @@ fn port_of(url: &str) -> Option<u16> {
     url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
 }
 
-/// The peer, or `None` (test skipped) when it cannot be had and CI is unset.
+/// The provider, or `None` after the test was reported skipped (a failure under CI).
 pub async fn peer() -> Option<Peer> {
-    let url = match std::env::var("SPE_TEST_OIDC_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/peers/oidc.sh");
-            match Command::new("bash").arg(script).arg("start").output() {
-                Ok(out) if out.status.success() => {
-                    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-                }
-                Ok(out) => {
-                    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-                    None
-                }
-                Err(e) => {
-                    eprintln!("cannot run {script}: {e}");
-                    None
-                }
-            }
-        }
-    };
-    let Some((url, port)) = url.and_then(|u| port_of(&u).map(|p| (u, p))) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("the OIDC test peer is required in CI (tests/peers/oidc.sh start)");
-        }
-        eprintln!("SKIPPED: no OIDC test peer (set SPE_TEST_OIDC_URL or install node and npm)");
-        return None;
-    };
+    let url = crate::peers::oidc_url()?;
+    let port = require(
+        "the OIDC test provider",
+        port_of(&url).ok_or_else(|| format!("its URL {url:?} names no port")),
+    )?;
     Some(Peer {
-        issuer: url.trim_end_matches('/').to_owned(),
+        issuer: url,
         second: format!("http://127.0.0.1:{}", port + 1),
         helper: format!("http://127.0.0.1:{}", port + 2),
         http: reqwest::Client::new(),
@@ -229,11 +207,21 @@ passports:
         )
     }
 
+    /// [`Peer::oidc_yaml`], parsed.
     pub fn oidc_config(&self) -> spe_core::config::OidcConfig {
         serde_yaml::from_str(&self.oidc_yaml()).expect("oidc config")
     }
+
+    /// The shipped dev config (deploy/config/spe.dev.yaml, which trusts the provider on its
+    /// default ports) with the provider's ports moved to where this one listens.
+    pub fn dev_yaml(&self) -> String {
+        crate::dev_config::dev_yaml()
+            .replace("http://127.0.0.1:59100", &self.issuer)
+            .replace("http://127.0.0.1:59102", &self.helper)
+    }
 }
 
+/// Seconds since the Unix epoch, for token claims.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,8 +1,7 @@
 //! Captures everything a test binary logs, at debug level and up, from every crate, so that
 //! tests can look for tokens and secrets in it. Also written to stderr when
 //! SPE_TEST_LOG_STDERR=1: tests/run-all.sh sets it and checks the whole run's output for every
-//! token the OIDC peer issued. Shared by the spe-auth and wes-api suites through `#[path]`.
-#![allow(dead_code)]
+//! token the OIDC peer issued.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,0 +1,57 @@
+//! Runs one store test against each backend: SQLite always, PostgreSQL when the server is found
+//! ([`crate::peers::postgres_url`]); without it the PostgreSQL half is reported skipped, and
+//! under CI it fails, so a suite can never silently run on one backend only.
+
+use std::future::Future;
+
+use spe_core::secret::DatabaseUrl;
+use spe_store::{Backend, Store};
+use sqlx::Connection;
+
+/// A store on a fresh SQLite file, `<dir>/nested/spe.db` (its folder is created on connect).
+pub async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}/nested/spe.db", dir.path().display());
+    Store::connect(&DatabaseUrl::new(url), 4)
+        .await
+        .expect("a store on a fresh SQLite file")
+}
+
+/// A store on a fresh, empty PostgreSQL database of its own (four connections), or `None` when
+/// the test was reported skipped.
+pub async fn postgres_store() -> Option<Store> {
+    postgres_store_with_pool(4).await
+}
+
+/// [`postgres_store`] with a pool of `max_connections`.
+pub async fn postgres_store_with_pool(max_connections: u32) -> Option<Store> {
+    let admin_url = crate::peers::postgres_url()?;
+    let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to SPE_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("CREATE DATABASE");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("SPE_TEST_POSTGRES_URL ends with /<database>");
+    let store = Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), max_connections)
+        .await
+        .expect("a store on a fresh PostgreSQL database");
+    assert_eq!(store.backend(), Backend::Postgres);
+    Some(store)
+}
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one.
+pub async fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    test(sqlite_store(&dir).await).await;
+    if let Some(store) = postgres_store().await {
+        test(store).await;
+    }
+}
