@@ -5,38 +5,16 @@
 use spe_core::secret::DatabaseUrl;
 use spe_core::{Actor, Group, RunId, ServiceActor, Subject};
 use spe_store::{SharePrincipal, Store};
-use sqlx::Connection;
 
 /// The last migration before identities were pairs.
 const BEFORE_SUBJECTS: i64 = 6;
 const PRIMARY: &str = "https://login.aai.lifescience-ri.eu/oidc/";
 
-/// A fresh database URL per backend: SQLite always, PostgreSQL when configured.
+/// A fresh database URL per backend: SQLite always, PostgreSQL when its peer is there.
 async fn fresh_urls(dir: &tempfile::TempDir) -> Vec<DatabaseUrl> {
-    let mut urls = vec![DatabaseUrl::new(format!(
-        "sqlite://{}/legacy.db",
-        dir.path().display()
-    ))];
-    match std::env::var("SPE_TEST_POSTGRES_URL") {
-        Ok(admin_url) => {
-            let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let (base, _) = admin_url.rsplit_once('/').unwrap();
-            urls.push(DatabaseUrl::new(format!("{base}/{name}")));
-        }
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the store suites against PostgreSQL: set SPE_TEST_POSTGRES_URL"
-            );
-            eprintln!("SKIPPED PostgreSQL half: SPE_TEST_POSTGRES_URL not set");
-        }
-    }
-    urls
+    let sqlite = DatabaseUrl::new(format!("sqlite://{}/legacy.db", dir.path().display()));
+    let postgres = spe_test_support::store::fresh_postgres_url().await;
+    std::iter::once(sqlite).chain(postgres).collect()
 }
 
 /// Rows as a release before migration 0010 wrote them: people by bare `sub`.

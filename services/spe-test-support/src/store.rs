@@ -24,6 +24,17 @@ pub async fn postgres_store() -> Option<Store> {
 
 /// [`postgres_store`] with a pool of `max_connections`.
 pub async fn postgres_store_with_pool(max_connections: u32) -> Option<Store> {
+    let url = fresh_postgres_url().await?;
+    let store = Store::connect(&url, max_connections)
+        .await
+        .expect("a store on a fresh PostgreSQL database");
+    assert_eq!(store.backend(), Backend::Postgres);
+    Some(store)
+}
+
+/// The URL of a fresh, empty PostgreSQL database of its own, not yet migrated, or `None` when
+/// the test was reported skipped.
+pub async fn fresh_postgres_url() -> Option<DatabaseUrl> {
     let admin_url = crate::peers::postgres_url()?;
     let name = format!("spe_t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&admin_url)
@@ -36,11 +47,7 @@ pub async fn postgres_store_with_pool(max_connections: u32) -> Option<Store> {
     let (base, _) = admin_url
         .rsplit_once('/')
         .expect("SPE_TEST_POSTGRES_URL ends with /<database>");
-    let store = Store::connect(&DatabaseUrl::new(format!("{base}/{name}")), max_connections)
-        .await
-        .expect("a store on a fresh PostgreSQL database");
-    assert_eq!(store.backend(), Backend::Postgres);
-    Some(store)
+    Some(DatabaseUrl::new(format!("{base}/{name}")))
 }
 
 /// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one.
