@@ -14,12 +14,14 @@ use results_crawler::s3::Bucket;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use spe_core::config::CrawlerConfig;
+use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::Manifest;
+use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{NewRun, NewWorkflowVersion, Store, Transition};
+use spe_store::{EgressState, NewRun, NewWorkflowVersion, Store, Transition};
 
 fn s3_url() -> Option<String> {
     match std::env::var("SPE_TEST_S3_URL") {
@@ -139,11 +141,11 @@ async fn approve(store: &Store, manifest: &Manifest) {
             .register_workflow(&NewWorkflowVersion {
                 name: name.into(),
                 version: version.into(),
-                workflow_type: "SMK".into(),
+                workflow_type: WorkflowType::Snakemake,
                 source_dir: root.display().to_string(),
                 entry_point: "Snakefile".into(),
                 files: vec!["Snakefile".into(), "workflow.yaml".into()],
-                registered_digest: "a".repeat(64),
+                registered_digest: fake_digest(),
                 manifest: manifest.to_json(),
                 description: "quals".into(),
                 registered_by: "controller".into(),
@@ -153,11 +155,16 @@ async fn approve(store: &Store, manifest: &Manifest) {
             .unwrap()
             .unwrap();
         store
-            .approve_workflow(name, version, "controller", &"a".repeat(64), false, now())
+            .approve_workflow(name, version, "controller", &fake_digest(), false, now())
             .await
             .unwrap()
             .unwrap();
     }
+}
+
+/// A digest the crawler never checks (it reads only the approved manifest).
+fn fake_digest() -> WorkflowDigest {
+    WorkflowDigest::parse(&"a".repeat(64)).unwrap()
 }
 
 /// The example workflow's manifest as version `version`, with `egress.release_states` set.
@@ -210,11 +217,16 @@ async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, Pa
         .insert_run(&NewRun {
             id,
             owner: "alice".into(),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: workflow_url.into(),
-            request: json!({}),
-            tags: vec![],
+            submission: RunSubmission {
+                workflow_type: WorkflowType::Snakemake,
+                workflow_type_version: "9".into(),
+                workflow_url: workflow_url.into(),
+                workflow_params: Default::default(),
+                workflow_engine: "snakemake".into(),
+                workflow_engine_version: None,
+                workflow_engine_parameters: Default::default(),
+                tags: Default::default(),
+            },
             run_dir: run_dir.display().to_string(),
             created_at: now(),
         })
@@ -344,7 +356,7 @@ async fn releases_the_example_outputs_and_nothing_else() {
     let files = w.store.egress_files(id).await.unwrap();
     let refused: Vec<&str> = files
         .iter()
-        .filter(|f| f.state == "refused")
+        .filter(|f| f.state == EgressState::Refused)
         .map(|f| f.path.as_str())
         .collect();
     assert_eq!(
@@ -567,7 +579,7 @@ async fn files_changing_during_upload_are_not_released() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(csv.state, "refused");
+    assert_eq!(csv.state, EgressState::Refused);
     assert!(csv.reason.unwrap().contains("changed"));
     assert_eq!(
         w.store
@@ -576,7 +588,7 @@ async fn files_changing_during_upload_are_not_released() {
             .unwrap()
             .unwrap()
             .state,
-        "refused"
+        EgressState::Refused
     );
     assert!(
         c.metrics()
@@ -602,7 +614,7 @@ async fn s3_down_then_up_drains_the_backlog() {
     assert!(
         files
             .iter()
-            .all(|f| f.state == "pending" && f.attempts == 1)
+            .all(|f| f.state == EgressState::Pending && f.attempts == 1)
     );
     assert!(
         c.metrics()
@@ -752,7 +764,7 @@ async fn several_crawlers_on_one_postgres_upload_each_file_once() {
     for id in ids {
         assert_eq!(keys(&w, id).await.len(), 3);
         for f in w.store.egress_files(id).await.unwrap() {
-            assert_eq!((f.state.as_str(), f.attempts), ("released", 1), "{f:?}");
+            assert_eq!((f.state, f.attempts), (EgressState::Released, 1), "{f:?}");
         }
         assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
     }

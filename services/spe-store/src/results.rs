@@ -7,17 +7,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::runs::{RUN_COLUMNS, run_from_row};
-use crate::{RunRecord, Store, StoreError};
-
-/// Share kinds: a user by `sub`, or a group by its exact entitlement URN.
-pub const SHARE_SUBJECT: &str = "subject";
-pub const SHARE_GROUP: &str = "group";
+use crate::{RunRecord, ShareKind, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunShare {
     pub run_id: RunId,
-    /// [`SHARE_SUBJECT`] or [`SHARE_GROUP`].
-    pub kind: String,
+    pub kind: ShareKind,
     pub principal: String,
     pub created_by: String,
     pub created_at: Timestamp,
@@ -40,7 +35,7 @@ impl Store {
     pub async fn add_share(
         &self,
         run: RunId,
-        kind: &str,
+        kind: ShareKind,
         principal: &str,
         by: &str,
         at: Timestamp,
@@ -50,7 +45,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, kind, principal) DO NOTHING",
         )
         .bind(run.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(principal)
         .bind(by)
         .bind(at.micros())
@@ -63,14 +58,14 @@ impl Store {
     pub async fn remove_share(
         &self,
         run: RunId,
-        kind: &str,
+        kind: ShareKind,
         principal: &str,
     ) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
         )
         .bind(run.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(principal)
         .execute(&self.pool)
         .await?;
@@ -176,14 +171,16 @@ impl Store {
 /// `(kind = 'subject' AND principal = $n) OR (kind = 'group' AND principal IN ($n+1, ...))`,
 /// with its parameters in order, placeholders numbered from `first`.
 fn principal_clause(first: usize, subject: &str, groups: &[String]) -> (String, Vec<String>) {
-    let mut clause = format!("(kind = '{SHARE_SUBJECT}' AND principal = ${first})");
+    let subject_kind = ShareKind::Subject.as_str();
+    let mut clause = format!("(kind = '{subject_kind}' AND principal = ${first})");
     let mut params = vec![subject.to_owned()];
     if !groups.is_empty() {
         let placeholders: Vec<String> = (0..groups.len())
             .map(|i| format!("${}", first + 1 + i))
             .collect();
         clause.push_str(&format!(
-            " OR (kind = '{SHARE_GROUP}' AND principal IN ({}))",
+            " OR (kind = '{}' AND principal IN ({}))",
+            ShareKind::Group.as_str(),
             placeholders.join(", ")
         ));
         params.extend(groups.iter().cloned());
@@ -198,9 +195,12 @@ fn parse_run_id(id: &str) -> Result<RunId, StoreError> {
 
 fn share_from_row(row: &AnyRow) -> Result<RunShare, StoreError> {
     let run_id: String = row.try_get("run_id")?;
+    let kind: String = row.try_get("kind")?;
     Ok(RunShare {
+        kind: kind
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("share of run {run_id}: {e}")))?,
         run_id: parse_run_id(&run_id)?,
-        kind: row.try_get("kind")?,
         principal: row.try_get("principal")?,
         created_by: row.try_get("created_by")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),

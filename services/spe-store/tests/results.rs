@@ -5,10 +5,9 @@ mod support;
 
 use support::*;
 
-use serde_json::json;
 use spe_core::RunId;
 use spe_core::time::Timestamp;
-use spe_store::{NewRun, ResultLink, SHARE_GROUP, SHARE_SUBJECT, Store};
+use spe_store::{NewRun, ResultLink, ShareKind, Store};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
@@ -20,11 +19,7 @@ async fn run_of(store: &Store, owner: &str, at: i64) -> RunId {
         .insert_run(&NewRun {
             id,
             owner: owner.into(),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: "quals@1.0.0".into(),
-            request: json!({}),
-            tags: vec![],
+            submission: submission("quals@1.0.0", &[]),
             run_dir: format!("/data/{id}"),
             created_at: t(at),
         })
@@ -47,19 +42,19 @@ async fn shares_decide_who_sees_results() {
         assert!(!store.is_shared_with(a, "bob", &groups).await.unwrap());
         assert!(
             store
-                .add_share(a, SHARE_SUBJECT, "bob", "alice", t(5))
+                .add_share(a, ShareKind::Subject, "bob", "alice", t(5))
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .add_share(a, SHARE_SUBJECT, "bob", "alice", t(6))
+                .add_share(a, ShareKind::Subject, "bob", "alice", t(6))
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .add_share(b, SHARE_GROUP, GROUP, "alice", t(7))
+                .add_share(b, ShareKind::Group, GROUP, "alice", t(7))
                 .await
                 .unwrap()
         );
@@ -95,12 +90,22 @@ async fn shares_decide_who_sees_results() {
 
         let shares = store.shares(a).await.unwrap();
         assert_eq!(shares.len(), 1);
-        assert_eq!(shares[0].kind, SHARE_SUBJECT);
+        assert_eq!(shares[0].kind, ShareKind::Subject);
         assert_eq!(shares[0].principal, "bob");
         assert_eq!(shares[0].created_by, "alice");
         assert_eq!(shares[0].created_at, t(5));
-        assert!(store.remove_share(a, SHARE_SUBJECT, "bob").await.unwrap());
-        assert!(!store.remove_share(a, SHARE_SUBJECT, "bob").await.unwrap());
+        assert!(
+            store
+                .remove_share(a, ShareKind::Subject, "bob")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_share(a, ShareKind::Subject, "bob")
+                .await
+                .unwrap()
+        );
         assert!(!store.is_shared_with(a, "bob", &groups).await.unwrap());
     })
     .await;

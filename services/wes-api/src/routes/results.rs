@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spe_core::RunId;
 use spe_core::time::Timestamp;
-use spe_store::{ResultLink, RunRecord, RunShare, SHARE_GROUP, SHARE_SUBJECT};
+use spe_store::{ResultLink, RunRecord, RunShare, ShareKind};
 
 use crate::auth::{Authorized, Caller, actions};
 use crate::error::ApiError;
@@ -49,10 +49,10 @@ struct ShareBody {
     group: Option<String>,
 }
 
-fn principal(body: ShareBody) -> Result<(&'static str, String), ApiError> {
+fn principal(body: ShareBody) -> Result<(ShareKind, String), ApiError> {
     let (kind, value) = match (body.subject, body.group) {
-        (Some(s), None) => (SHARE_SUBJECT, s),
-        (None, Some(g)) => (SHARE_GROUP, g),
+        (Some(s), None) => (ShareKind::Subject, s),
+        (None, Some(g)) => (ShareKind::Group, g),
         _ => {
             return Err(ApiError::bad_request(
                 "name exactly one of `subject` (a user's sub) or `group` (an entitlement URN)",
@@ -67,7 +67,7 @@ fn principal(body: ShareBody) -> Result<(&'static str, String), ApiError> {
             "{kind}: 1 to {MAX_PRINCIPAL} bytes without spaces or control characters"
         )));
     }
-    if kind == SHARE_GROUP && !value.starts_with("urn:") {
+    if kind == ShareKind::Group && !value.starts_with("urn:") {
         return Err(ApiError::bad_request(
             "group: an eduperson_entitlement URN, e.g. \
              urn:geant:lifescience-ri.eu:group:vo:sub#login.aai.lifescience-ri.eu",
@@ -93,7 +93,7 @@ pub async fn add_share(
         .add_share(run.id, kind, &who, &caller.subject, now())
         .await?;
     if created {
-        tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results shared");
+        tracing::info!(target: "spe_audit", run_id = %run.id, kind = %kind, principal = %who, by = %caller.subject, "results shared");
     }
     let share = state
         .store
@@ -156,7 +156,7 @@ pub async fn remove_share(
             run.id
         )));
     }
-    tracing::info!(target: "spe_audit", run_id = %run.id, kind, principal = %who, by = %caller.subject, "results share removed");
+    tracing::info!(target: "spe_audit", run_id = %run.id, kind = %kind, principal = %who, by = %caller.subject, "results share removed");
     Ok(HttpResponse::NoContent().finish())
 }
 
