@@ -16,8 +16,7 @@ use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, WorkflowRef};
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
-    EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_UPLOADING, EgressFile, EgressOutcome,
-    EgressRun, NewEgressFile, Store, StoreError,
+    EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, Store, StoreError,
 };
 
 use crate::checks::run_checks;
@@ -263,10 +262,7 @@ impl Crawler {
                 .await;
         }
         let files = inner.store.egress_files(run.id).await?;
-        if files
-            .iter()
-            .any(|f| f.state == EGRESS_PENDING || f.state == EGRESS_UPLOADING)
-        {
+        if files.iter().any(|f| f.state.is_unsettled()) {
             return Ok(RunOutcome::InProgress);
         }
         self.write_manifest(&run).await?;
@@ -371,26 +367,26 @@ impl Crawler {
             }
             let size_i = i64::try_from(size).unwrap_or(i64::MAX);
             let (state, reason) = if let Some(reason) = refused {
-                (EGRESS_REFUSED, Some(reason))
+                (EgressState::Refused, Some(reason))
             } else if path == MANIFEST_KEY {
                 (
-                    EGRESS_REFUSED,
+                    EgressState::Refused,
                     Some(format!(
                         "{MANIFEST_KEY} is reserved for the crawler's listing"
                     )),
                 )
             } else {
                 match decision {
-                    EgressDecision::Hold { reason } => (EGRESS_HELD, Some(reason)),
-                    _ => (EGRESS_PENDING, None),
+                    EgressDecision::Hold { reason } => (EgressState::Held, Some(reason)),
+                    _ => (EgressState::Pending, None),
                 }
             };
             match state {
-                EGRESS_REFUSED => {
+                EgressState::Refused => {
                     Metrics::add(&m.files_refused, 1);
                     tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason = reason.as_deref().unwrap_or_default(), "output refused");
                 }
-                EGRESS_HELD => {
+                EgressState::Held => {
                     Metrics::add(&m.files_held, 1);
                     Metrics::add(&m.bytes_held, size);
                     tracing::info!(target: "spe_audit", run_id = %run.id, path, reason = reason.as_deref().unwrap_or_default(), "output held for review");

@@ -14,15 +14,17 @@ use results_crawler::s3::Bucket;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use spe_core::config::CrawlerConfig;
+use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::Manifest;
+use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{NewRun, NewWorkflowVersion, Store, Transition};
+use spe_store::{EgressState, NewRun, NewWorkflowVersion, Store, Transition};
 use spe_test_support::peers::s3_url;
 use spe_test_support::process::Service;
-use spe_test_support::store::postgres_store_with_pool;
+use spe_test_support::store::{person, postgres_store_with_pool};
 
 fn crawler_config(endpoint: &str) -> CrawlerConfig {
     serde_json::from_value(json!({
@@ -103,11 +105,11 @@ async fn approve(store: &Store, manifest: &Manifest) {
             .register_workflow(&NewWorkflowVersion {
                 name: name.into(),
                 version: version.into(),
-                workflow_type: "SMK".into(),
+                workflow_type: WorkflowType::Snakemake,
                 source_dir: root.display().to_string(),
                 entry_point: "Snakefile".into(),
                 files: vec!["Snakefile".into(), "workflow.yaml".into()],
-                registered_digest: "a".repeat(64),
+                registered_digest: fake_digest(),
                 manifest: manifest.to_json(),
                 description: "quals".into(),
                 registered_by: person("controller"),
@@ -121,7 +123,7 @@ async fn approve(store: &Store, manifest: &Manifest) {
                 name,
                 version,
                 &person("controller"),
-                &"a".repeat(64),
+                &fake_digest(),
                 false,
                 now(),
             )
@@ -129,6 +131,11 @@ async fn approve(store: &Store, manifest: &Manifest) {
             .unwrap()
             .unwrap();
     }
+}
+
+/// A digest the crawler never checks (it reads only the approved manifest).
+fn fake_digest() -> WorkflowDigest {
+    WorkflowDigest::parse(&"a".repeat(64)).unwrap()
 }
 
 /// The example workflow's manifest as version `version`, with `egress.release_states` set.
@@ -181,11 +188,16 @@ async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, Pa
         .insert_run(&NewRun {
             id,
             owner: person("alice"),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: workflow_url.into(),
-            request: json!({}),
-            tags: vec![],
+            submission: RunSubmission {
+                workflow_type: WorkflowType::Snakemake,
+                workflow_type_version: "9".into(),
+                workflow_url: workflow_url.into(),
+                workflow_params: Default::default(),
+                workflow_engine: "snakemake".into(),
+                workflow_engine_version: None,
+                workflow_engine_parameters: Default::default(),
+                tags: Default::default(),
+            },
             run_dir: run_dir.display().to_string(),
             created_at: now(),
         })
@@ -315,7 +327,7 @@ async fn releases_the_example_outputs_and_nothing_else() {
     let files = w.store.egress_files(id).await.unwrap();
     let refused: Vec<&str> = files
         .iter()
-        .filter(|f| f.state == "refused")
+        .filter(|f| f.state == EgressState::Refused)
         .map(|f| f.path.as_str())
         .collect();
     assert_eq!(
@@ -538,7 +550,7 @@ async fn files_changing_during_upload_are_not_released() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(csv.state, "refused");
+    assert_eq!(csv.state, EgressState::Refused);
     assert!(csv.reason.unwrap().contains("changed"));
     assert_eq!(
         w.store
@@ -547,7 +559,7 @@ async fn files_changing_during_upload_are_not_released() {
             .unwrap()
             .unwrap()
             .state,
-        "refused"
+        EgressState::Refused
     );
     assert!(
         c.metrics()
@@ -573,7 +585,7 @@ async fn s3_down_then_up_drains_the_backlog() {
     assert!(
         files
             .iter()
-            .all(|f| f.state == "pending" && f.attempts == 1)
+            .all(|f| f.state == EgressState::Pending && f.attempts == 1)
     );
     assert!(
         c.metrics()
@@ -723,7 +735,7 @@ async fn several_crawlers_on_one_postgres_upload_each_file_once() {
     for id in ids {
         assert_eq!(keys(&w, id).await.len(), 3);
         for f in w.store.egress_files(id).await.unwrap() {
-            assert_eq!((f.state.as_str(), f.attempts), ("released", 1), "{f:?}");
+            assert_eq!((f.state, f.attempts), (EgressState::Released, 1), "{f:?}");
         }
         assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
     }
@@ -899,9 +911,4 @@ async fn a_run_finishing_after_start_is_released_by_the_notify_watcher() {
 #[tokio::test]
 async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
     released_by_the_watcher("watch: poll").await;
-}
-
-/// A person of the test issuer.
-fn person(sub: &str) -> spe_core::Subject {
-    spe_core::Subject::new("https://login.example.org/oidc", sub).unwrap()
 }

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use spe_core::RunId;
 use spe_core::config::Config;
+use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_store::{NewRun, Store};
@@ -107,11 +108,16 @@ async fn reconcile(jobs: usize, ticks: usize) -> anyhow::Result<()> {
             .insert_run(&NewRun {
                 id,
                 owner: spe_core::Subject::local_dev_user(),
-                workflow_type: "SMK".into(),
-                workflow_type_version: "9".into(),
-                workflow_url: "quals@1.0.0".into(),
-                request: json!({}),
-                tags: Vec::new(),
+                submission: RunSubmission {
+                    workflow_type: WorkflowType::Snakemake,
+                    workflow_type_version: "9".into(),
+                    workflow_url: "quals@1.0.0".into(),
+                    workflow_params: Default::default(),
+                    workflow_engine: "snakemake".into(),
+                    workflow_engine_version: None,
+                    workflow_engine_parameters: Default::default(),
+                    tags: Default::default(),
+                },
                 run_dir: dir.path().join(id.to_string()).display().to_string(),
                 created_at: now,
             })

@@ -227,9 +227,26 @@ impl TagKey {
 }
 
 /// Checked tags: at most [`MAX_TAGS`], keys per [`TagKey`], values printable text.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+/// Deserializing applies the same checks as parsing a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Map<String, Value>", try_from = "Map<String, Value>")]
 pub struct Tags(BTreeMap<TagKey, String>);
+
+impl From<Tags> for Map<String, Value> {
+    fn from(tags: Tags) -> Self {
+        tags.0
+            .into_iter()
+            .map(|(k, v)| (k.0, Value::String(v)))
+            .collect()
+    }
+}
+
+impl TryFrom<Map<String, Value>> for Tags {
+    type Error = RequestError;
+    fn try_from(map: Map<String, Value>) -> Result<Self, Self::Error> {
+        Tags::parse(Some(Value::Object(map)))
+    }
+}
 
 impl Tags {
     pub fn parse(value: Option<Value>) -> Result<Self, RequestError> {
@@ -308,13 +325,18 @@ fn check_text(text: &str, max: usize) -> Result<(), String> {
 }
 
 /// A run request that passed every check, ready to be stored.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Its serde form is the request as WES shows it back (`RunLog.request`), which is also how the
+/// store keeps it: what was accepted is read back field for field, never guessed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunSubmission {
     pub workflow_type: WorkflowType,
     pub workflow_type_version: String,
     pub workflow_url: String,
     pub workflow_params: Map<String, Value>,
     pub workflow_engine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_engine_version: Option<String>,
     /// Only parameters the deployment allows, with their defaults filled in.
     pub workflow_engine_parameters: BTreeMap<String, String>,
@@ -603,6 +625,33 @@ mod tests {
         let shown = run.to_wes_request();
         assert_eq!(shown["tags"]["project"], "p1");
         assert_eq!(shown["workflow_url"], "quals@1.0.0");
+    }
+
+    #[test]
+    fn the_stored_form_is_the_wes_request_and_reads_back_checked() {
+        let run = RunSubmission::parse(valid(), &policy()).unwrap();
+        let stored = serde_json::to_value(&run).unwrap();
+        assert_eq!(stored, run.to_wes_request());
+        let back: RunSubmission = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(back, run);
+
+        // Nothing is guessed on the way back: a missing engine, an unknown type or a tag key
+        // a request could not carry is an error naming it.
+        let mut no_engine = stored.clone();
+        no_engine.as_object_mut().unwrap().remove("workflow_engine");
+        let err = serde_json::from_value::<RunSubmission>(no_engine).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `workflow_engine`"),
+            "{err}"
+        );
+        let mut bad_type = stored.clone();
+        bad_type["workflow_type"] = "CWL".into();
+        let err = serde_json::from_value::<RunSubmission>(bad_type).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `CWL`"), "{err}");
+        let mut bad_tag = stored;
+        bad_tag["tags"]["a:b"] = "x".into();
+        let err = serde_json::from_value::<RunSubmission>(bad_tag).unwrap_err();
+        assert!(err.to_string().contains("tag keys may hold only"), "{err}");
     }
 
     fn refused(mutate: impl FnOnce(&mut RunRequestFields)) -> RequestError {

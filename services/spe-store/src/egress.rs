@@ -17,13 +17,7 @@ use spe_core::{RunId, RunState};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
-
-pub const EGRESS_PENDING: &str = "pending";
-pub const EGRESS_UPLOADING: &str = "uploading";
-pub const EGRESS_RELEASED: &str = "released";
-pub const EGRESS_HELD: &str = "held";
-pub const EGRESS_REFUSED: &str = "refused";
+use crate::{EgressState, Store, StoreError};
 
 /// What the crawler needs to know about a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +39,8 @@ pub struct EgressRun {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEgressFile {
     pub path: String,
-    /// `pending` (to release), `held` (review) or `refused`.
-    pub state: &'static str,
+    /// Pending (to release), held (review) or refused.
+    pub state: EgressState,
     pub size: i64,
     pub reason: Option<String>,
 }
@@ -56,7 +50,7 @@ pub struct EgressFile {
     pub run_id: RunId,
     /// Relative to the run directory, `/`-separated.
     pub path: String,
-    pub state: String,
+    pub state: EgressState,
     /// Size when found; for a released file, the bytes sent.
     pub size: i64,
     /// SHA-256 (hex) of the bytes sent, once released.
@@ -174,7 +168,7 @@ impl Store {
             )
             .bind(run.to_string())
             .bind(&f.path)
-            .bind(f.state)
+            .bind(f.state.as_str())
             .bind(f.size)
             .bind(f.reason.clone())
             .bind(at.micros())
@@ -199,9 +193,9 @@ impl Store {
              ORDER BY path"
         ))
         .bind(run.to_string())
-        .bind(EGRESS_PENDING)
+        .bind(EgressState::Pending.as_str())
         .bind(now.micros())
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Uploading.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(file_from_row).collect()
@@ -223,13 +217,13 @@ impl Store {
              WHERE run_id = $5 AND path = $6 AND \
              ((state = $7 AND next_attempt_at <= $4) OR (state = $1 AND lease_until < $4))",
         )
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Uploading.as_str())
         .bind(owner)
         .bind(lease_until.micros())
         .bind(now.micros())
         .bind(run.to_string())
         .bind(path)
-        .bind(EGRESS_PENDING)
+        .bind(EgressState::Pending.as_str())
         .execute(&self.pool)
         .await?;
         if updated.rows_affected() == 0 {
@@ -253,7 +247,7 @@ impl Store {
         .bind(lease_until.micros())
         .bind(run.to_string())
         .bind(path)
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Uploading.as_str())
         .bind(owner)
         .execute(&self.pool)
         .await?;
@@ -275,7 +269,7 @@ impl Store {
         .bind(upload_id.map(str::to_owned))
         .bind(run.to_string())
         .bind(path)
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Uploading.as_str())
         .bind(owner)
         .execute(&self.pool)
         .await?;
@@ -294,7 +288,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (state, sha256, size, reason, next, released_at) = match outcome {
             EgressOutcome::Released { sha256, size } => (
-                EGRESS_RELEASED,
+                EgressState::Released,
                 Some(sha256.to_owned()),
                 Some(size),
                 None,
@@ -302,21 +296,26 @@ impl Store {
                 Some(at.micros()),
             ),
             EgressOutcome::Refused { reason } => (
-                EGRESS_REFUSED,
+                EgressState::Refused,
                 None,
                 None,
                 Some(reason.to_owned()),
                 None,
                 None,
             ),
-            EgressOutcome::Held { reason } => {
-                (EGRESS_HELD, None, None, Some(reason.to_owned()), None, None)
-            }
+            EgressOutcome::Held { reason } => (
+                EgressState::Held,
+                None,
+                None,
+                Some(reason.to_owned()),
+                None,
+                None,
+            ),
             EgressOutcome::Retry {
                 reason,
                 next_attempt_at,
             } => (
-                EGRESS_PENDING,
+                EgressState::Pending,
                 None,
                 None,
                 Some(reason.to_owned()),
@@ -331,7 +330,7 @@ impl Store {
              owner = NULL, lease_until = NULL, upload_id = NULL, updated_at = $7 \
              WHERE run_id = $8 AND path = $9 AND state = $10 AND owner = $11",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(sha256)
         .bind(size)
         .bind(reason)
@@ -340,7 +339,7 @@ impl Store {
         .bind(at.micros())
         .bind(run.to_string())
         .bind(path)
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Uploading.as_str())
         .bind(owner)
         .execute(&self.pool)
         .await?;
@@ -381,7 +380,7 @@ impl Store {
              WHERE run_id = $1 AND state = $2 ORDER BY path",
         )
         .bind(run.to_string())
-        .bind(EGRESS_RELEASED)
+        .bind(EgressState::Released.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -415,8 +414,8 @@ impl Store {
         )
         .bind(at.micros())
         .bind(run.to_string())
-        .bind(EGRESS_PENDING)
-        .bind(EGRESS_UPLOADING)
+        .bind(EgressState::Pending.as_str())
+        .bind(EgressState::Uploading.as_str())
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
@@ -466,12 +465,15 @@ fn egress_run_from_row(row: &AnyRow) -> Result<EgressRun, StoreError> {
 
 fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
     let run_id: String = row.try_get("run_id")?;
+    let path: String = row.try_get("path")?;
+    let state: String = row.try_get("state")?;
     let lease_until: Option<i64> = row.try_get("lease_until")?;
     let released_at: Option<i64> = row.try_get("released_at")?;
     Ok(EgressFile {
         run_id: parse_run_id(&run_id)?,
-        path: row.try_get("path")?,
-        state: row.try_get("state")?,
+        state: state.parse().map_err(|e| {
+            StoreError::Corrupt(format!("state of egress file {path} of run {run_id}: {e}"))
+        })?,
         size: row.try_get("size")?,
         sha256: row.try_get("sha256")?,
         reason: row.try_get("reason")?,
@@ -481,5 +483,6 @@ fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
         attempts: row.try_get("attempts")?,
         next_attempt_at: Timestamp::from_micros(row.try_get("next_attempt_at")?),
         released_at: released_at.map(Timestamp::from_micros),
+        path,
     })
 }

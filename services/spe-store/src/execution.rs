@@ -4,8 +4,8 @@ use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 
-use crate::runs::{RUN_COLUMNS, run_from_row};
-use crate::{RunRecord, Store, StoreError};
+use crate::runs::{RUN_COLUMNS, work_list};
+use crate::{RunRecord, Store, StoreError, UnreadableRun};
 
 /// States in which a submitted run's job may still be alive.
 const LIVE_STATES: [RunState; 6] = [
@@ -19,11 +19,12 @@ const LIVE_STATES: [RunState; 6] = [
 
 impl Store {
     /// QUEUED runs never handed to Slurm whose retry time (if any) has come, oldest first.
+    /// A run whose row does not parse is an `Err` item, for the submitter to end.
     pub async fn runs_to_submit(
         &self,
         now: Timestamp,
         limit: u32,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    ) -> Result<Vec<Result<RunRecord, UnreadableRun>>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 AND slurm_job_id IS NULL \
              AND (next_submit_at IS NULL OR next_submit_at <= $2) \
@@ -34,7 +35,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(run_from_row).collect()
+        work_list(&rows)
     }
 
     /// Records that the run is now Slurm job `job`. Returns `false` (and changes nothing) if the
@@ -100,8 +101,11 @@ impl Store {
         Ok(())
     }
 
-    /// Runs whose Slurm job may still be alive: the reconciler's work list.
-    pub async fn runs_with_live_jobs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    /// Runs whose Slurm job may still be alive: the reconciler's work list. A run whose row
+    /// does not parse is an `Err` item, for the reconciler to end.
+    pub async fn runs_with_live_jobs(
+        &self,
+    ) -> Result<Vec<Result<RunRecord, UnreadableRun>>, StoreError> {
         let placeholders: Vec<String> = (1..=LIVE_STATES.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE slurm_job_id IS NOT NULL AND state IN ({})",
@@ -112,6 +116,6 @@ impl Store {
             query = query.bind(state.as_str());
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(run_from_row).collect()
+        work_list(&rows)
     }
 }

@@ -4,6 +4,12 @@
 //! default (a file created on first start, WAL mode), and PostgreSQL, chosen by a `postgres://`
 //! URL. Each backend has its own embedded migrations, applied at start. Queries use `$n`
 //! placeholders, which both drivers accept, and only types both share (TEXT, BIGINT).
+//!
+//! Records carry domain types (states as enums, job ids, workflow types, digests, the accepted
+//! submission): each row is decoded here, once. A row that does not decode is an error, never
+//! a default: [`StoreError::Corrupt`], or for a run whose id and state are readable an
+//! [`UnreadableRun`], which the work lists return per item so that one bad run is ended
+//! ([`Store::end_unreadable_run`]) without holding up the others.
 
 mod egress;
 mod error;
@@ -12,18 +18,17 @@ mod people;
 mod registry;
 mod results;
 mod runs;
+mod states;
 
-pub use egress::{
-    EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_RELEASED, EGRESS_UPLOADING, EgressFile,
-    EgressOutcome, EgressRun, NewEgressFile, ReleasedFile,
-};
-pub use error::StoreError;
+pub use egress::{EgressFile, EgressOutcome, EgressRun, NewEgressFile, ReleasedFile};
+pub use error::{StoreError, UnreadableRun};
 pub use registry::{
-    DATASET_ACTIVE, DATASET_RETIRED, Dataset, NewDataset, NewWorkflowVersion, Refusable,
-    RegistryEvent, RegistryRefusal, STATE_APPROVED, STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
+    Dataset, NewDataset, NewWorkflowVersion, Refusable, RegistryEvent, RegistryRefusal,
+    WorkflowVersion,
 };
 pub use results::{ResultLink, RunShare, SharePrincipal};
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
+pub use states::{DatasetState, EgressState, ShareKind, UnknownState, WorkflowState};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -5,27 +5,21 @@ use std::fmt;
 
 use serde_json::Value;
 use spe_core::Subject;
+use spe_core::digest::WorkflowDigest;
+use spe_core::request::WorkflowType;
 use spe_core::time::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
-
-pub const STATE_DRAFT: &str = "draft";
-pub const STATE_APPROVED: &str = "approved";
-pub const STATE_RETIRED: &str = "retired";
-pub const DATASET_ACTIVE: &str = "active";
-pub const DATASET_RETIRED: &str = "retired";
+use crate::{DatasetState, Store, StoreError, WorkflowState};
 
 /// One registered workflow version. What was registered never changes; only its lifecycle does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowVersion {
     pub name: String,
     pub version: String,
-    /// `SMK` or `NFL`.
-    pub workflow_type: String,
-    /// `draft`, `approved` or `retired`.
-    pub state: String,
+    pub workflow_type: WorkflowType,
+    pub state: WorkflowState,
     /// The workflow's folder on the cluster's shared file system.
     pub source_dir: String,
     /// Relative to `source_dir`.
@@ -33,9 +27,9 @@ pub struct WorkflowVersion {
     /// Every file the digest covers, relative to `source_dir`, sorted (includes `workflow.yaml`).
     pub files: Vec<String>,
     /// The digest of `files` when registered.
-    pub registered_digest: String,
+    pub registered_digest: WorkflowDigest,
     /// The digest fixed at approval; `None` while a draft (and for a draft retired unapproved).
-    pub digest: Option<String>,
+    pub digest: Option<WorkflowDigest>,
     /// The manifest as registered (`spe_core::manifest::Manifest::to_json`).
     pub manifest: Value,
     pub description: String,
@@ -60,11 +54,11 @@ impl WorkflowVersion {
 pub struct NewWorkflowVersion {
     pub name: String,
     pub version: String,
-    pub workflow_type: String,
+    pub workflow_type: WorkflowType,
     pub source_dir: String,
     pub entry_point: String,
     pub files: Vec<String>,
-    pub registered_digest: String,
+    pub registered_digest: WorkflowDigest,
     pub manifest: Value,
     pub description: String,
     pub registered_by: Subject,
@@ -82,8 +76,7 @@ pub struct Dataset {
     pub crypt4gh: bool,
     /// The GA4GH visa value (`ControlledAccessGrants`) that grants access; `None`: no visa needed.
     pub visa: Option<String>,
-    /// `active` or `retired`.
-    pub state: String,
+    pub state: DatasetState,
     pub created_by: Subject,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -175,12 +168,12 @@ impl Store {
         )
         .bind(&new.name)
         .bind(&new.version)
-        .bind(&new.workflow_type)
-        .bind(STATE_DRAFT)
+        .bind(new.workflow_type.as_str())
+        .bind(WorkflowState::Draft.as_str())
         .bind(&new.source_dir)
         .bind(&new.entry_point)
         .bind(files)
-        .bind(&new.registered_digest)
+        .bind(new.registered_digest.as_str())
         .bind(new.manifest.to_string())
         .bind(&new.description)
         .bind(new.registered_by.key())
@@ -230,7 +223,7 @@ impl Store {
     /// Every version, or those in one state, by name then registration time.
     pub async fn list_workflow_versions(
         &self,
-        state: Option<&str>,
+        state: Option<WorkflowState>,
     ) -> Result<Vec<WorkflowVersion>, StoreError> {
         let rows = match state {
             Some(state) => {
@@ -238,7 +231,7 @@ impl Store {
                     "SELECT {WORKFLOW_COLUMNS} FROM workflow_versions WHERE state = $1 \
                      ORDER BY name, registered_at, version"
                 ))
-                .bind(state)
+                .bind(state.as_str())
                 .fetch_all(&self.pool)
                 .await?
             }
@@ -261,15 +254,15 @@ impl Store {
         name: &str,
         version: &str,
         approver: &Subject,
-        digest: &str,
+        digest: &WorkflowDigest,
         require_distinct: bool,
         at: Timestamp,
     ) -> Refusable<WorkflowVersion> {
         let Some(current) = self.workflow_version(name, version).await? else {
             return Ok(Err(RegistryRefusal::NotFound));
         };
-        if current.state != STATE_DRAFT {
-            return Ok(Err(RegistryRefusal::WrongState(current.state)));
+        if current.state != WorkflowState::Draft {
+            return Ok(Err(RegistryRefusal::WrongState(current.state.to_string())));
         }
         if require_distinct && current.registered_by == *approver {
             return Ok(Err(RegistryRefusal::SameApprover));
@@ -279,13 +272,13 @@ impl Store {
             "UPDATE workflow_versions SET state = $1, digest = $2, approved_by = $3, \
              approved_at = $4 WHERE name = $5 AND version = $6 AND state = $7",
         )
-        .bind(STATE_APPROVED)
-        .bind(digest)
+        .bind(WorkflowState::Approved.as_str())
+        .bind(digest.as_str())
         .bind(approver.key())
         .bind(at.micros())
         .bind(name)
         .bind(version)
-        .bind(STATE_DRAFT)
+        .bind(WorkflowState::Draft.as_str())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -293,7 +286,7 @@ impl Store {
             let state = self
                 .workflow_version(name, version)
                 .await?
-                .map(|v| v.state)
+                .map(|v| v.state.to_string())
                 .unwrap_or_default();
             return Ok(Err(RegistryRefusal::WrongState(state)));
         }
@@ -326,21 +319,21 @@ impl Store {
         let Some(current) = self.workflow_version(name, version).await? else {
             return Ok(Err(RegistryRefusal::NotFound));
         };
-        if current.state == STATE_RETIRED {
-            return Ok(Err(RegistryRefusal::WrongState(current.state)));
+        if current.state == WorkflowState::Retired {
+            return Ok(Err(RegistryRefusal::WrongState(current.state.to_string())));
         }
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE workflow_versions SET state = $1, retired_by = $2, retired_at = $3, \
              retire_reason = $4 WHERE name = $5 AND version = $6 AND state = $7",
         )
-        .bind(STATE_RETIRED)
+        .bind(WorkflowState::Retired.as_str())
         .bind(actor.key())
         .bind(at.micros())
         .bind(reason.map(str::to_owned))
         .bind(name)
         .bind(version)
-        .bind(&current.state)
+        .bind(current.state.as_str())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -379,7 +372,7 @@ impl Store {
         .bind(&new.location)
         .bind(i64::from(new.crypt4gh))
         .bind(new.visa.clone())
-        .bind(DATASET_ACTIVE)
+        .bind(DatasetState::Active.as_str())
         .bind(new.created_by.key())
         .bind(new.at.micros())
         .bind(new.at.micros())
@@ -442,17 +435,17 @@ impl Store {
         let Some(current) = self.dataset(id).await? else {
             return Ok(Err(RegistryRefusal::NotFound));
         };
-        if current.state != DATASET_ACTIVE {
-            return Ok(Err(RegistryRefusal::WrongState(current.state)));
+        if current.state != DatasetState::Active {
+            return Ok(Err(RegistryRefusal::WrongState(current.state.to_string())));
         }
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE datasets SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
         )
-        .bind(DATASET_RETIRED)
+        .bind(DatasetState::Retired.as_str())
         .bind(at.micros())
         .bind(id)
-        .bind(DATASET_ACTIVE)
+        .bind(DatasetState::Active.as_str())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -538,7 +531,7 @@ async fn insert_event(
 fn workflow_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
     let name: String = row.try_get("name")?;
     let version: String = row.try_get("version")?;
-    let corrupt = |what: &str, e: serde_json::Error| {
+    let corrupt = |what: &str, e: &dyn fmt::Display| {
         StoreError::Corrupt(format!("{what} of workflow {name}@{version}: {e}"))
     };
     let files: String = row.try_get("files_json")?;
@@ -547,15 +540,25 @@ fn workflow_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
         let v: Option<i64> = row.try_get(col)?;
         Ok(v.map(Timestamp::from_micros))
     };
+    let digest = |col: &str, text: String| {
+        WorkflowDigest::parse(&text).ok_or_else(|| corrupt(col, &format!("not a digest: {text:?}")))
+    };
+    let workflow_type: String = row.try_get("workflow_type")?;
+    let state: String = row.try_get("state")?;
     Ok(WorkflowVersion {
-        workflow_type: row.try_get("workflow_type")?,
-        state: row.try_get("state")?,
+        workflow_type: workflow_type
+            .parse()
+            .map_err(|()| corrupt("workflow_type", &format!("unknown type {workflow_type:?}")))?,
+        state: state.parse().map_err(|e| corrupt("state", &e))?,
         source_dir: row.try_get("source_dir")?,
         entry_point: row.try_get("entry_point")?,
-        files: serde_json::from_str(&files).map_err(|e| corrupt("files", e))?,
-        registered_digest: row.try_get("registered_digest")?,
-        digest: row.try_get("digest")?,
-        manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", e))?,
+        files: serde_json::from_str(&files).map_err(|e| corrupt("files", &e))?,
+        registered_digest: digest("registered_digest", row.try_get("registered_digest")?)?,
+        digest: row
+            .try_get::<Option<String>, _>("digest")?
+            .map(|d| digest("digest", d))
+            .transpose()?,
+        manifest: serde_json::from_str(&manifest).map_err(|e| corrupt("manifest", &e))?,
         description: row.try_get("description")?,
         registered_by: crate::people::subject(row, "registered_by")?,
         registered_at: Timestamp::from_micros(row.try_get("registered_at")?),
@@ -570,16 +573,20 @@ fn workflow_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
 }
 
 fn dataset_from_row(row: &AnyRow) -> Result<Dataset, StoreError> {
+    let id: String = row.try_get("id")?;
     let crypt4gh: i64 = row.try_get("crypt4gh")?;
+    let state: String = row.try_get("state")?;
     Ok(Dataset {
-        id: row.try_get("id")?,
+        state: state
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("state of dataset {id}: {e}")))?,
         description: row.try_get("description")?,
         location: row.try_get("location")?,
         crypt4gh: crypt4gh != 0,
         visa: row.try_get("visa")?,
-        state: row.try_get("state")?,
         created_by: crate::people::subject(row, "created_by")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        id,
     })
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::runs::{RUN_COLUMNS, run_from_row};
-use crate::{RunRecord, Store, StoreError};
+use crate::{RunRecord, ShareKind, Store, StoreError};
 
 /// With whom a run is shared: one user, or everyone an issuer puts in a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +17,10 @@ pub enum SharePrincipal {
 }
 
 impl SharePrincipal {
-    /// The stored `kind` column.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ShareKind {
         match self {
-            SharePrincipal::User(_) => "subject",
-            SharePrincipal::Group(_) => "group",
+            SharePrincipal::User(_) => ShareKind::Subject,
+            SharePrincipal::Group(_) => ShareKind::Group,
         }
     }
 
@@ -67,7 +66,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, kind, principal) DO NOTHING",
         )
         .bind(run.to_string())
-        .bind(principal.kind())
+        .bind(principal.kind().as_str())
         .bind(principal.key())
         .bind(by.key())
         .bind(at.micros())
@@ -86,7 +85,7 @@ impl Store {
             "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
         )
         .bind(run.to_string())
-        .bind(principal.kind())
+        .bind(principal.kind().as_str())
         .bind(principal.key())
         .execute(&self.pool)
         .await?;
@@ -192,14 +191,16 @@ impl Store {
 /// `(kind = 'subject' AND principal = $n) OR (kind = 'group' AND principal IN ($n+1, ...))`,
 /// with its parameters in order, placeholders numbered from `first`.
 fn principal_clause(first: usize, subject: &Subject, groups: &[Group]) -> (String, Vec<String>) {
-    let mut clause = format!("(kind = 'subject' AND principal = ${first})");
+    let subject_kind = ShareKind::Subject.as_str();
+    let mut clause = format!("(kind = '{subject_kind}' AND principal = ${first})");
     let mut params = vec![subject.key()];
     if !groups.is_empty() {
         let placeholders: Vec<String> = (0..groups.len())
             .map(|i| format!("${}", first + 1 + i))
             .collect();
         clause.push_str(&format!(
-            " OR (kind = 'group' AND principal IN ({}))",
+            " OR (kind = '{}' AND principal IN ({}))",
+            ShareKind::Group.as_str(),
             placeholders.join(", ")
         ));
         params.extend(groups.iter().map(Group::key));
@@ -216,13 +217,15 @@ fn share_from_row(row: &AnyRow) -> Result<RunShare, StoreError> {
     let run_id: String = row.try_get("run_id")?;
     let kind: String = row.try_get("kind")?;
     let principal: String = row.try_get("principal")?;
-    let principal = match kind.as_str() {
-        "subject" => SharePrincipal::User(
+    let kind: ShareKind = kind
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("share of run {run_id}: {e}")))?;
+    let principal = match kind {
+        ShareKind::Subject => SharePrincipal::User(
             Subject::from_key(&principal)
                 .map_err(|e| StoreError::Corrupt(format!("share principal: {e}")))?,
         ),
-        "group" => SharePrincipal::Group(crate::people::group(&principal)?),
-        other => return Err(StoreError::Corrupt(format!("share kind {other:?}"))),
+        ShareKind::Group => SharePrincipal::Group(crate::people::group(&principal)?),
     };
     Ok(RunShare {
         run_id: parse_run_id(&run_id)?,

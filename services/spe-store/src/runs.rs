@@ -4,24 +4,22 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use spe_core::page::{PageSize, PageToken};
+use spe_core::request::{RunSubmission, WorkflowType};
+use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{Actor, RunId, RunState, Subject};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, UnreadableRun};
 
 /// A run about to be accepted: stored in state QUEUED together with its first event.
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub id: RunId,
     pub owner: Subject,
-    pub workflow_type: String,
-    pub workflow_type_version: String,
-    pub workflow_url: String,
-    /// The request as WES shows it back (`RunLog.request`).
-    pub request: Value,
-    pub tags: Vec<(String, String)>,
+    /// The accepted request; its type, version, URL and tags are also stored as columns.
+    pub submission: RunSubmission,
     pub run_dir: String,
     pub created_at: Timestamp,
 }
@@ -31,17 +29,19 @@ pub struct RunRecord {
     pub id: RunId,
     pub state: RunState,
     pub owner: Subject,
-    pub workflow_type: String,
+    pub workflow_type: WorkflowType,
     pub workflow_type_version: String,
     pub workflow_url: String,
-    pub request: Value,
+    /// The request as accepted (and as WES shows it back in `RunLog.request`).
+    pub submission: RunSubmission,
     pub run_dir: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub start_time: Option<Timestamp>,
     pub end_time: Option<Timestamp>,
     pub exit_code: Option<i64>,
-    pub slurm_job_id: Option<String>,
+    /// Set once submitted to Slurm.
+    pub slurm_job_id: Option<SlurmJobId>,
     pub reason: Option<String>,
     /// How many times submission to Slurm has failed transiently so far.
     pub submit_attempts: i64,
@@ -52,13 +52,11 @@ pub struct RunRecord {
 impl RunRecord {
     /// Tags as given at submission.
     pub fn tags(&self) -> BTreeMap<String, String> {
-        match self.request.get("tags") {
-            Some(Value::Object(map)) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect(),
-            _ => BTreeMap::new(),
-        }
+        self.submission
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
@@ -127,6 +125,9 @@ impl Store {
         run: &NewRun,
         access_visas: Option<&Value>,
     ) -> Result<(), StoreError> {
+        let submission = &run.submission;
+        let request = serde_json::to_string(submission)
+            .map_err(|e| StoreError::Corrupt(format!("submission of run {}: {e}", run.id)))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
@@ -136,17 +137,17 @@ impl Store {
         .bind(run.id.to_string())
         .bind(RunState::Queued.as_str())
         .bind(run.owner.key())
-        .bind(&run.workflow_type)
-        .bind(&run.workflow_type_version)
-        .bind(&run.workflow_url)
-        .bind(run.request.to_string())
+        .bind(submission.workflow_type.as_str())
+        .bind(&submission.workflow_type_version)
+        .bind(&submission.workflow_url)
+        .bind(request)
         .bind(&run.run_dir)
         .bind(run.created_at.micros())
         .bind(run.created_at.micros())
         .bind(access_visas.map(Value::to_string))
         .execute(&mut *tx)
         .await?;
-        for (key, value) in &run.tags {
+        for (key, value) in submission.tags.iter() {
             sqlx::query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
                 .bind(run.id.to_string())
                 .bind(key)
@@ -302,15 +303,63 @@ impl Store {
         &self,
         change: &Transition<'_>,
     ) -> Result<Result<RunRecord, RunState>, StoreError> {
+        if let Err(current) = self.compare_and_set(change).await? {
+            return Ok(Err(current));
+        }
+        self.get_run(change.run)
+            .await?
+            .map(Ok)
+            .ok_or(StoreError::RunNotFound(change.run))
+    }
+
+    /// Ends a run whose row does not parse as SYSTEM_ERROR, naming what is wrong, through the
+    /// same compare-and-set and event as [`Store::transition`] (which reads only the run's
+    /// state, so the rest of the row may be broken). `false`: it had ended, or changed state
+    /// since it was read.
+    pub async fn end_unreadable_run(
+        &self,
+        run: &UnreadableRun,
+        actor: &Actor,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if run.state.is_terminal() {
+            return Ok(false);
+        }
+        let reason = format!("the stored run is unreadable: {}", run.reason);
+        let change = Transition {
+            run: run.id,
+            from: &[run.state],
+            to: RunState::SystemError,
+            actor,
+            reason: Some(&reason),
+            exit_code: None,
+            at,
+        };
+        Ok(self.compare_and_set(&change).await?.is_ok())
+    }
+
+    /// The state change of [`Store::transition`], reading nothing of the run but its state and
+    /// last change time.
+    async fn compare_and_set(
+        &self,
+        change: &Transition<'_>,
+    ) -> Result<Result<(), RunState>, StoreError> {
         // Compare-and-set, retried if another writer moved the run between read and write.
         for _ in 0..8 {
-            let Some(current) = self.get_run(change.run).await? else {
+            let row = sqlx::query("SELECT state, updated_at FROM runs WHERE id = $1")
+                .bind(change.run.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else {
                 return Err(StoreError::RunNotFound(change.run));
             };
-            if !change.from.contains(&current.state) {
-                return Ok(Err(current.state));
+            let state: String = row.try_get("state")?;
+            let current = parse_state(&state)?;
+            let updated_at: i64 = row.try_get("updated_at")?;
+            if !change.from.contains(&current) {
+                return Ok(Err(current));
             }
-            let at = change.at.micros().max(current.updated_at.micros());
+            let at = change.at.micros().max(updated_at);
             let start = change.to.has_started().then_some(at);
             let end = change.to.is_terminal().then_some(at);
             let mut tx = self.pool.begin().await?;
@@ -328,7 +377,7 @@ impl Store {
             .bind(change.exit_code)
             .bind(change.reason.map(str::to_owned))
             .bind(change.run.to_string())
-            .bind(current.state.as_str())
+            .bind(current.as_str())
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
@@ -341,18 +390,14 @@ impl Store {
             )
             .bind(change.run.to_string())
             .bind(at)
-            .bind(current.state.as_str())
+            .bind(current.as_str())
             .bind(change.to.as_str())
             .bind(change.actor.key())
             .bind(change.reason.map(str::to_owned))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return self
-                .get_run(change.run)
-                .await?
-                .map(Ok)
-                .ok_or(StoreError::RunNotFound(change.run));
+            return Ok(Ok(()));
         }
         Err(StoreError::Unavailable(format!(
             "run {} kept changing under a state update",
@@ -391,34 +436,75 @@ fn parse_state(text: &str) -> Result<RunState, StoreError> {
         .map_err(|e: spe_core::state::InvalidRunState| StoreError::Corrupt(e.to_string()))
 }
 
+/// Decodes a run row. A row whose id or state does not parse is [`StoreError::Corrupt`]; any
+/// other column that does not parse makes it an [`UnreadableRun`] naming the column.
 pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let id: String = row.try_get("id")?;
+    let id: RunId = id
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))?;
     let state: String = row.try_get("state")?;
-    let request: String = row.try_get("request_json")?;
-    let opt_time = |name: &str| -> Result<Option<Timestamp>, StoreError> {
-        let v: Option<i64> = row.try_get(name)?;
-        Ok(v.map(Timestamp::from_micros))
+    let state = parse_state(&state)?;
+    let unreadable = |reason: String| UnreadableRun { id, state, reason };
+    let text = |name: &str| -> Result<String, UnreadableRun> {
+        row.try_get(name)
+            .map_err(|e| unreadable(format!("{name}: {e}")))
     };
+    let opt_text = |name: &str| -> Result<Option<String>, UnreadableRun> {
+        row.try_get(name)
+            .map_err(|e| unreadable(format!("{name}: {e}")))
+    };
+    let int = |name: &str| -> Result<i64, UnreadableRun> {
+        row.try_get(name)
+            .map_err(|e| unreadable(format!("{name}: {e}")))
+    };
+    let opt_int = |name: &str| -> Result<Option<i64>, UnreadableRun> {
+        row.try_get(name)
+            .map_err(|e| unreadable(format!("{name}: {e}")))
+    };
+    let opt_time = |name: &str| Ok::<_, UnreadableRun>(opt_int(name)?.map(Timestamp::from_micros));
+
+    let workflow_type = text("workflow_type")?;
+    let workflow_type: WorkflowType = workflow_type
+        .parse()
+        .map_err(|()| unreadable(format!("workflow_type: unknown type {workflow_type:?}")))?;
+    let submission: RunSubmission = serde_json::from_str(&text("request_json")?)
+        .map_err(|e| unreadable(format!("request_json: {e}")))?;
+    let slurm_job_id = opt_text("slurm_job_id")?
+        .map(|job| job.parse::<SlurmJobId>())
+        .transpose()
+        .map_err(|e| unreadable(format!("slurm_job_id: {e}")))?;
     Ok(RunRecord {
-        id: id
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))?,
-        state: parse_state(&state)?,
-        owner: crate::people::subject(row, "owner")?,
-        workflow_type: row.try_get("workflow_type")?,
-        workflow_type_version: row.try_get("workflow_type_version")?,
-        workflow_url: row.try_get("workflow_url")?,
-        request: serde_json::from_str(&request)
-            .map_err(|e| StoreError::Corrupt(format!("request of run {id}: {e}")))?,
-        run_dir: row.try_get("run_dir")?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        id,
+        state,
+        owner: Subject::from_key(&text("owner")?).map_err(|e| unreadable(format!("owner: {e}")))?,
+        workflow_type,
+        workflow_type_version: text("workflow_type_version")?,
+        workflow_url: text("workflow_url")?,
+        submission,
+        run_dir: text("run_dir")?,
+        created_at: Timestamp::from_micros(int("created_at")?),
+        updated_at: Timestamp::from_micros(int("updated_at")?),
         start_time: opt_time("start_time")?,
         end_time: opt_time("end_time")?,
-        exit_code: row.try_get("exit_code")?,
-        slurm_job_id: row.try_get("slurm_job_id")?,
-        reason: row.try_get("reason")?,
-        submit_attempts: row.try_get("submit_attempts")?,
-        log_dir: row.try_get("log_dir")?,
+        exit_code: opt_int("exit_code")?,
+        slurm_job_id,
+        reason: opt_text("reason")?,
+        submit_attempts: int("submit_attempts")?,
+        log_dir: opt_text("log_dir")?,
     })
+}
+
+/// Decodes the rows of a work list: an unreadable run is an item of its own, so that the
+/// caller ends it and goes on with the others.
+pub(crate) fn work_list(
+    rows: &[AnyRow],
+) -> Result<Vec<Result<RunRecord, UnreadableRun>>, StoreError> {
+    rows.iter()
+        .map(|row| match run_from_row(row) {
+            Ok(run) => Ok(Ok(run)),
+            Err(StoreError::UnreadableRun(bad)) => Ok(Err(bad)),
+            Err(other) => Err(other),
+        })
+        .collect()
 }

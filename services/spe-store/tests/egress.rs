@@ -3,13 +3,9 @@
 
 use spe_test_support::store::*;
 
-use serde_json::json;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{
-    EGRESS_HELD, EGRESS_PENDING, EGRESS_REFUSED, EGRESS_RELEASED, EGRESS_UPLOADING, EgressOutcome,
-    NewEgressFile, NewRun, Store, Transition,
-};
+use spe_store::{EgressOutcome, EgressState, NewEgressFile, NewRun, Store, Transition};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
@@ -20,12 +16,8 @@ async fn run_in_state(store: &Store, state: RunState) -> RunId {
     store
         .insert_run(&NewRun {
             id,
-            owner: spe_core::Subject::new("https://login.example.org/oidc", "alice").unwrap(),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: "quals@1.0.0".into(),
-            request: json!({}),
-            tags: vec![],
+            owner: person("alice"),
+            submission: submission("quals@1.0.0", &[]),
             run_dir: format!("/data/{id}"),
             created_at: t(1_000),
         })
@@ -49,12 +41,12 @@ async fn run_in_state(store: &Store, state: RunState) -> RunId {
     id
 }
 
-fn file(path: &str, state: &'static str, size: i64) -> NewEgressFile {
+fn file(path: &str, state: EgressState, size: i64) -> NewEgressFile {
     NewEgressFile {
         path: path.into(),
         state,
         size,
-        reason: (state != EGRESS_PENDING).then(|| "because".into()),
+        reason: (state != EgressState::Pending).then(|| "because".into()),
     }
 }
 
@@ -105,10 +97,10 @@ async fn files_go_pending_uploading_released_and_the_run_is_done() {
     on_each_backend(|store| async move {
         let run = run_in_state(&store, RunState::Complete).await;
         let files = [
-            file("results.csv", EGRESS_PENDING, 10),
-            file("plots/quals.svg", EGRESS_PENDING, 20),
-            file("big.bam", EGRESS_HELD, 30),
-            file("link.csv", EGRESS_REFUSED, 0),
+            file("results.csv", EgressState::Pending, 10),
+            file("plots/quals.svg", EgressState::Pending, 20),
+            file("big.bam", EgressState::Held, 30),
+            file("link.csv", EgressState::Refused, 0),
         ];
         store.record_egress_scan(run, &files, t(10)).await.unwrap();
         // A second walk (after a crash) changes nothing.
@@ -128,7 +120,7 @@ async fn files_go_pending_uploading_released_and_the_run_is_done() {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(claimed.state, EGRESS_UPLOADING);
+            assert_eq!(claimed.state, EgressState::Uploading);
             assert_eq!(claimed.attempts, 1);
             assert!(!store.mark_egress_done(run, t(21)).await.unwrap());
             let sha = format!("{:064x}", claimed.size);
@@ -156,7 +148,7 @@ async fn files_go_pending_uploading_released_and_the_run_is_done() {
         assert_eq!(released[1].released_at, t(30));
         assert!(store.mark_egress_done(run, t(40)).await.unwrap());
         assert!(store.runs_awaiting_egress(10).await.unwrap().is_empty());
-        let states: Vec<String> = store
+        let states: Vec<EgressState> = store
             .egress_files(run)
             .await
             .unwrap()
@@ -166,10 +158,10 @@ async fn files_go_pending_uploading_released_and_the_run_is_done() {
         assert_eq!(
             states,
             [
-                EGRESS_HELD,
-                EGRESS_REFUSED,
-                EGRESS_RELEASED,
-                EGRESS_RELEASED
+                EgressState::Held,
+                EgressState::Refused,
+                EgressState::Released,
+                EgressState::Released
             ]
         );
     })
@@ -181,7 +173,7 @@ async fn one_claim_wins_and_an_expired_lease_can_be_taken_over() {
     on_each_backend(|store| async move {
         let run = run_in_state(&store, RunState::Complete).await;
         store
-            .record_egress_scan(run, &[file("results.csv", EGRESS_PENDING, 5)], t(10))
+            .record_egress_scan(run, &[file("results.csv", EgressState::Pending, 5)], t(10))
             .await
             .unwrap();
         let a = store.claim_egress_file(run, "results.csv", "a", t(20), t(100));
@@ -272,8 +264,8 @@ async fn a_retry_waits_for_its_time_and_a_refusal_settles() {
             .record_egress_scan(
                 run,
                 &[
-                    file("a.csv", EGRESS_PENDING, 5),
-                    file("b.csv", EGRESS_PENDING, 5),
+                    file("a.csv", EgressState::Pending, 5),
+                    file("b.csv", EgressState::Pending, 5),
                 ],
                 t(10),
             )
@@ -330,7 +322,7 @@ async fn a_retry_waits_for_its_time_and_a_refusal_settles() {
                 .is_none()
         );
         let a = store.egress_file(run, "a.csv").await.unwrap().unwrap();
-        assert_eq!(a.state, EGRESS_PENDING);
+        assert_eq!(a.state, EgressState::Pending);
         assert_eq!(a.reason.as_deref(), Some("S3 unavailable"));
         assert!(!store.mark_egress_done(run, t(40)).await.unwrap());
         assert_eq!(
@@ -342,7 +334,7 @@ async fn a_retry_waits_for_its_time_and_a_refusal_settles() {
             1
         );
         let b = store.egress_file(run, "b.csv").await.unwrap().unwrap();
-        assert_eq!(b.state, EGRESS_REFUSED);
+        assert_eq!(b.state, EgressState::Refused);
         assert!(store.released_files(run).await.unwrap().is_empty());
     })
     .await;

@@ -4,29 +4,31 @@
 use spe_test_support::store::*;
 
 use serde_json::json;
+use spe_core::digest::WorkflowDigest;
+use spe_core::request::WorkflowType;
 use spe_core::time::Timestamp;
-use spe_store::{NewDataset, NewWorkflowVersion, RegistryRefusal};
+use spe_store::{DatasetState, NewDataset, NewWorkflowVersion, RegistryRefusal, WorkflowState};
 
-const ISSUER: &str = "https://login.example.org/oidc";
-
-/// A person of the test issuer.
-fn p(sub: &str) -> spe_core::Subject {
-    spe_core::Subject::new(ISSUER, sub).unwrap()
-}
+use spe_test_support::store::person as p;
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
+}
+
+/// A digest of 64 times the hex digit `c`.
+fn digest(c: char) -> WorkflowDigest {
+    WorkflowDigest::parse(&c.to_string().repeat(64)).unwrap()
 }
 
 fn new_version(name: &str, version: &str, by: &str) -> NewWorkflowVersion {
     NewWorkflowVersion {
         name: name.into(),
         version: version.into(),
-        workflow_type: "SMK".into(),
+        workflow_type: WorkflowType::Snakemake,
         source_dir: format!("/srv/workflows/{name}"),
         entry_point: "Snakefile".into(),
         files: vec!["Snakefile".into(), "workflow.yaml".into()],
-        registered_digest: "a".repeat(64),
+        registered_digest: digest('a'),
         manifest: json!({"name": name, "version": version}),
         description: "test workflow".into(),
         registered_by: p(by),
@@ -42,7 +44,9 @@ async fn workflow_lifecycle_draft_approved_retired() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(v.state, "draft");
+        assert_eq!(v.state, WorkflowState::Draft);
+        assert_eq!(v.workflow_type, WorkflowType::Snakemake);
+        assert_eq!(v.registered_digest, digest('a'));
         assert_eq!(v.digest, None);
         assert_eq!(v.workflow_url(), "quals@1.0.0");
         assert_eq!(v.files, vec!["Snakefile", "workflow.yaml"]);
@@ -57,7 +61,7 @@ async fn workflow_lifecycle_draft_approved_retired() {
             Err(RegistryRefusal::AlreadyExists)
         );
         // Four eyes.
-        let digest = "b".repeat(64);
+        let digest = digest('b');
         assert_eq!(
             store
                 .approve_workflow("quals", "1.0.0", &p("alice"), &digest, true, t(2_000))
@@ -70,8 +74,8 @@ async fn workflow_lifecycle_draft_approved_retired() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(approved.state, "approved");
-        assert_eq!(approved.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(approved.state, WorkflowState::Approved);
+        assert_eq!(approved.digest.as_ref(), Some(&digest));
         assert_eq!(approved.approved_by, Some(p("bob")));
         assert_eq!(approved.approved_at, Some(t(2_000)));
         assert_eq!(
@@ -106,8 +110,8 @@ async fn workflow_lifecycle_draft_approved_retired() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(retired.state, "retired");
-        assert_eq!(retired.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(retired.state, WorkflowState::Retired);
+        assert_eq!(retired.digest.as_ref(), Some(&digest));
         assert_eq!(retired.retire_reason.as_deref(), Some("superseded"));
         assert_eq!(
             store
@@ -120,7 +124,7 @@ async fn workflow_lifecycle_draft_approved_retired() {
         let all = store.list_workflow_versions(None).await.unwrap();
         assert_eq!(all.len(), 2);
         let approved = store
-            .list_workflow_versions(Some("approved"))
+            .list_workflow_versions(Some(WorkflowState::Approved))
             .await
             .unwrap();
         assert_eq!(approved.len(), 1);
@@ -157,7 +161,7 @@ async fn registered_content_and_history_cannot_be_rewritten() {
             .unwrap()
             .unwrap();
         store
-            .approve_workflow("quals", "1.0.0", &p("bob"), &"c".repeat(64), true, t(2_000))
+            .approve_workflow("quals", "1.0.0", &p("bob"), &digest('c'), true, t(2_000))
             .await
             .unwrap()
             .unwrap();
@@ -177,7 +181,7 @@ async fn registered_content_and_history_cannot_be_rewritten() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(v.digest, Some("c".repeat(64)));
+        assert_eq!(v.digest, Some(digest('c')));
     })
     .await;
 }
@@ -196,7 +200,7 @@ async fn datasets_are_registered_retired_and_recorded() {
         };
         let d = store.insert_dataset(&new).await.unwrap().unwrap();
         assert!(d.crypt4gh);
-        assert_eq!(d.state, "active");
+        assert_eq!(d.state, DatasetState::Active);
         assert_eq!(
             d.visa.as_deref(),
             Some("https://ega.example/datasets/EGAD1")
@@ -221,7 +225,7 @@ async fn datasets_are_registered_retired_and_recorded() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(retired.state, "retired");
+        assert_eq!(retired.state, DatasetState::Retired);
         assert_eq!(
             store
                 .retire_dataset("demo-1", &p("carol"), None, t(30))

@@ -3,24 +3,18 @@
 
 use spe_test_support::store::*;
 
-use serde_json::json;
 use spe_core::time::Timestamp;
 use spe_core::{Group, RunId, Subject};
-use spe_store::{NewRun, ResultLink, SharePrincipal, Store};
+use spe_store::{NewRun, ResultLink, ShareKind, SharePrincipal, Store};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
 }
 
-const ISSUER: &str = "https://login.example.org/oidc";
-
-/// A person of the test issuer.
-fn p(sub: &str) -> Subject {
-    Subject::new(ISSUER, sub).unwrap()
-}
+use spe_test_support::store::person as p;
 
 fn g(urn: &str) -> Group {
-    Group::new(ISSUER, urn).unwrap()
+    Group::new(TEST_ISSUER, urn).unwrap()
 }
 
 fn user(sub: &str) -> SharePrincipal {
@@ -33,11 +27,7 @@ async fn run_of(store: &Store, owner: &str, at: i64) -> RunId {
         .insert_run(&NewRun {
             id,
             owner: p(owner),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: "quals@1.0.0".into(),
-            request: json!({}),
-            tags: vec![],
+            submission: submission("quals@1.0.0", &[]),
             run_dir: format!("/data/{id}"),
             created_at: t(at),
         })
@@ -121,6 +111,7 @@ async fn shares_decide_who_sees_results() {
 
         let shares = store.shares(a).await.unwrap();
         assert_eq!(shares.len(), 1);
+        assert_eq!(shares[0].principal.kind(), ShareKind::Subject);
         assert_eq!(shares[0].principal, user("bob"));
         assert_eq!(shares[0].created_by, p("alice"));
         assert_eq!(shares[0].created_at, t(5));

@@ -6,32 +6,18 @@ use spe_test_support::store::*;
 
 use serde_json::json;
 use spe_core::page::{PageSize, PageToken};
+use spe_core::request::WorkflowType;
 use spe_core::time::Timestamp;
-use spe_core::{Actor, RunId, RunState, ServiceActor, Subject};
+use spe_core::{Actor, RunId, RunState, ServiceActor};
 use spe_store::{NewRun, RunFilter, Transition};
 
-const ISSUER: &str = "https://login.example.org/oidc";
-
-/// A person of the test issuer.
-fn p(sub: &str) -> Subject {
-    Subject::new(ISSUER, sub).unwrap()
-}
+use spe_test_support::store::person as p;
 
 fn new_run(owner: &str, created_micros: i64, tags: &[(&str, &str)]) -> NewRun {
-    let tags: Vec<(String, String)> = tags
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let tag_json: serde_json::Map<String, serde_json::Value> =
-        tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     NewRun {
         id: RunId::new_random(),
         owner: p(owner),
-        workflow_type: "SMK".into(),
-        workflow_type_version: "9".into(),
-        workflow_url: "quals@1.0.0".into(),
-        request: json!({"workflow_type": "SMK", "workflow_params": {"x": [1, 2]}, "tags": tag_json}),
-        tags,
+        submission: submission("quals@1.0.0", tags),
         run_dir: "/data/runs/x".into(),
         created_at: Timestamp::from_micros(created_micros),
     }
@@ -67,7 +53,10 @@ async fn accepted_runs_are_stored_with_their_request_and_first_event() {
         let got = store.get_run(run.id).await.unwrap().unwrap();
         assert_eq!(got.state, RunState::Queued);
         assert_eq!(got.owner, p("alice"));
-        assert_eq!(got.request, run.request);
+        assert_eq!(got.submission, run.submission);
+        assert_eq!(got.workflow_type, WorkflowType::Snakemake);
+        assert_eq!(got.workflow_url, "quals@1.0.0");
+        assert_eq!(got.slurm_job_id, None);
         assert_eq!(got.tags().get("project").map(String::as_str), Some("p1"));
         assert_eq!(got.created_at, run.created_at);
         assert_eq!(got.start_time, None);

@@ -2,11 +2,44 @@
 //! ([`crate::peers::postgres_url`]); without it the PostgreSQL half is reported skipped, and
 //! under CI it fails, so a suite can never silently run on one backend only.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
+use serde_json::json;
+use spe_core::Subject;
+use spe_core::request::{RunSubmission, Tags, WorkflowType};
 use spe_core::secret::DatabaseUrl;
 use spe_store::{Backend, Store};
 use sqlx::Connection;
+
+/// The issuer of the people store tests invent.
+pub const TEST_ISSUER: &str = "https://login.example.org/oidc";
+
+/// A person of [`TEST_ISSUER`].
+pub fn person(sub: &str) -> Subject {
+    Subject::new(TEST_ISSUER, sub).expect("a valid test subject")
+}
+
+/// An accepted Snakemake request for `workflow_url` with these tags.
+pub fn submission(workflow_url: &str, tags: &[(&str, &str)]) -> RunSubmission {
+    let tags: serde_json::Map<String, serde_json::Value> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    RunSubmission {
+        workflow_type: WorkflowType::Snakemake,
+        workflow_type_version: "9".into(),
+        workflow_url: workflow_url.into(),
+        workflow_params: json!({"x": [1, 2]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        workflow_engine: "snakemake".into(),
+        workflow_engine_version: None,
+        workflow_engine_parameters: BTreeMap::from([("cores".to_owned(), "2".to_owned())]),
+        tags: Tags::parse(Some(serde_json::Value::Object(tags))).expect("valid test tags"),
+    }
+}
 
 /// A store on a fresh SQLite file, `<dir>/nested/spe.db` (its folder is created on connect).
 pub async fn sqlite_store(dir: &tempfile::TempDir) -> Store {

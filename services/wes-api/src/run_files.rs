@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use spe_core::logjson::LogJson;
+use spe_core::request::WorkflowType;
 use spe_core::tasks::{TaskRecord, parse_nextflow_trace, parse_snakemake_log};
 use spe_store::RunRecord;
 
@@ -94,7 +95,7 @@ pub async fn tasks(run: &RunRecord) -> Vec<TaskRecord> {
     let Some(dir) = log_dir(run) else {
         return Vec::new();
     };
-    let nextflow = run.workflow_type == "NFL";
+    let nextflow = run.workflow_type == WorkflowType::Nextflow;
     let path = dir.join(if nextflow { "trace.txt" } else { "stderr" });
     let read = tokio::task::spawn_blocking(move || read_tail(&path, 16 * MAX_LOG_BYTES)).await;
     match read {

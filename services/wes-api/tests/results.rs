@@ -13,8 +13,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use spe_core::RunId;
+use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::time::Timestamp;
-use spe_store::{EgressOutcome, NewEgressFile, NewRun, Store};
+use spe_store::{EgressOutcome, EgressState, NewEgressFile, NewRun, Store};
 use spe_test_support::logs::captured_logs;
 use spe_test_support::oidc as support;
 use spe_test_support::peers::s3_url;
@@ -156,11 +157,16 @@ async fn run_with_outputs(
         .insert_run(&NewRun {
             id,
             owner,
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: "quals@1.0.0".into(),
-            request: json!({}),
-            tags: vec![],
+            submission: RunSubmission {
+                workflow_type: WorkflowType::Snakemake,
+                workflow_type_version: "9".into(),
+                workflow_url: "quals@1.0.0".into(),
+                workflow_params: Default::default(),
+                workflow_engine: "snakemake".into(),
+                workflow_engine_version: None,
+                workflow_engine_parameters: Default::default(),
+                tags: Default::default(),
+            },
             run_dir: format!("/nonexistent/{id}"),
             created_at: now(),
         })
@@ -180,7 +186,7 @@ async fn run_with_outputs(
             .await
             .unwrap();
     }
-    let file = |path: &str, state: &'static str| NewEgressFile {
+    let file = |path: &str, state: EgressState| NewEgressFile {
         path: path.into(),
         state,
         size: 10,
@@ -190,9 +196,9 @@ async fn run_with_outputs(
         .record_egress_scan(
             id,
             &[
-                file("results/report.txt", "pending"),
-                file("results/table.csv", "held"),
-                file("results/late.txt", "pending"),
+                file("results/report.txt", EgressState::Pending),
+                file("results/table.csv", EgressState::Held),
+                file("results/late.txt", EgressState::Pending),
             ],
             now(),
         )

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use slurm_support::*;
+use spe_core::secret::DatabaseUrl;
+use spe_core::{RunId, RunState};
+use spe_store::{RunEvent, Store};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -248,4 +251,102 @@ fn engine_alive(run_id: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// The last event of a run once it is `state` (panics after `limit`).
+async fn wait_for_event(store: &Store, id: RunId, state: RunState, limit: Duration) -> RunEvent {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let events = store.run_events(id).await.unwrap();
+        if let Some(last) = events.last().filter(|e| e.to_state == state) {
+            return last.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("run {id} never reached {state} within {limit:?}");
+}
+
+/// Rows written behind the store's back (raw SQL) with what no accepted run could hold: the
+/// submitter and the reconciler each end theirs as SYSTEM_ERROR naming the column, instead of
+/// skipping it for ever, and a good run beside them completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_runs_end_system_error_naming_the_column_and_the_others_run() {
+    if !slurm_ready() {
+        return;
+    }
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/spe.db", db.path().display());
+    let app = spawn_executing_app(&[("SPE__DATABASE__URL", &url)]).await;
+    let store = Store::connect(&DatabaseUrl::new(url.clone()), 1)
+        .await
+        .unwrap();
+
+    let no_engine = RunId::new_random();
+    let bad_job = RunId::new_random();
+    let accepted = json!({"workflow_type": "SMK", "workflow_type_version": "9",
+        "workflow_url": "quals@1.0.0", "workflow_params": {"dataset": "quals-demo"},
+        "workflow_engine": "snakemake", "workflow_engine_parameters": {}, "tags": {}});
+    let mut without_engine = accepted.clone();
+    without_engine
+        .as_object_mut()
+        .unwrap()
+        .remove("workflow_engine");
+    for (id, state, request, job) in [
+        (no_engine, RunState::Queued, without_engine, "NULL"),
+        (bad_job, RunState::Running, accepted, "'not-a-job'"),
+    ] {
+        store
+            .debug_execute(&format!(
+                "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
+                 workflow_url, request_json, run_dir, created_at, updated_at, slurm_job_id) \
+                 VALUES ('{id}', '{state}', 'alice', 'SMK', '9', 'quals@1.0.0', '{request}', \
+                 '/nonexistent/{id}', 1, 1, {job})"
+            ))
+            .await
+            .unwrap();
+    }
+    let good = submit(&app, "quals@1.0.0", json!({"dataset": "quals-demo"})).await;
+
+    let ended = wait_for_event(&store, no_engine, RunState::SystemError, LIMIT).await;
+    assert_eq!(ended.from_state, Some(RunState::Queued));
+    assert_eq!(
+        ended.actor,
+        spe_core::Actor::Service(spe_core::ServiceActor::Submitter)
+    );
+    let reason = ended.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "the stored run is unreadable: request_json: missing field `workflow_engine`"
+        ),
+        "{reason}"
+    );
+    let ended = wait_for_event(&store, bad_job, RunState::SystemError, LIMIT).await;
+    assert_eq!(ended.from_state, Some(RunState::Running));
+    assert_eq!(
+        ended.actor,
+        spe_core::Actor::Service(spe_core::ServiceActor::Reconciler)
+    );
+    assert_eq!(
+        ended.reason.as_deref(),
+        Some(r#"the stored run is unreadable: slurm_job_id: not a Slurm job id: "not-a-job""#)
+    );
+    // Reading such a run through the API is an error, logged with the reason, never a guess.
+    let res = app
+        .client
+        .get(app.wes(&format!("/runs/{bad_job}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+
+    assert_eq!(
+        wait_for(
+            &app,
+            &good,
+            &["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"],
+            LIMIT
+        )
+        .await,
+        "COMPLETE"
+    );
 }

@@ -26,7 +26,9 @@ use results_crawler::s3::Bucket;
 use results_crawler::{service, watch};
 use serde_json::json;
 use spe_core::config::{CrawlerConfig, CrawlerWatch};
+use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::Manifest;
+use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
@@ -156,12 +158,13 @@ async fn register_workflow(store: &Store) -> anyhow::Result<()> {
         )
         .replace("max_file_bytes: 10485760", "max_file_bytes: 1073741824");
     let manifest = Manifest::from_yaml(&yaml).map_err(|e| anyhow::anyhow!("manifest: {e}"))?;
-    let digest = "b".repeat(64);
+    let digest =
+        WorkflowDigest::parse(&"b".repeat(64)).ok_or_else(|| anyhow::anyhow!("not a digest"))?;
     store
         .register_workflow(&NewWorkflowVersion {
             name: "bench".into(),
             version: "1.0.0".into(),
-            workflow_type: "SMK".into(),
+            workflow_type: WorkflowType::Snakemake,
             source_dir: root.display().to_string(),
             entry_point: "Snakefile".into(),
             files: vec!["Snakefile".into()],
@@ -205,11 +208,16 @@ async fn finished_run(w: &World, with_log: bool) -> anyhow::Result<RunId> {
         .insert_run(&NewRun {
             id,
             owner: bench_subject(),
-            workflow_type: "SMK".into(),
-            workflow_type_version: "9".into(),
-            workflow_url: WORKFLOW.into(),
-            request: json!({}),
-            tags: vec![],
+            submission: RunSubmission {
+                workflow_type: WorkflowType::Snakemake,
+                workflow_type_version: "9".into(),
+                workflow_url: WORKFLOW.into(),
+                workflow_params: Default::default(),
+                workflow_engine: "snakemake".into(),
+                workflow_engine_version: None,
+                workflow_engine_parameters: Default::default(),
+                tags: Default::default(),
+            },
             run_dir: run_dir.display().to_string(),
             created_at: now(),
         })

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spe_core::manifest::check_dataset_id;
 use spe_core::time::Timestamp;
-use spe_store::{DATASET_ACTIVE, Dataset, NewDataset};
+use spe_store::{Dataset, DatasetState, NewDataset};
 
 use crate::auth::{Authorized, actions};
 use crate::error::ApiError;
@@ -162,7 +162,7 @@ pub async fn list(
     let all = state.store.list_datasets().await?;
     let active: Vec<Value> = all
         .iter()
-        .filter(|d| d.state == DATASET_ACTIVE)
+        .filter(|d| d.state == DatasetState::Active)
         .map(researcher_view)
         .collect();
     Ok(HttpResponse::Ok().json(json!({"datasets": active})))

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use spe_core::RunId;
 use spe_core::time::Timestamp;
 use spe_core::{Group, Subject};
-use spe_store::{ResultLink, RunRecord, RunShare, SharePrincipal};
+use spe_store::{ResultLink, RunRecord, RunShare, ShareKind, SharePrincipal};
 
 use crate::auth::{Authorized, Caller, actions};
 use crate::error::ApiError;
@@ -32,10 +32,11 @@ fn shorten(text: &str) -> String {
 }
 
 fn share_view(s: &RunShare) -> Value {
-    let (kind, issuer, value) = match &s.principal {
-        SharePrincipal::User(u) => ("subject", u.issuer(), u.sub()),
-        SharePrincipal::Group(g) => ("group", g.issuer(), g.urn()),
+    let (issuer, value) = match &s.principal {
+        SharePrincipal::User(u) => (u.issuer(), u.sub()),
+        SharePrincipal::Group(g) => (g.issuer(), g.urn()),
     };
+    let kind = s.principal.kind().as_str();
     json!({
         "run_id": s.run_id.to_string(),
         kind: value,
@@ -75,8 +76,8 @@ fn principal(
         }
     };
     let (kind, value) = match (body.subject, body.group) {
-        (Some(s), None) => ("subject", s),
-        (None, Some(g)) => ("group", g),
+        (Some(s), None) => (ShareKind::Subject, s),
+        (None, Some(g)) => (ShareKind::Group, g),
         _ => {
             return Err(ApiError::bad_request(
                 "name exactly one of `subject` (a user's sub) or `group` (an entitlement URN)",
@@ -91,7 +92,7 @@ fn principal(
             "{kind}: 1 to {MAX_PRINCIPAL} bytes without spaces or control characters"
         )));
     }
-    if kind == "group" && !value.starts_with("urn:") {
+    if kind == ShareKind::Group && !value.starts_with("urn:") {
         return Err(ApiError::bad_request(
             "group: an eduperson_entitlement URN, e.g. \
              urn:geant:lifescience-ri.eu:group:vo:sub#login.aai.lifescience-ri.eu",
@@ -99,7 +100,7 @@ fn principal(
     }
     let invalid =
         |e: spe_core::identity::IdentityError| ApiError::bad_request(format!("{kind}: {e}"));
-    Ok(if kind == "group" {
+    Ok(if kind == ShareKind::Group {
         SharePrincipal::Group(Group::new(issuer, value).map_err(invalid)?)
     } else {
         SharePrincipal::User(Subject::new(issuer, value).map_err(invalid)?)
@@ -182,10 +183,7 @@ pub async fn remove_share(
     }
     let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
     if !state.store.remove_share(run.id, &who).await? {
-        let kind = match who {
-            SharePrincipal::User(_) => "subject",
-            SharePrincipal::Group(_) => "group",
-        };
+        let kind = who.kind();
         return Err(ApiError::not_found(format!(
             "run {} is not shared with that {kind}",
             run.id

@@ -51,18 +51,11 @@ pub async fn submit(
         crate::routes::workflows::admit(&state, &caller, fields, submission).await?;
     let id = RunId::new_random();
     let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
+    let workflow_url = submission.workflow_url.clone();
     let new_run = NewRun {
         id,
         owner: caller.subject.clone(),
-        workflow_type: submission.workflow_type.as_str().to_owned(),
-        workflow_type_version: submission.workflow_type_version.clone(),
-        workflow_url: submission.workflow_url.clone(),
-        request: submission.to_wes_request(),
-        tags: submission
-            .tags
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        submission,
         run_dir: run_dir.display().to_string(),
         created_at: Timestamp::from_datetime(chrono::Utc::now()),
     };
@@ -70,7 +63,7 @@ pub async fn submit(
         .store
         .insert_run_with_visas(&new_run, access_visas.as_ref())
         .await?;
-    tracing::info!(run_id = %id, owner = %caller.subject, workflow = %submission.workflow_url, "run accepted");
+    tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: id.to_string(),
     }))
@@ -321,7 +314,7 @@ pub async fn get(
     };
     Ok(HttpResponse::Ok().json(RunLog {
         run_id: run.id.to_string(),
-        request: run.request.clone(),
+        request: run.submission.to_wes_request(),
         state: run.state,
         run_log,
         task_logs_url,
@@ -429,13 +422,10 @@ async fn released_outputs(
 /// Asks Slurm to stop the run's job. A failure is only logged: the reconciler repeats the
 /// cancel every tick until the job has ended.
 async fn request_scancel(state: &AppState, run: &RunRecord) {
-    let (Some(slurm), Some(job)) = (
-        state.slurm.as_ref(),
-        run.slurm_job_id.as_deref().and_then(|j| j.parse().ok()),
-    ) else {
+    let (Some(slurm), Some(job)) = (state.slurm.as_ref(), run.slurm_job_id.as_ref()) else {
         return;
     };
-    if let Err(e) = slurm.scancel(std::slice::from_ref(&job)).await {
+    if let Err(e) = slurm.scancel(std::slice::from_ref(job)).await {
         tracing::warn!(run_id = %run.id, job = %job, error = %e, "scancel failed; the reconciler will retry");
     }
 }

@@ -9,13 +9,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spe_core::config::AuthConfig;
-use spe_core::digest::{digest_files, list_tree, read_files};
+use spe_core::digest::{WorkflowDigest, digest_files, list_tree, read_files};
 use spe_core::manifest::{MANIFEST_FILE, MAX_FILES, Manifest, WorkflowRef};
 use spe_core::request::{RequestError, RunRequestFields, RunSubmission};
 use spe_core::time::Timestamp;
 use spe_store::{
-    DATASET_ACTIVE, NewWorkflowVersion, RegistryEvent, RegistryRefusal, STATE_APPROVED,
-    STATE_DRAFT, STATE_RETIRED, WorkflowVersion,
+    DatasetState, NewWorkflowVersion, RegistryEvent, RegistryRefusal, WorkflowState,
+    WorkflowVersion,
 };
 
 use crate::auth::{Authorized, Caller, Visa, actions};
@@ -87,7 +87,7 @@ struct Loaded {
     dir: PathBuf,
     manifest: Manifest,
     files: Vec<String>,
-    digest: String,
+    digest: WorkflowDigest,
 }
 
 /// Reads `workflow.yaml` and the files it names (blocking I/O).
@@ -144,13 +144,13 @@ fn load_dir(dir: &Path) -> Result<Loaded, String> {
 }
 
 /// The digest of a workflow version's files as they are now (blocking I/O).
-fn digest_dir(dir: &Path, files: &[String]) -> Result<String, String> {
+fn digest_dir(dir: &Path, files: &[String]) -> Result<WorkflowDigest, String> {
     let read = read_files(dir, files).map_err(|e| format!("files: {e}"))?;
     let total: u64 = read.iter().map(|(_, c)| c.len() as u64).sum();
     if total > MAX_WORKFLOW_BYTES {
         return Err(format!("files: more than {MAX_WORKFLOW_BYTES} bytes"));
     }
-    Ok(digest_files(&read).to_string())
+    Ok(digest_files(&read))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -306,7 +306,7 @@ fn unpack_and_install(
     };
     let unpacked = workflow_upload::unpack(archive, upload_dir, max_bytes).map_err(upload_error)?;
     let first = load_dir(&unpacked.root).map_err(ApiError::bad_request)?;
-    let short: String = first.digest.chars().take(12).collect();
+    let short: String = first.digest.as_str().chars().take(12).collect();
     let target = upload_dir
         .join(&first.manifest.name)
         .join(format!("{}-{short}", first.manifest.version));
@@ -345,7 +345,7 @@ async fn register_loaded(
     let new = NewWorkflowVersion {
         name: m.name.clone(),
         version: m.version.clone(),
-        workflow_type: m.engine.as_str().to_owned(),
+        workflow_type: m.engine,
         source_dir: loaded.dir.display().to_string(),
         entry_point: m.entry_point.clone(),
         files: loaded.files.clone(),
@@ -375,13 +375,11 @@ pub async fn admin_list(
     let mut filter = None;
     for (k, v) in &pairs {
         match k.as_str() {
-            "state" if [STATE_DRAFT, STATE_APPROVED, STATE_RETIRED].contains(&v.as_str()) => {
-                filter = Some(v.clone())
-            }
             "state" => {
-                return Err(ApiError::bad_request(
-                    "state: must be draft, approved or retired",
-                ));
+                let parsed = v.parse::<WorkflowState>().map_err(|_| {
+                    ApiError::bad_request("state: must be draft, approved or retired")
+                })?;
+                filter = Some(parsed);
             }
             other => {
                 return Err(ApiError::bad_request(format!(
@@ -391,10 +389,7 @@ pub async fn admin_list(
             }
         }
     }
-    let versions = state
-        .store
-        .list_workflow_versions(filter.as_deref())
-        .await?;
+    let versions = state.store.list_workflow_versions(filter).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"workflows": versions.iter().map(admin_view).collect::<Vec<_>>()})))
 }
@@ -428,8 +423,11 @@ pub async fn approve(
         .workflow_version(&r.name, &r.version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{what} not found")))?;
-    if v.state != STATE_DRAFT {
-        return Err(refusal(RegistryRefusal::WrongState(v.state), &what));
+    if v.state != WorkflowState::Draft {
+        return Err(refusal(
+            RegistryRefusal::WrongState(v.state.to_string()),
+            &what,
+        ));
     }
     let dir = PathBuf::from(&v.source_dir);
     let files = v.files.clone();
@@ -555,7 +553,7 @@ pub async fn list_approved(
 ) -> Result<HttpResponse, ApiError> {
     let versions = state
         .store
-        .list_workflow_versions(Some(STATE_APPROVED))
+        .list_workflow_versions(Some(WorkflowState::Approved))
         .await?;
     let views = versions
         .iter()
@@ -575,7 +573,7 @@ pub async fn get_approved(
         .store
         .workflow_version(&r.name, &r.version)
         .await?
-        .filter(|v| v.state == STATE_APPROVED)
+        .filter(|v| v.state == WorkflowState::Approved)
         .ok_or_else(|| ApiError::not_found(format!("no approved workflow {r}")))?;
     Ok(HttpResponse::Ok().json(researcher_view(&state, &v)?))
 }
@@ -609,22 +607,22 @@ pub async fn admit(
                 format!("{r} is not a registered workflow; GET /ga4gh/wes/v1/workflows lists them"),
             )
         })?;
-    match v.state.as_str() {
-        STATE_APPROVED => {}
-        STATE_DRAFT => {
+    match v.state {
+        WorkflowState::Approved => {}
+        WorkflowState::Draft => {
             return Err(bad(
                 "workflow_url",
                 format!("{r} is not approved yet; only approved workflows run"),
             ));
         }
-        _ => {
+        WorkflowState::Retired => {
             return Err(bad(
                 "workflow_url",
                 format!("{r} is retired and can no longer run"),
             ));
         }
     }
-    if v.workflow_type != first.workflow_type.as_str() {
+    if v.workflow_type != first.workflow_type {
         return Err(bad(
             "workflow_type",
             format!("{r} is a {} workflow", v.workflow_type),
@@ -678,7 +676,7 @@ pub async fn admit(
             .store
             .dataset(&reference.id)
             .await?
-            .filter(|d| d.state == DATASET_ACTIVE);
+            .filter(|d| d.state == DatasetState::Active);
         let Some(dataset) = dataset else {
             return Err(bad(
                 &reference.field,
@@ -721,7 +719,7 @@ pub async fn admit(
     let dir = PathBuf::from(&v.source_dir);
     let files = v.files.clone();
     let now_digest = blocking(move || digest_dir(&dir, &files)).await?;
-    if now_digest.as_deref() != Ok(approved.as_str()) {
+    if now_digest.as_ref() != Ok(&approved) {
         tracing::warn!(workflow = %r, "workflow files no longer match the approved digest");
         return Err(bad(
             "workflow_url",

@@ -8,13 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use spe_core::config::Config;
-use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::{Manifest, WorkflowRef};
-use spe_core::request::WorkflowType;
 use spe_core::runspec::{RUNSPEC_PATH, RunSpec};
-use spe_store::{RunRecord, Store};
+use spe_store::{RunRecord, Store, StoreError, WorkflowState};
 
 use crate::slurm::client::quote_for_shell;
 
@@ -35,7 +33,20 @@ pub enum PrepareError {
     #[error("cannot prepare the run directory: {0}")]
     Io(String),
     #[error(transparent)]
-    Store(#[from] spe_store::StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for PrepareError {
+    /// A registry row that does not parse will not parse on a later attempt either: the run
+    /// cannot start, and says why.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(_) | StoreError::UnreadableRun(_) => {
+                PrepareError::Refused(e.to_string())
+            }
+            other => PrepareError::Store(other),
+        }
+    }
 }
 
 fn io(e: std::io::Error) -> PrepareError {
@@ -56,7 +67,7 @@ pub async fn prepare(
         .ok_or_else(|| {
             PrepareError::Refused(format!("workflow {} is not registered", run.workflow_url))
         })?;
-    if version.state != "approved" {
+    if version.state != WorkflowState::Approved {
         return Err(PrepareError::Refused(format!(
             "workflow {} is {} and may no longer run",
             run.workflow_url, version.state
@@ -64,22 +75,20 @@ pub async fn prepare(
     }
     let digest = version
         .digest
-        .as_deref()
-        .and_then(WorkflowDigest::parse)
+        .clone()
         .ok_or_else(|| PrepareError::Refused("the approved workflow has no digest".into()))?;
     let manifest = Manifest::from_json(&version.manifest)
         .map_err(|e| PrepareError::Refused(format!("stored manifest: {e}")))?;
-    let workflow_type: WorkflowType = version
-        .workflow_type
-        .parse()
-        .map_err(|_| PrepareError::Refused("stored workflow type is unknown".into()))?;
-
-    let params: Map<String, Value> = match run.request.get("workflow_params") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => Map::new(),
-    };
+    let submission = &run.submission;
+    if version.workflow_type != submission.workflow_type {
+        return Err(PrepareError::Refused(format!(
+            "workflow {} is a {} workflow, the run was accepted as {}",
+            run.workflow_url, version.workflow_type, submission.workflow_type
+        )));
+    }
+    let params = &submission.workflow_params;
     let mut locations = HashMap::new();
-    for reference in manifest.dataset_references(&params) {
+    for reference in manifest.dataset_references(params) {
         let dataset = store.dataset(&reference.id).await?.ok_or_else(|| {
             PrepareError::Refused(format!(
                 "{}: dataset {} no longer exists",
@@ -89,32 +98,17 @@ pub async fn prepare(
         locations.insert(reference.id.clone(), dataset.location);
     }
     let resolved = manifest
-        .resolve_datasets(&params, |id| locations.get(id).cloned())
+        .resolve_datasets(params, |id| locations.get(id).cloned())
         .map_err(|e| PrepareError::Refused(e.to_string()))?;
 
-    let engine = run
-        .request
-        .get("workflow_engine")
-        .and_then(Value::as_str)
-        .unwrap_or(match workflow_type {
-            WorkflowType::Snakemake => "snakemake",
-            WorkflowType::Nextflow => "nextflow",
-        })
-        .to_owned();
+    let engine = submission.workflow_engine.clone();
     let engine_executable = config
         .workflows
         .engines
         .get(&engine)
         .and_then(|e| e.executable.clone())
         .unwrap_or_else(|| engine.clone());
-    let engine_parameters: BTreeMap<String, String> =
-        match run.request.get("workflow_engine_parameters") {
-            Some(Value::Object(map)) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
+    let engine_parameters: &BTreeMap<String, String> = &submission.workflow_engine_parameters;
 
     let run_dir = PathBuf::from(&run.run_dir);
     let stamp = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
@@ -130,7 +124,7 @@ pub async fn prepare(
 
     let spec = RunSpec {
         run_id: run.id,
-        workflow_type,
+        workflow_type: submission.workflow_type,
         engine,
         engine_executable,
         workflow_dir: PathBuf::from(&version.source_dir),

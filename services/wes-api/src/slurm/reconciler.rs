@@ -15,7 +15,7 @@ use spe_core::RunState;
 use spe_core::config::Config;
 use spe_core::slurm::{JobReport, SlurmJobId, wes_state};
 use spe_core::time::Timestamp;
-use spe_store::{RunRecord, Store, Transition};
+use spe_store::{RunRecord, Store, Transition, UnreadableRun};
 use tokio::sync::Mutex;
 
 use crate::slurm::SlurmClient;
@@ -59,11 +59,18 @@ impl Reconciler {
 
     pub async fn tick(&self) -> Result<TickReport, TickError> {
         let calls_before = self.slurm.processes_spawned();
-        let runs = self.store.runs_with_live_jobs().await?;
+        let listed = self.store.runs_with_live_jobs().await?;
         let mut report = TickReport {
-            live_runs: runs.len(),
+            live_runs: listed.len(),
             ..TickReport::default()
         };
+        let mut runs = Vec::with_capacity(listed.len());
+        for item in listed {
+            match item {
+                Ok(run) => runs.push(run),
+                Err(bad) => report.changed += usize::from(self.end_unreadable(&bad).await?),
+            }
+        }
         if runs.is_empty() {
             return Ok(report);
         }
@@ -76,18 +83,21 @@ impl Reconciler {
             .map(|j| (j.job_id.clone(), j))
             .collect();
 
-        let mut gone: Vec<&RunRecord> = Vec::new();
+        let mut gone: Vec<(&RunRecord, &SlurmJobId)> = Vec::new();
         let mut to_cancel: Vec<SlurmJobId> = Vec::new();
         for run in &runs {
-            let Some(job) = job_of(run) else { continue };
-            match held.get(&job) {
+            // The store lists only runs with a job.
+            let Some(job) = &run.slurm_job_id else {
+                continue;
+            };
+            match held.get(job) {
                 Some(found) => {
                     if run.state == RunState::Canceling && !wes_state(found).0.is_terminal() {
-                        to_cancel.push(job);
+                        to_cancel.push(job.clone());
                     }
                     report.changed += usize::from(self.apply(run, found).await?);
                 }
-                None => gone.push(run),
+                None => gone.push((run, job)),
             }
         }
         if !to_cancel.is_empty()
@@ -97,7 +107,7 @@ impl Reconciler {
         }
 
         if !gone.is_empty() {
-            let ids: Vec<SlurmJobId> = gone.iter().filter_map(|r| job_of(r)).collect();
+            let ids: Vec<SlurmJobId> = gone.iter().map(|(_, job)| (*job).clone()).collect();
             let records: HashMap<SlurmJobId, JobReport> = match self.slurm.sacct(&ids).await {
                 Ok(found) => found.into_iter().map(|j| (j.job_id.clone(), j)).collect(),
                 Err(e) => {
@@ -107,11 +117,10 @@ impl Reconciler {
             };
             let mut missing = self.missing_since.lock().await;
             let mut still_missing = HashSet::new();
-            for run in gone {
-                let Some(job) = job_of(run) else { continue };
-                let found = match records.get(&job) {
+            for (run, job) in gone {
+                let found = match records.get(job) {
                     Some(record) => Some(record.clone()),
-                    None => from_log_json(run, &job).await,
+                    None => from_log_json(run, job).await,
                 };
                 match found {
                     Some(record) => {
@@ -137,6 +146,22 @@ impl Reconciler {
         }
         report.scheduler_calls = self.slurm.processes_spawned() - calls_before;
         Ok(report)
+    }
+
+    /// A run whose row does not parse cannot be followed (e.g. its job id is not a number):
+    /// it ends as SYSTEM_ERROR naming the column, and the others go on. Returns whether it
+    /// changed.
+    async fn end_unreadable(&self, run: &UnreadableRun) -> Result<bool, TickError> {
+        tracing::error!(run_id = %run.id, state = %run.state, reason = %run.reason, "stored run is unreadable; ending it");
+        let now = Timestamp::from_datetime(Utc::now());
+        Ok(self
+            .store
+            .end_unreadable_run(
+                run,
+                &spe_core::Actor::Service(spe_core::ServiceActor::Reconciler),
+                now,
+            )
+            .await?)
     }
 
     /// Applies what the scheduler reports to one run. Returns whether its state changed.
@@ -199,10 +224,6 @@ impl Reconciler {
         }
         Ok(changed)
     }
-}
-
-fn job_of(run: &RunRecord) -> Option<SlurmJobId> {
-    run.slurm_job_id.as_deref().and_then(|j| j.parse().ok())
 }
 
 /// The run's own record of how it ended, when the scheduler has none: the exit code that

@@ -14,7 +14,7 @@ use spe_core::RunState;
 use spe_core::config::Config;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
-use spe_store::{RunRecord, Store, Transition};
+use spe_store::{RunRecord, Store, Transition, UnreadableRun};
 
 use crate::slurm::prepare::{PrepareError, prepare};
 use crate::slurm::{SlurmClient, SlurmError};
@@ -45,9 +45,17 @@ impl Submitter {
     /// One pass: submits every run that is due. Returns how many runs it looked at.
     pub async fn pass(&self) -> Result<usize, spe_store::StoreError> {
         let now = Timestamp::from_datetime(Utc::now());
-        let due = self.store.runs_to_submit(now, BATCH).await?;
+        let listed = self.store.runs_to_submit(now, BATCH).await?;
+        let listed_count = listed.len();
+        let mut due = Vec::with_capacity(listed_count);
+        for item in listed {
+            match item {
+                Ok(run) => due.push(run),
+                Err(bad) => self.end_unreadable(&bad).await?,
+            }
+        }
         if due.is_empty() {
-            return Ok(0);
+            return Ok(listed_count);
         }
         // Jobs created by an earlier process that died before recording them.
         let existing: HashMap<String, SlurmJobId> = match self.slurm.jobs().await {
@@ -61,7 +69,7 @@ impl Submitter {
                 for run in &due {
                     self.retry_later(run, &reason).await?;
                 }
-                return Ok(due.len());
+                return Ok(listed_count);
             }
             Err(SlurmError::Permanent(_)) => HashMap::new(),
         };
@@ -74,7 +82,23 @@ impl Submitter {
             }
             self.submit(run).await?;
         }
-        Ok(due.len())
+        Ok(listed_count)
+    }
+
+    /// A run whose row does not parse can never be submitted: it ends as SYSTEM_ERROR naming
+    /// the column, and the others go on.
+    async fn end_unreadable(&self, run: &UnreadableRun) -> Result<(), spe_store::StoreError> {
+        tracing::error!(run_id = %run.id, reason = %run.reason, "stored run is unreadable; it cannot be submitted");
+        let now = Timestamp::from_datetime(Utc::now());
+        // A run that left QUEUED meanwhile (cancelled) keeps its new state.
+        self.store
+            .end_unreadable_run(
+                run,
+                &spe_core::Actor::Service(spe_core::ServiceActor::Submitter),
+                now,
+            )
+            .await
+            .map(drop)
     }
 
     async fn submit(&self, run: &RunRecord) -> Result<(), spe_store::StoreError> {
