@@ -19,11 +19,14 @@ async fn fresh_urls(dir: &tempfile::TempDir) -> Vec<DatabaseUrl> {
 
 /// Rows as a release before migration 0010 wrote them: people by bare `sub`.
 async fn legacy_rows(store: &Store, run: RunId) {
+    let request =
+        serde_json::to_string(&spe_test_support::store::submission("quals@1.0.0", &[])).unwrap();
+    assert!(!request.contains('\''));
     for sql in [
         format!(
             "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
              workflow_url, request_json, run_dir, created_at, updated_at) VALUES \
-             ('{run}', 'COMPLETE', 'alice@ls', 'SMK', '9', 'quals@1.0.0', '{{}}', '/d', 1, 2)"
+             ('{run}', 'COMPLETE', 'alice@ls', 'SMK', '9', 'quals@1.0.0', '{request}', '/d', 1, 2)"
         ),
         format!(
             "INSERT INTO run_events (run_id, at, from_state, to_state, actor, reason) VALUES \
@@ -33,9 +36,10 @@ async fn legacy_rows(store: &Store, run: RunId) {
         "INSERT INTO workflow_versions (name, version, workflow_type, state, source_dir, \
          entry_point, files_json, registered_digest, digest, manifest_json, description, \
          registered_by, registered_at, approved_by, approved_at) VALUES \
-         ('quals', '1.0.0', 'SMK', 'approved', '/w', 'Snakefile', '[]', 'aa', 'aa', '{}', '', \
-          'carol@ls', 1, 'dave@ls', 2)"
-            .to_owned(),
+         ('quals', '1.0.0', 'SMK', 'approved', '/w', 'Snakefile', '[]', '{digest}', '{digest}', \
+          '{{}}', '', 'carol@ls', 1, 'dave@ls', 2)"
+            .replace("{digest}", &"a".repeat(64))
+            .replace("{{}}", "{}"),
         "INSERT INTO datasets (id, description, location, crypt4gh, visa, state, created_by, \
          created_at, updated_at) VALUES ('d1', '', '/data/d1', 0, NULL, 'active', 'carol@ls', 1, 1)"
             .to_owned(),
