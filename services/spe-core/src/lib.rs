@@ -4,6 +4,7 @@
 //! environment maps) and nothing reads files, sockets or clocks on its own, so that every rule
 //! can be unit-tested beside its type.
 
+pub mod bucket;
 pub mod config;
 pub mod digest;
 pub mod engine;
