@@ -1,10 +1,10 @@
 //! `results-crawler`: releases whitelisted outputs of finished runs to the results bucket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use spe_core::config::{Config, LogFormat};
+use spe_core::config::{Config, ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -21,24 +21,24 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match std::fs::read_to_string(&cli.config)
-        .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))
-        .and_then(|text| Config::parse(&text, std::env::vars()).map_err(|e| e.to_string()))
-    {
+    let config = match load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("results-crawler: {e}");
             return ExitCode::from(2);
         }
     };
-    let level = config
-        .logging
-        .level
-        .clone()
-        .unwrap_or_else(|| "info".into());
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG, when set, wins over the configured level.
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => match EnvFilter::try_new(&config.logging.level) {
+            Ok(filter) => filter,
+            Err(e) => {
+                eprintln!("results-crawler: {}", ConfigError::at("logging.level", e));
+                return ExitCode::from(2);
+            }
+        },
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -64,4 +64,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration file with this process's environment; the crawler cannot start without
+/// its `crawler:` section, and says so naming the file.
+fn load(path: &Path) -> Result<Config, ConfigError> {
+    let config = Config::load(path, std::env::vars())?;
+    config
+        .crawler()
+        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    Ok(config)
 }

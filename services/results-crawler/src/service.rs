@@ -20,9 +20,7 @@ use crate::watch;
 const NOTIFIED_PATIENCE: Duration = Duration::from_secs(600);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let Some(cc) = config.crawler.as_ref() else {
-        anyhow::bail!("the configuration has no `crawler:` section");
-    };
+    let cc = config.crawler()?;
     let store = Store::connect_with_timeout(
         &config.database.url,
         config.database.max_connections,
@@ -31,7 +29,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     let bucket = Bucket::connect(cc).await;
     let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(&cc.metrics_listen)
+    let listener = tokio::net::TcpListener::bind(cc.metrics_listen)
         .await
         .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {}: {e}", cc.metrics_listen))?;
     let metrics_addr = listener.local_addr()?;

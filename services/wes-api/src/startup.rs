@@ -111,7 +111,7 @@ impl Application {
             std::time::Duration::from_secs(config.database.connect_timeout_seconds),
         )
         .await?;
-        let addr = config.listen_addr();
+        let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
             addr: addr.to_string(),
             source,
