@@ -1,10 +1,11 @@
 //! `results-crawler`: releases whitelisted outputs of finished runs to the results bucket.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spe_core::config::{Config, ConfigError, LogFormat};
+use results_crawler::config::CrawlerServiceConfig;
+use spe_core::config::{ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -21,7 +22,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load(&cli.config) {
+    let config = match CrawlerServiceConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("results-crawler: {e}");
@@ -64,14 +65,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The configuration file with this process's environment; the crawler cannot start without
-/// its `crawler:` section, and says so naming the file.
-fn load(path: &Path) -> Result<Config, ConfigError> {
-    let config = Config::load(path, std::env::vars())?;
-    config
-        .crawler()
-        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
-    Ok(config)
 }

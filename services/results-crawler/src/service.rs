@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spe_core::RunId;
-use spe_core::config::Config;
 use spe_store::Store;
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::config::CrawlerServiceConfig;
 use crate::crawler::{Crawler, RunOutcome, Settings};
 use crate::metrics::{self, Metrics};
 use crate::s3::Bucket;
@@ -19,8 +19,8 @@ use crate::watch;
 /// reconciler may mark it COMPLETE a little after the job wrote log.json).
 const NOTIFIED_PATIENCE: Duration = Duration::from_secs(600);
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let cc = config.crawler()?;
+pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
+    let cc = &config.crawler;
     let store = Store::connect_with_timeout(
         &config.database.url,
         config.database.max_connections,

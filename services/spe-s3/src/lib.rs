@@ -75,7 +75,7 @@ crawler:
     #[tokio::test]
     async fn the_client_carries_the_configured_endpoint_region_addressing_and_timeouts() {
         let config = Config::parse(CONFIG, Vec::new()).unwrap();
-        let client = super::client(config.crawler().unwrap()).await;
+        let client = super::client(config.crawler.as_ref().unwrap()).await;
         let conf = client.config();
         assert_eq!(conf.region().map(|r| r.as_ref()), Some("eu-central-1"));
         let timeouts = conf.timeout_config().unwrap();

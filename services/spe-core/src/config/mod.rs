@@ -123,13 +123,6 @@ impl Config {
         self.workflows.check()
     }
 
-    /// The `crawler:` section, which the results crawler cannot run without.
-    pub fn crawler(&self) -> Result<&CrawlerConfig, ConfigError> {
-        self.crawler.as_ref().ok_or_else(|| {
-            ConfigError::at("crawler", "missing; the results crawler needs this section")
-        })
-    }
-
     /// Where uploaded workflows are unpacked: `workflows.upload_dir`, else `<data_dir>/.registry`.
     pub fn upload_dir(&self) -> PathBuf {
         self.workflows
@@ -504,12 +497,7 @@ workflows:
     }
 
     #[test]
-    fn the_crawler_section_is_required_by_name_and_load_names_the_file() {
-        let config = Config::parse(MINIMAL, no_env()).unwrap();
-        assert_eq!(
-            config.crawler().unwrap_err().0,
-            "crawler: missing; the results crawler needs this section"
-        );
+    fn load_names_the_file_in_every_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spe.yaml");
         std::fs::write(&path, MINIMAL).unwrap();
