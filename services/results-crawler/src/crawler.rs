@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use spe_core::bucket::{self, MANIFEST_FILE};
 use spe_core::config::CrawlerConfig;
 use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, WorkflowRef};
 use spe_core::time::Timestamp;
@@ -23,9 +24,6 @@ use crate::checks::run_checks;
 use crate::metrics::Metrics;
 use crate::s3::{Bucket, Existing, content_type};
 use crate::safe_fs::{Fingerprint, Found, open_beneath, walk};
-
-/// The object listing a run's released files; an output of that name is never released.
-pub const MANIFEST_KEY: &str = "manifest.json";
 
 /// Tuning taken from `crawler.*`.
 #[derive(Debug, Clone)]
@@ -368,11 +366,11 @@ impl Crawler {
             let size_i = i64::try_from(size).unwrap_or(i64::MAX);
             let (state, reason) = if let Some(reason) = refused {
                 (EgressState::Refused, Some(reason))
-            } else if path == MANIFEST_KEY {
+            } else if path == MANIFEST_FILE {
                 (
                     EgressState::Refused,
                     Some(format!(
-                        "{MANIFEST_KEY} is reserved for the crawler's listing"
+                        "{MANIFEST_FILE} is reserved for the crawler's listing"
                     )),
                 )
             } else {
@@ -432,7 +430,7 @@ impl Crawler {
                 return;
             }
         };
-        let key = format!("{}/{}", run.id, claimed.path);
+        let key = bucket::object_key(run.id, &claimed.path);
         if let Some(stale) = &claimed.upload_id
             && let Err(e) = inner.bucket.abort_multipart(&key, stale).await
         {
@@ -722,7 +720,7 @@ impl Crawler {
         });
         let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let key = format!("{}/{MANIFEST_KEY}", run.id);
+        let key = bucket::manifest_key(run.id);
         if self
             .already_there(&key, bytes.len() as u64, &sha256)
             .await?

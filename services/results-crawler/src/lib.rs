@@ -1,6 +1,6 @@
 //! The results crawler: releases whitelisted outputs of finished runs to the results bucket.
 //!
-//! A separate process from wes-api (it imports only spe-core and spe-store). It watches the
+//! A separate process from wes-api (it imports only spe-core, spe-store and spe-s3). It watches the
 //! data directory for log.json files (inotify, or polling where the file system gives no
 //! events), rescans on a cron schedule and once at start, and for every COMPLETE run whose
 //! egress is not done: walks the run directory without following links, decides each output by
@@ -9,6 +9,7 @@
 //! state in the store, and writes `<run_id>/manifest.json`. See docs/results-crawler.md.
 
 pub mod checks;
+pub mod config;
 pub mod crawler;
 pub mod metrics;
 pub mod s3;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spe_core::config::{Config, LogFormat};
+use results_crawler::config::CrawlerServiceConfig;
+use spe_core::config::{ConfigError, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -21,24 +22,24 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match std::fs::read_to_string(&cli.config)
-        .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))
-        .and_then(|text| Config::parse(&text, std::env::vars()).map_err(|e| e.to_string()))
-    {
+    let config = match CrawlerServiceConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("results-crawler: {e}");
             return ExitCode::from(2);
         }
     };
-    let level = config
-        .logging
-        .level
-        .clone()
-        .unwrap_or_else(|| "info".into());
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG, when set, wins over the configured level.
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => match EnvFilter::try_new(&config.logging.level) {
+            Ok(filter) => filter,
+            Err(e) => {
+                eprintln!("results-crawler: {}", ConfigError::at("logging.level", e));
+                return ExitCode::from(2);
+            }
+        },
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -3,12 +3,7 @@
 //! object under a final key (an unfinished multipart upload is invisible, and aborted on the
 //! next attempt).
 
-use std::time::Duration;
-
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -48,35 +43,10 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// A client for `crawler.*`: static keys when configured, else the standard AWS chain.
-    /// Credentials are handed to the SDK only; nothing here prints them.
+    /// The bucket of `crawler.*`, through the client every service builds (spe-s3).
     pub async fn connect(config: &CrawlerConfig) -> Bucket {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(120))
-                    .build(),
-            );
-        if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
-            loader = loader.credentials_provider(Credentials::new(
-                access.expose(),
-                secret.expose(),
-                None,
-                None,
-                "spe-config",
-            ));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let shared = loader.load().await;
-        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(config.path_style)
-            .build();
         Bucket {
-            client: Client::from_conf(s3_config),
+            client: spe_s3::client(config).await,
             bucket: config.bucket.clone(),
         }
     }

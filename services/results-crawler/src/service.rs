@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spe_core::RunId;
-use spe_core::config::Config;
 use spe_store::Store;
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use crate::config::CrawlerServiceConfig;
 use crate::crawler::{Crawler, RunOutcome, Settings};
 use crate::metrics::{self, Metrics};
 use crate::s3::Bucket;
@@ -19,20 +19,18 @@ use crate::watch;
 /// reconciler may mark it COMPLETE a little after the job wrote log.json).
 const NOTIFIED_PATIENCE: Duration = Duration::from_secs(600);
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let Some(cc) = config.crawler.as_ref() else {
-        anyhow::bail!("the configuration has no `crawler:` section");
-    };
+pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
+    let cc = &config.crawler;
     let store = Store::connect_for(
         &config.database.url,
         config.database.max_connections,
         Duration::from_secs(config.database.connect_timeout_seconds),
-        Some(config.auth.primary_issuer()),
+        Some(&config.primary_issuer),
     )
     .await?;
     let bucket = Bucket::connect(cc).await;
     let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(&cc.metrics_listen)
+    let listener = tokio::net::TcpListener::bind(cc.metrics_listen)
         .await
         .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {}: {e}", cc.metrics_listen))?;
     let metrics_addr = listener.local_addr()?;

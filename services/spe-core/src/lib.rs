@@ -1,9 +1,11 @@
 //! Domain types of the Secure Processing Environment.
 //!
 //! Everything here is pure: values are parsed from what callers hand in (strings, YAML text,
-//! environment maps) and nothing reads files, sockets or clocks on its own, so that every rule
-//! can be unit-tested beside its type.
+//! environment maps), with no network and no database, so that every rule can be unit-tested
+//! beside its type. The only files read are those a caller names: a workflow folder
+//! (`digest`) and the configuration file (`Config::load`).
 
+pub mod bucket;
 pub mod config;
 pub mod digest;
 pub mod engine;

@@ -959,7 +959,7 @@ impl VersionRange {
     }
 }
 
-fn parse_version(text: &str) -> Option<Vec<u64>> {
+pub(crate) fn parse_version(text: &str) -> Option<Vec<u64>> {
     if text.is_empty() || text.len() > 64 {
         return None;
     }

@@ -1,12 +1,11 @@
-//! Reading the configuration file: the one piece of I/O spe-core leaves to its callers.
+//! Reading the configuration file named on the command line, with this process's environment.
 
 use std::path::Path;
 
 use spe_core::config::{Config, ConfigError};
 
-/// Reads `path`, applies `SPE__...` environment overrides and checks the result.
+/// Reads `path`, applies `SPE__...` environment overrides and checks the result; errors name
+/// the file and the key.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-    Config::parse(&text, std::env::vars())
+    Config::load(path, std::env::vars())
 }

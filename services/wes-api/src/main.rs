@@ -1,5 +1,6 @@
 //! `wes-api`: the GA4GH WES 1.1 service of the SPE.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ struct Cli {
     config: PathBuf,
     /// Listen on this address instead of `server.listen` (e.g. 127.0.0.1:0 for any free port).
     #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
+    listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -30,10 +31,6 @@ fn main() -> ExitCode {
         }
     };
     if let Some(listen) = cli.listen {
-        if listen.parse::<std::net::SocketAddr>().is_err() {
-            eprintln!("wes-api: --listen: not a socket address such as 127.0.0.1:8080");
-            return ExitCode::from(2);
-        }
         config.server.listen = listen;
     }
     if let Err(e) = wes_api::telemetry::init(&config.logging) {

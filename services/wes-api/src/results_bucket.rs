@@ -5,9 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use spe_core::config::CrawlerConfig;
@@ -35,28 +33,11 @@ impl std::fmt::Debug for PresignedLink {
 }
 
 impl ResultsBucket {
-    /// A client for `crawler.*`: static keys when configured, else the standard AWS chain.
+    /// Links to objects of the bucket of `crawler.*`, through the client every service builds
+    /// (spe-s3).
     pub async fn connect(config: &CrawlerConfig) -> ResultsBucket {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()));
-        if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
-            loader = loader.credentials_provider(Credentials::new(
-                access.expose(),
-                secret.expose(),
-                None,
-                None,
-                "spe-config",
-            ));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let shared = loader.load().await;
-        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(config.path_style)
-            .build();
         ResultsBucket {
-            client: Client::from_conf(s3_config),
+            client: spe_s3::client(config).await,
             bucket: config.bucket.clone(),
             ttl: Duration::from_secs(config.presign_ttl_seconds),
         }

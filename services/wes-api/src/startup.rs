@@ -112,7 +112,7 @@ impl Application {
             Some(config.auth.primary_issuer()),
         )
         .await?;
-        let addr = config.listen_addr();
+        let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
             addr: addr.to_string(),
             source,

@@ -6,11 +6,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the configured level.
 /// A second call keeps the first subscriber (tests start many apps in one process).
 pub fn init(config: &LoggingConfig) -> Result<(), ConfigError> {
-    let level = config.level.clone().unwrap_or_else(|| "info".into());
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(_) => {
-            EnvFilter::try_new(&level).map_err(|e| ConfigError(format!("logging.level: {e}")))?
+            EnvFilter::try_new(&config.level).map_err(|e| ConfigError::at("logging.level", e))?
         }
     };
     let builder = tracing_subscriber::fmt()

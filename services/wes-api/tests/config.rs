@@ -142,3 +142,42 @@ fn the_binary_listens_where_told_and_warns_when_auth_is_off() {
     let parsed: serde_json::Value = serde_json::from_str(warning).unwrap();
     assert_eq!(parsed["level"], "WARN");
 }
+
+#[test]
+fn a_bad_typed_value_stops_start_up_naming_the_file_and_the_key() {
+    for (name, value, expected) in [
+        (
+            "SPE__SERVER__LISTEN",
+            "localhost:8080",
+            "deploy/config/spe.dev.yaml: server.listen: invalid socket address syntax",
+        ),
+        (
+            "SPE__SERVICE__ORGANIZATION__URL",
+            "example.org",
+            "deploy/config/spe.dev.yaml: service.organization.url: must be an http(s):// or mailto: URL",
+        ),
+        (
+            "SPE__CRAWLER__RESCAN_CRON",
+            "@hourly please",
+            "deploy/config/spe.dev.yaml: crawler.rescan_cron: not a cron expression with seconds",
+        ),
+        (
+            "SPE__CRAWLER__ENDPOINT",
+            "s3.internal:9000",
+            "deploy/config/spe.dev.yaml: crawler.endpoint: must be an http(s):// URL with a host",
+        ),
+    ] {
+        let out = wes_api()
+            .args(["--config", "deploy/config/spe.dev.yaml"])
+            .current_dir(repo_root())
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("invalid configuration: {expected}")),
+            "{name}: {stderr}"
+        );
+    }
+}

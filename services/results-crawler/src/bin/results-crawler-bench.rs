@@ -285,7 +285,7 @@ async fn latency(cli: &Cli, runs: usize) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(runs);
     for id in &ids {
         let log_dir = log_dir_of(&run_dir_of(&w.data, *id));
-        let key = format!("{id}/manifest.json");
+        let key = spe_core::bucket::manifest_key(*id);
         let started = Instant::now();
         std::fs::write(log_dir.join("log.json"), "{\"exit_code\": 0}")?;
         loop {

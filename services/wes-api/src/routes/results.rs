@@ -301,7 +301,7 @@ pub async fn create_link(
             "downloads are not configured on this service (no crawler: section)",
         ));
     };
-    let object_key = format!("{}/{}", run.id, file.path);
+    let object_key = spe_core::bucket::object_key(run.id, &file.path);
     let link = bucket.presign_get(&object_key).await.map_err(|e| {
         tracing::error!(run_id = %run.id, error = %e, "cannot presign a results link");
         ApiError::new(

@@ -411,7 +411,7 @@ async fn released_outputs(
                         "size": f.size,
                         "sha256": f.sha256,
                         "released_at": f.released_at.to_wes(),
-                        "object_key": format!("{}/{}", run.id, f.path),
+                        "object_key": spe_core::bucket::object_key(run.id, &f.path),
                     }),
                 )
             })

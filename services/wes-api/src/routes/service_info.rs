@@ -26,10 +26,10 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         description: service.description.clone(),
         organization: Organization {
             name: service.organization.name.clone(),
-            url: service.organization.url.clone(),
+            url: service.organization.url.to_string(),
         },
-        contact_url: service.contact_url.clone(),
-        documentation_url: service.documentation_url.clone(),
+        contact_url: service.contact_url.as_ref().map(ToString::to_string),
+        documentation_url: service.documentation_url.as_ref().map(ToString::to_string),
         environment: service.environment.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         workflow_type_versions: config
@@ -75,7 +75,7 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             .into_iter()
             .map(|(state, n)| (state.as_str().to_owned(), n))
             .collect::<BTreeMap<_, _>>(),
-        auth_instructions_url: service.auth_instructions_url.clone(),
+        auth_instructions_url: service.auth_instructions_url.to_string(),
         tags: service.tags.clone(),
     };
     Ok(HttpResponse::Ok().json(info))

@@ -1,0 +1,35 @@
+//! The layout of the results bucket: a contract between the results crawler, which writes the
+//! objects, and wes-api, which lists released files with their keys and presigns links to them.
+
+use crate::RunId;
+
+/// The file name of the crawler's listing of a run's released files; no output may take it.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The object that holds the released file at `path` (relative to the run directory).
+pub fn object_key(run: RunId, path: &str) -> String {
+    format!("{run}/{path}")
+}
+
+/// The object that lists every released file of a run: `<run_id>/manifest.json`.
+pub fn manifest_key(run: RunId) -> String {
+    object_key(run, MANIFEST_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_run_id_then_the_relative_path() {
+        let run: RunId = "1b4e28ba-2fa1-41d2-883f-0016d3cca427".parse().unwrap();
+        assert_eq!(
+            object_key(run, "results/table.csv"),
+            "1b4e28ba-2fa1-41d2-883f-0016d3cca427/results/table.csv"
+        );
+        assert_eq!(
+            manifest_key(run),
+            "1b4e28ba-2fa1-41d2-883f-0016d3cca427/manifest.json"
+        );
+    }
+}

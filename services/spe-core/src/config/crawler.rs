@@ -1,0 +1,166 @@
+//! `crawler`: the results crawler, and the results bucket that wes-api presigns links to.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::values::{CronSchedule, HttpUrl};
+use crate::secret::Secret;
+
+/// The results crawler: where released outputs go (an S3 bucket) and how it finds finished runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerConfig {
+    /// The results bucket; objects are `<run_id>/<relative path>` and `<run_id>/manifest.json`.
+    pub bucket: String,
+    /// The S3 endpoint, e.g. `https://s3.example.eu`; the AWS default endpoint when absent.
+    #[serde(default)]
+    pub endpoint: Option<HttpUrl>,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as most self-hosted S3 servers want.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Static credentials (set both, e.g. through `SPE__CRAWLER__ACCESS_KEY` and
+    /// `SPE__CRAWLER__SECRET_KEY`); without them the standard AWS chain is used (environment,
+    /// profile, web identity, instance metadata).
+    #[serde(default)]
+    pub access_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    /// Files larger than this are uploaded in parts.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold_bytes: u64,
+    /// Part size of multipart uploads (S3 wants at least 5 MiB).
+    #[serde(default = "default_multipart_part")]
+    pub multipart_part_bytes: u64,
+    /// Full rescans, as a cron expression with seconds (`sec min hour day month weekday`);
+    /// every minute by default. One also runs at start.
+    #[serde(default = "default_rescan_cron")]
+    pub rescan_cron: CronSchedule,
+    /// `notify`: file-system events (inotify); `poll`: stat the tree every
+    /// `poll_interval_seconds`, for file systems that give no events (NFS, Lustre, ...).
+    #[serde(default)]
+    pub watch: CrawlerWatch,
+    #[serde(default = "default_crawler_poll_interval")]
+    pub poll_interval_seconds: u64,
+    /// Where `/metrics` (Prometheus text) is served.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: SocketAddr,
+    /// Files uploaded at the same time.
+    #[serde(default = "default_upload_concurrency")]
+    pub upload_concurrency: usize,
+    /// Failed uploads (S3 unavailable) are retried with exponential backoff up to this.
+    #[serde(default = "default_retry_max_backoff")]
+    pub retry_max_backoff_seconds: u64,
+    /// How long one crawler holds a file it uploads before another may take it over; renewed
+    /// while the upload goes on.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// wes-api: how long a presigned download link of a released file stays valid
+    /// (1 to 3600 seconds).
+    #[serde(default = "default_presign_ttl")]
+    pub presign_ttl_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CrawlerWatch {
+    #[default]
+    Notify,
+    Poll,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+fn default_multipart_threshold() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_multipart_part() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_rescan_cron() -> CronSchedule {
+    CronSchedule::every_minute()
+}
+fn default_crawler_poll_interval() -> u64 {
+    10
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+fn default_upload_concurrency() -> usize {
+    4
+}
+fn default_retry_max_backoff() -> u64 {
+    300
+}
+fn default_lease_seconds() -> u64 {
+    300
+}
+fn default_presign_ttl() -> u64 {
+    300
+}
+
+impl CrawlerConfig {
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let ok_bucket = (3..=63).contains(&self.bucket.len())
+            && self
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !ok_bucket {
+            return Err(ConfigError::at(
+                "crawler.bucket",
+                "an S3 bucket name: 3 to 63 lowercase letters, digits, - and .",
+            ));
+        }
+        if self.region.trim().is_empty() {
+            return Err(ConfigError::at("crawler.region", "must not be empty"));
+        }
+        if self.access_key.is_some() != self.secret_key.is_some() {
+            return Err(ConfigError::at(
+                "crawler.secret_key",
+                "set both access_key and secret_key, or neither (then the AWS chain is used)",
+            ));
+        }
+        if self.multipart_part_bytes < 5 * 1024 * 1024 {
+            return Err(ConfigError::at(
+                "crawler.multipart_part_bytes",
+                "must be at least 5 MiB (5242880)",
+            ));
+        }
+        if self.multipart_threshold_bytes == 0 {
+            return Err(ConfigError::at(
+                "crawler.multipart_threshold_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.poll_interval_seconds == 0 {
+            return Err(ConfigError::at(
+                "crawler.poll_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.upload_concurrency == 0 {
+            return Err(ConfigError::at(
+                "crawler.upload_concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.lease_seconds < 10 {
+            return Err(ConfigError::at(
+                "crawler.lease_seconds",
+                "must be at least 10",
+            ));
+        }
+        if !(1..=3600).contains(&self.presign_ttl_seconds) {
+            return Err(ConfigError::at(
+                "crawler.presign_ttl_seconds",
+                "from 1 to 3600 (download links are meant to be short-lived)",
+            ));
+        }
+        Ok(())
+    }
+}
