@@ -210,7 +210,7 @@ pub struct Authorized<A: Action> {
 /// 401 without a valid token, 403 without a granting role.
 pub(crate) fn authorize<A: Action>(
     req: &HttpRequest,
-) -> impl Future<Output = Result<Caller, ApiError>> + 'static {
+) -> impl Future<Output = Result<Caller, ApiError>> + use<A> {
     let auth = req.app_data::<web::Data<Authenticator>>().cloned();
     // A bearer token wins; without one, the browser session's (auth.oidc.browser).
     let token = bearer(req).and_then(|token| match token {

@@ -1,14 +1,12 @@
 //! HTTP helpers shared by the route files (which never import one another): bounded body
-//! reading, query strings, small request bodies and inputs several resources take, and how a
-//! registry refusal is said.
+//! reading, query strings, and small request bodies and inputs several resources take.
 
 use std::path::{Component, Path, PathBuf};
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use spe_store::RegistryRefusal;
 
 use crate::error::ApiError;
 
@@ -109,18 +107,4 @@ pub fn check_absolute_path(field: &str, path: &str) -> Result<PathBuf, ApiError>
         return Err(bad("must not contain `..`"));
     }
     Ok(p.to_path_buf())
-}
-
-/// A registry refusal as the API says it.
-pub fn refusal(r: RegistryRefusal, what: &str) -> ApiError {
-    match r {
-        RegistryRefusal::NotFound => ApiError::not_found(format!("{what} not found")),
-        RegistryRefusal::AlreadyExists => ApiError::conflict(format!(
-            "{what} is already registered; a changed workflow or dataset needs a new version or id"
-        )),
-        RegistryRefusal::WrongState(state) => {
-            ApiError::conflict(format!("{what} is {state}; that change is not allowed"))
-        }
-        RegistryRefusal::SameApprover => ApiError::new(StatusCode::FORBIDDEN, r.to_string()),
-    }
 }

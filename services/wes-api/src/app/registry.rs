@@ -12,8 +12,7 @@ use spe_core::time::Timestamp;
 use spe_store::{NewWorkflowVersion, RegistryRefusal, STATE_DRAFT, WorkflowVersion};
 
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::http::refusal;
+use crate::error::{ApiError, refusal};
 use crate::startup::AppState;
 use crate::workflow_upload::{self, UploadError};
 

@@ -31,26 +31,46 @@ impl Caller {
     }
 }
 
-/// The path's `{run_id}` as the user wrote it, shortened for messages.
-fn shorten(text: &str) -> String {
-    text.chars().take(64).collect()
+/// What the run extractors share: the caller authorised for `A`, the application state, the
+/// path's `{run_id}` as written, and the run it names (`None` when it is no run id, or no run
+/// has it).
+struct PathRun {
+    caller: Caller,
+    state: web::Data<AppState>,
+    raw_id: String,
+    run: Option<RunRecord>,
 }
 
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal("no application state"))
-}
-
-/// The path's `{run_id}`, or `None` when it is not a run id (answered as not found).
-fn path_run_id(req: &HttpRequest) -> (String, Option<RunId>) {
-    let raw = req
+fn path_run<A: Action>(
+    req: &HttpRequest,
+) -> impl Future<Output = Result<PathRun, ApiError>> + use<A> {
+    let caller = authorize::<A>(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let raw_id = req
         .match_info()
         .get("run_id")
         .unwrap_or_default()
         .to_owned();
-    let id = raw.parse().ok();
-    (raw, id)
+    async move {
+        let caller = caller.await?;
+        let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
+        let run = match raw_id.parse::<RunId>() {
+            Ok(id) => state.store.get_run(id).await?,
+            Err(_) => None,
+        };
+        Ok(PathRun {
+            caller,
+            state,
+            raw_id,
+            run,
+        })
+    }
+}
+
+/// The same answer for a run that is hidden and one that does not exist.
+fn not_found(what: &str, raw_id: &str) -> ApiError {
+    let shown: String = raw_id.chars().take(64).collect();
+    ApiError::not_found(format!("{what} {shown} not found"))
 }
 
 /// The run `{run_id}` of the path, for a caller allowed action `A` who owns it or is an
@@ -66,22 +86,22 @@ impl<A: Action> FromRequest for VisibleRun<A> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = authorize::<A>(req);
-        let state = app_state(req);
-        let (raw, id) = path_run_id(req);
+        let found = path_run::<A>(req);
         Box::pin(async move {
-            let caller = caller.await?;
-            let not_found = || ApiError::not_found(format!("run {} not found", shorten(&raw)));
-            let id = id.ok_or_else(not_found)?;
-            let run = state?.store.get_run(id).await?.ok_or_else(not_found)?;
-            if !caller.may_reach(&run) {
-                return Err(not_found());
-            }
-            Ok(VisibleRun {
+            let PathRun {
                 caller,
+                raw_id,
                 run,
-                action: PhantomData,
-            })
+                ..
+            } = found.await?;
+            match run {
+                Some(run) if caller.may_reach(&run) => Ok(VisibleRun {
+                    caller,
+                    run,
+                    action: PhantomData,
+                }),
+                _ => Err(not_found("run", &raw_id)),
+            }
         })
     }
 }
@@ -100,20 +120,21 @@ impl<A: Action> FromRequest for SharedResults<A> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = authorize::<A>(req);
-        let state = app_state(req);
-        let (raw, id) = path_run_id(req);
+        let found = path_run::<A>(req);
         Box::pin(async move {
-            let caller = caller.await?;
-            let not_found =
-                || ApiError::not_found(format!("results of run {} not found", shorten(&raw)));
-            let id = id.ok_or_else(not_found)?;
-            let state = state?;
-            let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
+            let PathRun {
+                caller,
+                state,
+                raw_id,
+                run,
+            } = found.await?;
+            let Some(run) = run else {
+                return Err(not_found("results of run", &raw_id));
+            };
             let shared = || {
                 state
                     .store
-                    .is_shared_with(id, &caller.subject, &caller.groups)
+                    .is_shared_with(run.id, &caller.subject, &caller.groups)
             };
             if caller.may_reach(&run) || shared().await? {
                 Ok(SharedResults {
@@ -122,7 +143,7 @@ impl<A: Action> FromRequest for SharedResults<A> {
                     action: PhantomData,
                 })
             } else {
-                Err(not_found())
+                Err(not_found("results of run", &raw_id))
             }
         })
     }

@@ -10,8 +10,8 @@ use spe_store::{DATASET_ACTIVE, Dataset, NewDataset};
 
 use crate::auth::Authorized;
 use crate::auth::actions::{DatasetsManage, DatasetsRead};
-use crate::error::ApiError;
-use crate::http::{ReasonBody, check_absolute_path, optional_body, refusal};
+use crate::error::{ApiError, refusal};
+use crate::http::{ReasonBody, check_absolute_path, optional_body};
 use crate::startup::AppState;
 
 fn admin_view(d: &Dataset) -> Value {
