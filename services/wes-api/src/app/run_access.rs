@@ -31,120 +31,99 @@ impl Caller {
     }
 }
 
-/// What the run extractors share: the caller authorised for `A`, the application state, the
-/// path's `{run_id}` as written, and the run it names (`None` when it is no run id, or no run
-/// has it).
-struct PathRun {
-    caller: Caller,
-    state: web::Data<AppState>,
-    raw_id: String,
-    run: Option<RunRecord>,
+/// Which runs of others a caller may reach, beyond their own (operators reach every run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunScope {
+    /// No run in particular: the route names none.
+    None,
+    /// Only the caller's own ([`VisibleRun`]).
+    Owner,
+    /// The caller's own and those shared with them or one of their groups ([`SharedResults`]).
+    Shared,
 }
 
-fn path_run<A: Action>(
-    req: &HttpRequest,
-) -> impl Future<Output = Result<PathRun, ApiError>> + use<A> {
-    let caller = authorize::<A>(req);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let raw_id = req
-        .match_info()
-        .get("run_id")
-        .unwrap_or_default()
-        .to_owned();
-    async move {
-        let caller = caller.await?;
-        let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
-        let run = match raw_id.parse::<RunId>() {
-            Ok(id) => state.store.get_run(id).await?,
-            Err(_) => None,
-        };
-        Ok(PathRun {
-            caller,
-            state,
-            raw_id,
-            run,
-        })
+/// A rule deciding whether a caller reaches a run, and what a refusal calls it.
+pub trait Reach: 'static {
+    const SCOPE: RunScope;
+    /// The 404 message's noun: `<WHAT> <id> not found`.
+    const WHAT: &'static str;
+    fn admits(
+        caller: &Caller,
+        run: &RunRecord,
+        state: &AppState,
+    ) -> impl Future<Output = Result<bool, ApiError>>;
+}
+
+/// The owner or an operator.
+pub struct Owner;
+
+impl Reach for Owner {
+    const SCOPE: RunScope = RunScope::Owner;
+    const WHAT: &'static str = "run";
+    async fn admits(caller: &Caller, run: &RunRecord, _: &AppState) -> Result<bool, ApiError> {
+        Ok(caller.may_reach(run))
     }
 }
 
-/// The same answer for a run that is hidden and one that does not exist.
-fn not_found(what: &str, raw_id: &str) -> ApiError {
-    let shown: String = raw_id.chars().take(64).collect();
-    ApiError::not_found(format!("{what} {shown} not found"))
+/// The owner, an operator, or a user or group the run's results were shared with.
+pub struct Shared;
+
+impl Reach for Shared {
+    const SCOPE: RunScope = RunScope::Shared;
+    const WHAT: &'static str = "results of run";
+    async fn admits(caller: &Caller, run: &RunRecord, state: &AppState) -> Result<bool, ApiError> {
+        if caller.may_reach(run) {
+            return Ok(true);
+        }
+        Ok(state
+            .store
+            .is_shared_with(run.id, &caller.subject, &caller.groups)
+            .await?)
+    }
 }
 
-/// The run `{run_id}` of the path, for a caller allowed action `A` who owns it or is an
-/// operator. Otherwise 404 `run <id> not found`.
-pub struct VisibleRun<A: Action> {
+/// The run `{run_id}` of the path, for a caller allowed action `A` whom rule `R` lets reach
+/// it. Otherwise 404, the same as for a run that does not exist (or an id that is no run id).
+pub struct ReachedRun<A: Action, R: Reach> {
     pub caller: Caller,
     pub run: RunRecord,
-    action: PhantomData<A>,
+    rule: PhantomData<(A, R)>,
 }
 
-impl<A: Action> FromRequest for VisibleRun<A> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+/// The path's run, for its owner or an operator; else 404 `run <id> not found`.
+pub type VisibleRun<A> = ReachedRun<A, Owner>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = path_run::<A>(req);
-        Box::pin(async move {
-            let PathRun {
-                caller,
-                raw_id,
-                run,
-                ..
-            } = found.await?;
-            match run {
-                Some(run) if caller.may_reach(&run) => Ok(VisibleRun {
-                    caller,
-                    run,
-                    action: PhantomData,
-                }),
-                _ => Err(not_found("run", &raw_id)),
-            }
-        })
-    }
-}
-
-/// The run `{run_id}` of the path, for a caller allowed action `A` who may see its results:
-/// the owner, a user or group it was shared with, or an operator. Otherwise 404
+/// The path's run, for its owner, an operator or those it was shared with; else 404
 /// `results of run <id> not found`.
-pub struct SharedResults<A: Action> {
-    pub caller: Caller,
-    pub run: RunRecord,
-    action: PhantomData<A>,
-}
+pub type SharedResults<A> = ReachedRun<A, Shared>;
 
-impl<A: Action> FromRequest for SharedResults<A> {
+impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = path_run::<A>(req);
+        let caller = authorize::<A>(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let raw_id = req
+            .match_info()
+            .get("run_id")
+            .unwrap_or_default()
+            .to_owned();
         Box::pin(async move {
-            let PathRun {
-                caller,
-                state,
-                raw_id,
-                run,
-            } = found.await?;
-            let Some(run) = run else {
-                return Err(not_found("results of run", &raw_id));
-            };
-            let shared = || {
-                state
-                    .store
-                    .is_shared_with(run.id, &caller.subject, &caller.groups)
-            };
-            if caller.may_reach(&run) || shared().await? {
-                Ok(SharedResults {
-                    caller,
-                    run,
-                    action: PhantomData,
-                })
-            } else {
-                Err(not_found("results of run", &raw_id))
+            let caller = caller.await?;
+            let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
+            let shown: String = raw_id.chars().take(64).collect();
+            let not_found = || ApiError::not_found(format!("{} {shown} not found", R::WHAT));
+            let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+            let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
+            if !R::admits(&caller, &run, &state).await? {
+                return Err(not_found());
             }
+            Ok(ReachedRun {
+                caller,
+                run,
+                rule: PhantomData,
+            })
         })
     }
 }

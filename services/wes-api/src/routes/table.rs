@@ -11,7 +11,8 @@
 
 use actix_web::{FromRequest, Handler, Responder, Route, web};
 
-use crate::app::run_access::{SharedResults, VisibleRun};
+pub use crate::app::run_access::RunScope;
+use crate::app::run_access::{Reach, ReachedRun};
 use crate::auth::{Action, Authorized, Role};
 use crate::routes::WES_BASE;
 
@@ -58,18 +59,6 @@ pub enum Base {
     Root,
 }
 
-/// Which runs a protected route reaches, beyond the caller's roles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunScope {
-    /// No particular run (or the handler lists only what the caller may see).
-    None,
-    /// The path's run, if the caller owns it or is an operator; else 404 (`VisibleRun`).
-    Owner,
-    /// The path's run, if the caller owns it, it was shared with them or one of their groups,
-    /// or they are an operator; else 404 (`SharedResults`).
-    Shared,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
     /// Anyone, without a token.
@@ -93,14 +82,9 @@ impl<A: Action> Guard for Authorized<A> {
     const RUN: RunScope = RunScope::None;
 }
 
-impl<A: Action> Guard for VisibleRun<A> {
+impl<A: Action, R: Reach> Guard for ReachedRun<A, R> {
     type Action = A;
-    const RUN: RunScope = RunScope::Owner;
-}
-
-impl<A: Action> Guard for SharedResults<A> {
-    type Action = A;
-    const RUN: RunScope = RunScope::Shared;
+    const RUN: RunScope = R::SCOPE;
 }
 
 /// A handler's argument tuple, to read its first argument's type.
