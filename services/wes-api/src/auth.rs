@@ -4,9 +4,9 @@
 //! authorises the same way first); the extractor resolves the caller and refuses the request
 //! unless one of the caller's roles grants action `X` (`Action::ROLES`). The route table
 //! (`routes::table`) accepts a protected handler only if its first argument names its action,
-//! so a route cannot be written without saying who may call it. Callers are resolved from an OIDC bearer token
-//! (`auth: {oidc: ...}`, verified by spe-auth) or, for local development only, by
-//! `auth: disabled`, where every caller is the same local user holding every role.
+//! so a route cannot be written without saying who may call it. Callers are resolved from an
+//! OIDC bearer token (`auth: {oidc: ...}`, verified by spe-auth) or, for local development
+//! only, by `auth: disabled`, where every caller is the same local user holding every role.
 //! No token: 401 with `WWW-Authenticate: Bearer`; an invalid one: 401 with
 //! `error="invalid_token"`; a valid one whose roles do not grant the action: 403.
 

@@ -559,9 +559,11 @@ async fn openapi_document_matches_the_route_table() {
             Policy::Public => {
                 assert_eq!(op["security"], json!([]), "{what}");
                 assert!(op.get("x-spe-roles").is_none(), "{what}");
+                assert!(op.get("x-spe-action").is_none(), "{what}");
             }
-            Policy::Protected { roles, run, .. } => {
+            Policy::Protected { action, roles, run } => {
                 assert_eq!(op["security"], json!([{"bearerAuth": []}]), "{what}");
+                assert_eq!(op["x-spe-action"], action, "{what}");
                 assert_eq!(op["x-spe-roles"], json!(roles), "{what}");
                 let access = match run {
                     RunScope::None => Value::Null,
