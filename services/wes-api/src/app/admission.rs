@@ -77,13 +77,9 @@ impl ApprovedCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many versions are compiled (for tests).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn compiled(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -332,14 +328,14 @@ mod tests {
         let first = cache.get(("quals", "1.0.0", "d1"), &manifest, &[]).unwrap();
         let again = cache.get(("quals", "1.0.0", "d1"), &manifest, &[]).unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.compiled(), 1);
         let params = serde_json::json!({"dataset": "demo-1"});
         let params = params.as_object().unwrap();
         let schema = first.params.as_ref().unwrap();
         first.manifest.check_params_with(schema, params).unwrap();
         let other = cache.get(("quals", "1.0.0", "d2"), &manifest, &[]).unwrap();
         assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.compiled(), 2);
     }
 
     #[test]
