@@ -29,6 +29,11 @@ impl Caller {
     pub fn may_reach(&self, run: &RunRecord) -> bool {
         self.owns(&run.owner) || self.sees_all_runs()
     }
+
+    /// The owner a list of runs is narrowed to: none for operators, else the caller.
+    pub fn listed_owner(&self) -> Option<String> {
+        (!self.sees_all_runs()).then(|| self.subject.clone())
+    }
 }
 
 /// Which runs of others a caller may reach, beyond their own (operators reach every run).

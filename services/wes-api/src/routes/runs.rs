@@ -216,9 +216,7 @@ pub async fn list(
         server.max_page_size,
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !caller.sees_all_runs() {
-        query.filter.owner = Some(caller.subject.clone());
-    }
+    query.filter.owner = caller.listed_owner();
     let page = state
         .store
         .list_runs(&query.filter, size, query.page_token)
