@@ -428,15 +428,30 @@ impl Manifest {
     /// [`check_param_strings`], then the `params` schema, then the form of dataset ids. The error
     /// names the field and never echoes the value.
     pub fn check_params(&self, params: &Map<String, Value>) -> Result<(), RequestError> {
+        self.check_params_with(&self.params_schema()?, params)
+    }
+
+    /// The `params` schema compiled, to check many requests without compiling it again.
+    pub fn params_schema(&self) -> Result<ParamsSchema, RequestError> {
+        jsonschema::validator_for(&self.params)
+            .map(ParamsSchema)
+            .map_err(|e| {
+                RequestError::new(
+                    "workflow_url",
+                    format!("the workflow's params schema is unusable: {}", e.masked()),
+                )
+            })
+    }
+
+    /// [`Manifest::check_params`] with this manifest's schema compiled already.
+    pub fn check_params_with(
+        &self,
+        schema: &ParamsSchema,
+        params: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
         let as_value = Value::Object(params.clone());
         check_param_strings(&as_value)?;
-        let validator = jsonschema::validator_for(&self.params).map_err(|e| {
-            RequestError::new(
-                "workflow_url",
-                format!("the workflow's params schema is unusable: {}", e.masked()),
-            )
-        })?;
-        if let Err(e) = validator.validate(&as_value) {
+        if let Err(e) = schema.0.validate(&as_value) {
             let path = e.instance_path().to_string();
             let field = if path.is_empty() || path == "/" {
                 "workflow_params".to_owned()
@@ -562,6 +577,9 @@ impl Manifest {
         VersionRange::parse(&self.engine_version).is_ok_and(|r| r.matches(version))
     }
 }
+
+/// A manifest's compiled `params` schema ([`Manifest::params_schema`]).
+pub struct ParamsSchema(jsonschema::Validator);
 
 /// A parameter that takes dataset ids.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,17 @@
 //! Who may call what, written into each handler's type.
 //!
-//! A handler takes `Authorized<{actions::X}>`; the extractor resolves the caller and refuses
-//! the request unless one of the caller's roles grants action `X`. A route therefore cannot be
-//! written without saying who may call it. Callers are resolved from an OIDC bearer token
-//! (`auth: {oidc: ...}`, verified by spe-auth) or, for local development only, by
-//! `auth: disabled`, where every caller is the same local user holding every role.
+//! A handler takes `Authorized<actions::X>` (or a run extractor of `app::run_access`, which
+//! authorises the same way first); the extractor resolves the caller and refuses the request
+//! unless one of the caller's roles grants action `X` (`Action::ROLES`). The route table
+//! (`routes::table`) accepts a protected handler only if its first argument names its action,
+//! so a route cannot be written without saying who may call it. Callers are resolved from an
+//! OIDC bearer token (`auth: {oidc: ...}`, verified by spe-auth) or, for local development
+//! only, by `auth: disabled`, where every caller is the same local user holding every role.
 //! No token: 401 with `WWW-Authenticate: Bearer`; an invalid one: 401 with
 //! `error="invalid_token"`; a valid one whose roles do not grant the action: 403.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -22,41 +25,70 @@ use crate::error::ApiError;
 pub use spe_auth::Role;
 pub use spe_auth::Visa;
 
-/// Actions a route may require. Numbers, because const generics over enums are not stable.
-pub mod actions {
-    pub const RUNS_SUBMIT: u8 = 1;
-    pub const RUNS_READ: u8 = 2;
-    pub const RUNS_CANCEL: u8 = 3;
-    /// Register, approve and retire workflow versions; see every version and the registry history.
-    pub const WORKFLOWS_MANAGE: u8 = 4;
-    /// List and show approved workflows with their parameter schema.
-    pub const WORKFLOWS_READ: u8 = 5;
-    /// Register and retire datasets, see their locations.
-    pub const DATASETS_MANAGE: u8 = 6;
-    /// List active datasets by id and description (never their locations).
-    pub const DATASETS_READ: u8 = 7;
-    /// List and download released results of runs the caller owns or that were shared with
-    /// them (the run check is in the handler).
-    pub const RESULTS_READ: u8 = 8;
-    /// Share a run's results with users or groups (the owner check is in the handler).
-    pub const RESULTS_SHARE: u8 = 9;
+/// An action a route may require: one zero-sized type per action (in [`actions`]), naming the
+/// roles that grant it. A handler names its action in its first argument's type
+/// (`Authorized<A>`, `VisibleRun<A>`, `SharedResults<A>`), and the route table
+/// (`routes::table`) checks at compile time that it is the action the table says.
+pub trait Action: 'static {
+    /// A short name, for the route table and the OpenAPI document (`x-spe-action`).
+    const NAME: &'static str;
+    /// The roles that grant it. Never empty: an action nobody may perform is no route.
+    const ROLES: &'static [Role];
 }
 
-/// Which roles grant an action.
-pub fn roles_for(action: u8) -> &'static [Role] {
-    use Role::*;
-    match action {
-        actions::RUNS_SUBMIT => &[Researcher],
-        actions::RUNS_READ => &[Researcher, Operator],
-        actions::RUNS_CANCEL => &[Researcher, Operator],
-        actions::WORKFLOWS_MANAGE => &[DataController],
-        actions::WORKFLOWS_READ => &[Researcher, DataController],
-        actions::DATASETS_MANAGE => &[DataController],
-        actions::DATASETS_READ => &[Researcher, DataController],
-        actions::RESULTS_READ => &[Researcher, Collaborator, Operator],
-        actions::RESULTS_SHARE => &[Researcher, Operator],
-        _ => &[],
+/// The actions, one type each.
+pub mod actions {
+    use super::{Action, Role};
+
+    macro_rules! action {
+        ($(#[$doc:meta])* $ty:ident = $name:literal, [$($role:ident),+]) => {
+            $(#[$doc])*
+            pub struct $ty;
+            impl Action for $ty {
+                const NAME: &'static str = $name;
+                const ROLES: &'static [Role] = &[$(Role::$role),+];
+            }
+        };
     }
+
+    action!(
+        /// Submit runs.
+        RunsSubmit = "runs.submit", [Researcher]
+    );
+    action!(
+        /// List and read runs (the caller's own; every run for operators).
+        RunsRead = "runs.read", [Researcher, Operator]
+    );
+    action!(
+        /// Cancel a run (the caller's own; any for operators).
+        RunsCancel = "runs.cancel", [Researcher, Operator]
+    );
+    action!(
+        /// Register, approve and retire workflow versions; see every version and the registry
+        /// history.
+        WorkflowsManage = "workflows.manage", [DataController]
+    );
+    action!(
+        /// List and show approved workflows with their parameter schema.
+        WorkflowsRead = "workflows.read", [Researcher, DataController]
+    );
+    action!(
+        /// Register and retire datasets, see their locations.
+        DatasetsManage = "datasets.manage", [DataController]
+    );
+    action!(
+        /// List active datasets by id and description (never their locations).
+        DatasetsRead = "datasets.read", [Researcher, DataController]
+    );
+    action!(
+        /// List and download released results of runs the caller owns or that were shared with
+        /// them (`SharedResults` checks the run).
+        ResultsRead = "results.read", [Researcher, Collaborator, Operator]
+    );
+    action!(
+        /// Share a run's results with users or groups (`VisibleRun` checks the run).
+        ResultsShare = "results.share", [Researcher, Operator]
+    );
 }
 
 /// The authenticated caller of a request.
@@ -176,35 +208,52 @@ impl Authenticator {
 }
 
 /// A caller allowed to perform action `A`.
-pub struct Authorized<const A: u8>(pub Caller);
+pub struct Authorized<A: Action> {
+    pub caller: Caller,
+    action: PhantomData<A>,
+}
 
-impl<const A: u8> FromRequest for Authorized<A> {
+/// Resolves the caller of a request and refuses them unless one of their roles grants `A`:
+/// 401 without a valid token, 403 without a granting role.
+pub(crate) fn authorize<A: Action>(
+    req: &HttpRequest,
+) -> impl Future<Output = Result<Caller, ApiError>> + use<A> {
+    let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+    // A bearer token wins; without one, the browser session's (auth.oidc.browser).
+    let token = bearer(req).and_then(|token| match token {
+        Some(token) => Ok(Some(token)),
+        None => match req.app_data::<web::Data<crate::session::Sessions>>() {
+            Some(sessions) => sessions.access_token(req),
+            None => Ok(None),
+        },
+    });
+    async move {
+        let Some(auth) = auth else {
+            return Err(ApiError::internal("no authenticator configured"));
+        };
+        let caller = auth.resolve(token?).await?;
+        if A::ROLES.iter().any(|role| caller.has(*role)) {
+            Ok(caller)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "your role does not allow this action",
+            ))
+        }
+    }
+}
+
+impl<A: Action> FromRequest for Authorized<A> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
-        // A bearer token wins; without one, the browser session's (auth.oidc.browser).
-        let token = bearer(req).and_then(|token| match token {
-            Some(token) => Ok(Some(token)),
-            None => match req.app_data::<web::Data<crate::session::Sessions>>() {
-                Some(sessions) => sessions.access_token(req),
-                None => Ok(None),
-            },
-        });
+        let caller = authorize::<A>(req);
         Box::pin(async move {
-            let Some(auth) = auth else {
-                return Err(ApiError::internal("no authenticator configured"));
-            };
-            let caller = auth.resolve(token?).await?;
-            if roles_for(A).iter().any(|role| caller.has(*role)) {
-                Ok(Authorized(caller))
-            } else {
-                Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "your role does not allow this action",
-                ))
-            }
+            Ok(Authorized {
+                caller: caller.await?,
+                action: PhantomData,
+            })
         })
     }
 }

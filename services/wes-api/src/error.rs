@@ -6,7 +6,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError, dev::ServiceResponse};
 use serde::Serialize;
 use spe_core::request::RequestError;
-use spe_store::StoreError;
+use spe_store::{RegistryRefusal, StoreError};
 
 #[derive(Debug, Serialize)]
 pub struct ErrorResponse {
@@ -69,6 +69,20 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error; the server log has the details under this request's id",
         )
+    }
+}
+
+/// A registry refusal as the API says it; `what` names the workflow version or dataset.
+pub fn refusal(r: RegistryRefusal, what: &str) -> ApiError {
+    match r {
+        RegistryRefusal::NotFound => ApiError::not_found(format!("{what} not found")),
+        RegistryRefusal::AlreadyExists => ApiError::conflict(format!(
+            "{what} is already registered; a changed workflow or dataset needs a new version or id"
+        )),
+        RegistryRefusal::WrongState(state) => {
+            ApiError::conflict(format!("{what} is {state}; that change is not allowed"))
+        }
+        RegistryRefusal::SameApprover => ApiError::new(StatusCode::FORBIDDEN, r.to_string()),
     }
 }
 

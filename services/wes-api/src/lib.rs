@@ -1,11 +1,15 @@
 //! The GA4GH WES 1.1 API of the Secure Processing Environment.
 //!
 //! `startup` builds the whole application from a [`spe_core::config::Config`]; `routes` holds
-//! one file per resource; `auth` decides, in each handler's type, who may call it.
+//! the route table and one file per resource (HTTP only); `app` the application layer behind
+//! them (admission, the registry, run access); `auth` decides, in each handler's type, who may
+//! call it.
 
+pub mod app;
 pub mod auth;
 pub mod config_file;
 pub mod error;
+pub mod http;
 pub mod results_bucket;
 pub mod routes;
 pub mod run_files;

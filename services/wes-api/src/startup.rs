@@ -11,6 +11,7 @@ use spe_core::config::{AuthConfig, Config};
 use spe_store::Store;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::app::admission::ApprovedCache;
 use crate::auth::Authenticator;
 use crate::error::{ApiError, json_error_body};
 use crate::results_bucket::ResultsBucket;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub slurm: Option<Arc<SlurmClient>>,
     /// Presigned links to released results; `None` without a `crawler:` section.
     pub results: Option<Arc<ResultsBucket>>,
+    /// Approved workflow versions compiled for admission.
+    pub approved: ApprovedCache,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -158,6 +161,7 @@ impl Application {
             store: store.clone(),
             slurm,
             results,
+            approved: ApprovedCache::default(),
         });
         let authenticator = web::Data::new(authenticator);
         let mut server =

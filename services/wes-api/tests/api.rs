@@ -3,7 +3,8 @@
 mod common;
 
 use common::{error_msg, spawn_app};
-use serde_json::json;
+use serde_json::{Value, json};
+use wes_api::routes::table::{Policy, RunScope};
 
 #[tokio::test]
 async fn service_info_carries_base_and_wes_fields() {
@@ -517,44 +518,79 @@ async fn health_endpoints_and_request_ids() {
 }
 
 #[tokio::test]
-async fn openapi_document_lists_every_route() {
+async fn openapi_document_matches_the_route_table() {
     let app = spawn_app().await;
     let (status, doc) = app.get_json("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.0.0");
-    let mut documented: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let bearer = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(
+        (&bearer["type"], &bearer["scheme"]),
+        (&json!("http"), &json!("bearer"))
+    );
+    // Exactly the table's documented routes, each with its operation, security and roles.
+    let table = wes_api::routes::table();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            if ["get", "post", "put", "delete", "patch", "head", "options"]
+                .contains(&method.as_str())
+            {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    let mut served: Vec<(String, String)> = table
+        .iter()
+        .filter(|r| r.operation.is_some())
+        .map(|r| (r.method.openapi_key().to_owned(), r.path.to_owned()))
+        .collect();
     documented.sort();
-    // Every path the router serves (src/routes/mod.rs), by the document's names.
-    let mut served = vec![
-        "/service-info",
-        "/runs",
-        "/runs/{run_id}",
-        "/runs/{run_id}/status",
-        "/runs/{run_id}/cancel",
-        "/runs/{run_id}/tasks",
-        "/runs/{run_id}/tasks/{task_id}",
-        "/runs/{run_id}/logs/{stream}",
-        "/openapi.json",
-        "/healthz",
-        "/readyz",
-        "/workflows",
-        "/workflows/{name}/{version}",
-        "/datasets",
-        "/admin/workflows",
-        "/admin/workflows/{name}/{version}",
-        "/admin/workflows/{name}/{version}/approve",
-        "/admin/workflows/{name}/{version}/retire",
-        "/admin/datasets",
-        "/admin/datasets/{id}",
-        "/admin/datasets/{id}/retire",
-        "/admin/events",
-        "/runs/{run_id}/shares",
-        "/results",
-        "/results/{run_id}",
-        "/results/{run_id}/links",
-    ];
     served.sort();
     assert_eq!(documented, served);
+    for route in &table {
+        let Some(operation) = route.operation else {
+            continue;
+        };
+        let op = &doc["paths"][route.path][route.method.openapi_key()];
+        let what = format!("{} {}", route.method.as_str(), route.path);
+        assert_eq!(op["operationId"], operation, "{what}");
+        match route.policy {
+            Policy::Public => {
+                assert_eq!(op["security"], json!([]), "{what}");
+                assert!(op.get("x-spe-roles").is_none(), "{what}");
+                assert!(op.get("x-spe-action").is_none(), "{what}");
+            }
+            Policy::Protected { action, roles, run } => {
+                assert_eq!(op["security"], json!([{"bearerAuth": []}]), "{what}");
+                assert_eq!(op["x-spe-action"], action, "{what}");
+                assert_eq!(op["x-spe-roles"], json!(roles), "{what}");
+                let access = match run {
+                    RunScope::None => Value::Null,
+                    RunScope::Owner => json!("owner"),
+                    RunScope::Shared => json!("shared"),
+                };
+                assert_eq!(op["x-spe-run-access"], access, "{what}");
+            }
+        }
+    }
+    // The paths' parameters are the table's path parameters.
+    for route in &table {
+        let Some(item) = doc["paths"].get(route.path) else {
+            continue;
+        };
+        let op = &item[route.method.openapi_key()];
+        for name in route.path.split('/').filter_map(|s| s.strip_prefix('{')) {
+            let name = name.trim_end_matches('}');
+            let declared = op["parameters"]
+                .as_array()
+                .into_iter()
+                .chain(item["parameters"].as_array())
+                .flatten()
+                .any(|p| p["name"] == name && p["in"] == "path");
+            assert!(declared, "{} {}: {name}", route.method.as_str(), route.path);
+        }
+    }
     // Extensions are marked.
     for path in [
         "/workflows",

@@ -9,6 +9,8 @@ use serde_json::json;
 use spe_test_support::dev_config::{dev_yaml, test_env};
 use spe_test_support::logs::captured_logs;
 use spe_test_support::oidc as support;
+use wes_api::auth::Role;
+use wes_api::routes::table::{Policy, RunScope};
 use wes_api::startup::Application;
 
 struct App {
@@ -114,6 +116,51 @@ const CALLERS: [&str; 7] = [
     "nobody",
 ];
 
+/// Whether `path` (its query aside) is the table's path template with its `{...}` filled in.
+fn fits_template(template: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap();
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
+
+/// The roles the test provider's users hold (tests/peers/oidc.sh, mapped by the dev config).
+fn roles_of(caller: &str) -> &'static [Role] {
+    match caller {
+        "researcher" | "researcher2" => &[Role::Researcher],
+        "controller" => &[Role::DataController],
+        "collaborator" => &[Role::Collaborator],
+        "operator" => &[Role::Operator],
+        _ => &[],
+    }
+}
+
+/// What the route table's policy says a caller gets, in the matrix's letters. The run in the
+/// matrix is `researcher`'s and shared with none of the callers.
+fn derived_from_policy(policy: &Policy, caller: &str) -> char {
+    let Policy::Protected { roles, run, .. } = policy else {
+        return 'A';
+    };
+    if caller == "anonymous" {
+        return 'U';
+    }
+    let held = roles_of(caller);
+    if !roles.iter().any(|r| held.contains(r)) {
+        return 'F';
+    }
+    match run {
+        RunScope::None => 'A',
+        RunScope::Owner | RunScope::Shared
+            if caller == "researcher" || held.contains(&Role::Operator) =>
+        {
+            'A'
+        }
+        RunScope::Owner | RunScope::Shared => 'H',
+    }
+}
+
 /// What a caller gets: `A` = allowed (any answer but 401/403; 2xx where the request is valid),
 /// `H` = hidden (404: another researcher's run), `F` = 403, `U` = 401.
 fn expect(row: &str, caller: &str) -> char {
@@ -172,77 +219,145 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
     let run: serde_json::Value = res.json().await.unwrap();
     let run = run["run_id"].as_str().unwrap().to_owned();
 
-    // The matrix (docs/security.md). Columns:
+    // Researchers list only their own runs; operators see all.
+    let list = |caller: &'static str| {
+        let app = &app;
+        let token = token(caller).map(str::to_owned);
+        async move {
+            let res = app.call(token.as_deref(), "GET", "/runs", None).await;
+            let body: serde_json::Value = res.json().await.unwrap();
+            body["runs"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(list("researcher").await, 1);
+    assert_eq!(list("researcher2").await, 0);
+    assert_eq!(list("operator").await, 1);
+
+    // The matrix as docs/security.md writes it, one row per operation of the OpenAPI document,
+    // with the request that exercises it. Columns:
     //            anon res res2 ctrl coll oper nobody
-    let rows: Vec<(&str, String, Option<serde_json::Value>, &str)> = vec![
-        ("GET", "/service-info".into(), None, "A A A A A A A"),
-        ("GET", "/openapi.json".into(), None, "A A A A A A A"),
-        ("GET", "/healthz".into(), None, "A A A A A A A"),
-        ("GET", "/readyz".into(), None, "A A A A A A A"),
-        ("GET", "/runs".into(), None, "U A A F F A F"),
-        ("GET", format!("/runs/{run}"), None, "U A H F F A F"),
-        ("GET", format!("/runs/{run}/status"), None, "U A H F F A F"),
-        ("GET", format!("/runs/{run}/tasks"), None, "U A H F F A F"),
+    let documented: Vec<(&str, String, Option<serde_json::Value>, &str)> = vec![
         (
-            "GET",
+            "GetServiceInfo",
+            "/service-info".into(),
+            None,
+            "A A A A A A A",
+        ),
+        ("GetOpenApi", "/openapi.json".into(), None, "A A A A A A A"),
+        ("Live", "/healthz".into(), None, "A A A A A A A"),
+        ("Ready", "/readyz".into(), None, "A A A A A A A"),
+        ("ListRuns", "/runs".into(), None, "U A A F F A F"),
+        (
+            "RunWorkflow",
+            "/runs".into(),
+            Some(json!({"workflow_type": "SMK", "workflow_type_version": "9",
+                        "workflow_url": "quals@1.0.0", "workflow_params": {"dataset": "demo-1"}})),
+            "U A A F F F F",
+        ),
+        ("GetRunLog", format!("/runs/{run}"), None, "U A H F F A F"),
+        (
+            "GetRunStatus",
+            format!("/runs/{run}/status"),
+            None,
+            "U A H F F A F",
+        ),
+        (
+            "ListTasks",
+            format!("/runs/{run}/tasks"),
+            None,
+            "U A H F F A F",
+        ),
+        (
+            "GetTask",
+            format!("/runs/{run}/tasks/1"),
+            None,
+            "U A H F F A F",
+        ),
+        (
+            "GetRunLogText",
             format!("/runs/{run}/logs/stdout"),
             None,
             "U A H F F A F",
         ),
-        ("POST", format!("/runs/{run}/cancel"), None, "U A H F F A F"),
+        (
+            "CancelRun",
+            format!("/runs/{run}/cancel"),
+            None,
+            "U A H F F A F",
+        ),
         // Results access: owners (and operators) manage shares; collaborators without a share
         // of this run see nothing of it.
-        ("GET", format!("/runs/{run}/shares"), None, "U A H F F A F"),
         (
-            "POST",
+            "ListShares",
+            format!("/runs/{run}/shares"),
+            None,
+            "U A H F F A F",
+        ),
+        (
+            "AddShare",
             format!("/runs/{run}/shares"),
             Some(json!({"subject": "someone@lifescience-ri.eu"})),
             "U A H F F A F",
         ),
         (
-            "DELETE",
+            "RemoveShare",
             format!("/runs/{run}/shares?subject=someone%40lifescience-ri.eu"),
             None,
             "U A H F F A F",
         ),
-        ("GET", "/results".into(), None, "U A A F A A F"),
-        ("GET", format!("/results/{run}"), None, "U A H F H A F"),
+        ("ListResults", "/results".into(), None, "U A A F A A F"),
         (
-            "POST",
+            "GetResults",
+            format!("/results/{run}"),
+            None,
+            "U A H F H A F",
+        ),
+        (
+            "CreateResultLink",
             format!("/results/{run}/links"),
             Some(json!({"path": "results.csv"})),
             "U A H F H A F",
         ),
-        ("GET", "/workflows".into(), None, "U A A A F F F"),
+        ("ListWorkflows", "/workflows".into(), None, "U A A A F F F"),
         (
-            "GET",
+            "GetWorkflow",
             "/workflows/quals/1.0.0".into(),
             None,
             "U A A A F F F",
         ),
-        ("GET", "/datasets".into(), None, "U A A A F F F"),
-        ("GET", "/admin/workflows".into(), None, "U F F A F F F"),
+        ("ListDatasets", "/datasets".into(), None, "U A A A F F F"),
         (
-            "POST",
+            "AdminListWorkflows",
+            "/admin/workflows".into(),
+            None,
+            "U F F A F F F",
+        ),
+        (
+            "RegisterWorkflow",
             "/admin/workflows".into(),
             Some(json!({"source_dir": quals.display().to_string()})),
             "U F F A F F F",
         ),
         (
-            "GET",
+            "AdminGetWorkflow",
             "/admin/workflows/quals/1.0.0".into(),
             None,
             "U F F A F F F",
         ),
         (
-            "POST",
+            "ApproveWorkflow",
             "/admin/workflows/quals/1.0.0/approve".into(),
             Some(json!({})),
             "U F F A F F F",
         ),
-        ("GET", "/admin/datasets".into(), None, "U F F A F F F"),
         (
-            "POST",
+            "AdminListDatasets",
+            "/admin/datasets".into(),
+            None,
+            "U F F A F F F",
+        ),
+        (
+            "RegisterDataset",
             "/admin/datasets".into(),
             Some(
                 json!({"id": "demo-3", "description": "d", "location": "/data/demo-3", "crypt4gh": false}),
@@ -250,29 +365,57 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U F F A F F F",
         ),
         (
-            "GET",
+            "AdminGetDataset",
             "/admin/datasets/demo-1".into(),
             None,
             "U F F A F F F",
         ),
         (
-            "POST",
+            "RetireDataset",
             "/admin/datasets/demo-2/retire".into(),
             Some(json!({})),
             "U F F A F F F",
         ),
-        ("GET", "/admin/events".into(), None, "U F F A F F F"),
         (
-            "POST",
+            "RegistryEvents",
+            "/admin/events".into(),
+            None,
+            "U F F A F F F",
+        ),
+        (
+            "RetireWorkflow",
             "/admin/workflows/quals/1.0.0/retire".into(),
             Some(json!({})),
             "U F F A F F F",
         ),
     ];
+    // The rows are the route table's (every documented route, none missing, none extra), and
+    // each agrees with the policy the table gives its route.
+    let table = wes_api::routes::table();
+    let mut in_table: Vec<&str> = table.iter().filter_map(|r| r.operation).collect();
+    let mut in_matrix: Vec<&str> = documented.iter().map(|(op, ..)| *op).collect();
+    in_table.sort();
+    in_matrix.sort();
+    assert_eq!(
+        in_matrix, in_table,
+        "the matrix must have one row per route"
+    );
     let mut failures = Vec::new();
-    for (method, path, body, row) in &rows {
+    // In the matrix's order; the retirements come last, so that what they retire stays usable.
+    let mut rows: Vec<_> = documented.iter().collect();
+    rows.sort_by_key(|(op, ..)| op.starts_with("Retire"));
+    for (op, path, body, row) in rows {
+        let route = table.iter().find(|r| r.operation == Some(*op)).unwrap();
+        let method = route.method.as_str();
+        assert!(fits_template(route.path, path), "{op}: {path}");
         for caller in CALLERS {
             let want = expect(row, caller);
+            let derived = derived_from_policy(&route.policy, caller);
+            if want != derived {
+                failures.push(format!(
+                    "{method} {path} as {caller}: the matrix says {want}, the table {derived}"
+                ));
+            }
             let res = app.call(token(caller), method, path, body.clone()).await;
             let status = res.status().as_u16();
             let challenge = res
@@ -311,20 +454,6 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // Researchers list only their own runs; operators see all.
-    let list = |caller: &'static str| {
-        let app = &app;
-        let token = token(caller).map(str::to_owned);
-        async move {
-            let res = app.call(token.as_deref(), "GET", "/runs", None).await;
-            let body: serde_json::Value = res.json().await.unwrap();
-            body["runs"].as_array().unwrap().len()
-        }
-    };
-    assert_eq!(list("researcher").await, 1);
-    assert_eq!(list("researcher2").await, 0);
-    assert_eq!(list("operator").await, 1);
-
     // No token used above appears anywhere in the logs (nor its signature alone).
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert!(logs.contains("bearer token refused") || logs.contains("OIDC issuer discovered"));
@@ -336,6 +465,67 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "{user}'s token signature is in the logs"
         );
     }
+}
+
+/// Deny by default: every route of the table answers an anonymous caller with 401, except the
+/// few reviewed here as public. A route added as `public` by mistake fails this test; one added
+/// without naming its action does not compile (routes::table). No provider is needed: a request
+/// without a token is refused before any.
+#[tokio::test]
+async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
+    const PUBLIC: [&str; 7] = [
+        "GET /auth/callback",
+        "GET /auth/login",
+        "GET /auth/logout",
+        "GET /ga4gh/wes/v1/openapi.json",
+        "GET /ga4gh/wes/v1/service-info",
+        "GET /healthz",
+        "GET /readyz",
+    ];
+    let app = spawn_app_on(dev_yaml_with_auth(
+        "auth:\n  oidc:\n    issuer: \"http://127.0.0.1:9\"\n    audience: spe-api\n\n",
+    ))
+    .await;
+    let table = wes_api::routes::table();
+    let mut public: Vec<String> = table
+        .iter()
+        .filter(|r| r.policy == Policy::Public)
+        .map(|r| format!("{} {}", r.method.as_str(), r.full_path()))
+        .collect();
+    public.sort();
+    assert_eq!(public, PUBLIC);
+    let mut refused = 0;
+    for route in &table {
+        let Policy::Protected { roles, .. } = route.policy else {
+            continue;
+        };
+        assert!(!roles.is_empty(), "{}", route.path);
+        let path = route
+            .full_path()
+            .replace("{run_id}", "0b0e5a4e-8c1e-4c57-9a55-3b1f3a1d2c10")
+            .replace("{task_id}", "1")
+            .replace("{stream}", "stdout")
+            .replace("{name}", "quals")
+            .replace("{version}", "1.0.0")
+            .replace("{id}", "demo-1");
+        let url = format!("{}{path}", app.base);
+        let req = match route.method.as_str() {
+            "GET" => app.http.get(url),
+            "POST" => app.http.post(url).json(&json!({})),
+            "DELETE" => app.http.delete(url),
+            other => panic!("{other}: a method this test does not know"),
+        };
+        let res = req.send().await.unwrap();
+        let what = format!("{} {path}", route.method.as_str());
+        assert_eq!(res.status().as_u16(), 401, "{what}");
+        assert_eq!(
+            res.headers()["www-authenticate"].to_str().unwrap(),
+            "Bearer realm=\"spe\"",
+            "{what}"
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, table.len() - PUBLIC.len());
 }
 
 #[tokio::test]

@@ -8,9 +8,10 @@ use spe_core::manifest::check_dataset_id;
 use spe_core::time::Timestamp;
 use spe_store::{Dataset, DatasetState, NewDataset};
 
-use crate::auth::{Authorized, actions};
-use crate::error::ApiError;
-use crate::routes::workflows::{ReasonBody, check_absolute_path, optional_body, refusal};
+use crate::auth::Authorized;
+use crate::auth::actions::{DatasetsManage, DatasetsRead};
+use crate::error::{ApiError, refusal};
+use crate::http::{ReasonBody, check_absolute_path, optional_body};
 use crate::startup::AppState;
 
 fn admin_view(d: &Dataset) -> Value {
@@ -61,7 +62,7 @@ pub struct CreateBody {
 
 /// `POST /admin/datasets`.
 pub async fn create(
-    Authorized(caller): Authorized<{ actions::DATASETS_MANAGE }>,
+    Authorized { caller, .. }: Authorized<DatasetsManage>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -106,7 +107,7 @@ pub async fn create(
 
 /// `GET /admin/datasets`: every dataset, with locations.
 pub async fn admin_list(
-    Authorized(_caller): Authorized<{ actions::DATASETS_MANAGE }>,
+    _: Authorized<DatasetsManage>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let all = state.store.list_datasets().await?;
@@ -118,7 +119,7 @@ pub async fn admin_list(
 
 /// `GET /admin/datasets/{id}`.
 pub async fn admin_get(
-    Authorized(_caller): Authorized<{ actions::DATASETS_MANAGE }>,
+    _: Authorized<DatasetsManage>,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -133,7 +134,7 @@ pub async fn admin_get(
 
 /// `POST /admin/datasets/{id}/retire` with an optional `{"reason": "..."}`.
 pub async fn retire(
-    Authorized(caller): Authorized<{ actions::DATASETS_MANAGE }>,
+    Authorized { caller, .. }: Authorized<DatasetsManage>,
     path: web::Path<String>,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -156,7 +157,7 @@ pub async fn retire(
 
 /// `GET /datasets`: active datasets by id and description.
 pub async fn list(
-    Authorized(_caller): Authorized<{ actions::DATASETS_READ }>,
+    _: Authorized<DatasetsRead>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let all = state.store.list_datasets().await?;

@@ -32,7 +32,7 @@ pub async fn callback(
     sessions: Option<web::Data<Sessions>>,
 ) -> Result<HttpResponse, ApiError> {
     let sessions = configured(sessions)?;
-    let pairs = crate::routes::query_pairs(req.query_string())?;
+    let pairs = crate::http::query_pairs(req.query_string())?;
     let get = |name: &str| {
         pairs
             .iter()

@@ -3,19 +3,16 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::auth::{Authorized, actions};
+use crate::app::run_access::VisibleRun;
+use crate::auth::actions::RunsRead;
 use crate::error::ApiError;
-use crate::routes::runs::visible_run;
 use crate::run_files::{self, LogStream};
-use crate::startup::AppState;
 
 pub async fn get(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    VisibleRun { run, .. }: VisibleRun<RunsRead>,
     path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (run_id, stream) = path.into_inner();
-    let run = visible_run(&state, &caller, &run_id).await?;
+    let (_, stream) = path.into_inner();
     let stream = LogStream::parse(&stream)
         .ok_or_else(|| ApiError::not_found("logs are `stdout` or `stderr`"))?;
     let (text, truncated) = run_files::engine_log(&run, stream)

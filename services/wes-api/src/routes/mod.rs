@@ -1,4 +1,10 @@
-//! One file per resource. `configure` mounts them all.
+//! The route table ([`table`]) and one file per resource. Route files do HTTP only (reading
+//! requests, shaping responses) and never import one another; shared HTTP helpers are in
+//! `crate::http`, the work behind the handlers in `crate::app`.
+//!
+//! The table is the one list of endpoints: the router is built from it ([`configure`]), and
+//! the tests derive from it the role x endpoint matrix (tests/auth.rs), the check of the
+//! OpenAPI document's paths, security and roles, and the deny-by-default check (tests/api.rs).
 
 pub mod datasets;
 pub mod health;
@@ -8,97 +14,67 @@ pub mod openapi;
 pub mod results;
 pub mod runs;
 pub mod service_info;
+pub mod table;
 pub mod tasks;
 pub mod workflows;
 
 use actix_web::web;
 
-use crate::error::ApiError;
-
-/// A query string as its (possibly repeated) key-value pairs; malformed text is a 400.
-pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(query)
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
-}
+use crate::auth::actions::*;
+use table::Method::{Delete, Get, Post};
+use table::{Base, RouteSpec, protected, public};
 
 /// The WES base path, as the spec's server URL names it.
 pub const WES_BASE: &str = "/ga4gh/wes/v1";
 
+/// Every endpoint: method, path, OpenAPI operation, and who may call it (the action, checked
+/// against the handler's first argument, or `public`). One line per route, hence unformatted.
+#[rustfmt::skip]
+pub fn table() -> Vec<RouteSpec> {
+    vec![
+        public(Get, Base::Wes, "/service-info", Some("GetServiceInfo"), service_info::get),
+        protected(RunsRead, Get, "/runs", "ListRuns", runs::list),
+        protected(RunsSubmit, Post, "/runs", "RunWorkflow", runs::submit),
+        protected(RunsRead, Get, "/runs/{run_id}", "GetRunLog", runs::get),
+        protected(RunsRead, Get, "/runs/{run_id}/status", "GetRunStatus", runs::status),
+        protected(RunsCancel, Post, "/runs/{run_id}/cancel", "CancelRun", runs::cancel),
+        protected(RunsRead, Get, "/runs/{run_id}/tasks", "ListTasks", tasks::list),
+        protected(RunsRead, Get, "/runs/{run_id}/tasks/{task_id}", "GetTask", tasks::get),
+        protected(RunsRead, Get, "/runs/{run_id}/logs/{stream}", "GetRunLogText", logs::get),
+        // Results access (extension): owners share runs; collaborators list released files
+        // and get presigned download links.
+        protected(ResultsShare, Get, "/runs/{run_id}/shares", "ListShares", results::list_shares),
+        protected(ResultsShare, Post, "/runs/{run_id}/shares", "AddShare", results::add_share),
+        protected(ResultsShare, Delete, "/runs/{run_id}/shares", "RemoveShare", results::remove_share),
+        protected(ResultsRead, Get, "/results", "ListResults", results::list),
+        protected(ResultsRead, Get, "/results/{run_id}", "GetResults", results::get),
+        protected(ResultsRead, Post, "/results/{run_id}/links", "CreateResultLink", results::create_link),
+        public(Get, Base::Wes, "/openapi.json", Some("GetOpenApi"), openapi::get),
+        // The registry (extensions): researchers see approved workflows and active datasets,
+        // data controllers manage both under /admin.
+        protected(WorkflowsRead, Get, "/workflows", "ListWorkflows", workflows::list_approved),
+        protected(WorkflowsRead, Get, "/workflows/{name}/{version}", "GetWorkflow", workflows::get_approved),
+        protected(DatasetsRead, Get, "/datasets", "ListDatasets", datasets::list),
+        protected(WorkflowsManage, Get, "/admin/workflows", "AdminListWorkflows", workflows::admin_list),
+        protected(WorkflowsManage, Post, "/admin/workflows", "RegisterWorkflow", workflows::register),
+        protected(WorkflowsManage, Get, "/admin/workflows/{name}/{version}", "AdminGetWorkflow", workflows::admin_get),
+        protected(WorkflowsManage, Post, "/admin/workflows/{name}/{version}/approve", "ApproveWorkflow", workflows::approve),
+        protected(WorkflowsManage, Post, "/admin/workflows/{name}/{version}/retire", "RetireWorkflow", workflows::retire),
+        protected(DatasetsManage, Get, "/admin/datasets", "AdminListDatasets", datasets::admin_list),
+        protected(DatasetsManage, Post, "/admin/datasets", "RegisterDataset", datasets::create),
+        protected(DatasetsManage, Get, "/admin/datasets/{id}", "AdminGetDataset", datasets::admin_get),
+        protected(DatasetsManage, Post, "/admin/datasets/{id}/retire", "RetireDataset", datasets::retire),
+        protected(WorkflowsManage, Get, "/admin/events", "RegistryEvents", workflows::events),
+        // Outside the WES base path: health checks, and browser login for the web UI
+        // (auth.oidc.browser), which the OpenAPI document does not describe.
+        public(Get, Base::Root, "/healthz", Some("Live"), health::live),
+        public(Get, Base::Root, "/readyz", Some("Ready"), health::ready),
+        public(Get, Base::Root, "/auth/login", None, login::login),
+        public(Get, Base::Root, "/auth/callback", None, login::callback),
+        public(Get, Base::Root, "/auth/logout", None, login::logout),
+    ]
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope(WES_BASE)
-            .service(web::resource("/service-info").route(web::get().to(service_info::get)))
-            .service(
-                web::resource("/runs")
-                    .route(web::get().to(runs::list))
-                    .route(web::post().to(runs::submit)),
-            )
-            .service(web::resource("/runs/{run_id}").route(web::get().to(runs::get)))
-            .service(web::resource("/runs/{run_id}/status").route(web::get().to(runs::status)))
-            .service(web::resource("/runs/{run_id}/cancel").route(web::post().to(runs::cancel)))
-            .service(web::resource("/runs/{run_id}/tasks").route(web::get().to(tasks::list)))
-            .service(web::resource("/runs/{run_id}/logs/{stream}").route(web::get().to(logs::get)))
-            .service(
-                web::resource("/runs/{run_id}/tasks/{task_id}").route(web::get().to(tasks::get)),
-            )
-            // Results access (extension): owners share runs; collaborators list released files
-            // and get presigned download links.
-            .service(
-                web::resource("/runs/{run_id}/shares")
-                    .route(web::get().to(results::list_shares))
-                    .route(web::post().to(results::add_share))
-                    .route(web::delete().to(results::remove_share)),
-            )
-            .service(web::resource("/results").route(web::get().to(results::list)))
-            .service(web::resource("/results/{run_id}").route(web::get().to(results::get)))
-            .service(
-                web::resource("/results/{run_id}/links")
-                    .route(web::post().to(results::create_link)),
-            )
-            .service(web::resource("/openapi.json").route(web::get().to(openapi::get)))
-            // The registry (extensions): researchers see approved workflows and active datasets,
-            // data controllers manage both under /admin.
-            .service(web::resource("/workflows").route(web::get().to(workflows::list_approved)))
-            .service(
-                web::resource("/workflows/{name}/{version}")
-                    .route(web::get().to(workflows::get_approved)),
-            )
-            .service(web::resource("/datasets").route(web::get().to(datasets::list)))
-            .service(
-                web::resource("/admin/workflows")
-                    .route(web::get().to(workflows::admin_list))
-                    .route(web::post().to(workflows::register)),
-            )
-            .service(
-                web::resource("/admin/workflows/{name}/{version}")
-                    .route(web::get().to(workflows::admin_get)),
-            )
-            .service(
-                web::resource("/admin/workflows/{name}/{version}/approve")
-                    .route(web::post().to(workflows::approve)),
-            )
-            .service(
-                web::resource("/admin/workflows/{name}/{version}/retire")
-                    .route(web::post().to(workflows::retire)),
-            )
-            .service(
-                web::resource("/admin/datasets")
-                    .route(web::get().to(datasets::admin_list))
-                    .route(web::post().to(datasets::create)),
-            )
-            .service(
-                web::resource("/admin/datasets/{id}").route(web::get().to(datasets::admin_get)),
-            )
-            .service(
-                web::resource("/admin/datasets/{id}/retire")
-                    .route(web::post().to(datasets::retire)),
-            )
-            .service(web::resource("/admin/events").route(web::get().to(workflows::events))),
-    )
-    // Browser login for the web UI (auth.oidc.browser), outside the WES base path.
-    .service(web::resource("/auth/login").route(web::get().to(login::login)))
-    .service(web::resource("/auth/callback").route(web::get().to(login::callback)))
-    .service(web::resource("/auth/logout").route(web::get().to(login::logout)))
-    .service(web::resource("/healthz").route(web::get().to(health::live)))
-    .service(web::resource("/readyz").route(web::get().to(health::ready)));
+    table::mount(cfg, &table());
 }

@@ -8,14 +8,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use spe_core::RunId;
 use spe_core::time::Timestamp;
 use spe_core::{Group, Subject};
-use spe_store::{ResultLink, RunRecord, RunShare, ShareKind, SharePrincipal};
+use spe_store::{ResultLink, RunShare, ShareKind, SharePrincipal};
 
-use crate::auth::{Authorized, Caller, actions};
+use crate::app::run_access::{SharedResults, VisibleRun};
+use crate::auth::actions::{ResultsRead, ResultsShare};
+use crate::auth::{Authorized, Caller};
 use crate::error::ApiError;
-use crate::routes::runs::visible_run;
+use crate::http::query_pairs;
 use crate::startup::AppState;
 
 /// Most runs `GET /results` lists (newest first).
@@ -110,12 +111,10 @@ fn principal(
 /// `POST /runs/{run_id}/shares`: the owner (or an operator) shares the run's released results.
 /// 201 when new, 200 when it was shared so already.
 pub async fn add_share(
-    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
-    path: web::Path<String>,
+    VisibleRun { caller, run, .. }: VisibleRun<ResultsShare>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     let body: ShareBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
@@ -143,11 +142,9 @@ pub async fn add_share(
 
 /// `GET /runs/{run_id}/shares`: owner or operator.
 pub async fn list_shares(
-    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
-    path: web::Path<String>,
+    VisibleRun { run, .. }: VisibleRun<ResultsShare>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     let shares = state.store.shares(run.id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
@@ -158,14 +155,12 @@ pub async fn list_shares(
 /// `DELETE /runs/{run_id}/shares?subject=...` (or `?group=...`): owner or operator. 204, or
 /// 404 when there was no such share. Links issued before stay valid until they expire.
 pub async fn remove_share(
-    Authorized(caller): Authorized<{ actions::RESULTS_SHARE }>,
+    VisibleRun { caller, run, .. }: VisibleRun<ResultsShare>,
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     let mut body = ShareBody::default();
-    for (key, value) in crate::routes::query_pairs(req.query_string())? {
+    for (key, value) in query_pairs(req.query_string())? {
         let slot = match key.as_str() {
             "subject" => &mut body.subject,
             "group" => &mut body.group,
@@ -193,36 +188,13 @@ pub async fn remove_share(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A run whose results the caller may see: their own, one shared with them or one of their
-/// groups, or any run for an operator. Others answer 404, as if they did not exist.
-async fn results_run(
-    state: &AppState,
-    caller: &Caller,
-    raw_id: &str,
-) -> Result<RunRecord, ApiError> {
-    let not_found = || ApiError::not_found(format!("results of run {} not found", shorten(raw_id)));
-    let id: RunId = raw_id.parse().map_err(|_| not_found())?;
-    let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
-    if run.owner == caller.subject
-        || caller.sees_all_runs()
-        || state
-            .store
-            .is_shared_with(id, &caller.subject, &caller.groups)
-            .await?
-    {
-        Ok(run)
-    } else {
-        Err(not_found())
-    }
-}
-
 /// `GET /results`: runs the caller owns or that were shared with them, newest first.
 pub async fn list(
-    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
+    Authorized { caller, .. }: Authorized<ResultsRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some((key, _)) = crate::routes::query_pairs(req.query_string())?.first() {
+    if let Some((key, _)) = query_pairs(req.query_string())?.first() {
         return Err(ApiError::bad_request(format!(
             "unknown query parameter {:?}",
             shorten(key)
@@ -238,18 +210,16 @@ pub async fn list(
             "state": r.state,
             "workflow_url": r.workflow_url,
             "end_time": r.end_time.map(|t| t.to_wes()),
-            "shared": r.owner != caller.subject,
+            "shared": !caller.owns(&r.owner),
         })).collect::<Vec<_>>(),
     })))
 }
 
 /// `GET /results/{run_id}`: the run's released files (only those).
 pub async fn get(
-    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
-    path: web::Path<String>,
+    SharedResults { run, .. }: SharedResults<ResultsRead>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = results_run(&state, &caller, &path).await?;
     let files = state.store.released_files(run.id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
@@ -274,12 +244,10 @@ struct LinkBody {
 /// for `crawler.presign_ttl_seconds`. Recorded (who, when, which object, until when) before it
 /// is returned. A file that is not released (pending, held, refused, unknown) answers 404.
 pub async fn create_link(
-    Authorized(caller): Authorized<{ actions::RESULTS_READ }>,
-    path: web::Path<String>,
+    SharedResults { caller, run, .. }: SharedResults<ResultsRead>,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = results_run(&state, &caller, &path).await?;
     let body: LinkBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let file = state

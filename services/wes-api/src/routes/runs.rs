@@ -1,17 +1,21 @@
 //! `/runs`: submit, list, show, status and cancel.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
 use spe_core::page::{PageSize, PageToken};
-use spe_core::request::{RunRequestFields, RunSubmission, TagFilter};
+use spe_core::request::{RunRequestFields, TagFilter};
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{NewRun, RunFilter, RunRecord, Transition};
 
-use crate::auth::{Authorized, Caller, actions};
+use crate::app::admission::{self, Admitted};
+use crate::app::run_access::VisibleRun;
+use crate::app::visas;
+use crate::auth::Authorized;
+use crate::auth::actions::{RunsCancel, RunsRead, RunsSubmit};
 use crate::error::ApiError;
+use crate::http::{check_content_length, media_type, query_pairs, read_limited};
 use crate::routes::WES_BASE;
 use crate::startup::AppState;
 use crate::wes::{self, Log, RunListResponse, RunLog, RunStatus, RunSummary};
@@ -20,7 +24,7 @@ use crate::wes::{self, Log, RunListResponse, RunLog, RunStatus, RunSummary};
 const MAX_FORM_PARTS: usize = 64;
 
 pub async fn submit(
-    Authorized(caller): Authorized<{ actions::RUNS_SUBMIT }>,
+    Authorized { caller, .. }: Authorized<RunsSubmit>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -44,11 +48,11 @@ pub async fn submit(
             ));
         }
     };
-    // First the deployment's rules (naming the first bad field), then the registry's: the
-    // workflow version, its parameter schema and engine parameters, datasets and digest.
-    let submission = RunSubmission::parse(fields.clone(), &state.config.workflows)?;
-    let (submission, access_visas) =
-        crate::routes::workflows::admit(&state, &caller, fields, submission).await?;
+    let Admitted {
+        submission,
+        visas: granted,
+    } = admission::admit(&state, &caller, fields).await?;
+    let access_visas = visas::stored(&granted).map_err(ApiError::internal)?;
     let id = RunId::new_random();
     let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
     let workflow_url = submission.workflow_url.clone();
@@ -67,51 +71,6 @@ pub async fn submit(
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: id.to_string(),
     }))
-}
-
-/// Refuses, before reading it, a body whose declared length is over `limit` (413).
-pub(crate) fn check_content_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    Ok(())
-}
-
-/// The request's media type, lowercase and without parameters (`""` when there is none).
-pub(crate) fn media_type(req: &HttpRequest) -> String {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-/// Reads the whole body, refusing more than `limit` bytes with 413.
-pub(crate) async fn read_limited(
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::payload_too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 async fn read_form(
@@ -180,7 +139,7 @@ struct ListQuery {
 }
 
 fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
-    let pairs = crate::routes::query_pairs(query)?;
+    let pairs = query_pairs(query)?;
     let mut out = ListQuery {
         page_size: None,
         page_token: None,
@@ -238,7 +197,7 @@ fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
 }
 
 pub async fn list(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    Authorized { caller, .. }: Authorized<RunsRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -250,9 +209,7 @@ pub async fn list(
         server.max_page_size,
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !caller.sees_all_runs() {
-        query.filter.owner = Some(caller.subject.clone());
-    }
+    query.filter.owner = caller.listed_owner();
     let page = state
         .store
         .list_runs(&query.filter, size, query.page_token)
@@ -263,29 +220,11 @@ pub async fn list(
     }))
 }
 
-/// Finds a run the caller may see. Runs of others are reported as missing, so that their
-/// existence is not revealed; so are ids that are not run ids at all.
-pub async fn visible_run(
-    state: &AppState,
-    caller: &Caller,
-    raw_id: &str,
-) -> Result<RunRecord, ApiError> {
-    let not_found = || ApiError::not_found(format!("run {} not found", shorten(raw_id)));
-    let id: RunId = raw_id.parse().map_err(|_| not_found())?;
-    let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
-    if run.owner != caller.subject && !caller.sees_all_runs() {
-        return Err(not_found());
-    }
-    Ok(run)
-}
-
 pub async fn get(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    VisibleRun { run, .. }: VisibleRun<RunsRead>,
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     let run_url = {
         let info = req.connection_info();
         format!(
@@ -323,11 +262,8 @@ pub async fn get(
 }
 
 pub async fn status(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
+    VisibleRun { run, .. }: VisibleRun<RunsRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(RunStatus {
         run_id: run.id.to_string(),
         state: run.state,
@@ -338,11 +274,11 @@ pub async fn status(
 /// to CANCELING until the scheduler confirms. A run that has ended cannot be cancelled: that is
 /// a 409 Conflict naming its state. Cancelling a run already CANCELING is accepted again.
 pub async fn cancel(
-    Authorized(caller): Authorized<{ actions::RUNS_CANCEL }>,
-    path: web::Path<String>,
+    VisibleRun {
+        caller, mut run, ..
+    }: VisibleRun<RunsCancel>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut run = visible_run(&state, &caller, &path).await?;
     let now = || Timestamp::from_datetime(chrono::Utc::now());
     loop {
         if run.state == RunState::Canceling {

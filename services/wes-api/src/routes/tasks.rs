@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::page::{OffsetToken, PageSize};
 use spe_core::tasks::TaskRecord;
 
-use crate::auth::{Authorized, actions};
+use crate::app::run_access::VisibleRun;
+use crate::auth::actions::RunsRead;
 use crate::error::ApiError;
-use crate::routes::runs::visible_run;
 use crate::run_files;
 use crate::startup::AppState;
 use crate::wes::{Log, TaskListResponse, TaskLog};
@@ -34,12 +34,10 @@ fn task_log(task: TaskRecord) -> TaskLog {
 }
 
 pub async fn list(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    VisibleRun { run, .. }: VisibleRun<RunsRead>,
     req: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = visible_run(&state, &caller, &path).await?;
     let query = web::Query::<TaskQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?
         .into_inner();
@@ -77,12 +75,10 @@ pub async fn list(
 }
 
 pub async fn get(
-    Authorized(caller): Authorized<{ actions::RUNS_READ }>,
+    VisibleRun { run, .. }: VisibleRun<RunsRead>,
     path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (run_id, task_id) = path.into_inner();
-    let run = visible_run(&state, &caller, &run_id).await?;
+    let (_, task_id) = path.into_inner();
     let task = run_files::tasks(&run)
         .await
         .into_iter()
