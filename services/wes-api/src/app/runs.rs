@@ -1,0 +1,110 @@
+//! Accepting a run (after admission) and cancelling one: the changes a run's owner makes.
+
+use spe_core::request::RunRequestFields;
+use spe_core::time::Timestamp;
+use spe_core::{Actor, RunId, RunState};
+use spe_store::{NewRun, RunRecord, Transition};
+
+use crate::app::admission::{self, Admitted};
+use crate::app::visas;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Admits a request and stores the run QUEUED with its visa snapshot and first event, in one
+/// transaction: once this returns the run is tracked.
+pub async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    fields: RunRequestFields,
+) -> Result<RunId, ApiError> {
+    let Admitted {
+        submission,
+        visas: granted,
+    } = admission::admit(state, caller, fields).await?;
+    let access_visas = visas::stored(&granted).map_err(ApiError::internal)?;
+    let id = RunId::new_random();
+    let run_dir = state.config.data_dir.join(id.shard()).join(id.to_string());
+    let workflow_url = submission.workflow_url.clone();
+    let new_run = NewRun {
+        id,
+        owner: caller.subject.clone(),
+        submission,
+        run_dir: run_dir.display().to_string(),
+        created_at: Timestamp::from_datetime(chrono::Utc::now()),
+    };
+    state
+        .store
+        .insert_run_with_visas(&new_run, access_visas.as_ref())
+        .await?;
+    tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
+    Ok(id)
+}
+
+/// Cancels a run. A run never handed to the scheduler is cancelled at once; one that was goes
+/// to CANCELING until the scheduler confirms. A run that has ended cannot be cancelled: that is
+/// a 409 Conflict naming its state. Cancelling a run already CANCELING is accepted again.
+pub async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    mut run: RunRecord,
+) -> Result<RunId, ApiError> {
+    let now = || Timestamp::from_datetime(chrono::Utc::now());
+    loop {
+        if run.state == RunState::Canceling {
+            break;
+        }
+        if !run.state.is_cancelable() {
+            return Err(ApiError::conflict(format!(
+                "run {} has already ended ({}); there is nothing to cancel",
+                run.id, run.state
+            )));
+        }
+        let (to, reason) = if run.slurm_job_id.is_none() && run.state == RunState::Queued {
+            (
+                RunState::Canceled,
+                "canceled before it was submitted to the scheduler",
+            )
+        } else {
+            (RunState::Canceling, "cancel requested")
+        };
+        let change = Transition {
+            run: run.id,
+            from: &[run.state],
+            to,
+            actor: &Actor::Person(caller.subject.clone()),
+            reason: Some(reason),
+            exit_code: None,
+            at: now(),
+        };
+        match state.store.transition(&change).await? {
+            Ok(_) => {
+                tracing::info!(run_id = %run.id, by = %caller.subject, to = %to, "cancel requested");
+                if to == RunState::Canceling {
+                    request_scancel(state, &run).await;
+                }
+                break;
+            }
+            // Someone else moved the run meanwhile: decide again on its new state.
+            Err(_) => {
+                run = state
+                    .store
+                    .get_run(run.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("run {} not found", run.id)))?;
+            }
+        }
+    }
+    Ok(run.id)
+}
+
+/// Asks Slurm to stop the run's job. A failure is only logged: the reconciler repeats the
+/// cancel every tick until the job has ended.
+async fn request_scancel(state: &AppState, run: &RunRecord) {
+    let (Some(slurm), Some(job)) = (state.slurm.as_ref(), run.slurm_job_id.as_ref()) else {
+        return;
+    };
+    if let Err(e) = slurm.scancel(std::slice::from_ref(job)).await {
+        tracing::warn!(run_id = %run.id, job = %job, error = %e, "scancel failed; the reconciler will retry");
+    }
+}
