@@ -3,7 +3,30 @@
 
 use futures_util::StreamExt;
 
+use openidconnect::ProviderMetadata;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+
 use crate::AuthError;
+
+/// An issuer's discovery document, with the extra fields `A` that the reader needs.
+pub(crate) type DiscoveryMetadata<A> = ProviderMetadata<
+    A,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 /// A client for identity providers: no redirects followed, a timeout on every request.
 pub fn client(timeout: std::time::Duration) -> Result<reqwest::Client, AuthError> {

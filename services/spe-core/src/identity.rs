@@ -42,13 +42,39 @@ fn split_key(key: &str) -> Result<(&str, &str), IdentityError> {
     Ok((issuer, value))
 }
 
+/// A value that one issuer vouches for: the pair both [`Subject`] and [`Group`] are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Scoped {
+    issuer: String,
+    value: String,
+}
+
+impl Scoped {
+    fn new(issuer: String, value: String) -> Result<Self, IdentityError> {
+        check_issuer(&issuer)?;
+        if value.is_empty() {
+            return Err(IdentityError::Empty);
+        }
+        Ok(Scoped { issuer, value })
+    }
+
+    fn key(&self) -> String {
+        format!("{} {}", self.issuer, self.value)
+    }
+
+    fn from_key(key: &str) -> Result<Self, IdentityError> {
+        let (issuer, value) = split_key(key)?;
+        Ok(Scoped {
+            issuer: issuer.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
 /// A person: the OIDC issuer and the `sub` it gave them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "SubjectRepr", into = "SubjectRepr")]
-pub struct Subject {
-    issuer: String,
-    sub: String,
-}
+pub struct Subject(Scoped);
 
 #[derive(Serialize, Deserialize)]
 struct SubjectRepr {
@@ -66,95 +92,74 @@ impl TryFrom<SubjectRepr> for Subject {
 impl From<Subject> for SubjectRepr {
     fn from(s: Subject) -> Self {
         SubjectRepr {
-            issuer: s.issuer,
-            sub: s.sub,
+            issuer: s.0.issuer,
+            sub: s.0.value,
         }
     }
 }
 
 impl Subject {
     pub fn new(issuer: impl Into<String>, sub: impl Into<String>) -> Result<Self, IdentityError> {
-        let (issuer, sub) = (issuer.into(), sub.into());
-        check_issuer(&issuer)?;
-        if sub.is_empty() {
-            return Err(IdentityError::Empty);
-        }
-        Ok(Subject { issuer, sub })
+        Scoped::new(issuer.into(), sub.into()).map(Subject)
     }
 
     /// The one local user of `auth: disabled`.
     pub fn local_dev_user() -> Self {
-        Subject {
+        Subject(Scoped {
             issuer: LOCAL_ISSUER.to_owned(),
-            sub: "local-dev-user".to_owned(),
-        }
+            value: "local-dev-user".to_owned(),
+        })
     }
 
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.0.issuer
     }
 
     pub fn sub(&self) -> &str {
-        &self.sub
+        &self.0.value
     }
 
     /// The stored form, `<issuer> <sub>`.
     pub fn key(&self) -> String {
-        format!("{} {}", self.issuer, self.sub)
+        self.0.key()
     }
 
     /// Parses the stored form back.
     pub fn from_key(key: &str) -> Result<Self, IdentityError> {
-        let (issuer, sub) = split_key(key)?;
-        Ok(Subject {
-            issuer: issuer.to_owned(),
-            sub: sub.to_owned(),
-        })
+        Scoped::from_key(key).map(Subject)
     }
 }
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (issuer {})", self.sub, self.issuer)
+        write!(f, "{} (issuer {})", self.sub(), self.issuer())
     }
 }
 
 /// A group as one issuer asserts it: an LS-Login `eduperson_entitlement` URN from that issuer.
 /// The same URN from another issuer is another group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Group {
-    issuer: String,
-    urn: String,
-}
+pub struct Group(Scoped);
 
 impl Group {
     pub fn new(issuer: impl Into<String>, urn: impl Into<String>) -> Result<Self, IdentityError> {
-        let (issuer, urn) = (issuer.into(), urn.into());
-        check_issuer(&issuer)?;
-        if urn.is_empty() {
-            return Err(IdentityError::Empty);
-        }
-        Ok(Group { issuer, urn })
+        Scoped::new(issuer.into(), urn.into()).map(Group)
     }
 
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.0.issuer
     }
 
     pub fn urn(&self) -> &str {
-        &self.urn
+        &self.0.value
     }
 
     pub fn key(&self) -> String {
-        format!("{} {}", self.issuer, self.urn)
+        self.0.key()
     }
 
     pub fn from_key(key: &str) -> Result<Self, IdentityError> {
-        let (issuer, urn) = split_key(key)?;
-        Ok(Group {
-            issuer: issuer.to_owned(),
-            urn: urn.to_owned(),
-        })
+        Scoped::from_key(key).map(Group)
     }
 }
 

@@ -662,60 +662,51 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        assert_eq!(refused(|f| f.workflow_type = None).field, "workflow_type");
-        assert_eq!(
-            refused(|f| f.workflow_type = Some("CWL".into())).field,
-            "workflow_type"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_type_version = Some("1".into())).field,
-            "workflow_type_version"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_url = Some(" ".into())).field,
-            "workflow_url"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_url = Some("a\nb".into())).field,
-            "workflow_url"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_params = Some(json!([1]))).field,
-            "workflow_params"
-        );
-        assert_eq!(refused(|f| f.tags = Some(json!({"a": 1}))).field, "tags.a");
-        assert_eq!(
-            refused(|f| f.tags = Some(json!({"a:b": "x"}))).field,
-            "tags"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine = Some("cwltool".into())).field,
-            "workflow_engine"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine_version = Some("0.1".into())).field,
-            "workflow_engine_version"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine_parameters = Some(json!({"cores": "99"}))).field,
-            "workflow_engine_parameters.cores"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine_parameters = Some(json!({"cores": "1; rm -rf /"}))).field,
-            "workflow_engine_parameters.cores"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine_parameters = Some(json!({"partition": "../gpu"}))).field,
-            "workflow_engine_parameters.partition"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_engine_parameters = Some(json!({"env": "X=1"}))).field,
-            "workflow_engine_parameters.env"
-        );
-        assert_eq!(
-            refused(|f| f.workflow_attachment = vec!["Snakefile".into()]).field,
-            "workflow_attachment"
-        );
+        type Mutation = fn(&mut RunRequestFields);
+        let cases: [(Mutation, &str); 15] = [
+            (|f| f.workflow_type = None, "workflow_type"),
+            (|f| f.workflow_type = Some("CWL".into()), "workflow_type"),
+            (
+                |f| f.workflow_type_version = Some("1".into()),
+                "workflow_type_version",
+            ),
+            (|f| f.workflow_url = Some(" ".into()), "workflow_url"),
+            (|f| f.workflow_url = Some("a\nb".into()), "workflow_url"),
+            (|f| f.workflow_params = Some(json!([1])), "workflow_params"),
+            (|f| f.tags = Some(json!({"a": 1})), "tags.a"),
+            (|f| f.tags = Some(json!({"a:b": "x"})), "tags"),
+            (
+                |f| f.workflow_engine = Some("cwltool".into()),
+                "workflow_engine",
+            ),
+            (
+                |f| f.workflow_engine_version = Some("0.1".into()),
+                "workflow_engine_version",
+            ),
+            (
+                |f| f.workflow_engine_parameters = Some(json!({"cores": "99"})),
+                "workflow_engine_parameters.cores",
+            ),
+            (
+                |f| f.workflow_engine_parameters = Some(json!({"cores": "1; rm -rf /"})),
+                "workflow_engine_parameters.cores",
+            ),
+            (
+                |f| f.workflow_engine_parameters = Some(json!({"partition": "../gpu"})),
+                "workflow_engine_parameters.partition",
+            ),
+            (
+                |f| f.workflow_engine_parameters = Some(json!({"env": "X=1"})),
+                "workflow_engine_parameters.env",
+            ),
+            (
+                |f| f.workflow_attachment = vec!["Snakefile".into()],
+                "workflow_attachment",
+            ),
+        ];
+        for (mutate, field) in cases {
+            assert_eq!(refused(mutate).field, field);
+        }
     }
 
     #[test]

@@ -446,22 +446,17 @@ pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let state: String = row.try_get("state")?;
     let state = parse_state(&state)?;
     let unreadable = |reason: String| UnreadableRun { id, state, reason };
-    let text = |name: &str| -> Result<String, UnreadableRun> {
-        row.try_get(name)
-            .map_err(|e| unreadable(format!("{name}: {e}")))
-    };
-    let opt_text = |name: &str| -> Result<Option<String>, UnreadableRun> {
-        row.try_get(name)
-            .map_err(|e| unreadable(format!("{name}: {e}")))
-    };
-    let int = |name: &str| -> Result<i64, UnreadableRun> {
-        row.try_get(name)
-            .map_err(|e| unreadable(format!("{name}: {e}")))
-    };
-    let opt_int = |name: &str| -> Result<Option<i64>, UnreadableRun> {
-        row.try_get(name)
-            .map_err(|e| unreadable(format!("{name}: {e}")))
-    };
+    // One reader for every column: a value of the wrong type names its column.
+    fn column<'r, T>(row: &'r AnyRow, name: &str) -> Result<T, String>
+    where
+        T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+    {
+        row.try_get(name).map_err(|e| format!("{name}: {e}"))
+    }
+    let text = |name: &str| column::<String>(row, name).map_err(unreadable);
+    let opt_text = |name: &str| column::<Option<String>>(row, name).map_err(unreadable);
+    let int = |name: &str| column::<i64>(row, name).map_err(unreadable);
+    let opt_int = |name: &str| column::<Option<i64>>(row, name).map_err(unreadable);
     let opt_time = |name: &str| Ok::<_, UnreadableRun>(opt_int(name)?.map(Timestamp::from_micros));
 
     let workflow_type = text("workflow_type")?;

@@ -131,30 +131,18 @@ impl CrawlerConfig {
                 "must be at least 5 MiB (5242880)",
             ));
         }
-        if self.multipart_threshold_bytes == 0 {
-            return Err(ConfigError::at(
-                "crawler.multipart_threshold_bytes",
-                "must be at least 1",
-            ));
-        }
-        if self.poll_interval_seconds == 0 {
-            return Err(ConfigError::at(
-                "crawler.poll_interval_seconds",
-                "must be at least 1",
-            ));
-        }
-        if self.upload_concurrency == 0 {
-            return Err(ConfigError::at(
-                "crawler.upload_concurrency",
-                "must be at least 1",
-            ));
-        }
-        if self.lease_seconds < 10 {
-            return Err(ConfigError::at(
-                "crawler.lease_seconds",
-                "must be at least 10",
-            ));
-        }
+        ConfigError::at_least(
+            "crawler.multipart_threshold_bytes",
+            self.multipart_threshold_bytes,
+            1,
+        )?;
+        ConfigError::at_least(
+            "crawler.poll_interval_seconds",
+            self.poll_interval_seconds,
+            1,
+        )?;
+        ConfigError::at_least("crawler.upload_concurrency", self.upload_concurrency, 1)?;
+        ConfigError::at_least("crawler.lease_seconds", self.lease_seconds, 10)?;
         if !(1..=3600).contains(&self.presign_ttl_seconds) {
             return Err(ConfigError::at(
                 "crawler.presign_ttl_seconds",

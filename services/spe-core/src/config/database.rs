@@ -33,12 +33,7 @@ impl DatabaseConfig {
                 "must start with sqlite: or postgres:// (the value is not shown: it may hold a password)",
             ));
         }
-        if self.max_connections == 0 {
-            return Err(ConfigError::at(
-                "database.max_connections",
-                "must be at least 1",
-            ));
-        }
+        ConfigError::at_least("database.max_connections", self.max_connections, 1)?;
         Ok(())
     }
 }

@@ -73,6 +73,18 @@ impl ConfigError {
     pub fn at(key: &str, msg: impl std::fmt::Display) -> Self {
         ConfigError(format!("{key}: {msg}"))
     }
+
+    /// `Ok` when `value` is at least `min`, else the error `<key>: must be at least <min>`.
+    pub fn at_least<T: PartialOrd + std::fmt::Display>(
+        key: &str,
+        value: T,
+        min: T,
+    ) -> Result<(), Self> {
+        if value < min {
+            return Err(ConfigError::at(key, format!("must be at least {min}")));
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -161,6 +173,17 @@ workflows:
         Vec::new()
     }
 
+    /// One `SPE__...` override.
+    fn env_of(key: &str, value: &str) -> Vec<(String, String)> {
+        vec![(key.to_owned(), value.to_owned())]
+    }
+
+    /// The config text is refused with an error starting with `key`.
+    fn assert_refused(yaml: &str, key: &str) {
+        let err = Config::parse(yaml, no_env()).unwrap_err();
+        assert!(err.0.starts_with(key), "{err}");
+    }
+
     #[test]
     fn minimal_config_parses_with_defaults() {
         let config = Config::parse(MINIMAL, no_env()).unwrap();
@@ -174,10 +197,7 @@ workflows:
         assert!(config.workflows.require_distinct_approver);
         assert_eq!(config.upload_dir(), PathBuf::from("/tmp/runs/.registry"));
         assert_eq!(config.workflows.upload_max_bytes, 64 * 1024 * 1024);
-        let env = vec![(
-            "SPE__WORKFLOWS__UPLOAD_DIR".to_owned(),
-            "/srv/registry".to_owned(),
-        )];
+        let env = env_of("SPE__WORKFLOWS__UPLOAD_DIR", "/srv/registry");
         let config = Config::parse(MINIMAL, env).unwrap();
         assert_eq!(config.upload_dir(), PathBuf::from("/srv/registry"));
     }
@@ -204,14 +224,11 @@ workflows:
 
     #[test]
     fn errors_name_the_bad_key() {
-        let env = vec![(
-            "SPE__DATABASE__MAX_CONNECTIONS".to_owned(),
-            "many".to_owned(),
-        )];
+        let env = env_of("SPE__DATABASE__MAX_CONNECTIONS", "many");
         let err = Config::parse(MINIMAL, env).unwrap_err();
         assert!(err.0.starts_with("database.max_connections:"), "{err}");
 
-        let bad_listen = vec![("SPE__SERVER__LISTEN".to_owned(), "everywhere".to_owned())];
+        let bad_listen = env_of("SPE__SERVER__LISTEN", "everywhere");
         let err = Config::parse(MINIMAL, bad_listen).unwrap_err();
         assert!(err.0.starts_with("server.listen:"), "{err}");
 
@@ -220,11 +237,7 @@ workflows:
         assert!(err.0.contains("datadir"), "{err}");
 
         let bad_default = MINIMAL.replace("default: \"1\"", "default: \"99\"");
-        let err = Config::parse(&bad_default, no_env()).unwrap_err();
-        assert!(
-            err.0.starts_with("workflows.engine_parameters[0].default:"),
-            "{err}"
-        );
+        assert_refused(&bad_default, "workflows.engine_parameters[0].default:");
     }
 
     #[test]
@@ -284,15 +297,10 @@ workflows:
             ("algorithms: [none]", "auth.oidc.algorithms"),
         ] {
             let text = oidc.replace("algorithms: [RS256, ES256]", bad);
-            let err = Config::parse(&text, no_env()).unwrap_err();
-            assert!(err.0.starts_with(key), "{err}");
+            assert_refused(&text, key);
         }
         let text = oidc.replace("\"https://other.example\"", "ftp://x");
-        let err = Config::parse(&text, no_env()).unwrap_err();
-        assert!(
-            err.0.starts_with("auth.oidc.more_issuers[0].issuer"),
-            "{err}"
-        );
+        assert_refused(&text, "auth.oidc.more_issuers[0].issuer");
     }
 
     #[test]
@@ -339,26 +347,19 @@ workflows:
                 "auth.oidc.browser.after_login_path",
             ),
         ] {
-            let err = Config::parse(&with(bad), no_env()).unwrap_err();
-            assert!(err.0.starts_with(key), "{err}");
+            assert_refused(&with(bad), key);
         }
     }
 
     #[test]
     fn database_password_is_never_in_errors() {
-        let env = vec![(
-            "SPE__DATABASE__URL".to_owned(),
-            "mysql://u:topsecret@h/db".to_owned(),
-        )];
+        let env = env_of("SPE__DATABASE__URL", "mysql://u:topsecret@h/db");
         let err = Config::parse(MINIMAL, env).unwrap_err();
         assert!(err.0.starts_with("database.url:"));
         assert!(!err.0.contains("topsecret"));
         let config = Config::parse(
             MINIMAL,
-            vec![(
-                "SPE__DATABASE__URL".to_owned(),
-                "postgres://u:topsecret@h/db".to_owned(),
-            )],
+            env_of("SPE__DATABASE__URL", "postgres://u:topsecret@h/db"),
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("topsecret"));
@@ -395,21 +396,15 @@ workflows:
         assert_eq!(crawler.presign_ttl_seconds, 300);
         assert_eq!(crawler.secret_key.as_ref().unwrap().expose(), "s3cr3t-key");
         assert!(!format!("{config:?}").contains("s3cr3t-key"));
-        let one_key = vec![("SPE__CRAWLER__ACCESS_KEY".to_owned(), "AKID".to_owned())];
+        let one_key = env_of("SPE__CRAWLER__ACCESS_KEY", "AKID");
         let err = Config::parse(&with, one_key).unwrap_err();
         assert!(err.0.starts_with("crawler.secret_key"), "{err}");
-        let bad_cron = vec![("SPE__CRAWLER__RESCAN_CRON".to_owned(), "* * *".to_owned())];
+        let bad_cron = env_of("SPE__CRAWLER__RESCAN_CRON", "* * *");
         let err = Config::parse(&with, bad_cron).unwrap_err();
         assert!(err.0.starts_with("crawler.rescan_cron"), "{err}");
-        let small_part = vec![(
-            "SPE__CRAWLER__MULTIPART_PART_BYTES".to_owned(),
-            "1024".to_owned(),
-        )];
+        let small_part = env_of("SPE__CRAWLER__MULTIPART_PART_BYTES", "1024");
         assert!(Config::parse(&with, small_part).is_err());
-        let long_links = vec![(
-            "SPE__CRAWLER__PRESIGN_TTL_SECONDS".to_owned(),
-            "86400".to_owned(),
-        )];
+        let long_links = env_of("SPE__CRAWLER__PRESIGN_TTL_SECONDS", "86400");
         let err = Config::parse(&with, long_links).unwrap_err();
         assert!(err.0.starts_with("crawler.presign_ttl_seconds"), "{err}");
     }
@@ -472,11 +467,8 @@ workflows:
                 "{name}={value}: {err}"
             );
         }
-        let err = Config::parse(
-            &with_crawler,
-            vec![("SPE__CRAWLER__RESCAN_CRON".to_owned(), "hourly".to_owned())],
-        )
-        .unwrap_err();
+        let err = Config::parse(&with_crawler, env_of("SPE__CRAWLER__RESCAN_CRON", "hourly"))
+            .unwrap_err();
         assert!(
             err.0
                 .starts_with("crawler.rescan_cron: not a cron expression with seconds"),
@@ -484,10 +476,7 @@ workflows:
         );
         let err = Config::parse(
             &with_crawler,
-            vec![(
-                "SPE__CRAWLER__ENDPOINT".to_owned(),
-                "s3.internal:9000".to_owned(),
-            )],
+            env_of("SPE__CRAWLER__ENDPOINT", "s3.internal:9000"),
         )
         .unwrap_err();
         assert_eq!(
@@ -501,7 +490,7 @@ workflows:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spe.yaml");
         std::fs::write(&path, MINIMAL).unwrap();
-        let env = vec![("SPE__SERVER__LISTEN".to_owned(), "everywhere".to_owned())];
+        let env = env_of("SPE__SERVER__LISTEN", "everywhere");
         let err = Config::load(&path, env).unwrap_err();
         assert!(
             err.0

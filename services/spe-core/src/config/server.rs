@@ -50,12 +50,7 @@ fn default_max_page_size() -> u32 {
 
 impl ServerConfig {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        if self.max_body_bytes < 1024 {
-            return Err(ConfigError::at(
-                "server.max_body_bytes",
-                "must be at least 1024",
-            ));
-        }
+        ConfigError::at_least("server.max_body_bytes", self.max_body_bytes, 1024)?;
         if self.max_page_size == 0 || self.default_page_size == 0 {
             return Err(ConfigError::at(
                 "server.max_page_size",

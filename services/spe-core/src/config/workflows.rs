@@ -161,12 +161,7 @@ impl WorkflowsConfig {
         {
             return Err(ConfigError::at("workflows.upload_dir", "must not be empty"));
         }
-        if self.upload_max_bytes == 0 {
-            return Err(ConfigError::at(
-                "workflows.upload_max_bytes",
-                "must be at least 1",
-            ));
-        }
+        ConfigError::at_least("workflows.upload_max_bytes", self.upload_max_bytes, 1)?;
         for (i, spec) in self.engine_parameters.iter().enumerate() {
             let key = format!("workflows.engine_parameters[{i}]");
             if spec.name.is_empty()

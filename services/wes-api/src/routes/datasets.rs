@@ -8,9 +8,10 @@ use spe_core::manifest::check_dataset_id;
 use spe_core::time::Timestamp;
 use spe_store::{Dataset, DatasetState, NewDataset};
 
+use crate::app::datasets;
 use crate::auth::Authorized;
 use crate::auth::actions::{DatasetsManage, DatasetsRead};
-use crate::error::{ApiError, refusal};
+use crate::error::ApiError;
 use crate::http::{ReasonBody, check_absolute_path, optional_body};
 use crate::startup::AppState;
 
@@ -88,7 +89,7 @@ pub async fn create(
         ));
     }
     let new = NewDataset {
-        id: body.id.clone(),
+        id: body.id,
         description: body.description,
         location: location.display().to_string(),
         crypt4gh: body.crypt4gh,
@@ -96,12 +97,7 @@ pub async fn create(
         created_by: caller.subject.clone(),
         at: Timestamp::from_datetime(chrono::Utc::now()),
     };
-    let d = state
-        .store
-        .insert_dataset(&new)
-        .await?
-        .map_err(|r| refusal(r, &format!("dataset {}", body.id)))?;
-    tracing::info!(dataset = %d.id, by = %caller.subject, "dataset registered");
+    let d = datasets::register(&state, &caller, &new).await?;
     Ok(HttpResponse::Created().json(admin_view(&d)))
 }
 
@@ -141,17 +137,7 @@ pub async fn retire(
 ) -> Result<HttpResponse, ApiError> {
     check_dataset_id(&path).map_err(|_| not_found(&path))?;
     let reason = optional_body::<ReasonBody>(&body)?.checked()?;
-    let d = state
-        .store
-        .retire_dataset(
-            &path,
-            &caller.subject,
-            reason.as_deref(),
-            Timestamp::from_datetime(chrono::Utc::now()),
-        )
-        .await?
-        .map_err(|r| refusal(r, &format!("dataset {path}")))?;
-    tracing::info!(dataset = %d.id, by = %caller.subject, "dataset retired");
+    let d = datasets::retire(&state, &caller, &path, reason.as_deref()).await?;
     Ok(HttpResponse::Ok().json(admin_view(&d)))
 }
 

@@ -3,10 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
+use spe_core::RunState;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_core::time::Timestamp;
-use spe_core::RunState;
 use spe_store::{RunFilter, RunRecord};
 
 use crate::app::run_access::VisibleRun;
