@@ -8,38 +8,37 @@ use crate::auth::Caller;
 use crate::error::{ApiError, refusal};
 use crate::startup::AppState;
 
-/// Registers a dataset (409 when its id is taken).
-pub async fn register(
-    state: &AppState,
-    caller: &Caller,
-    new: &NewDataset,
-) -> Result<Dataset, ApiError> {
-    let d = state
-        .store
-        .insert_dataset(new)
-        .await?
-        .map_err(|r| refusal(r, &format!("dataset {}", new.id)))?;
-    tracing::info!(dataset = %d.id, by = %caller.subject, "dataset registered");
-    Ok(d)
+/// A change a data controller makes to the dataset registry.
+pub enum DatasetChange<'a> {
+    /// 409 when the id is taken.
+    Register(NewDataset),
+    /// Runs can no longer name it: 404 unknown, 409 already retired.
+    Retire {
+        id: &'a str,
+        reason: Option<&'a str>,
+    },
 }
 
-/// Retires a dataset: runs can no longer name it (404 unknown, 409 already retired).
-pub async fn retire(
+/// Applies `change` as `caller`; returns the dataset as it now is.
+pub async fn apply(
     state: &AppState,
     caller: &Caller,
-    id: &str,
-    reason: Option<&str>,
+    change: DatasetChange<'_>,
 ) -> Result<Dataset, ApiError> {
-    let d = state
-        .store
-        .retire_dataset(
-            id,
-            &caller.subject,
-            reason,
-            Timestamp::from_datetime(chrono::Utc::now()),
-        )
-        .await?
-        .map_err(|r| refusal(r, &format!("dataset {id}")))?;
-    tracing::info!(dataset = %d.id, by = %caller.subject, "dataset retired");
+    let store = &state.store;
+    let (outcome, id, action) = match &change {
+        DatasetChange::Register(new) => (
+            store.insert_dataset(new).await?,
+            new.id.as_str(),
+            "registered",
+        ),
+        DatasetChange::Retire { id, reason } => {
+            let now = Timestamp::from_datetime(chrono::Utc::now());
+            let retired = store.retire_dataset(id, &caller.subject, *reason, now);
+            (retired.await?, *id, "retired")
+        }
+    };
+    let d = outcome.map_err(|r| refusal(r, &format!("dataset {id}")))?;
+    tracing::info!(dataset = %d.id, by = %caller.subject, action, "dataset changed");
     Ok(d)
 }

@@ -8,7 +8,7 @@ use spe_core::manifest::check_dataset_id;
 use spe_core::time::Timestamp;
 use spe_store::{Dataset, DatasetState, NewDataset};
 
-use crate::app::datasets;
+use crate::app::datasets::{self, DatasetChange};
 use crate::auth::Authorized;
 use crate::auth::actions::{DatasetsManage, DatasetsRead};
 use crate::error::ApiError;
@@ -97,7 +97,7 @@ pub async fn create(
         created_by: caller.subject.clone(),
         at: Timestamp::from_datetime(chrono::Utc::now()),
     };
-    let d = datasets::register(&state, &caller, &new).await?;
+    let d = datasets::apply(&state, &caller, DatasetChange::Register(new)).await?;
     Ok(HttpResponse::Created().json(admin_view(&d)))
 }
 
@@ -137,7 +137,11 @@ pub async fn retire(
 ) -> Result<HttpResponse, ApiError> {
     check_dataset_id(&path).map_err(|_| not_found(&path))?;
     let reason = optional_body::<ReasonBody>(&body)?.checked()?;
-    let d = datasets::retire(&state, &caller, &path, reason.as_deref()).await?;
+    let retire = DatasetChange::Retire {
+        id: &path,
+        reason: reason.as_deref(),
+    };
+    let d = datasets::apply(&state, &caller, retire).await?;
     Ok(HttpResponse::Ok().json(admin_view(&d)))
 }
 
