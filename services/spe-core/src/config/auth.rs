@@ -5,7 +5,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, default_true};
+use super::{ConfigError, HttpUrl, default_true};
+
+/// Whether `text` parses as an http(s) URL with a host (checked at load, so a provider URL
+/// that cannot be used stops the service at start rather than failing its first request).
+fn is_http_url(text: &str) -> bool {
+    HttpUrl::try_from(text.to_owned()).is_ok()
+}
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 #[serde(try_from = "AuthConfigRepr")]
@@ -160,7 +166,9 @@ impl BrowserLoginConfig {
             "http://localhost/",
         ];
         let is_local = local.iter().any(|p| self.redirect_url.starts_with(p));
-        if !(self.redirect_url.starts_with("https://") || is_local) {
+        if !is_http_url(&self.redirect_url)
+            || !(self.redirect_url.starts_with("https://") || is_local)
+        {
             return Err(ConfigError::at(
                 &format!("{key}.redirect_url"),
                 "must be an https:// URL (http:// only on 127.0.0.1 or localhost)",
@@ -170,6 +178,14 @@ impl BrowserLoginConfig {
             return Err(ConfigError::at(
                 &format!("{key}.cookie_secure"),
                 "may be false only when redirect_url is http://127.0.0.1 or http://localhost",
+            ));
+        }
+        if let Some(url) = &self.post_logout_redirect_url
+            && !is_http_url(url)
+        {
+            return Err(ConfigError::at(
+                &format!("{key}.post_logout_redirect_url"),
+                "must be an http(s):// URL with a host",
             ));
         }
         if !self.after_login_path.starts_with('/') || self.after_login_path.starts_with("//") {
@@ -223,9 +239,7 @@ impl OidcConfig {
             } else {
                 format!("auth.oidc.more_issuers[{}]", i - 1)
             };
-            if !(issuer.issuer.starts_with("https://") || issuer.issuer.starts_with("http://"))
-                || issuer.issuer.chars().any(char::is_whitespace)
-            {
+            if !is_http_url(&issuer.issuer) || issuer.issuer.chars().any(char::is_whitespace) {
                 return Err(ConfigError::at(
                     &format!("{key}.issuer"),
                     "must be an http(s):// URL",
@@ -265,7 +279,7 @@ impl OidcConfig {
             }
         }
         for (i, t) in self.passports.trusted_issuers.iter().enumerate() {
-            if !(t.jku.starts_with("https://") || t.jku.starts_with("http://")) {
+            if !is_http_url(&t.jku) {
                 return Err(ConfigError::at(
                     &format!("auth.oidc.passports.trusted_issuers[{i}].jku"),
                     "must be an http(s):// URL",

@@ -301,6 +301,29 @@ workflows:
         }
         let text = oidc.replace("\"https://other.example\"", "ftp://x");
         assert_refused(&text, "auth.oidc.more_issuers[0].issuer");
+        // A URL that only looks like one fails at load, not at the first token.
+        let text = oidc.replace("\"https://other.example\"", "\"https://\"");
+        assert_refused(&text, "auth.oidc.more_issuers[0].issuer");
+        let text = oidc.replace("jku: \"https://visa.example/jwks\"", "jku: \"http://[::1\"");
+        assert_refused(&text, "auth.oidc.passports.trusted_issuers[0].jku");
+
+        // Roles are per issuer: the main mapping is the first issuer's only; a further issuer
+        // maps nothing unless it says so itself.
+        assert_eq!(issuers[0].roles, o.roles);
+        assert_eq!(issuers[1].roles, RoleMapping::default());
+        let own = oidc.replace(
+            "leeway_seconds: 5 }",
+            "leeway_seconds: 5, roles: { subjects: { \"x@other\": [researcher] } } }",
+        );
+        let config = Config::parse(&own, no_env()).unwrap();
+        let AuthConfig::Oidc(o) = &config.auth else {
+            panic!("not oidc")
+        };
+        assert_eq!(
+            o.issuers()[1].roles.subjects["x@other"],
+            vec![Role::Researcher]
+        );
+        assert!(!o.roles.subjects.contains_key("x@other"));
     }
 
     #[test]
