@@ -786,8 +786,7 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             if json {
                 print_json(&json!({ "run_id": run_id, "stream": stream, "text": text }));
             } else {
-                // The engine's own output, as it wrote it (it is the user's run).
-                print!("{text}");
+                print!("{}", output::log_text(&text));
             }
         }
         RunCommand::Tasks { run_id } => {
@@ -839,13 +838,15 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             }
         }
         RunCommand::Unshare(args) => {
-            let query: Vec<(&str, String)> = share_fields(&args);
+            let query = share_fields(&args);
             api.delete(&["runs", &args.run_id, "shares"], &query)
                 .await?;
             if json {
-                print_json(
-                    &json!({ "run_id": args.run_id, "removed": Value::Object(query.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))).collect()) }),
-                );
+                let removed: Map<String, Value> = query
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                    .collect();
+                print_json(&json!({ "run_id": args.run_id, "removed": removed }));
             } else {
                 let whom: Vec<String> = query.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 println!(

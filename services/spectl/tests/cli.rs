@@ -470,8 +470,8 @@ async fn the_token_is_sent_as_a_bearer_and_never_printed() {
 
 /// A run of quals@1.0.0 by the local user, still QUEUED (no Slurm here).
 async fn queued_run(app: &TestApp) -> String {
-    ok(&app, &["workflow", "register", &quals_dir()]).await;
-    ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    ok(app, &["workflow", "register", &quals_dir()]).await;
+    ok(app, &["workflow", "approve", "quals@1.0.0"]).await;
     let id = ok(
         app,
         &["run", "submit", "quals@1.0.0", "--param", "min_qual:=30"],
@@ -590,6 +590,25 @@ async fn the_owner_shares_and_unshares_a_run() {
     // Not shared so (any more): the service's 404.
     let out = spectl(&app, &["run", "unshare", &id, "--subject", "colleague-7"]).await;
     assert_eq!(out.code, 2, "{out:?}");
+    let removed = ok_json(
+        &app,
+        &[
+            "run",
+            "unshare",
+            &id,
+            "--group",
+            "urn:geant:example.org:group:lab",
+        ],
+    )
+    .await;
+    assert_eq!(
+        removed["removed"],
+        serde_json::json!({"group": "urn:geant:example.org:group:lab"})
+    );
+    assert_eq!(
+        ok_json(&app, &["run", "shares", &id]).await["shares"],
+        serde_json::json!([])
+    );
     // Exactly one of --subject and --group, refused before anything is sent.
     for args in [
         &["run", "share", &id][..],
