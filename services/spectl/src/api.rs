@@ -8,6 +8,9 @@ use serde_json::Value;
 /// The API's base path below the service URL.
 const BASE_PATH: [&str; 3] = ["ga4gh", "wes", "v1"];
 
+/// The longest one file's download may take (a day; a stalled one fails by the read timeout).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Why a command failed, and so how spectl exits.
 #[derive(Debug)]
 pub enum Failure {
@@ -94,6 +97,8 @@ impl Api {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
+            // A download may take longer than any total timeout; a silent peer may not.
+            .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("spectl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::Other(format!("cannot set up HTTP: {e}")))?;
@@ -217,7 +222,8 @@ impl Api {
     /// A GET of a URL outside the API (a presigned S3 link), from byte `from` on. No bearer
     /// token: the link carries its own signature, and the token is not S3's business.
     pub async fn get_link(&self, link: &Url, from: u64) -> Result<reqwest::Response, Failure> {
-        let mut req = self.http.get(link.clone());
+        // A large file takes what it takes: only the read timeout and a day's cap hold.
+        let mut req = self.http.get(link.clone()).timeout(DOWNLOAD_TIMEOUT);
         if from > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
         }
