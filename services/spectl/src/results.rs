@@ -155,7 +155,7 @@ async fn download(
         } else {
             println!(
                 "{} {how} ({} bytes, SHA-256 verified)",
-                text(&json!(dest.display().to_string())),
+                text(&Value::String(dest.display().to_string())),
                 file.size
             );
         }

@@ -20,6 +20,11 @@ struct TestApp {
 
 /// The development config with a fresh SQLite file and data dir, as wes-api's own suites use it.
 async fn spawn_app() -> TestApp {
+    spawn_app_with(&dev_yaml()).await
+}
+
+/// The same on another config text.
+async fn spawn_app_with(yaml: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut env = test_env(dir.path());
     // One local user registers and approves (the dev config's OIDC is off here).
@@ -30,7 +35,7 @@ async fn spawn_app() -> TestApp {
             "false".to_owned(),
         ),
     ]);
-    let config = Config::parse(&dev_yaml(), env).unwrap();
+    let config = Config::parse(yaml, env).unwrap();
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -630,4 +635,27 @@ async fn completion_scripts_need_no_service() {
     }
     let out = spectl_at("http://127.0.0.1:1", &["completion", "tcsh"]).await;
     assert_eq!(out.code, 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn the_language_version_must_be_chosen_when_the_service_accepts_several() {
+    let yaml = dev_yaml();
+    assert!(yaml.contains("SMK: [\"9\"]"), "spe.dev.yaml changed");
+    let app = spawn_app_with(&yaml.replace("SMK: [\"9\"]", "SMK: [\"8\", \"9\"]")).await;
+    ok(&app, &["workflow", "register", &quals_dir()]).await;
+    ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    let out = spectl(&app, &["run", "submit", "quals@1.0.0"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "spectl: the service accepts SMK versions 8, 9: choose one with --type-version\n"
+    );
+    let id = ok(
+        &app,
+        &["run", "submit", "quals@1.0.0", "--type-version", "9"],
+    )
+    .await;
+    let shown = ok_json(&app, &["run", "show", id.trim()]).await;
+    assert_eq!(shown["request"]["workflow_type"], "SMK");
+    assert_eq!(shown["request"]["workflow_type_version"], "9");
 }
