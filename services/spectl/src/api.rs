@@ -8,6 +8,9 @@ use serde_json::Value;
 /// The API's base path below the service URL.
 const BASE_PATH: [&str; 3] = ["ga4gh", "wes", "v1"];
 
+/// The longest one file's download may take (a day; a stalled one fails by the read timeout).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Why a command failed, and so how spectl exits.
 #[derive(Debug)]
 pub enum Failure {
@@ -94,6 +97,8 @@ impl Api {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
+            // A download may take longer than any total timeout; a silent peer may not.
+            .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("spectl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::Other(format!("cannot set up HTTP: {e}")))?;
@@ -122,13 +127,14 @@ impl Api {
         Ok(url)
     }
 
-    pub async fn call(
+    /// One request; the status and the body as text, whatever the status.
+    async fn call_raw(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
         body: Body,
-    ) -> Result<Value, Failure> {
+    ) -> Result<(StatusCode, String), Failure> {
         let url = self.url(segments, query)?;
         let mut req = self.http.request(method, url.clone());
         if let Some(token) = &self.token {
@@ -141,35 +147,47 @@ impl Api {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(data),
         };
-        let res = req.send().await.map_err(|e| {
-            Failure::Other(format!(
-                "cannot reach {}: {}",
-                url.origin().ascii_serialization(),
-                describe(&e)
-            ))
-        })?;
+        let res = self.send(req, &url).await?;
         let status = res.status();
         let text = res
             .text()
             .await
-            .map_err(|e| Failure::Other(format!("reading the reply: {}", describe(&e))))?;
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return parsed.ok_or_else(|| {
-                Failure::Other(format!(
-                    "the service answered {status} with a body that is not JSON"
-                ))
-            });
+            .map_err(|e| Failure::Other(format!("reading the reply: {}", describe(e))))?;
+        Ok((status, text))
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<reqwest::Response, Failure> {
+        req.send().await.map_err(|e| {
+            Failure::Other(format!(
+                "cannot reach {}: {}",
+                url.origin().ascii_serialization(),
+                describe(e)
+            ))
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<Value, Failure> {
+        let (status, text) = self.call_raw(method, segments, query, body).await?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
         }
-        let msg = parsed
-            .as_ref()
-            .and_then(|v| v.get("msg"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-        Err(Failure::Api {
-            status: status.as_u16(),
-            msg,
+        if !status.is_success() {
+            return Err(refusal(status, &text));
+        }
+        serde_json::from_str(&text).map_err(|_| {
+            Failure::Other(format!(
+                "the service answered {status} with a body that is not JSON"
+            ))
         })
     }
 
@@ -177,8 +195,54 @@ impl Api {
         self.call(Method::GET, segments, query, Body::None).await
     }
 
+    /// A GET whose answer is text (a run's log), not JSON.
+    pub async fn get_text(&self, segments: &[&str]) -> Result<String, Failure> {
+        let (status, text) = self
+            .call_raw(Method::GET, segments, &[], Body::None)
+            .await?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(refusal(status, &text))
+        }
+    }
+
     pub async fn post(&self, segments: &[&str], body: Body) -> Result<Value, Failure> {
         self.call(Method::POST, segments, &[], body).await
+    }
+
+    pub async fn delete(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Value, Failure> {
+        self.call(Method::DELETE, segments, query, Body::None).await
+    }
+
+    /// A GET of a URL outside the API (a presigned S3 link), from byte `from` on. No bearer
+    /// token: the link carries its own signature, and the token is not S3's business.
+    pub async fn get_link(&self, link: &Url, from: u64) -> Result<reqwest::Response, Failure> {
+        // A large file takes what it takes: only the read timeout and a day's cap hold.
+        let mut req = self.http.get(link.clone()).timeout(DOWNLOAD_TIMEOUT);
+        if from > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        self.send(req, link).await
+    }
+}
+
+/// The API's refusal as a [`Failure`]: its ErrorResponse message, else the status's reason.
+fn refusal(status: StatusCode, text: &str) -> Failure {
+    let msg = serde_json::from_str::<Value>(text)
+        .ok()
+        .as_ref()
+        .and_then(|v| v.get("msg"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    Failure::Api {
+        status: status.as_u16(),
+        msg,
     }
 }
 
@@ -188,9 +252,11 @@ pub fn is_forbidden(f: &Failure) -> bool {
 }
 
 /// A reqwest error with its causes, which say what actually went wrong (refused, timed out).
-fn describe(e: &reqwest::Error) -> String {
+/// Without the URL: a presigned link's signature is a credential until it expires.
+pub fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

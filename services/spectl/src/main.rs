@@ -1,21 +1,25 @@
 //! `spectl`: the SPE from the command line. Data controllers register, approve and retire
-//! workflow versions and register datasets; researchers submit, follow and cancel runs. Every
-//! command is one or a few calls of the service's WES API (docs/spectl.md).
+//! workflow versions and register datasets; researchers submit, follow and cancel runs, share
+//! and download their results; collaborators download what is shared with them. Every command
+//! is one or a few calls of the service's WES API (docs/spectl.md).
 //!
 //! Exit codes: 0 success; 2 the service refused the request (4xx) or the command line is
 //! wrong; 3 `run wait` saw the run end other than COMPLETE; 1 anything else.
 
 mod api;
 mod archive;
+mod download;
 mod login;
 mod output;
+mod results;
+mod submit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
 use api::{Api, Body, Failure, is_forbidden};
@@ -57,9 +61,14 @@ enum Command {
     /// Datasets: add, list, retire (data controllers; researchers may list).
     #[command(subcommand)]
     Dataset(DatasetCommand),
-    /// Runs: submit, list, status, show, cancel, wait (researchers).
+    /// Runs: submit, list, status, show, logs, tasks, cancel, wait, share (researchers).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Released results: list and download (researchers, collaborators).
+    #[command(subcommand)]
+    Results(results::ResultsCommand),
+    /// Print a shell completion script, e.g. `spectl completion bash > ~/.local/share/bash-completion/completions/spectl`.
+    Completion { shell: clap_complete::Shell },
     /// Log in with the identity provider (device flow: open the printed address, enter the
     /// code); tokens are cached for later commands (SPE_TOKEN_FILE, default
     /// ~/.config/spe/tokens.json, mode 0600).
@@ -156,6 +165,20 @@ enum RunCommand {
     Status { run_id: String },
     /// Show a run: request, state, log.
     Show { run_id: String },
+    /// Print the engine's stdout (or --stderr) of a run (its last MiB).
+    Logs {
+        run_id: String,
+        #[arg(long)]
+        stderr: bool,
+    },
+    /// List a run's tasks (Snakemake jobs or Nextflow processes).
+    Tasks { run_id: String },
+    /// Share a run's released results with a user (--subject) or a group (--group).
+    Share(ShareArgs),
+    /// Stop sharing a run's results with a user or group.
+    Unshare(ShareArgs),
+    /// List whom a run's results are shared with.
+    Shares { run_id: String },
     /// Cancel a run.
     Cancel { run_id: String },
     /// Wait until a run ends, printing each state change; exit 0 only on COMPLETE.
@@ -171,15 +194,30 @@ enum RunCommand {
 }
 
 #[derive(Args)]
+struct ShareArgs {
+    run_id: String,
+    /// A user, by their `sub` at the issuer.
+    #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+    subject: Option<String>,
+    /// A group, by its exact eduperson_entitlement URN.
+    #[arg(long)]
+    group: Option<String>,
+    /// The issuer of the user or group (default: your own).
+    #[arg(long)]
+    issuer: Option<String>,
+}
+
+#[derive(Args)]
 struct SubmitArgs {
     /// The workflow, as NAME@VERSION.
     workflow: String,
-    /// The workflow language.
+    /// The workflow language (default: the registry's, for NAME@VERSION).
     #[arg(long = "type", value_name = "TYPE", value_parser = ["SMK", "NFL"])]
-    workflow_type: String,
-    /// The language version (e.g. 9 for Snakemake, DSL2 for Nextflow).
+    workflow_type: Option<String>,
+    /// The language version, e.g. 9 for Snakemake, DSL2 for Nextflow (default: the one the
+    /// service accepts for the language, when it accepts one).
     #[arg(long = "type-version", value_name = "VERSION")]
-    type_version: String,
+    type_version: Option<String>,
     /// The engine, when the service offers several for the language.
     #[arg(long)]
     engine: Option<String>,
@@ -211,6 +249,10 @@ async fn main() -> ExitCode {
             scope,
         } => login::login(&issuer, &client_id, &scope).await,
         Command::Logout => login::logout().await,
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "spectl", &mut std::io::stdout());
+            Ok(())
+        }
         command => {
             let token = match cli.token.clone().filter(|t| !t.is_empty()) {
                 Some(token) => Ok(Some(token)),
@@ -236,11 +278,12 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Workflow(c) => workflow(api, json, c).await,
         Command::Dataset(c) => dataset(api, json, c).await,
         Command::Run(c) => run_command(api, json, c).await,
-        Command::Login { .. } | Command::Logout => Ok(()),
+        Command::Results(c) => results::command(api, json, c).await,
+        Command::Login { .. } | Command::Logout | Command::Completion { .. } => Ok(()),
     }
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
@@ -248,7 +291,7 @@ fn print_json(v: &Value) {
 }
 
 /// `NAME@VERSION` as the two path segments.
-fn split_ref(workflow: &str) -> Result<(&str, &str), Failure> {
+pub(crate) fn split_ref(workflow: &str) -> Result<(&str, &str), Failure> {
     workflow
         .split_once('@')
         .filter(|(n, v)| !n.is_empty() && !v.is_empty())
@@ -396,6 +439,26 @@ async fn workflow(api: &Api, json: bool, command: WorkflowCommand) -> Result<(),
                 let names: Vec<String> = params.iter().map(|p| field(p, "name")).collect();
                 println!("dataset_params: {}", names.join(", "));
             }
+            // The researcher's view has the schema and the deployment's effective engine
+            // parameters; a draft or retired version has only its manifest's.
+            let published = if v.get("params_schema").is_some() {
+                Some(v.clone())
+            } else if v["state"] == "approved" {
+                submit::published(api, name, version).await?
+            } else {
+                None
+            };
+            let (schema, engine) = match &published {
+                Some(p) => (&p["params_schema"], &p["engine_parameters"]),
+                None => (
+                    &v["manifest"]["params"],
+                    &v["manifest"]["engine_parameters"],
+                ),
+            };
+            println!();
+            submit::params_table(schema).print();
+            println!();
+            submit::engine_table(engine).print();
         }
         WorkflowCommand::Approve { workflow } => {
             let (name, version) = split_ref(&workflow)?;
@@ -568,6 +631,26 @@ fn workflow_params(file: Option<&Path>, given: &[String]) -> Result<Map<String, 
     Ok(params)
 }
 
+/// The share's `subject` or `group`, and `issuer`, as given.
+fn share_fields(args: &ShareArgs) -> Vec<(&'static str, String)> {
+    [
+        ("subject", &args.subject),
+        ("group", &args.group),
+        ("issuer", &args.issuer),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect()
+}
+
+/// `user SUB` or `group URN`, as a share record names its grantee.
+fn share_name(share: &Value) -> String {
+    match share.get("subject").filter(|s| !s.is_null()) {
+        Some(_) => format!("user {}", field(share, "subject")),
+        None => format!("group {}", field(share, "group")),
+    }
+}
+
 fn is_terminal(state: &str) -> bool {
     matches!(
         state,
@@ -579,10 +662,13 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
     match command {
         RunCommand::Submit(args) => {
             let params = workflow_params(args.params_file.as_deref(), &args.params)?;
+            let (workflow_type, type_version) =
+                submit::language(api, &args.workflow, args.workflow_type, args.type_version)
+                    .await?;
             let mut body = json!({
                 "workflow_url": args.workflow,
-                "workflow_type": args.workflow_type,
-                "workflow_type_version": args.type_version,
+                "workflow_type": workflow_type,
+                "workflow_type_version": type_version,
                 "workflow_params": params,
             });
             let engine_params = pairs("--engine-param", &args.engine_params)?;
@@ -693,6 +779,99 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             if let Some(outputs) = v["outputs"].as_object().filter(|o| !o.is_empty()) {
                 println!("outputs: {}", Value::Object(outputs.clone()));
             }
+        }
+        RunCommand::Logs { run_id, stderr } => {
+            let stream = if stderr { "stderr" } else { "stdout" };
+            let text = api.get_text(&["runs", &run_id, "logs", stream]).await?;
+            if json {
+                print_json(&json!({ "run_id": run_id, "stream": stream, "text": text }));
+            } else {
+                print!("{}", output::log_text(&text));
+            }
+        }
+        RunCommand::Tasks { run_id } => {
+            let mut tasks: Vec<Value> = Vec::new();
+            let mut token = String::new();
+            loop {
+                let mut q = vec![("page_size", "500".to_owned())];
+                if !token.is_empty() {
+                    q.push(("page_token", token.clone()));
+                }
+                let page = api.get(&["runs", &run_id, "tasks"], &q).await?;
+                tasks.extend(page["task_logs"].as_array().cloned().unwrap_or_default());
+                token = page["next_page_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if token.is_empty() {
+                    break;
+                }
+            }
+            if json {
+                print_json(&json!({ "task_logs": tasks }));
+                return Ok(());
+            }
+            let mut table = Table::new(&["ID", "NAME", "START", "END", "EXIT"]);
+            for t in &tasks {
+                table.row(vec![
+                    field(t, "id"),
+                    field(t, "name"),
+                    field(t, "start_time"),
+                    field(t, "end_time"),
+                    field(t, "exit_code"),
+                ]);
+            }
+            table.print();
+        }
+        RunCommand::Share(args) => {
+            let mut body = json!({});
+            for (key, value) in share_fields(&args) {
+                body[key] = Value::String(value);
+            }
+            let v = api
+                .post(&["runs", &args.run_id, "shares"], Body::Json(body))
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("shared run {} with {}", args.run_id, share_name(&v));
+            }
+        }
+        RunCommand::Unshare(args) => {
+            let query = share_fields(&args);
+            api.delete(&["runs", &args.run_id, "shares"], &query)
+                .await?;
+            if json {
+                let removed: Map<String, Value> = query
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                    .collect();
+                print_json(&json!({ "run_id": args.run_id, "removed": removed }));
+            } else {
+                let whom: Vec<String> = query.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!(
+                    "stopped sharing run {} with {}",
+                    args.run_id,
+                    whom.join(", ")
+                );
+            }
+        }
+        RunCommand::Shares { run_id } => {
+            let v = api.get(&["runs", &run_id, "shares"], &[]).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let mut table = Table::new(&["WITH", "ISSUER", "BY", "SINCE"]);
+            for share in v["shares"].as_array().cloned().unwrap_or_default() {
+                table.row(vec![
+                    share_name(&share),
+                    field(&share, "issuer"),
+                    field(&share, "created_by"),
+                    field(&share, "created_at"),
+                ]);
+            }
+            table.print();
         }
         RunCommand::Cancel { run_id } => {
             api.post(&["runs", &run_id, "cancel"], Body::None).await?;

@@ -28,6 +28,18 @@ pub fn text(v: &Value) -> String {
         .collect()
 }
 
+/// Multi-line text (a run's log) with its line breaks and tabs kept and every other control
+/// character replaced, like [`text`].
+pub fn log_text(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c,
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect()
+}
+
 /// The first 12 digits of a digest, as the registry's folder names use them.
 pub fn short_digest(v: &Value) -> String {
     text(v).chars().take(12).collect()
@@ -104,5 +116,6 @@ mod tests {
         assert_eq!(field(&v, "n"), "3");
         assert_eq!(field(&v, "z"), "");
         assert_eq!(field(&v, "missing"), "");
+        assert_eq!(log_text("a\tb\r\n\u{1b}[2J"), "a\tb?\n?[2J");
     }
 }

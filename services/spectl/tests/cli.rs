@@ -14,11 +14,17 @@ use wes_api::startup::Application;
 struct TestApp {
     base: String,
     data_dir: PathBuf,
+    store: spe_store::Store,
     _dir: tempfile::TempDir,
 }
 
 /// The development config with a fresh SQLite file and data dir, as wes-api's own suites use it.
 async fn spawn_app() -> TestApp {
+    spawn_app_with(&dev_yaml()).await
+}
+
+/// The same on another config text.
+async fn spawn_app_with(yaml: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut env = test_env(dir.path());
     // One local user registers and approves (the dev config's OIDC is off here).
@@ -29,14 +35,16 @@ async fn spawn_app() -> TestApp {
             "false".to_owned(),
         ),
     ]);
-    let config = Config::parse(&dev_yaml(), env).unwrap();
+    let config = Config::parse(yaml, env).unwrap();
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         data_dir,
+        store,
         _dir: dir,
     }
 }
@@ -99,6 +107,34 @@ async fn a_controller_registers_approves_shows_and_retires_a_workflow() {
     assert!(out.starts_with("approved quals@1.0.0 (digest "), "{out}");
     let out = ok(&app, &["workflow", "show", "quals@1.0.0"]).await;
     assert!(out.contains("state: approved\n"), "{out}");
+    // The parameters a researcher may pass, from the approved version's schema, and the
+    // engine parameters with the deployment's bounds (spe.dev.yaml caps cores at 2).
+    let lines: Vec<&str> = out.lines().collect();
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| {
+                l.split("  ")
+                    .filter(|c| !c.is_empty())
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| panic!("no {name} row: {out}"))
+    };
+    assert_eq!(
+        row("min_qual"),
+        [
+            "min_qual",
+            "number",
+            ">= 0, <= 100",
+            "30",
+            "no",
+            "QUAL threshold for the `passing` column."
+        ]
+    );
+    assert_eq!(row("dataset")[1], "string (dataset id)");
+    assert_eq!(row("cores"), ["cores", "integer", ">= 1, <= 2", "1"]);
     assert!(out.contains("files:\n"), "{out}");
     assert!(out.contains("  Snakefile\n"), "{out}");
     let shown = ok_json(&app, &["workflow", "show", "quals@1.0.0"]).await;
@@ -240,10 +276,6 @@ async fn a_researcher_submits_follows_and_cancels_a_run() {
             "run",
             "submit",
             "quals@1.0.0",
-            "--type",
-            "SMK",
-            "--type-version",
-            "9",
             "--params-file",
             &params_file,
             "--param",
@@ -355,6 +387,13 @@ async fn refusals_exit_2_with_the_services_message() {
         "{out:?}"
     );
     assert!(out.stdout.is_empty(), "{out:?}");
+    // Without --type, the registry is asked for the language: an unknown workflow is its 404.
+    let out = spectl(&app, &["run", "submit", "nope@1.0.0"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "spectl: no approved workflow nope@1.0.0 (HTTP 404)\n"
+    );
     let out = spectl(&app, &["run", "status", "not-a-run"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     // Bad usage, refused before anything is sent.
@@ -432,4 +471,191 @@ async fn the_token_is_sent_as_a_bearer_and_never_printed() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("token expired (HTTP 401)"), "{out:?}");
     assert!(!out.stderr.contains("s3cret") && !out.stdout.contains("s3cret"));
+}
+
+/// A run of quals@1.0.0 by the local user, still QUEUED (no Slurm here).
+async fn queued_run(app: &TestApp) -> String {
+    ok(app, &["workflow", "register", &quals_dir()]).await;
+    ok(app, &["workflow", "approve", "quals@1.0.0"]).await;
+    let id = ok(
+        app,
+        &["run", "submit", "quals@1.0.0", "--param", "min_qual:=30"],
+    )
+    .await;
+    id.trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_runs_logs_and_tasks_are_printed() {
+    let app = spawn_app().await;
+    let id = queued_run(&app).await;
+    // Not started: no log yet (the service's 404), and no tasks.
+    let out = spectl(&app, &["run", "logs", &id]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        ok(&app, &["run", "tasks", &id]).await,
+        "ID  NAME  START  END  EXIT\n"
+    );
+
+    // As the submitter leaves it once Slurm took the job: a log folder the engine writes to.
+    let logs = app.data_dir.join("logs-of-test");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("stdout"), "hello from the engine\n").unwrap();
+    std::fs::write(
+        logs.join("stderr"),
+        "[Mon Jan  5 10:00:00 2026]\nrule plot_quals:\n    jobid: 1\n[Mon Jan  5 10:00:02 2026]\nFinished job 1.\n",
+    )
+    .unwrap();
+    let run: spe_core::RunId = id.parse().unwrap();
+    assert!(
+        app.store
+            .record_submission(
+                run,
+                &"4242".parse().unwrap(),
+                &logs.display().to_string(),
+                now(),
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ok(&app, &["run", "logs", &id]).await,
+        "hello from the engine\n"
+    );
+    let err = ok(&app, &["run", "logs", &id, "--stderr"]).await;
+    assert!(err.contains("rule plot_quals:"), "{err}");
+    let logged = ok_json(&app, &["run", "logs", &id]).await;
+    assert_eq!(logged["stream"], "stdout");
+    assert_eq!(logged["text"], "hello from the engine\n");
+
+    let out = ok(&app, &["run", "tasks", &id]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].contains("plot_quals"), "{out}");
+    let tasks = ok_json(&app, &["run", "tasks", &id]).await;
+    assert_eq!(tasks["task_logs"][0]["name"], "plot_quals");
+}
+
+fn now() -> spe_core::time::Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    spe_core::time::Timestamp::from_micros(i64::try_from(since.as_micros()).unwrap())
+}
+
+#[tokio::test]
+async fn the_owner_shares_and_unshares_a_run() {
+    let app = spawn_app().await;
+    let id = queued_run(&app).await;
+    assert_eq!(
+        ok(&app, &["run", "shares", &id]).await,
+        "WITH  ISSUER  BY  SINCE\n"
+    );
+    assert_eq!(
+        ok(&app, &["run", "share", &id, "--subject", "colleague-7"]).await,
+        format!("shared run {id} with user colleague-7\n")
+    );
+    let shared = ok_json(
+        &app,
+        &[
+            "run",
+            "share",
+            &id,
+            "--group",
+            "urn:geant:example.org:group:lab",
+        ],
+    )
+    .await;
+    assert_eq!(shared["group"], "urn:geant:example.org:group:lab");
+    assert_eq!(shared["issuer"], "urn:spe:local");
+
+    let out = ok(&app, &["run", "shares", &id]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("user colleague-7 ")
+            && l.contains("  urn:spe:local  local-dev-user (urn:spe:local)  ")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("group urn:geant:example.org:group:lab")),
+        "{out}"
+    );
+
+    assert_eq!(
+        ok(&app, &["run", "unshare", &id, "--subject", "colleague-7"]).await,
+        format!("stopped sharing run {id} with subject colleague-7\n")
+    );
+    let listed = ok_json(&app, &["run", "shares", &id]).await;
+    let shares = listed["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 1, "{listed}");
+    assert_eq!(shares[0]["group"], "urn:geant:example.org:group:lab");
+    // Not shared so (any more): the service's 404.
+    let out = spectl(&app, &["run", "unshare", &id, "--subject", "colleague-7"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    let removed = ok_json(
+        &app,
+        &[
+            "run",
+            "unshare",
+            &id,
+            "--group",
+            "urn:geant:example.org:group:lab",
+        ],
+    )
+    .await;
+    assert_eq!(
+        removed["removed"],
+        serde_json::json!({"group": "urn:geant:example.org:group:lab"})
+    );
+    assert_eq!(
+        ok_json(&app, &["run", "shares", &id]).await["shares"],
+        serde_json::json!([])
+    );
+    // Exactly one of --subject and --group, refused before anything is sent.
+    for args in [
+        &["run", "share", &id][..],
+        &["run", "share", &id, "--subject", "a", "--group", "urn:x"],
+    ] {
+        let out = spectl(&app, args).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn completion_scripts_need_no_service() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = spectl_at("http://127.0.0.1:1", &["completion", shell]).await;
+        assert_eq!(out.code, 0, "{shell}: {out:?}");
+        for word in ["results", "download", "unshare", "type-version"] {
+            assert!(out.stdout.contains(word), "{shell} {word}");
+        }
+    }
+    let out = spectl_at("http://127.0.0.1:1", &["completion", "tcsh"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+}
+
+#[tokio::test]
+async fn the_language_version_must_be_chosen_when_the_service_accepts_several() {
+    let yaml = dev_yaml();
+    assert!(yaml.contains("SMK: [\"9\"]"), "spe.dev.yaml changed");
+    let app = spawn_app_with(&yaml.replace("SMK: [\"9\"]", "SMK: [\"8\", \"9\"]")).await;
+    ok(&app, &["workflow", "register", &quals_dir()]).await;
+    ok(&app, &["workflow", "approve", "quals@1.0.0"]).await;
+    let out = spectl(&app, &["run", "submit", "quals@1.0.0"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "spectl: the service accepts SMK versions 8, 9: choose one with --type-version\n"
+    );
+    let id = ok(
+        &app,
+        &["run", "submit", "quals@1.0.0", "--type-version", "9"],
+    )
+    .await;
+    let shown = ok_json(&app, &["run", "show", id.trim()]).await;
+    assert_eq!(shown["request"]["workflow_type"], "SMK");
+    assert_eq!(shown["request"]["workflow_type_version"], "9");
 }

@@ -1,0 +1,183 @@
+//! `spectl results`: the runs whose released results the caller may see (their own and those
+//! shared with them), a run's released files, and downloading them through presigned links.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use reqwest::Url;
+use serde_json::{Value, json};
+
+use crate::api::{Api, Body, Failure};
+use crate::download::{self, Expected, Outcome};
+use crate::output::{Table, field, short_digest, text};
+use crate::print_json;
+
+#[derive(Subcommand)]
+pub enum ResultsCommand {
+    /// Without RUN_ID: the runs whose results you may download (yours and those shared with
+    /// you). With it: the run's released files, with size and SHA-256.
+    List { run_id: Option<String> },
+    /// Download a run's released files (all, or the PATHs named) into DIR, each checked
+    /// against its SHA-256 in the release record. An interrupted download resumes from its
+    /// `.part` file when the command is run again.
+    Download {
+        run_id: String,
+        /// Only these files, as `results list RUN_ID` names them.
+        paths: Vec<String>,
+        /// Where to write the files, under their run-relative paths (default: ./RUN_ID).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+pub async fn command(api: &Api, json: bool, command: ResultsCommand) -> Result<(), Failure> {
+    match command {
+        ResultsCommand::List { run_id: None } => {
+            let v = api.get(&["results"], &[]).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let mut table = Table::new(&["RUN ID", "STATE", "WORKFLOW", "END", "SHARED"]);
+            for r in v["results"].as_array().cloned().unwrap_or_default() {
+                table.row(vec![
+                    field(&r, "run_id"),
+                    field(&r, "state"),
+                    field(&r, "workflow_url"),
+                    field(&r, "end_time"),
+                    if r["shared"].as_bool() == Some(true) {
+                        "shared".into()
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+            table.print();
+        }
+        ResultsCommand::List {
+            run_id: Some(run_id),
+        } => {
+            let v = api.get(&["results", &run_id], &[]).await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let mut table = Table::new(&["PATH", "SIZE", "SHA256", "RELEASED"]);
+            for f in v["files"].as_array().cloned().unwrap_or_default() {
+                table.row(vec![
+                    field(&f, "path"),
+                    field(&f, "size"),
+                    short_digest(&f["sha256"]),
+                    field(&f, "released_at"),
+                ]);
+            }
+            table.print();
+        }
+        ResultsCommand::Download { run_id, paths, dir } => {
+            download(api, json, &run_id, &paths, dir).await?
+        }
+    }
+    Ok(())
+}
+
+/// One released file as the release record lists it.
+struct Released {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+fn released(v: &Value) -> Result<Vec<Released>, Failure> {
+    let bad = |what: &str| Failure::Other(format!("the service's file list is malformed: {what}"));
+    let files = v["files"].as_array().ok_or_else(|| bad("no files"))?;
+    files
+        .iter()
+        .map(|f| {
+            let sha256 = f["sha256"]
+                .as_str()
+                .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| bad("a sha256 that is not 64 hex digits"))?;
+            Ok(Released {
+                path: f["path"]
+                    .as_str()
+                    .ok_or_else(|| bad("a file without path"))?
+                    .to_owned(),
+                size: f["size"]
+                    .as_u64()
+                    .ok_or_else(|| bad("a file without size"))?,
+                sha256: sha256.to_ascii_lowercase(),
+            })
+        })
+        .collect()
+}
+
+async fn download(
+    api: &Api,
+    json: bool,
+    run_id: &str,
+    wanted: &[String],
+    dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let listing = api.get(&["results", run_id], &[]).await?;
+    let mut files = released(&listing)?;
+    if !wanted.is_empty() {
+        if let Some(missing) = wanted.iter().find(|w| !files.iter().any(|f| &f.path == *w)) {
+            return Err(Failure::Usage(format!(
+                "{missing:?} is not a released file of run {run_id} (see `spectl results list {run_id}`)"
+            )));
+        }
+        files.retain(|f| wanted.contains(&f.path));
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(run_id));
+    let mut done = Vec::new();
+    for file in &files {
+        let dest = download::destination(&dir, &file.path)?;
+        let expected = Expected {
+            path: &file.path,
+            size: file.size,
+            sha256: &file.sha256,
+        };
+        let outcome =
+            download::fetch(api, link(api, run_id, &file.path), &dest, &expected, !json).await?;
+        let how = match outcome {
+            Outcome::Fetched => "downloaded".to_owned(),
+            Outcome::Resumed(from) => format!("resumed at byte {from}"),
+            Outcome::Present => "already present".to_owned(),
+        };
+        if json {
+            done.push(json!({
+                "path": file.path,
+                "file": dest.display().to_string(),
+                "size": file.size,
+                "sha256": file.sha256,
+                "outcome": how,
+            }));
+        } else {
+            println!(
+                "{} {how} ({} bytes, SHA-256 verified)",
+                text(&Value::String(dest.display().to_string())),
+                file.size
+            );
+        }
+    }
+    if json {
+        print_json(&json!({ "run_id": run_id, "files": done }));
+    }
+    Ok(())
+}
+
+/// A fresh presigned link for one released file (each one is recorded by the service).
+async fn link(api: &Api, run_id: &str, path: &str) -> Result<Url, Failure> {
+    let v = api
+        .post(
+            &["results", run_id, "links"],
+            Body::Json(json!({ "path": path })),
+        )
+        .await?;
+    let url = v["url"]
+        .as_str()
+        .ok_or_else(|| Failure::Other("the service's link has no url".into()))?;
+    // The URL carries a signature: never in a message.
+    Url::parse(url)
+        .map_err(|_| Failure::Other(format!("the service's link for {path} is not a URL")))
+}
