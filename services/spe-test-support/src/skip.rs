@@ -42,11 +42,9 @@ pub fn unavailable(peer: &str, reason: &str) {
 /// under CI too, so that the reason shows in every run's summary (tests/run-all.sh lists the
 /// skip lines) instead of failing every run.
 pub fn not_on_this_machine(what: &str, reason: &str) {
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {}: {what} unavailable: {reason}",
-        current_test()
-    );
+    if let Verdict::Skip(line) = verdict(false, &current_test(), what, reason) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
 }
 
 #[derive(Debug, PartialEq)]
