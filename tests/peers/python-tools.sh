@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Python test tools in one venv: snakemake (the workflow engine under test), schemathesis
-# (API conformance fuzzing against the OpenAPI spec), and boto3 (to check S3 results).
+# (API conformance fuzzing against the OpenAPI spec), boto3 (to check S3 results), and the WES
+# clients people use, driven by services/wes-api/tests/clients.rs: Galaxy's gxy-wes, wes-service's
+# wes-client, ai4gh, and WESkit's weskit-client (which needs Python >= 3.12: it is left out on
+# 3.11, and its test says so).
 # Not awscli: every awscli 1.4x pins a docutils that snakemake 9 cannot use (pip: ResolutionImpossible).
 #
 # Usage: tests/peers/python-tools.sh
@@ -15,11 +18,20 @@ REQS=(
   "snakemake>=9.27,<10"
   "schemathesis>=4.32,<5"
   "boto3>=1.40,<2"
+  # The WES clients, pinned to the versions tests/clients.rs was written against (checked
+  # together with the above on Python 3.11: pip check finds no conflict).
+  "gxy-wes==0.1.0"
+  "wes-service==5.0"
+  "ai4gh==1.0.0"
 )
 PY=${SPE_TOOLS_PYTHON:-python3}
 command -v "$PY" >/dev/null || apt_install python3 python3-venv
 # snakemake 9 needs Python >= 3.11 (Debian 12 ships 3.11).
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$PY is older than 3.11"
+# weskit-client 1.0.1 declares Python >= 3.12 and uses its f-string syntax (PEP 701).
+if "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+  REQS+=("weskit-client==1.0.1")
+fi
 
 STAMP=$VENV/.spe-requirements
 want="$("$PY" -c 'import platform; print(platform.python_version())') ${REQS[*]}"

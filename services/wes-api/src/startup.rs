@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use spe_core::config::{AuthConfig, Config};
 use spe_store::Store;
@@ -181,6 +181,11 @@ impl Application {
                         }
                     })
                     .wrap(TracingLogger::<crate::session::RootSpan>::new())
+                    // Outermost: `//ga4gh/wes/v1/runs` (WESkit's client joins `<base>/` and
+                    // `/ga4gh/...`) is routed as `/ga4gh/wes/v1/runs`. Repeated slashes are
+                    // merged anywhere in the path; a trailing slash is left alone, so every
+                    // other path keeps the answer it had.
+                    .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
                     .app_data(state.clone())
                     .app_data(authenticator.clone())
                     .configure({

@@ -600,8 +600,15 @@ async fn openapi_document_matches_the_route_table() {
         "/results",
         "/results/{run_id}",
         "/results/{run_id}/links",
+        "/weskit/v1/wf-info",
     ] {
-        for (_, op) in doc["paths"][path].as_object().unwrap() {
+        // A root path's item also holds its `servers`, which is no operation.
+        for (_, op) in doc["paths"][path]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| *key != "servers")
+        {
             assert_eq!(op["x-spe-extension"], true, "{path}");
         }
     }
@@ -613,4 +620,231 @@ async fn openapi_document_matches_the_route_table() {
     // The document describes what the server answers: the spec's base path, the 409 on cancel.
     assert_eq!(doc["servers"][0]["url"], "/ga4gh/wes/v1");
     assert!(doc["paths"]["/runs/{run_id}/cancel"]["post"]["responses"]["409"].is_object());
+}
+
+/// WESkit's client joins `<base>/` and `/ga4gh/...`: repeated slashes are served as the merged
+/// path, for every method; a trailing slash still does not name a route.
+#[tokio::test]
+async fn paths_with_repeated_slashes_are_served_as_the_merged_path() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}//ga4gh/wes/v1/service-info", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["supported_wes_versions"], json!(["1.1.0"]));
+
+    let res = app
+        .client
+        .post(format!("{}//ga4gh/wes/v1//runs", app.base))
+        .form(&[
+            ("workflow_type", "SMK"),
+            ("workflow_type_version", "9"),
+            ("workflow_url", "quals@1.0.0"),
+            ("workflow_params", r#"{"min_qual": 20}"#),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let run_id = res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .get(format!(
+            "{}///ga4gh//wes/v1/runs/{run_id}//status?x=a//b",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"run_id": run_id, "state": "QUEUED"})
+    );
+    // The query is left as it was: `page_size` still means what it says.
+    let res = app
+        .client
+        .get(format!("{}//ga4gh/wes/v1/runs?page_size=0", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(error_msg(res, 400).await.contains("page_size"));
+
+    for path in ["/ga4gh/wes/v1/runs/", "/ga4gh/wes/v1/service-info//"] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        error_msg(res, 404).await;
+    }
+}
+
+/// `application/x-www-form-urlencoded` (gxy-wes, WESkit's client) is the multipart form's
+/// fields in another encoding: accepted, stored and shown back the same, and refused with the
+/// same message for the same mistake.
+#[tokio::test]
+async fn urlencoded_submissions_get_the_same_fields_and_checks_as_multipart() {
+    let app = spawn_app().await;
+    let urlencoded = |fields: Vec<(&'static str, String)>| {
+        app.client
+            .post(app.wes("/runs"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&fields).unwrap())
+            .send()
+    };
+    let valid = || {
+        vec![
+            ("workflow_type", "SMK".to_owned()),
+            ("workflow_type_version", "9".to_owned()),
+            ("workflow_url", "quals@1.0.0".to_owned()),
+            (
+                "workflow_params",
+                r#"{"dataset": "demo-1", "min_qual": 20}"#.to_owned(),
+            ),
+            ("tags", r#"{"project": "p1"}"#.to_owned()),
+            ("workflow_engine_parameters", r#"{"cores": "2"}"#.to_owned()),
+        ]
+    };
+    let res = urlencoded(valid()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let run_id = res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, run) = app.get_json(&format!("/runs/{run_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(run["state"], "QUEUED");
+    assert_eq!(
+        run["request"]["workflow_params"],
+        json!({"dataset": "demo-1", "min_qual": 20})
+    );
+    assert_eq!(run["request"]["tags"], json!({"project": "p1"}));
+    assert_eq!(run["request"]["workflow_engine_parameters"]["cores"], "2");
+
+    // Each mistake, sent both ways, gets the same 400.
+    let with = |name: &'static str, value: &str| {
+        let mut fields = valid();
+        fields.retain(|(n, _)| *n != name);
+        fields.push((name, value.to_owned()));
+        fields
+    };
+    let mut without_type = valid();
+    without_type.retain(|(n, _)| *n != "workflow_type");
+    let mut twice = valid();
+    twice.push(("workflow_url", "quals@1.0.0".to_owned()));
+    let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (without_type, "workflow_type"),
+        (twice, "workflow_url: given more than once"),
+        (with("workflow_params", "{not json"), "workflow_params"),
+        (with("workflow_params", r#"{"min_qual": 1000}"#), "min_qual"),
+        (with("workflow_url", "nope@1.0.0"), "workflow_url"),
+        (with("workflow_type_version", "8"), "workflow_type_version"),
+        (with("colour", "blue"), "colour: unknown field"),
+        (
+            with("workflow_attachment", "Snakefile"),
+            "workflow_attachment",
+        ),
+    ];
+    for (fields, names) in cases {
+        let by_url = error_msg(urlencoded(fields.clone()).await.unwrap(), 400).await;
+        let parts: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let by_form = error_msg(app.submit_form(&parts).await, 400).await;
+        assert!(by_url.contains(names), "{names}: {by_url}");
+        assert_eq!(by_url, by_form, "{names}");
+    }
+    // The body limit holds as for the other encodings, declared or streamed.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let res = urlencoded(with("workflow_params", &big)).await.unwrap();
+    assert!(error_msg(res, 413).await.contains("bytes"));
+    let stream = futures_util::stream::iter(
+        (0..40).map(|_| Ok::<_, std::io::Error>(b"tags=".repeat(13 * 1024))),
+    );
+    let res = app
+        .client
+        .post(app.wes("/runs"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    error_msg(res, 413).await;
+}
+
+/// `GET /weskit/v1/wf-info` (at the root, where WESkit serves it): the approved versions in the
+/// shape WESkit's client reads, and what it sends back from there is a run request that works.
+#[tokio::test]
+async fn weskit_wf_info_lists_approved_workflows_as_weskit_clients_read_them() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(format!("{}/weskit/v1/wf-info", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let workflows = body["content"]["workflows"].as_object().unwrap();
+    let mut names: Vec<&String> = workflows.keys().collect();
+    names.sort();
+    assert_eq!(names, ["hello-nf@1.0.0", "quals@1.0.0"]);
+    let quals = &workflows["quals@1.0.0"];
+    assert_eq!(quals["type"], "SMK");
+    assert_eq!(quals["version"], "9");
+    assert_eq!(quals["uri"], "quals@1.0.0");
+    assert_eq!(workflows["hello-nf@1.0.0"]["type"], "NFL");
+    assert_eq!(workflows["hello-nf@1.0.0"]["version"], "DSL2");
+    // `config` is the params schema, with the workflow's description where it has none.
+    let config = &quals["config"];
+    assert_eq!(config["properties"]["min_qual"]["default"], 30);
+    assert!(
+        config["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Summarise variant call qualities"),
+        "{config}"
+    );
+    // What `weskit-client exec` posts from it.
+    let res = app
+        .client
+        .post(format!("{}/ga4gh/wes/v1/runs", app.base))
+        .form(&[
+            ("workflow_params", r#"{"min_qual": 25}"#),
+            ("workflow_type", quals["type"].as_str().unwrap()),
+            ("workflow_type_version", quals["version"].as_str().unwrap()),
+            ("workflow_url", quals["uri"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A retired version is no longer offered.
+    let res = app
+        .post_json("/admin/workflows/hello-nf/1.0.0/retire", json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = app
+        .client
+        .get(format!("{}/weskit/v1/wf-info", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&String> = body["content"]["workflows"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(names, ["quals@1.0.0"]);
 }

@@ -67,7 +67,10 @@ impl App {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> reqwest::Response {
-        let url = if path.starts_with("/healthz") || path.starts_with("/readyz") {
+        let url = if ["/healthz", "/readyz", "/weskit/"]
+            .iter()
+            .any(|root| path.starts_with(root))
+        {
             format!("{}{path}", self.base)
         } else {
             format!("{}/ga4gh/wes/v1{path}", self.base)
@@ -326,6 +329,12 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U A A A F F F",
         ),
         ("ListDatasets", "/datasets".into(), None, "U A A A F F F"),
+        (
+            "WeskitWorkflowInfo",
+            "/weskit/v1/wf-info".into(),
+            None,
+            "U A A A F F F",
+        ),
         (
             "AdminListWorkflows",
             "/admin/workflows".into(),

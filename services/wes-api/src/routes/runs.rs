@@ -37,13 +37,19 @@ pub async fn submit(
             RunRequestFields::from_json(&body)?
         }
         "multipart/form-data" => read_form(&req, payload, limit).await?,
+        // The same fields as the multipart form, as Galaxy's gxy-wes and WESkit's client
+        // send them when no file is attached.
+        "application/x-www-form-urlencoded" => {
+            let body = read_limited(payload, limit).await?;
+            read_urlencoded(&body)?
+        }
         // The spec makes the body optional: an empty one is a request with no fields, which
         // the checks below refuse naming the first missing field.
         "" if read_limited(payload, limit).await?.is_empty() => RunRequestFields::default(),
         _ => {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be multipart/form-data (WES) or application/json (a RunRequest)",
+                "Content-Type must be multipart/form-data (WES), application/x-www-form-urlencoded (the same fields) or application/json (a RunRequest)",
             ));
         }
     };
@@ -103,6 +109,31 @@ async fn read_form(
             ApiError::bad_request(format!("{}: must be UTF-8 text", shorten(&name)))
         })?;
         fields.set_form_field(&name, text)?;
+    }
+    Ok(fields)
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body, taken one by one like the parts of
+/// a multipart form (so duplicates, unknown names and JSON fields get the same answers).
+fn read_urlencoded(body: &[u8]) -> Result<RunRequestFields, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "malformed application/x-www-form-urlencoded body: {e}"
+        ))
+    })?;
+    if pairs.len() > MAX_FORM_PARTS {
+        return Err(ApiError::bad_request(format!(
+            "more than {MAX_FORM_PARTS} form fields"
+        )));
+    }
+    let mut fields = RunRequestFields::default();
+    for (name, value) in pairs {
+        if name == "workflow_attachment" {
+            // Kept by name only: RunSubmission refuses attachments with a clear reason.
+            fields.workflow_attachment.push(value);
+            continue;
+        }
+        fields.set_form_field(&name, value)?;
     }
     Ok(fields)
 }

@@ -283,3 +283,52 @@ pub async fn get_approved(
         .ok_or_else(|| ApiError::not_found(format!("no approved workflow {r}")))?;
     Ok(HttpResponse::Ok().json(researcher_view(&state, &v)?))
 }
+
+/// `GET /weskit/v1/wf-info`: the approved versions in the shape WESkit's API lists its
+/// workflows, so that WESkit's client (`weskit-client workflows|init|exec`) works here. Under
+/// `content.workflows`, keyed by `name@version` (what `--name` takes): `type` and `version`, which
+/// the client sends back as `workflow_type` and `workflow_type_version`; `uri`, sent as
+/// `workflow_url`; and `config`, the JSON Schema of `workflow_params`, from which `init` writes a
+/// params file and whose `description` `workflows` prints.
+pub async fn weskit_info(
+    _: Authorized<WorkflowsRead>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let versions = state
+        .store
+        .list_workflow_versions(Some(WorkflowState::Approved))
+        .await?;
+    let mut workflows = serde_json::Map::new();
+    for v in &versions {
+        // A type this deployment no longer offers could not be submitted; the client would
+        // only be handed a request that fails.
+        let Some(type_version) = state
+            .config
+            .workflows
+            .types
+            .get(&v.workflow_type)
+            .and_then(|versions| versions.first())
+        else {
+            continue;
+        };
+        let manifest = Manifest::from_json(&v.manifest).map_err(ApiError::internal)?;
+        let mut config = match manifest.params {
+            Value::Object(schema) => schema,
+            _ => serde_json::Map::new(),
+        };
+        // The client reads `config.description` unconditionally.
+        config
+            .entry("description")
+            .or_insert_with(|| Value::String(v.description.clone()));
+        workflows.insert(
+            v.workflow_url(),
+            json!({
+                "type": v.workflow_type,
+                "version": type_version,
+                "uri": v.workflow_url(),
+                "config": config,
+            }),
+        );
+    }
+    Ok(HttpResponse::Ok().json(json!({"content": {"workflows": workflows}})))
+}
