@@ -10,6 +10,7 @@
 //! No token, key or secret is ever logged or put in an error: errors say what was wrong, never
 //! with what.
 
+mod cache;
 pub mod http;
 mod jwks;
 pub mod login;
@@ -19,7 +20,7 @@ pub mod visa;
 
 pub use login::{BrowserLogin, LoginStart, LoginTokens, PendingLogin, random_secret};
 pub use spe_core::config::Role;
-pub use verifier::{Principal, Verifier};
+pub use verifier::{MAX_VERIFIED_TOKENS, Principal, Verifier};
 pub use visa::Visa;
 
 /// Why a request is not authenticated.
