@@ -346,7 +346,7 @@ impl Verifier {
         // Taken before verifying: a refetch while this token is verified keeps it out of the
         // cache (it may have been verified with a key that is gone now).
         let generation = self.key_generation.load(Ordering::SeqCst);
-        if let Some(principal) = self.remembered(&key, generation) {
+        if let Some(principal) = self.remembered(&key) {
             return Ok(principal);
         }
         self.full_verifications.fetch_add(1, Ordering::Relaxed);
@@ -359,16 +359,21 @@ impl Verifier {
         result.map(|(principal, _)| principal)
     }
 
-    fn remembered(&self, key: &Key, generation: u64) -> Option<Principal> {
-        let mut verified = self.verified.lock().ok()?;
-        if verified.generation != generation {
-            verified.principals.clear();
-            verified.generation = generation;
+    fn remembered(&self, key: &Key) -> Option<Principal> {
+        let mut cache = self.verified.lock().ok()?;
+        self.sync(&mut cache);
+        cache.principals.get(key, SystemTime::now()).map(|(p, _)| p)
+    }
+
+    /// Empties the cache if a key set was refetched since it was last looked at; returns the
+    /// current generation.
+    fn sync(&self, cache: &mut Verified) -> u64 {
+        let current = self.key_generation.load(Ordering::SeqCst);
+        if cache.generation != current {
+            cache.principals.clear();
+            cache.generation = current;
         }
-        verified
-            .principals
-            .get(key, SystemTime::now())
-            .map(|(p, _)| p)
+        current
     }
 
     /// Keeps a verified token's principal until `until`, unless a key set was refetched since
@@ -378,11 +383,7 @@ impl Verifier {
         let Ok(mut cache) = self.verified.lock() else {
             return;
         };
-        let current = self.key_generation.load(Ordering::SeqCst);
-        if cache.generation != current {
-            cache.principals.clear();
-            cache.generation = current;
-        }
+        let current = self.sync(&mut cache);
         if let Some((principal, until)) = verified
             && current == generation
             && *until > SystemTime::now()
