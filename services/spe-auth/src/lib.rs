@@ -5,7 +5,9 @@
 //! bearer access token: asymmetric signature (RS*, PS*, ES256/384, EdDSA; never `none` or HS*),
 //! `iss`, `aud`, `exp`, `nbf` with a small leeway. It then maps LS-Login entitlements and a local
 //! subject table onto [`Role`]s, and verifies the GA4GH Passport visas in `ga4gh_passport_v1`
-//! against trusted (iss, jku) pairs ([`visa`]).
+//! against trusted (iss, jku) pairs ([`visa`]), counting only visas about the token's subject.
+//! A verified token's [`Principal`] is cached under the token's SHA-256 until its `exp` (see
+//! [`Verifier::verify`]).
 //!
 //! No token, key or secret is ever logged or put in an error: errors say what was wrong, never
 //! with what.
