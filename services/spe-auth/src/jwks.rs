@@ -1,6 +1,8 @@
 //! A cached JSON Web Key Set, refetched when a token names a key it does not hold (at most once
 //! per `min_refresh`, so that a stream of tokens with made-up `kid`s cannot hammer the issuer).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
@@ -18,15 +20,20 @@ pub(crate) struct KeySet {
     keys: RwLock<Vec<Jwk>>,
     /// Held while fetching; remembers when the last fetch started.
     last_fetch: Mutex<Option<Instant>>,
+    /// Counts refetches (a possible key rotation or revocation), shared with the verifier so
+    /// that tokens verified with the old set are verified again. The first fetch is not counted:
+    /// nothing was verified before it.
+    generation: Arc<AtomicU64>,
 }
 
 impl KeySet {
-    pub(crate) fn new(url: String, min_refresh: Duration) -> KeySet {
+    pub(crate) fn new(url: String, min_refresh: Duration, generation: Arc<AtomicU64>) -> KeySet {
         KeySet {
             url,
             min_refresh,
             keys: RwLock::new(Vec::new()),
             last_fetch: Mutex::new(None),
+            generation,
         }
     }
 
@@ -54,10 +61,14 @@ impl KeySet {
             if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
                 return Err(AuthError::invalid("token signed by an unknown key"));
             }
+            let refetch = last.is_some();
             *last = Some(Instant::now());
             let fresh = fetch(http, &self.url).await?;
             tracing::info!(jwks = %self.url, keys = fresh.len(), "fetched signing keys");
             *self.keys.write().await = fresh;
+            if refetch {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
         }
         self.find(kid, alg)
             .await?

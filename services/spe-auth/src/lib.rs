@@ -5,11 +5,14 @@
 //! bearer access token: asymmetric signature (RS*, PS*, ES256/384, EdDSA; never `none` or HS*),
 //! `iss`, `aud`, `exp`, `nbf` with a small leeway. It then maps LS-Login entitlements and a local
 //! subject table onto [`Role`]s, and verifies the GA4GH Passport visas in `ga4gh_passport_v1`
-//! against trusted (iss, jku) pairs ([`visa`]).
+//! against trusted (iss, jku) pairs ([`visa`]), counting only visas about the token's subject.
+//! A verified token's [`Principal`] is cached under the token's SHA-256 until its `exp` (see
+//! [`Verifier::verify`]).
 //!
 //! No token, key or secret is ever logged or put in an error: errors say what was wrong, never
 //! with what.
 
+mod cache;
 pub mod http;
 mod jwks;
 pub mod login;
@@ -19,7 +22,7 @@ pub mod visa;
 
 pub use login::{BrowserLogin, LoginStart, LoginTokens, PendingLogin, random_secret};
 pub use spe_core::config::Role;
-pub use verifier::{Principal, Verifier};
+pub use verifier::{MAX_VERIFIED_TOKENS, Principal, Verifier};
 pub use visa::Visa;
 
 /// Why a request is not authenticated.

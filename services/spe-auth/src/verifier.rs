@@ -1,8 +1,17 @@
 //! Bearer token verification against the configured issuers.
+//!
+//! A token is verified in full (signature, `iss`, `aud`, `exp`, `nbf`, or its introspection
+//! answer; then userinfo and the passport's visas) the first time it is seen. The resulting
+//! [`Principal`] is then kept, keyed by the token's SHA-256, until the earliest of the token's
+//! `exp`, its visas' `exp` and the cache periods of the userinfo or introspection answers it
+//! used; at most [`MAX_VERIFIED_TOKENS`] of them, the least recently used making room. A refetch
+//! of any key set (an issuer's or a visa issuer's: a key rotation or revocation) empties the
+//! cache, so that every token is verified again against the new keys.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,9 +22,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use spe_core::Subject;
-use spe_core::config::{ASYMMETRIC_ALGORITHMS, IssuerConfig, OidcConfig, Role};
-use tokio::sync::{Mutex, RwLock};
+use spe_core::config::{
+    ASYMMETRIC_ALGORITHMS, IntrospectionConfig, IssuerConfig, OidcConfig, Role,
+};
+use tokio::sync::{Mutex, RwLock, Semaphore};
 
+use crate::cache::{Key, Lru};
 use crate::jwks::KeySet;
 use crate::visa::{Visa, VisaVerifier};
 use crate::{AuthError, roles};
@@ -24,8 +36,13 @@ use crate::{AuthError, roles};
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Largest userinfo or introspection answer read.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-/// Cached userinfo/introspection answers kept at most (expired ones are dropped first).
+/// Cached userinfo/introspection answers kept per issuer at most (least recently used evicted).
 const MAX_CACHE_ENTRIES: usize = 4096;
+/// Verified tokens remembered at most (least recently used evicted).
+pub const MAX_VERIFIED_TOKENS: usize = 10_000;
+/// Introspection calls in flight at most: a flood of made-up opaque tokens gets 503 beyond it
+/// instead of tying up the provider and the service (JWTs never wait for it).
+const MAX_INTROSPECTIONS_IN_FLIGHT: usize = 32;
 /// Claims LS-Login may release only from userinfo.
 const USERINFO_CLAIMS: [&str; 3] = [
     "eduperson_entitlement",
@@ -76,16 +93,25 @@ struct Discovered {
     introspection: Option<String>,
 }
 
-/// A cached userinfo or introspection answer and when it was fetched.
-type Answer = (Instant, Map<String, Value>);
+/// A userinfo or introspection answer and when its cache period ends.
+type Answer = (Map<String, Value>, SystemTime);
 
 struct Issuer {
     config: IssuerConfig,
     algorithms: Vec<Algorithm>,
     discovered: RwLock<Option<Arc<Discovered>>>,
-    last_discovery: Mutex<Option<Instant>>,
-    /// sha256(token) -> (when fetched, claims). Never the token itself.
-    answers: StdMutex<HashMap<[u8; 32], Answer>>,
+    last_discovery: Mutex<Option<std::time::Instant>>,
+    /// sha256(kind, token) -> claims, until the kind's cache period ends. Never the token itself.
+    answers: StdMutex<Lru<Map<String, Value>>>,
+    /// Introspections under way, by sha256(token): a second request with the same token waits
+    /// for the first one's answer instead of asking again.
+    in_flight: StdMutex<HashMap<Key, Arc<Mutex<()>>>>,
+}
+
+/// Verified tokens and the key-set generation they were verified under.
+struct Verified {
+    principals: Lru<Principal>,
+    generation: u64,
 }
 
 /// Verifies bearer tokens for every configured issuer. Cheap to share (`Arc`).
@@ -93,6 +119,12 @@ pub struct Verifier {
     issuers: Vec<Issuer>,
     visas: VisaVerifier,
     http: reqwest::Client,
+    http_timeout: Duration,
+    /// Refetches of any key set so far (shared with every [`KeySet`]).
+    key_generation: Arc<AtomicU64>,
+    verified: StdMutex<Verified>,
+    full_verifications: AtomicU64,
+    introspections: Semaphore,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -159,7 +191,7 @@ pub(crate) fn jwt_error(e: &jsonwebtoken::errors::Error) -> AuthError {
 }
 
 /// The cache key of one kind of answer about a token (never the token itself).
-fn token_hash(kind: &str, token: &str) -> [u8; 32] {
+fn token_hash(kind: &str, token: &str) -> Key {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
     h.update([0u8]);
@@ -168,10 +200,15 @@ fn token_hash(kind: &str, token: &str) -> [u8; 32] {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// An `exp` claim (seconds since the epoch) as a point in time; before the epoch is the epoch.
+fn at(epoch_seconds: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(epoch_seconds.max(0) as u64)
 }
 
 fn strings(claims: &Map<String, Value>, name: &str) -> Vec<String> {
@@ -189,7 +226,9 @@ impl Verifier {
     /// A verifier for `config`. Discovery happens on first use or in [`Verifier::warm_up`], so
     /// that a provider outage at start-up does not keep the service down.
     pub fn new(config: &OidcConfig) -> Result<Verifier, AuthError> {
-        let http = crate::http::client(Duration::from_secs(config.http_timeout_seconds))?;
+        let http_timeout = Duration::from_secs(config.http_timeout_seconds);
+        let http = crate::http::client(http_timeout)?;
+        let key_generation = Arc::new(AtomicU64::new(0));
         let issuers = config
             .issuers()
             .into_iter()
@@ -198,14 +237,50 @@ impl Verifier {
                 config: c,
                 discovered: RwLock::new(None),
                 last_discovery: Mutex::new(None),
-                answers: StdMutex::new(HashMap::new()),
+                answers: StdMutex::new(Lru::new(MAX_CACHE_ENTRIES)),
+                in_flight: StdMutex::new(HashMap::new()),
             })
             .collect();
         Ok(Verifier {
             issuers,
-            visas: VisaVerifier::new(&config.passports, config.leeway_seconds),
+            visas: VisaVerifier::new(
+                &config.passports,
+                config.leeway_seconds,
+                key_generation.clone(),
+            ),
             http,
+            http_timeout,
+            key_generation,
+            verified: StdMutex::new(Verified {
+                principals: Lru::new(MAX_VERIFIED_TOKENS),
+                generation: 0,
+            }),
+            full_verifications: AtomicU64::new(0),
+            introspections: Semaphore::new(MAX_INTROSPECTIONS_IN_FLIGHT),
         })
+    }
+
+    /// The same verifier remembering at most `capacity` verified tokens instead of
+    /// [`MAX_VERIFIED_TOKENS`] (at least one).
+    pub fn with_token_cache_capacity(self, capacity: usize) -> Verifier {
+        Verifier {
+            verified: StdMutex::new(Verified {
+                principals: Lru::new(capacity),
+                generation: 0,
+            }),
+            ..self
+        }
+    }
+
+    /// How many tokens were verified in full (not answered from the verified-token cache) since
+    /// start: for tests and metrics.
+    pub fn full_verifications(&self) -> u64 {
+        self.full_verifications.load(Ordering::Relaxed)
+    }
+
+    /// Tokens in the verified-token cache now.
+    pub fn cached_tokens(&self) -> usize {
+        self.verified.lock().map_or(0, |v| v.principals.len())
     }
 
     /// Discovers every issuer now; returns the first failure (the verifier still works and
@@ -231,7 +306,7 @@ impl Verifier {
                 issuer.config.issuer
             )));
         }
-        *last = Some(Instant::now());
+        *last = Some(std::time::Instant::now());
         let url = IssuerUrl::new(issuer.config.issuer.clone())
             .map_err(|_| AuthError::unavailable("issuer is not a URL"))?;
         let metadata = Metadata::discover_async(url, &self.http)
@@ -242,6 +317,7 @@ impl Verifier {
         let keys = KeySet::new(
             metadata.jwks_uri().url().to_string(),
             Duration::from_secs(issuer.config.jwks_min_refresh_seconds),
+            self.key_generation.clone(),
         );
         let discovered = Arc::new(Discovered {
             keys,
@@ -260,14 +336,64 @@ impl Verifier {
         Ok(discovered)
     }
 
-    /// Verifies a bearer token and resolves who it speaks for.
+    /// Verifies a bearer token and resolves who it speaks for: from the verified-token cache
+    /// when this token was verified before and nothing it rests on has ended since.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::invalid("token is empty or too long"));
         }
-        if token.split('.').count() != 3 {
-            return self.introspect(token).await;
+        let key = token_hash("verified", token);
+        // Taken before verifying: a refetch while this token is verified keeps it out of the
+        // cache (it may have been verified with a key that is gone now).
+        let generation = self.key_generation.load(Ordering::SeqCst);
+        if let Some(principal) = self.remembered(&key) {
+            return Ok(principal);
         }
+        self.full_verifications.fetch_add(1, Ordering::Relaxed);
+        let result = if token.split('.').count() != 3 {
+            self.introspect(token).await
+        } else {
+            self.verify_jwt(token).await
+        };
+        self.remember(key, generation, result.as_ref().ok());
+        result.map(|(principal, _)| principal)
+    }
+
+    fn remembered(&self, key: &Key) -> Option<Principal> {
+        let mut cache = self.verified.lock().ok()?;
+        self.sync(&mut cache);
+        cache.principals.get(key, SystemTime::now()).map(|(p, _)| p)
+    }
+
+    /// Empties the cache if a key set was refetched since it was last looked at; returns the
+    /// current generation.
+    fn sync(&self, cache: &mut Verified) -> u64 {
+        let current = self.key_generation.load(Ordering::SeqCst);
+        if cache.generation != current {
+            cache.principals.clear();
+            cache.generation = current;
+        }
+        current
+    }
+
+    /// Keeps a verified token's principal until `until`, unless a key set was refetched since
+    /// `generation` (then the cache is emptied instead, at once, whether this token verified
+    /// or not).
+    fn remember(&self, key: Key, generation: u64, verified: Option<&(Principal, SystemTime)>) {
+        let Ok(mut cache) = self.verified.lock() else {
+            return;
+        };
+        let current = self.sync(&mut cache);
+        if let Some((principal, until)) = verified
+            && current == generation
+            && *until > SystemTime::now()
+        {
+            cache.principals.insert(key, principal.clone(), *until);
+        }
+    }
+
+    /// A JWT checked in full, and until when its answer may be reused.
+    async fn verify_jwt(&self, token: &str) -> Result<(Principal, SystemTime), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             AuthError::invalid("token header is malformed or names no usable algorithm")
         })?;
@@ -295,13 +421,13 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| jwt_error(&e))?;
-        self.principal(issuer, &discovered, token, data.claims)
+        self.principal(issuer, &discovered, token, data.claims, None)
             .await
     }
 
     /// Opaque tokens: RFC 7662 introspection at the first issuer that has it configured and
     /// calls the token active.
-    async fn introspect(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn introspect(&self, token: &str) -> Result<(Principal, SystemTime), AuthError> {
         for issuer in &self.issuers {
             let Some(settings) = &issuer.config.introspection else {
                 continue;
@@ -310,23 +436,7 @@ impl Verifier {
             let Some(url) = &discovered.introspection else {
                 continue;
             };
-            let claims = match issuer.cached("introspection", token, settings.cache_seconds) {
-                Some(claims) => claims,
-                None => {
-                    let req = self
-                        .http
-                        .post(url)
-                        .basic_auth(&settings.client_id, Some(settings.client_secret.expose()))
-                        .form(&[("token", token), ("token_type_hint", "access_token")]);
-                    let answer = crate::http::read_json(req, url, MAX_ANSWER_BYTES).await?;
-                    let claims = match answer {
-                        Value::Object(map) => map,
-                        _ => return Err(AuthError::unavailable(format!("{url}: not an object"))),
-                    };
-                    issuer.remember("introspection", token, claims.clone());
-                    claims
-                }
-            };
+            let (claims, answer_until) = self.introspection(issuer, settings, url, token).await?;
             if claims.get("active") != Some(&Value::Bool(true)) {
                 continue;
             }
@@ -354,20 +464,78 @@ impl Verifier {
             if exp + (issuer.config.leeway_seconds as i64) < now() {
                 return Err(AuthError::invalid("token has expired"));
             }
-            return self.principal(issuer, &discovered, token, claims).await;
+            return self
+                .principal(issuer, &discovered, token, claims, Some(answer_until))
+                .await;
         }
         Err(AuthError::invalid(
             "token is not a JWT and no issuer knows it",
         ))
     }
 
+    /// The provider's introspection answer about `token`: cached for the configured period
+    /// (inactive answers too, so that a made-up token costs one call per period), asked once at
+    /// a time per token, and never more than [`MAX_INTROSPECTIONS_IN_FLIGHT`] calls at once.
+    async fn introspection(
+        &self,
+        issuer: &Issuer,
+        settings: &IntrospectionConfig,
+        url: &str,
+        token: &str,
+    ) -> Result<Answer, AuthError> {
+        let key = token_hash("introspection", token);
+        if let Some(answer) = issuer.cached(&key) {
+            return Ok(answer);
+        }
+        let flight = {
+            let mut in_flight = issuer
+                .in_flight
+                .lock()
+                .map_err(|_| AuthError::unavailable("introspection state is poisoned"))?;
+            in_flight.entry(key).or_default().clone()
+        };
+        let _landing = Landing { issuer, key };
+        // A slow provider answers 503 to the requests with this token; nobody else waits.
+        let _turn = tokio::time::timeout(self.http_timeout, flight.lock())
+            .await
+            .map_err(|_| AuthError::unavailable(format!("{url}: introspection is too slow")))?;
+        if let Some(answer) = issuer.cached(&key) {
+            return Ok(answer);
+        }
+        let _permit = self
+            .introspections
+            .try_acquire()
+            .map_err(|_| AuthError::unavailable("too many token introspections in flight"))?;
+        let req = self
+            .http
+            .post(url)
+            .basic_auth(&settings.client_id, Some(settings.client_secret.expose()))
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        let claims = match crate::http::read_json(req, url, MAX_ANSWER_BYTES).await? {
+            Value::Object(map) => map,
+            _ => return Err(AuthError::unavailable(format!("{url}: not an object"))),
+        };
+        let until = SystemTime::now() + Duration::from_secs(settings.cache_seconds);
+        issuer.remember(key, claims.clone(), until);
+        Ok((claims, until))
+    }
+
+    /// Who the verified `claims` speak for, and until when that answer may be reused (the
+    /// token's `exp`, its visas' `exp`, and the cache periods of the answers it rests on:
+    /// `answer_until` and userinfo's).
     async fn principal(
         &self,
         issuer: &Issuer,
         discovered: &Discovered,
         token: &str,
         mut claims: Map<String, Value>,
-    ) -> Result<Principal, AuthError> {
+        answer_until: Option<SystemTime>,
+    ) -> Result<(Principal, SystemTime), AuthError> {
+        let expires_at = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        let mut until = at(expires_at);
+        if let Some(answer_until) = answer_until {
+            until = until.min(answer_until);
+        }
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -380,9 +548,9 @@ impl Verifier {
             && USERINFO_CLAIMS.iter().any(|c| !claims.contains_key(*c))
             && let Some(url) = &discovered.userinfo
         {
-            let info = match issuer.cached("userinfo", token, issuer.config.userinfo.cache_seconds)
-            {
-                Some(info) => info,
+            let key = token_hash("userinfo", token);
+            let (info, info_until) = match issuer.cached(&key) {
+                Some(answer) => answer,
                 None => {
                     let info =
                         match crate::http::get_json(&self.http, url, Some(token), MAX_ANSWER_BYTES)
@@ -395,10 +563,13 @@ impl Verifier {
                                 )));
                             }
                         };
-                    issuer.remember("userinfo", token, info.clone());
-                    info
+                    let info_until = SystemTime::now()
+                        + Duration::from_secs(issuer.config.userinfo.cache_seconds);
+                    issuer.remember(key, info.clone(), info_until);
+                    (info, info_until)
                 }
             };
+            until = until.min(info_until);
             if info.get("sub").and_then(Value::as_str) != Some(subject.sub()) {
                 return Err(AuthError::invalid("userinfo is about another subject"));
             }
@@ -413,42 +584,49 @@ impl Verifier {
         let entitlements = strings(&claims, "eduperson_entitlement");
         let roles = roles::roles_for(&issuer.config.roles, subject.sub(), &entitlements);
         let passport = strings(&claims, "ga4gh_passport_v1");
-        let visas = self.visas.verify_passport(&self.http, &passport).await;
-        Ok(Principal {
-            subject,
-            roles,
-            entitlements,
-            visas,
-            expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
-        })
+        let visas = self
+            .visas
+            .verify_passport(&self.http, &passport, subject.sub())
+            .await;
+        if let Some(first) = visas.iter().map(|v| v.expires_at).min() {
+            until = until.min(at(first));
+        }
+        Ok((
+            Principal {
+                subject,
+                roles,
+                entitlements,
+                visas,
+                expires_at,
+            },
+            until,
+        ))
+    }
+}
+
+/// Removes a token's introspection from the in-flight table when its request ends, however
+/// it ends (answered, failed, or dropped by a disconnecting client).
+struct Landing<'a> {
+    issuer: &'a Issuer,
+    key: Key,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.issuer.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
     }
 }
 
 impl Issuer {
-    fn cached(&self, kind: &str, token: &str, ttl: u64) -> Option<Map<String, Value>> {
-        let answers = self.answers.lock().ok()?;
-        let (at, claims) = answers.get(&token_hash(kind, token))?;
-        (at.elapsed() < Duration::from_secs(ttl)).then(|| claims.clone())
+    fn cached(&self, key: &Key) -> Option<Answer> {
+        self.answers.lock().ok()?.get(key, SystemTime::now())
     }
 
-    fn remember(&self, kind: &str, token: &str, claims: Map<String, Value>) {
-        let Ok(mut answers) = self.answers.lock() else {
-            return;
-        };
-        if answers.len() >= MAX_CACHE_ENTRIES {
-            let ttl = Duration::from_secs(
-                self.config.userinfo.cache_seconds.max(
-                    self.config
-                        .introspection
-                        .as_ref()
-                        .map_or(0, |i| i.cache_seconds),
-                ),
-            );
-            answers.retain(|_, (at, _)| at.elapsed() < ttl);
-            if answers.len() >= MAX_CACHE_ENTRIES {
-                answers.clear();
-            }
+    fn remember(&self, key: Key, claims: Map<String, Value>, until: SystemTime) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.insert(key, claims, until);
         }
-        answers.insert(token_hash(kind, token), (Instant::now(), claims));
     }
 }

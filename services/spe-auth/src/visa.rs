@@ -4,10 +4,14 @@
 //! pair (payload `iss`, header `jku`) is one of the configured trusted issuers, its signature
 //! verifies with a key from that JWKS (fetched and cached, asymmetric algorithms only), it has
 //! `exp` in the future, `iat` and `ga4gh_visa_v1.asserted` not in the future, `by` where the
-//! policy requires it, and its `conditions` (if any) are met by the passport's other valid visas.
+//! policy requires it, its `sub` is the token's own subject (a visa about someone else, pasted
+//! into a passport, grants nothing; the SPE has no linked-identity rules), and its `conditions`
+//! (if any) are met by the passport's other valid visas.
 //! Visas that fail are dropped, never fatal to the token: the caller simply holds fewer grants.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use jsonwebtoken::Validation;
@@ -55,7 +59,12 @@ pub(crate) struct VisaVerifier {
 const MAX_VISAS: usize = 200;
 
 impl VisaVerifier {
-    pub(crate) fn new(config: &PassportConfig, leeway: u64) -> VisaVerifier {
+    /// `generation` counts refetches of any visa issuer's keys (see [`KeySet`]).
+    pub(crate) fn new(
+        config: &PassportConfig,
+        leeway: u64,
+        generation: Arc<AtomicU64>,
+    ) -> VisaVerifier {
         let keys = config
             .trusted_issuers
             .iter()
@@ -65,6 +74,7 @@ impl VisaVerifier {
                     KeySet::new(
                         t.jku.clone(),
                         Duration::from_secs(config.jwks_min_refresh_seconds),
+                        generation.clone(),
                     ),
                 )
             })
@@ -78,18 +88,20 @@ impl VisaVerifier {
         }
     }
 
-    /// The visas of `passport` that verify and whose conditions hold.
+    /// The visas of `passport` about `sub` (the token's subject) that verify and whose
+    /// conditions hold.
     pub(crate) async fn verify_passport(
         &self,
         http: &reqwest::Client,
         passport: &[String],
+        sub: &str,
     ) -> Vec<Visa> {
         if self.trusted.is_empty() {
             return Vec::new();
         }
         let mut candidates = Vec::new();
         for (i, jwt) in passport.iter().take(MAX_VISAS).enumerate() {
-            match self.verify_one(http, jwt).await {
+            match self.verify_one(http, jwt, sub).await {
                 Ok(c) => candidates.push(c),
                 // The reason only: never the visa itself.
                 Err(reason) => tracing::debug!(visa = i, %reason, "visa ignored"),
@@ -116,7 +128,12 @@ impl VisaVerifier {
             .collect()
     }
 
-    async fn verify_one(&self, http: &reqwest::Client, jwt: &str) -> Result<Candidate, String> {
+    async fn verify_one(
+        &self,
+        http: &reqwest::Client,
+        jwt: &str,
+        sub: &str,
+    ) -> Result<Candidate, String> {
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| "malformed header")?;
         let jku = header.jku.as_deref().ok_or("no jku in header")?;
         let iss = unverified_claim(jwt, "iss").ok_or("no iss")?;
@@ -141,6 +158,9 @@ impl VisaVerifier {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &validation)
             .map_err(|e| jwt_error(&e).to_string())?
             .claims;
+        if claims.get("sub").and_then(Value::as_str) != Some(sub) {
+            return Err("visa is about another subject".into());
+        }
         let now = now();
         let leeway = self.leeway as i64;
         let iat = claims.get("iat").and_then(Value::as_i64).ok_or("no iat")?;
@@ -177,11 +197,7 @@ impl VisaVerifier {
             visa: Visa {
                 issuer: iss,
                 jku: jku.to_owned(),
-                subject: claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                subject: sub.to_owned(),
                 visa_type,
                 value,
                 source,

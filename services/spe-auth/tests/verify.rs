@@ -306,6 +306,19 @@ async fn visas_count_only_from_trusted_issuers_in_time_with_conditions_met() {
         )
         .await,
     ));
+    // A valid visa from the trusted issuer, but about another person (pasted into this
+    // researcher's passport): it grants nothing.
+    let other_sub = peer.sub("researcher2").await;
+    assert_ne!(other_sub, sub);
+    refused.push((
+        "visa about another subject",
+        peer.sign(
+            "visa-trusted",
+            visa_claims(&t_iss, &other_sub, grant(DATASET_GRANT)),
+            json!({}),
+        )
+        .await,
+    ));
     let mut conditional = grant(DATASET_GRANT);
     conditional["conditions"] = json!([[{"type": "AffiliationAndRole", "value": "const:faculty@uni.example", "by": "const:so"}]]);
     refused.push((
