@@ -48,8 +48,10 @@ use chrono::{DateTime, Utc};
 use spe_core::digest::{digest_files, list_tree, read_files};
 use spe_core::engine::{self, Engine};
 use spe_core::logjson::{self, LOG_JSON_FILE, LogJson, STDERR_FILE, STDOUT_FILE};
-use spe_core::runspec::RunSpec;
+use spe_core::runspec::{RunSpec, Sandbox};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub mod sandbox;
 
 /// Environment variables passed from the job to the engine; all others are dropped.
 pub const ENV_ALLOWLIST: &[&str] = &[
@@ -109,9 +111,11 @@ pub fn load_spec(path: &Path) -> Result<RunSpec, String> {
         .map_err(|e| format!("run spec {} is not valid: {e}", path.display()))
 }
 
-/// Re-checks the approved workflow files before anything runs. The error text goes to log.json
-/// and names files only by their path inside the workflow folder.
-pub fn check_workflow(spec: &RunSpec) -> Result<(), String> {
+/// Re-checks the approved workflow files before anything runs and returns their contents: the
+/// bytes whose digest matched, which the sandbox then shows (see [`sandbox::stage_workflow`]).
+/// The error text goes to log.json and names files only by their path inside the workflow
+/// folder.
+pub fn check_workflow(spec: &RunSpec) -> Result<Vec<(String, Vec<u8>)>, String> {
     if !spec.workflow_files.contains(&spec.entry_point) {
         return Err(format!(
             "entry point {} is not among the approved workflow files",
@@ -136,7 +140,7 @@ pub fn check_workflow(spec: &RunSpec) -> Result<(), String> {
     if digest_files(&files) != spec.expected_digest {
         return Err(DIGEST_MISMATCH.to_owned());
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Size, modification time and inode of every regular file under a run dir, by relative path.
@@ -373,6 +377,96 @@ fn log_json(
     }
 }
 
+/// Why the sandbox could not be set up.
+struct SandboxFailure {
+    error: String,
+    runner_exit: i32,
+}
+
+impl SandboxFailure {
+    fn runner(error: String) -> SandboxFailure {
+        SandboxFailure {
+            error,
+            runner_exit: EXIT_RUNNER_FAILED,
+        }
+    }
+
+    fn into_outcome(self, cmd: Vec<String>) -> Outcome {
+        Outcome {
+            cmd,
+            error: Some(self.error),
+            runner_exit: self.runner_exit,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// The engine's command inside bubblewrap, and the private folder it uses: the checked
+/// workflow files staged in `<private>/workflow` (shown read-only at `workflow_dir`) and
+/// `<private>/scratch` (shown at `/tmp`, holding `HOME`). The private folder lives in the
+/// node's temp folder, outside everything the sandbox shows.
+fn sandboxed(
+    spec: &RunSpec,
+    engine: Engine,
+    cmd: &[String],
+    files: Vec<(String, Vec<u8>)>,
+    env: &[(String, String)],
+) -> Result<(tokio::process::Command, Option<tempfile::TempDir>), SandboxFailure> {
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let bwrap = sandbox::find_executable("bwrap", path_var)
+        .or_else(|| sandbox::find_executable("/usr/bin/bwrap", None))
+        .ok_or_else(|| {
+            SandboxFailure::runner(
+                "cannot start the sandbox: bwrap (Debian package bubblewrap) is not installed"
+                    .to_owned(),
+            )
+        })?;
+    let exe = sandbox::find_executable(&cmd[0], path_var).ok_or_else(|| SandboxFailure {
+        error: format!("cannot start the engine {}: not found", cmd[0]),
+        runner_exit: EXIT_NOT_FOUND,
+    })?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let private = tempfile::Builder::new()
+        .prefix(&format!("spe-run-{}-", spec.run_id))
+        .tempdir()
+        .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
+    let workflow_copy = private.path().join("workflow");
+    let scratch = private.path().join("scratch");
+    let home = scratch.join("home");
+    std::fs::create_dir_all(&home)
+        .and_then(|()| std::fs::create_dir_all(&workflow_copy))
+        .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
+    sandbox::stage_workflow(&files, &workflow_copy).map_err(SandboxFailure::runner)?;
+    let view = sandbox::View::for_spec(
+        spec,
+        engine,
+        workflow_copy,
+        scratch,
+        sandbox::engine_install(&exe),
+    );
+    view.check_sources().map_err(SandboxFailure::runner)?;
+    let mut argv = cmd.to_vec();
+    argv[0] = exe.to_string_lossy().into_owned();
+    let mut command = tokio::process::Command::from(sandbox::command(&bwrap, &view, &argv));
+    command
+        .env_clear()
+        .envs(
+            env.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "HOME" | "TMPDIR" | "NXF_HOME"))
+                .cloned(),
+        )
+        .envs(engine.environment().iter().copied())
+        .env("HOME", sandbox::HOME)
+        .env("TMPDIR", sandbox::SCRATCH);
+    if engine == Engine::Nextflow {
+        command.env("NXF_HOME", format!("{}/.nextflow", sandbox::HOME));
+    }
+    Ok((command, Some(private)))
+}
+
 fn refused(cmd: Vec<String>, error: String) -> Outcome {
     Outcome {
         cmd,
@@ -407,9 +501,10 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         Ok(cmd) => cmd,
         Err(e) => return refused(Vec::new(), e.to_string()),
     };
-    if let Err(msg) = check_workflow(spec) {
-        return refused(cmd, msg);
-    }
+    let files = match check_workflow(spec) {
+        Ok(files) => files,
+        Err(msg) => return refused(cmd, msg),
+    };
     if !spec.run_dir.is_dir() {
         return refused(cmd, "run_dir is not a folder".to_owned());
     }
@@ -423,14 +518,27 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         };
     }
 
+    let env = filtered_env(std::env::vars());
+    // Held until the engine has ended: the private folder (workflow copy, scratch) is removed
+    // when it drops.
+    let (mut command, _private) = match spec.sandbox {
+        Sandbox::Bubblewrap => match sandboxed(spec, engine, &cmd, files, &env) {
+            Ok(prepared) => prepared,
+            Err(failure) => return failure.into_outcome(cmd),
+        },
+        Sandbox::None => {
+            let mut command = tokio::process::Command::new(&cmd[0]);
+            command
+                .args(&cmd[1..])
+                .env_clear()
+                .envs(env)
+                .envs(engine.environment().iter().copied());
+            (command, None)
+        }
+    };
     let before = snapshot(&spec.run_dir, engine);
-    let mut command = tokio::process::Command::new(&cmd[0]);
     command
-        .args(&cmd[1..])
         .current_dir(&spec.run_dir)
-        .env_clear()
-        .envs(filtered_env(std::env::vars()))
-        .envs(engine.environment().iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -444,8 +552,12 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
                 std::io::ErrorKind::PermissionDenied => EXIT_NOT_EXECUTABLE,
                 _ => EXIT_RUNNER_FAILED,
             };
+            let what = match spec.sandbox {
+                Sandbox::Bubblewrap => "the sandbox (bwrap)",
+                Sandbox::None => &cmd[0],
+            };
             return Outcome {
-                error: Some(format!("cannot start the engine {}: {e}", cmd[0])),
+                error: Some(format!("cannot start {what}: {e}")),
                 cmd,
                 runner_exit,
                 ..Outcome::default()

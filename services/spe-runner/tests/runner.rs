@@ -73,6 +73,8 @@ impl Fixture {
                 ("partition".to_owned(), "debug".to_owned()),
                 ("runtime_minutes".to_owned(), "5".to_owned()),
             ]),
+            sandbox: Default::default(),
+            datasets: Vec::new(),
         };
         let spec_path = spec.run_dir.join(RUNSPEC_PATH);
         std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
@@ -112,6 +114,16 @@ impl Fixture {
         )
     }
 
+    /// Names the run's datasets in the spec: the only data the sandbox shows.
+    fn set_datasets(&mut self, datasets: &[&Path]) {
+        self.spec.datasets = datasets.iter().map(|d| d.to_path_buf()).collect();
+        std::fs::write(
+            &self.spec_path,
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
+    }
+
     fn log_json(&self) -> Value {
         let bytes = std::fs::read(self.spec.log_dir.join("log.json")).expect("log.json written");
         // The runner's own type reads it back too.
@@ -149,7 +161,7 @@ fn outputs(log: &Value) -> Vec<&str> {
 #[test]
 fn snakemake_quals_runs_and_writes_log_json() {
     let Some(bin) = snakemake_bin() else { return };
-    let fx = Fixture::new("quals", "snakemake", "snakemake", "min_qual: 40\n");
+    let mut fx = Fixture::new("quals", "snakemake", "snakemake", "min_qual: 40\n");
     // A dataset outside the workflow, as wes-api resolves a dataset id to its location.
     let dataset = fx._tmp.path().join("datasets/d1");
     std::fs::create_dir_all(&dataset).unwrap();
@@ -163,6 +175,7 @@ fn snakemake_quals_runs_and_writes_log_json() {
         format!("min_qual: 40\ndataset: {}\n", dataset.display()),
     )
     .unwrap();
+    fx.set_datasets(&[&dataset]);
     let started = Instant::now();
     let (status, stderr) = fx.run(&bin);
     eprintln!("quals run took {:?}", started.elapsed());
@@ -207,6 +220,36 @@ fn snakemake_quals_runs_and_writes_log_json() {
     );
     // Nothing of the runner's environment beyond the allowlist is written anywhere.
     assert!(!fx.engine_stderr().contains("must-not-reach-the-engine"));
+}
+
+#[test]
+fn snakemake_cannot_read_a_dataset_its_spec_does_not_name() {
+    let Some(bin) = snakemake_bin() else { return };
+    // The params point at a dataset path (as a smuggled string would), the spec names none:
+    // inside the sandbox the path does not exist, so the run fails and produces nothing.
+    let fx = Fixture::new("quals", "snakemake", "snakemake", "{}\n");
+    let other = fx._tmp.path().join("datasets/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("calls.tsv"),
+        "chrom\tpos\tsample\tqual\nchr1\t5\tZ\t41.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &fx.spec.params_file,
+        format!("dataset: {}\n", other.display()),
+    )
+    .unwrap();
+    let (status, stderr) = fx.run(&bin);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        fx.engine_stderr()
+            .contains("Missing input files for rule summarize"),
+        "{}",
+        fx.engine_stderr()
+    );
+    assert!(!fx.spec.run_dir.join("results.csv").exists());
+    assert_eq!(fx.log_json()["output_files"], serde_json::json!([]));
 }
 
 #[test]
