@@ -14,10 +14,14 @@
 //! 5. re-checks the workflow: the entry point must be one of `workflow_files`, the workflow
 //!    folder must hold no file besides `workflow_files` (the registry lists `workflow.yaml`
 //!    among them) and no symlink, and the files' digest must equal `expected_digest`. On any
-//!    mismatch the engine is **not** started;
-//! 6. starts the engine in its own process group, with the run dir as working directory,
-//!    stdin from /dev/null, stdout/stderr into the log dir, and a cleared environment holding
-//!    only [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`);
+//!    mismatch the engine is **not** started. The bytes whose digest matched are staged in a
+//!    private folder and that copy is what the engine reads ([`sandbox::stage_workflow`]);
+//! 6. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
+//!    network, only its workflow copy, datasets, run dir, a scratch and system folders; unless
+//!    the spec says `sandbox: none`), with the run dir as working directory, stdin from
+//!    /dev/null, stdout/stderr into the log dir, and a cleared environment holding only
+//!    [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`; in the
+//!    sandbox `HOME`, `TMPDIR` and `NXF_HOME` point into the scratch);
 //! 7. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
 //!    after the grace period if the engine is still running; after the engine exits, whatever
 //!    is left of its process group is killed too;
