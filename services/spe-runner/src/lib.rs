@@ -217,10 +217,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or("log.json");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
+        // Never through a link or onto a file someone left there: remove whatever has the
+        // name, then create it exclusively.
+        let _ = std::fs::remove_file(&tmp);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -381,6 +383,12 @@ fn log_json(
     }
 }
 
+/// The runner's private folder of a sandboxed run (removed when dropped) and the sandbox's view.
+struct Private {
+    _dir: tempfile::TempDir,
+    view: sandbox::View,
+}
+
 /// Why the sandbox could not be set up.
 struct SandboxFailure {
     error: String,
@@ -415,7 +423,7 @@ fn sandboxed(
     cmd: &[String],
     files: Vec<(String, Vec<u8>)>,
     env: &[(String, String)],
-) -> Result<(tokio::process::Command, Option<tempfile::TempDir>), SandboxFailure> {
+) -> Result<(tokio::process::Command, Option<Private>), SandboxFailure> {
     let path_var = env
         .iter()
         .find(|(k, _)| k == "PATH")
@@ -437,20 +445,8 @@ fn sandboxed(
         .prefix(&format!("spe-run-{}-", spec.run_id))
         .tempdir()
         .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
-    let workflow_copy = private.path().join("workflow");
-    let scratch = private.path().join("scratch");
-    let home = scratch.join("home");
-    std::fs::create_dir_all(&home)
-        .and_then(|()| std::fs::create_dir_all(&workflow_copy))
-        .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
-    sandbox::stage_workflow(&files, &workflow_copy).map_err(SandboxFailure::runner)?;
-    let view = sandbox::View::for_spec(
-        spec,
-        engine,
-        workflow_copy,
-        scratch,
-        sandbox::engine_install(&exe),
-    );
+    sandbox::prepare_private(private.path(), &files).map_err(SandboxFailure::runner)?;
+    let view = sandbox::View::for_spec(spec, engine, private.path(), sandbox::engine_install(&exe));
     view.check_sources().map_err(SandboxFailure::runner)?;
     let mut argv = cmd.to_vec();
     argv[0] = exe.to_string_lossy().into_owned();
@@ -468,7 +464,13 @@ fn sandboxed(
     if engine == Engine::Nextflow {
         command.env("NXF_HOME", format!("{}/.nextflow", sandbox::HOME));
     }
-    Ok((command, Some(private)))
+    Ok((
+        command,
+        Some(Private {
+            _dir: private,
+            view,
+        }),
+    ))
 }
 
 fn refused(cmd: Vec<String>, error: String) -> Outcome {
@@ -525,7 +527,7 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
     let env = filtered_env(std::env::vars());
     // Held until the engine has ended: the private folder (workflow copy, scratch) is removed
     // when it drops.
-    let (mut command, _private) = match spec.sandbox {
+    let (mut command, private) = match spec.sandbox {
         Sandbox::Bubblewrap => match sandboxed(spec, engine, &cmd, files, &env) {
             Ok(prepared) => prepared,
             Err(failure) => return failure.into_outcome(cmd),
@@ -603,6 +605,10 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         kill_group(pgid, libc::SIGKILL);
     }
     let output_files = produced(&before, &snapshot(&spec.run_dir, engine));
+    // The engine and everything it started are gone: its trace can be copied safely.
+    let log_copy_error = private
+        .as_ref()
+        .and_then(|p| sandbox::collect_engine_logs(&p.view, &[engine::NEXTFLOW_TRACE_FILE]).err());
 
     match status {
         Err(e) => Outcome {
@@ -625,7 +631,8 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
                 cmd,
                 exit_code,
                 signal,
-                error: None,
+                // The engine's own result stands; a trace that could not be copied is said.
+                error: log_copy_error,
                 output_files,
                 runner_exit,
             }
@@ -696,6 +703,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["log.json"]);
+    }
+
+    #[test]
+    fn atomic_write_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".log.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let path = dir.path().join("log.json");
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | `run_dir` | the run directory | read-write |
 //! | `run_dir/<run_id>.yaml` | the params file | read-only |
 //! | `run_dir/.spe` (the run spec, the job script) | an empty, read-only folder | none |
-//! | `run_dir/.weskit` (logs of this and earlier attempts) | empty, except this attempt's log folder for engines that write a trace there (Nextflow) | none |
+//! | `run_dir/.weskit` (logs of this and earlier attempts) | empty; for Nextflow, this attempt's log folder is a private folder where its trace goes, copied into the real one by the runner after the run | none |
 //! | `/tmp` | a private scratch on the node (`HOME=/tmp/home`, `TMPDIR=/tmp`) | read-write |
 //! | `/proc`, `/dev` | the sandbox's own (new PID namespace; minimal devices) | |
 //!
@@ -75,10 +75,12 @@ pub struct View {
     pub read_only_in_run: Vec<PathBuf>,
     /// Folders inside `run_dir` shown empty and read-only.
     pub hidden_read_only: Vec<PathBuf>,
-    /// Folders inside `run_dir` shown empty (a discarded tmpfs), with `writable_in_hidden`
-    /// bound back inside them.
+    /// Folders inside `run_dir` shown empty (a discarded tmpfs).
     pub hidden: Vec<PathBuf>,
-    pub writable_in_hidden: Vec<PathBuf>,
+    /// For engines that write a file into the log folder (Nextflow's trace): a private folder
+    /// (host path) shown at the log folder's path. The real log folder, where log.json goes,
+    /// is never writable from inside; see [`collect_engine_logs`].
+    pub engine_logs: Option<(PathBuf, PathBuf)>,
     /// The engine's install, read-only.
     pub engine_paths: Vec<PathBuf>,
     /// The private scratch (host path), shown at [`SCRATCH`].
@@ -86,32 +88,32 @@ pub struct View {
 }
 
 impl View {
-    /// The view of one run: `workflow_copy` is where the runner staged the checked files,
-    /// `scratch` a fresh private folder, `engine_paths` from [`engine_install`].
+    /// The view of one run. `private` is a fresh folder of the runner's, outside everything
+    /// the sandbox shows, made ready by [`prepare_private`]; `engine_paths` come from
+    /// [`engine_install`].
     pub fn for_spec(
         spec: &RunSpec,
         engine: Engine,
-        workflow_copy: PathBuf,
-        scratch: PathBuf,
+        private: &Path,
         engine_paths: Vec<PathBuf>,
     ) -> View {
         let run_dir = spec.run_dir.clone();
-        let writable_in_hidden = match engine {
-            // The trace goes to the log folder (-with-trace), where the API reads it.
-            Engine::Nextflow => vec![spec.log_dir.clone()],
-            Engine::Snakemake => Vec::new(),
+        let engine_logs = match engine {
+            // -with-trace <log_dir>/trace.txt: the trace lands in the private folder.
+            Engine::Nextflow => Some((private.join("logs"), spec.log_dir.clone())),
+            Engine::Snakemake => None,
         };
         View {
-            workflow_copy,
+            workflow_copy: private.join("workflow"),
             workflow_dir: spec.workflow_dir.clone(),
             datasets: spec.datasets.clone(),
             read_only_in_run: vec![spec.params_file.clone()],
             hidden_read_only: vec![run_dir.join(".spe")],
             hidden: vec![run_dir.join(".weskit")],
-            writable_in_hidden,
+            engine_logs,
             run_dir,
             engine_paths,
-            scratch,
+            scratch: private.join("scratch"),
         }
     }
 
@@ -165,8 +167,8 @@ impl View {
         for path in &self.hidden {
             a.one("--tmpfs", path);
         }
-        for path in &self.writable_in_hidden {
-            a.two("--bind", path, path);
+        if let Some((private, shown_at)) = &self.engine_logs {
+            a.two("--bind", private, shown_at);
         }
         a.two("--ro-bind", &self.workflow_copy, &self.workflow_dir);
         for path in &self.datasets {
@@ -191,7 +193,7 @@ impl View {
             .engine_paths
             .iter()
             .chain(&self.read_only_in_run)
-            .chain(&self.writable_in_hidden)
+            .chain(self.engine_logs.as_ref().map(|(private, _)| private))
             .chain([&self.run_dir, &self.workflow_copy, &self.scratch])
         {
             if !path.exists() {
@@ -302,6 +304,56 @@ fn venv_base_prefix(cfg: &Path) -> Option<PathBuf> {
     })?;
     let home = std::fs::canonicalize(home).ok()?;
     home.parent().map(Path::to_path_buf)
+}
+
+/// Makes a fresh private folder ready for [`View::for_spec`]: `workflow/` holding the checked
+/// files ([`stage_workflow`]), `scratch/home/` and `logs/`.
+pub fn prepare_private(private: &Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    for dir in ["workflow", "scratch/home", "logs"] {
+        std::fs::create_dir_all(private.join(dir))
+            .map_err(|e| format!("cannot create the private folder: {e}"))?;
+    }
+    stage_workflow(files, &private.join("workflow"))
+}
+
+/// Most bytes of an engine's log file the runner copies out of the sandbox.
+pub const MAX_ENGINE_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// After the engine has ended: copies the files an engine may leave in its private log folder
+/// (only `names`, e.g. Nextflow's `trace.txt`) into the real log folder. Job-written files are
+/// opened without following a link, must be regular files, and are cut at
+/// [`MAX_ENGINE_LOG_BYTES`]; the copy never replaces an existing file.
+pub fn collect_engine_logs(view: &View, names: &[&str]) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some((private, log_dir)) = &view.engine_logs else {
+        return Ok(());
+    };
+    for name in names {
+        let from = private.join(name);
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&from)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("engine log {name} cannot be read: {e}")),
+        };
+        let is_file = file.metadata().is_ok_and(|m| m.is_file());
+        if !is_file {
+            return Err(format!("engine log {name} is not a regular file"));
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(log_dir.join(name))
+            .map_err(|e| format!("engine log {name} cannot be copied: {e}"))?;
+        std::io::copy(&mut file.take(MAX_ENGINE_LOG_BYTES), &mut out)
+            .map_err(|e| format!("engine log {name} cannot be copied: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Writes the checked workflow files into `dest` (a fresh private folder): the copy the

@@ -61,15 +61,9 @@ impl Layout {
         write(&root.join("data/runs/another-run/results.csv"), "theirs\n");
         write(&root.join("etc/spe/spe.yaml"), "database: secret\n");
         let private = root.join("private");
-        let workflow_copy = private.join("workflow");
-        sandbox::stage_workflow(
-            &[("Snakefile".into(), b"rule all:\n".to_vec())],
-            &workflow_copy,
-        )
-        .unwrap();
-        let scratch = private.join("scratch");
-        std::fs::create_dir_all(scratch.join("home")).unwrap();
-        let view = View::for_spec(&spec, engine, workflow_copy, scratch, Vec::new());
+        sandbox::prepare_private(&private, &[("Snakefile".into(), b"rule all:\n".to_vec())])
+            .unwrap();
+        let view = View::for_spec(&spec, engine, &private, Vec::new());
         view.check_sources().unwrap();
         Layout {
             _tmp: tmp,
@@ -220,12 +214,24 @@ fn the_run_directory_and_the_scratch_are_writable() {
 }
 
 #[test]
-fn nextflow_writes_its_trace_into_this_attempts_log_folder_only() {
+fn nextflow_writes_its_trace_into_a_private_folder_the_runner_copies_from() {
     let l = Layout::new(Engine::Nextflow);
-    let trace = l.spec.log_dir.join("trace.txt");
-    let out = l.inside(&format!("echo task > {}", trace.display()));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(std::fs::read_to_string(&trace).unwrap(), "task\n");
+    let log_dir = l.spec.log_dir.display().to_string();
+    // The engine sees an empty log folder, and what it writes there stays private...
+    let out = l.inside(&format!(
+        "ls -A {log_dir}; echo task > {log_dir}/trace.txt; echo '{{\"exit_code\":0}}' > {log_dir}/log.json; ln -s /etc/passwd {log_dir}/stdout2"
+    ));
+    assert_eq!(stdout(&out), "");
+    assert!(!l.spec.log_dir.join("log.json").exists());
+    assert!(!l.spec.log_dir.join("trace.txt").exists());
+    // ...until the runner copies the trace, and only the trace, as a regular file.
+    sandbox::collect_engine_logs(&l.view, &["trace.txt", "stdout2"]).unwrap_err();
+    assert_eq!(
+        std::fs::read_to_string(l.spec.log_dir.join("trace.txt")).unwrap(),
+        "task\n"
+    );
+    assert!(!l.spec.log_dir.join("stdout2").exists());
+    assert!(!l.spec.log_dir.join("log.json").exists());
     // The spec stays out of reach for Nextflow too.
     let spec = l.spec.run_dir.join(RUNSPEC_PATH).display().to_string();
     assert!(!l.inside(&format!("cat {spec}")).status.success());
