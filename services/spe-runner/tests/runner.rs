@@ -30,14 +30,28 @@ struct Fixture {
     workflow_dir: PathBuf,
     spec: RunSpec,
     spec_path: PathBuf,
+    /// HOME given to spe-runner.
+    home: PathBuf,
 }
 
 impl Fixture {
     /// Copies `workflows/<name>` to a temp folder, pins its digest and writes a run spec.
     fn new(name: &str, engine: &str, engine_executable: &str, params_yaml: &str) -> Fixture {
+        let source = repo_root().join("workflows").join(name);
+        Fixture::from_dir(&source, engine, engine_executable, params_yaml)
+    }
+
+    /// As [`Fixture::new`], for a workflow folder anywhere.
+    fn from_dir(
+        source: &Path,
+        engine: &str,
+        engine_executable: &str,
+        params_yaml: &str,
+    ) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
+        let name = source.file_name().unwrap();
         let workflow_dir = tmp.path().join("workflows").join(name);
-        copy_tree(&repo_root().join("workflows").join(name), &workflow_dir);
+        copy_tree(source, &workflow_dir);
         // As the registry does: every file of the folder, workflow.yaml included.
         let workflow_files: Vec<String> = list_tree(&workflow_dir).unwrap();
         let expected_digest = digest_files(&read_files(&workflow_dir, &workflow_files).unwrap());
@@ -83,6 +97,7 @@ impl Fixture {
             workflow_dir,
             spec,
             spec_path,
+            home: std::env::var_os("HOME").map_or_else(|| "/tmp".into(), PathBuf::from),
         }
     }
 
@@ -94,10 +109,7 @@ impl Fixture {
             .arg(&self.spec_path)
             .env_clear()
             .env("PATH", path)
-            .env(
-                "HOME",
-                std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()),
-            )
+            .env("HOME", &self.home)
             .env("LANG", "C.UTF-8")
             .env("SPE_TEST_SECRET", "must-not-reach-the-engine")
             .stdout(Stdio::null())
@@ -466,4 +478,78 @@ fn nextflow_stand_in_run_writes_log_json() {
             .unwrap()
             .contains(&"-executor.cpus=1".into())
     );
+}
+
+#[test]
+fn a_hostile_snakemake_workflow_is_refused_everything_but_its_own_output() {
+    let Some(bin) = snakemake_bin() else { return };
+    let Some(s3) = spe_test_support::peers::s3_url() else {
+        return;
+    };
+    let port = s3.rsplit(':').next().unwrap().trim_end_matches('/');
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows/hostile");
+    let mut fx = Fixture::from_dir(&source, "snakemake", "snakemake", "{}\n");
+    let root = fx._tmp.path().to_path_buf();
+    let own = root.join("datasets/own");
+    std::fs::create_dir_all(&own).unwrap();
+    let other_dataset = root.join("datasets/other/calls.tsv");
+    let other_run = root.join("runs/ffff/another-run/results.csv");
+    for (path, text) in [(&other_dataset, "secret\n"), (&other_run, "theirs\n")] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let run_spec = fx.spec_path.clone();
+    std::fs::write(
+        &fx.spec.params_file,
+        format!(
+            "other_dataset: {}\nother_run: {}\nrun_spec: {}\ns3_port: {port}\n",
+            other_dataset.display(),
+            other_run.display(),
+            run_spec.display()
+        ),
+    )
+    .unwrap();
+    fx.set_datasets(&[&own]);
+    let spec_before = std::fs::read(&run_spec).unwrap();
+    // The job's HOME outside the sandbox: a folder of the test's, so that even a failure of
+    // this test cannot plant anything in a real home.
+    fx.home = root.join("home");
+    std::fs::create_dir_all(&fx.home).unwrap();
+    let planted = fx.home.join(".nextflow/config");
+
+    let (status, stderr) = fx.run(&bin);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "runner: {stderr}\nengine: {}",
+        fx.engine_stderr()
+    );
+    let report = std::fs::read_to_string(fx.spec.run_dir.join("report.txt")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    for what in [
+        "read another dataset",
+        "read another run",
+        "write another run",
+        "rewrite the run spec",
+        "change the workflow",
+        "connect to the S3 server",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("{what} not tried: {report}"));
+        assert!(line.contains(": refused ("), "{line}");
+    }
+    // Its home was the sandbox's scratch: the planted Nextflow config went with it.
+    assert!(lines.contains(&"home: /tmp/home"), "{report}");
+    assert!(!planted.exists(), "planted in the job's HOME");
+    // Nothing outside the run changed, and the run's own output is there.
+    assert_eq!(std::fs::read(&run_spec).unwrap(), spec_before);
+    assert_eq!(std::fs::read_to_string(&other_run).unwrap(), "theirs\n");
+    assert!(
+        std::fs::read_to_string(fx.workflow_dir.join("Snakefile"))
+            .unwrap()
+            .contains("HOSTILE TEST WORKFLOW")
+    );
+    assert_eq!(outputs(&fx.log_json()), ["report.txt"]);
 }
