@@ -17,8 +17,8 @@
 //! | `/proc`, `/dev` | the sandbox's own (new PID namespace; minimal devices) | |
 //!
 //! Nothing else exists: no other run, no other dataset, no service config, no home directory,
-//! no munge key, no Slurm config. The sandbox has its own network namespace (only a loopback
-//! that is down), its own PID, IPC and UTS namespaces, holds no capabilities even when the
+//! no munge key, no Slurm config. The sandbox has its own network namespace (its only interface
+//! is its own loopback: 127.0.0.1 inside is not the host's), its own PID, IPC and UTS namespaces, holds no capabilities even when the
 //! runner is root, and dies with the runner (`--die-with-parent`).
 //!
 //! Signals: the runner forwards SIGTERM/SIGINT to the engine's process group, and Slurm signals
