@@ -453,6 +453,11 @@ fn nextflow_stand_in_run_writes_log_json() {
         names.contains(&"NXF_OFFLINE") && names.contains(&"PATH"),
         "{names:?}"
     );
+    // Its home is in the sandbox's scratch, never the account's.
+    assert!(
+        names.contains(&"NXF_HOME") && names.contains(&"HOME"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"SPE_TEST_SECRET"), "{names:?}");
     let trace = std::fs::read_to_string(fx.spec.log_dir.join("trace.txt")).unwrap();
     let mut lines = trace.lines();
