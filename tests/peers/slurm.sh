@@ -103,6 +103,8 @@ stop_daemons() {
 }
 
 start() {
+  # Jobs on this node run spe-runner, which starts every engine inside bubblewrap.
+  command -v bwrap >/dev/null || apt_install bubblewrap
   if ! ours && command -v sinfo >/dev/null && answers; then
     log "using the Slurm that is already configured"; echo "slurm ready"; return 0
   fi

@@ -308,6 +308,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
+            sandbox: Default::default(),
+            datasets: Vec::new(),
         }
     }
 

@@ -25,7 +25,9 @@ pub struct RunSpec {
     pub engine: String,
     /// The engine executable: an absolute path, or a name looked up on the job's PATH.
     pub engine_executable: String,
-    /// The approved workflow's folder (read-only, on the shared file system).
+    /// The approved workflow's folder (read-only, on the shared file system). spe-runner
+    /// copies its files to a private folder, checks the digest there and shows the copy to the
+    /// engine at this path, read-only.
     pub workflow_dir: PathBuf,
     /// The entry point, relative to `workflow_dir` (e.g. `Snakefile`, `main.nf`).
     pub entry_point: String,
@@ -41,4 +43,34 @@ pub struct RunSpec {
     pub log_dir: PathBuf,
     /// The allowed engine parameters with their values (e.g. `cores`, `memory_mb`).
     pub engine_parameters: BTreeMap<String, String>,
+    /// How spe-runner isolates the engine. A spec without the field gets the sandbox: the
+    /// safe reading of an older or hand-written spec.
+    #[serde(default)]
+    pub sandbox: Sandbox,
+    /// Locations of the datasets the run's params name: the only data the sandbox shows
+    /// (read-only). No other dataset, and nothing else of `data_dir`, is visible to the job.
+    #[serde(default)]
+    pub datasets: Vec<PathBuf>,
+}
+
+/// How the engine of a run is isolated (config key `slurm.sandbox`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sandbox {
+    /// bubblewrap (`bwrap`): no network, a filesystem view of the run's own workflow, datasets,
+    /// run directory, a private scratch and read-only system folders.
+    #[default]
+    Bubblewrap,
+    /// No isolation: the engine sees what the job's account sees. Only for
+    /// `service.environment: dev`.
+    None,
+}
+
+impl Sandbox {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sandbox::Bubblewrap => "bubblewrap",
+            Sandbox::None => "none",
+        }
+    }
 }

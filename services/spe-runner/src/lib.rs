@@ -14,10 +14,14 @@
 //! 5. re-checks the workflow: the entry point must be one of `workflow_files`, the workflow
 //!    folder must hold no file besides `workflow_files` (the registry lists `workflow.yaml`
 //!    among them) and no symlink, and the files' digest must equal `expected_digest`. On any
-//!    mismatch the engine is **not** started;
-//! 6. starts the engine in its own process group, with the run dir as working directory,
-//!    stdin from /dev/null, stdout/stderr into the log dir, and a cleared environment holding
-//!    only [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`);
+//!    mismatch the engine is **not** started. The bytes whose digest matched are staged in a
+//!    private folder and that copy is what the engine reads ([`sandbox::stage_workflow`]);
+//! 6. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
+//!    network, only its workflow copy, datasets, run dir, a scratch and system folders; unless
+//!    the spec says `sandbox: none`), with the run dir as working directory, stdin from
+//!    /dev/null, stdout/stderr into the log dir, and a cleared environment holding only
+//!    [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`; in the
+//!    sandbox `HOME`, `TMPDIR` and `NXF_HOME` point into the scratch);
 //! 7. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
 //!    after the grace period if the engine is still running; after the engine exits, whatever
 //!    is left of its process group is killed too;
@@ -48,8 +52,10 @@ use chrono::{DateTime, Utc};
 use spe_core::digest::{digest_files, list_tree, read_files};
 use spe_core::engine::{self, Engine};
 use spe_core::logjson::{self, LOG_JSON_FILE, LogJson, STDERR_FILE, STDOUT_FILE};
-use spe_core::runspec::RunSpec;
+use spe_core::runspec::{RunSpec, Sandbox};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+pub mod sandbox;
 
 /// Environment variables passed from the job to the engine; all others are dropped.
 pub const ENV_ALLOWLIST: &[&str] = &[
@@ -109,9 +115,11 @@ pub fn load_spec(path: &Path) -> Result<RunSpec, String> {
         .map_err(|e| format!("run spec {} is not valid: {e}", path.display()))
 }
 
-/// Re-checks the approved workflow files before anything runs. The error text goes to log.json
-/// and names files only by their path inside the workflow folder.
-pub fn check_workflow(spec: &RunSpec) -> Result<(), String> {
+/// Re-checks the approved workflow files before anything runs and returns their contents: the
+/// bytes whose digest matched, which the sandbox then shows (see [`sandbox::stage_workflow`]).
+/// The error text goes to log.json and names files only by their path inside the workflow
+/// folder.
+pub fn check_workflow(spec: &RunSpec) -> Result<Vec<(String, Vec<u8>)>, String> {
     if !spec.workflow_files.contains(&spec.entry_point) {
         return Err(format!(
             "entry point {} is not among the approved workflow files",
@@ -136,7 +144,7 @@ pub fn check_workflow(spec: &RunSpec) -> Result<(), String> {
     if digest_files(&files) != spec.expected_digest {
         return Err(DIGEST_MISMATCH.to_owned());
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Size, modification time and inode of every regular file under a run dir, by relative path.
@@ -209,10 +217,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or("log.json");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
+        // Never through a link or onto a file someone left there: remove whatever has the
+        // name, then create it exclusively.
+        let _ = std::fs::remove_file(&tmp);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -373,6 +383,96 @@ fn log_json(
     }
 }
 
+/// The runner's private folder of a sandboxed run (removed when dropped) and the sandbox's view.
+struct Private {
+    _dir: tempfile::TempDir,
+    view: sandbox::View,
+}
+
+/// Why the sandbox could not be set up.
+struct SandboxFailure {
+    error: String,
+    runner_exit: i32,
+}
+
+impl SandboxFailure {
+    fn runner(error: String) -> SandboxFailure {
+        SandboxFailure {
+            error,
+            runner_exit: EXIT_RUNNER_FAILED,
+        }
+    }
+
+    fn into_outcome(self, cmd: Vec<String>) -> Outcome {
+        Outcome {
+            cmd,
+            error: Some(self.error),
+            runner_exit: self.runner_exit,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// The engine's command inside bubblewrap, and the private folder it uses: the checked
+/// workflow files staged in `<private>/workflow` (shown read-only at `workflow_dir`) and
+/// `<private>/scratch` (shown at `/tmp`, holding `HOME`). The private folder lives in the
+/// node's temp folder, outside everything the sandbox shows.
+fn sandboxed(
+    spec: &RunSpec,
+    engine: Engine,
+    cmd: &[String],
+    files: Vec<(String, Vec<u8>)>,
+    env: &[(String, String)],
+) -> Result<(tokio::process::Command, Option<Private>), SandboxFailure> {
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let bwrap = sandbox::find_executable("bwrap", path_var)
+        .or_else(|| sandbox::find_executable("/usr/bin/bwrap", None))
+        .ok_or_else(|| {
+            SandboxFailure::runner(
+                "cannot start the sandbox: bwrap (Debian package bubblewrap) is not installed"
+                    .to_owned(),
+            )
+        })?;
+    let exe = sandbox::find_executable(&cmd[0], path_var).ok_or_else(|| SandboxFailure {
+        error: format!("cannot start the engine {}: not found", cmd[0]),
+        runner_exit: EXIT_NOT_FOUND,
+    })?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let private = tempfile::Builder::new()
+        .prefix(&format!("spe-run-{}-", spec.run_id))
+        .tempdir()
+        .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
+    sandbox::prepare_private(private.path(), &files).map_err(SandboxFailure::runner)?;
+    let view = sandbox::View::for_spec(spec, engine, private.path(), sandbox::engine_install(&exe));
+    view.check_sources().map_err(SandboxFailure::runner)?;
+    let mut argv = cmd.to_vec();
+    argv[0] = exe.to_string_lossy().into_owned();
+    let mut command = tokio::process::Command::from(sandbox::command(&bwrap, &view, &argv));
+    command
+        .env_clear()
+        .envs(
+            env.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "HOME" | "TMPDIR" | "NXF_HOME"))
+                .cloned(),
+        )
+        .envs(engine.environment().iter().copied())
+        .env("HOME", sandbox::HOME)
+        .env("TMPDIR", sandbox::SCRATCH);
+    if engine == Engine::Nextflow {
+        command.env("NXF_HOME", format!("{}/.nextflow", sandbox::HOME));
+    }
+    Ok((
+        command,
+        Some(Private {
+            _dir: private,
+            view,
+        }),
+    ))
+}
+
 fn refused(cmd: Vec<String>, error: String) -> Outcome {
     Outcome {
         cmd,
@@ -407,9 +507,10 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         Ok(cmd) => cmd,
         Err(e) => return refused(Vec::new(), e.to_string()),
     };
-    if let Err(msg) = check_workflow(spec) {
-        return refused(cmd, msg);
-    }
+    let files = match check_workflow(spec) {
+        Ok(files) => files,
+        Err(msg) => return refused(cmd, msg),
+    };
     if !spec.run_dir.is_dir() {
         return refused(cmd, "run_dir is not a folder".to_owned());
     }
@@ -423,14 +524,27 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         };
     }
 
+    let env = filtered_env(std::env::vars());
+    // Held until the engine has ended: the private folder (workflow copy, scratch) is removed
+    // when it drops.
+    let (mut command, private) = match spec.sandbox {
+        Sandbox::Bubblewrap => match sandboxed(spec, engine, &cmd, files, &env) {
+            Ok(prepared) => prepared,
+            Err(failure) => return failure.into_outcome(cmd),
+        },
+        Sandbox::None => {
+            let mut command = tokio::process::Command::new(&cmd[0]);
+            command
+                .args(&cmd[1..])
+                .env_clear()
+                .envs(env)
+                .envs(engine.environment().iter().copied());
+            (command, None)
+        }
+    };
     let before = snapshot(&spec.run_dir, engine);
-    let mut command = tokio::process::Command::new(&cmd[0]);
     command
-        .args(&cmd[1..])
         .current_dir(&spec.run_dir)
-        .env_clear()
-        .envs(filtered_env(std::env::vars()))
-        .envs(engine.environment().iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -444,8 +558,12 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
                 std::io::ErrorKind::PermissionDenied => EXIT_NOT_EXECUTABLE,
                 _ => EXIT_RUNNER_FAILED,
             };
+            let what = match spec.sandbox {
+                Sandbox::Bubblewrap => "the sandbox (bwrap)",
+                Sandbox::None => &cmd[0],
+            };
             return Outcome {
-                error: Some(format!("cannot start the engine {}: {e}", cmd[0])),
+                error: Some(format!("cannot start {what}: {e}")),
                 cmd,
                 runner_exit,
                 ..Outcome::default()
@@ -487,6 +605,10 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         kill_group(pgid, libc::SIGKILL);
     }
     let output_files = produced(&before, &snapshot(&spec.run_dir, engine));
+    // The engine and everything it started are gone: its trace can be copied safely.
+    let log_copy_error = private
+        .as_ref()
+        .and_then(|p| sandbox::collect_engine_logs(&p.view, &[engine::NEXTFLOW_TRACE_FILE]).err());
 
     match status {
         Err(e) => Outcome {
@@ -509,7 +631,8 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
                 cmd,
                 exit_code,
                 signal,
-                error: None,
+                // The engine's own result stands; a trace that could not be copied is said.
+                error: log_copy_error,
                 output_files,
                 runner_exit,
             }
@@ -580,6 +703,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["log.json"]);
+    }
+
+    #[test]
+    fn atomic_write_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".log.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let path = dir.path().join("log.json");
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
     }
 
     #[test]

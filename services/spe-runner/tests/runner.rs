@@ -30,14 +30,28 @@ struct Fixture {
     workflow_dir: PathBuf,
     spec: RunSpec,
     spec_path: PathBuf,
+    /// HOME given to spe-runner.
+    home: PathBuf,
 }
 
 impl Fixture {
     /// Copies `workflows/<name>` to a temp folder, pins its digest and writes a run spec.
     fn new(name: &str, engine: &str, engine_executable: &str, params_yaml: &str) -> Fixture {
+        let source = repo_root().join("workflows").join(name);
+        Fixture::from_dir(&source, engine, engine_executable, params_yaml)
+    }
+
+    /// As [`Fixture::new`], for a workflow folder anywhere.
+    fn from_dir(
+        source: &Path,
+        engine: &str,
+        engine_executable: &str,
+        params_yaml: &str,
+    ) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
+        let name = source.file_name().unwrap();
         let workflow_dir = tmp.path().join("workflows").join(name);
-        copy_tree(&repo_root().join("workflows").join(name), &workflow_dir);
+        copy_tree(source, &workflow_dir);
         // As the registry does: every file of the folder, workflow.yaml included.
         let workflow_files: Vec<String> = list_tree(&workflow_dir).unwrap();
         let expected_digest = digest_files(&read_files(&workflow_dir, &workflow_files).unwrap());
@@ -73,6 +87,8 @@ impl Fixture {
                 ("partition".to_owned(), "debug".to_owned()),
                 ("runtime_minutes".to_owned(), "5".to_owned()),
             ]),
+            sandbox: Default::default(),
+            datasets: Vec::new(),
         };
         let spec_path = spec.run_dir.join(RUNSPEC_PATH);
         std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
@@ -81,6 +97,7 @@ impl Fixture {
             workflow_dir,
             spec,
             spec_path,
+            home: std::env::var_os("HOME").map_or_else(|| "/tmp".into(), PathBuf::from),
         }
     }
 
@@ -92,10 +109,7 @@ impl Fixture {
             .arg(&self.spec_path)
             .env_clear()
             .env("PATH", path)
-            .env(
-                "HOME",
-                std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()),
-            )
+            .env("HOME", &self.home)
             .env("LANG", "C.UTF-8")
             .env("SPE_TEST_SECRET", "must-not-reach-the-engine")
             .stdout(Stdio::null())
@@ -110,6 +124,16 @@ impl Fixture {
             out.status,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Names the run's datasets in the spec: the only data the sandbox shows.
+    fn set_datasets(&mut self, datasets: &[&Path]) {
+        self.spec.datasets = datasets.iter().map(|d| d.to_path_buf()).collect();
+        std::fs::write(
+            &self.spec_path,
+            serde_json::to_vec_pretty(&self.spec).unwrap(),
+        )
+        .unwrap();
     }
 
     fn log_json(&self) -> Value {
@@ -149,7 +173,7 @@ fn outputs(log: &Value) -> Vec<&str> {
 #[test]
 fn snakemake_quals_runs_and_writes_log_json() {
     let Some(bin) = snakemake_bin() else { return };
-    let fx = Fixture::new("quals", "snakemake", "snakemake", "min_qual: 40\n");
+    let mut fx = Fixture::new("quals", "snakemake", "snakemake", "min_qual: 40\n");
     // A dataset outside the workflow, as wes-api resolves a dataset id to its location.
     let dataset = fx._tmp.path().join("datasets/d1");
     std::fs::create_dir_all(&dataset).unwrap();
@@ -163,6 +187,7 @@ fn snakemake_quals_runs_and_writes_log_json() {
         format!("min_qual: 40\ndataset: {}\n", dataset.display()),
     )
     .unwrap();
+    fx.set_datasets(&[&dataset]);
     let started = Instant::now();
     let (status, stderr) = fx.run(&bin);
     eprintln!("quals run took {:?}", started.elapsed());
@@ -207,6 +232,36 @@ fn snakemake_quals_runs_and_writes_log_json() {
     );
     // Nothing of the runner's environment beyond the allowlist is written anywhere.
     assert!(!fx.engine_stderr().contains("must-not-reach-the-engine"));
+}
+
+#[test]
+fn snakemake_cannot_read_a_dataset_its_spec_does_not_name() {
+    let Some(bin) = snakemake_bin() else { return };
+    // The params point at a dataset path (as a smuggled string would), the spec names none:
+    // inside the sandbox the path does not exist, so the run fails and produces nothing.
+    let fx = Fixture::new("quals", "snakemake", "snakemake", "{}\n");
+    let other = fx._tmp.path().join("datasets/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("calls.tsv"),
+        "chrom\tpos\tsample\tqual\nchr1\t5\tZ\t41.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &fx.spec.params_file,
+        format!("dataset: {}\n", other.display()),
+    )
+    .unwrap();
+    let (status, stderr) = fx.run(&bin);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        fx.engine_stderr()
+            .contains("Missing input files for rule summarize"),
+        "{}",
+        fx.engine_stderr()
+    );
+    assert!(!fx.spec.run_dir.join("results.csv").exists());
+    assert_eq!(fx.log_json()["output_files"], serde_json::json!([]));
 }
 
 #[test]
@@ -398,6 +453,11 @@ fn nextflow_stand_in_run_writes_log_json() {
         names.contains(&"NXF_OFFLINE") && names.contains(&"PATH"),
         "{names:?}"
     );
+    // Its home is in the sandbox's scratch, never the account's.
+    assert!(
+        names.contains(&"NXF_HOME") && names.contains(&"HOME"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"SPE_TEST_SECRET"), "{names:?}");
     let trace = std::fs::read_to_string(fx.spec.log_dir.join("trace.txt")).unwrap();
     let mut lines = trace.lines();
@@ -423,4 +483,78 @@ fn nextflow_stand_in_run_writes_log_json() {
             .unwrap()
             .contains(&"-executor.cpus=1".into())
     );
+}
+
+#[test]
+fn a_hostile_snakemake_workflow_is_refused_everything_but_its_own_output() {
+    let Some(bin) = snakemake_bin() else { return };
+    let Some(s3) = spe_test_support::peers::s3_url() else {
+        return;
+    };
+    let port = s3.rsplit(':').next().unwrap().trim_end_matches('/');
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workflows/hostile");
+    let mut fx = Fixture::from_dir(&source, "snakemake", "snakemake", "{}\n");
+    let root = fx._tmp.path().to_path_buf();
+    let own = root.join("datasets/own");
+    std::fs::create_dir_all(&own).unwrap();
+    let other_dataset = root.join("datasets/other/calls.tsv");
+    let other_run = root.join("runs/ffff/another-run/results.csv");
+    for (path, text) in [(&other_dataset, "secret\n"), (&other_run, "theirs\n")] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let run_spec = fx.spec_path.clone();
+    std::fs::write(
+        &fx.spec.params_file,
+        format!(
+            "other_dataset: {}\nother_run: {}\nrun_spec: {}\ns3_port: {port}\n",
+            other_dataset.display(),
+            other_run.display(),
+            run_spec.display()
+        ),
+    )
+    .unwrap();
+    fx.set_datasets(&[&own]);
+    let spec_before = std::fs::read(&run_spec).unwrap();
+    // The job's HOME outside the sandbox: a folder of the test's, so that even a failure of
+    // this test cannot plant anything in a real home.
+    fx.home = root.join("home");
+    std::fs::create_dir_all(&fx.home).unwrap();
+    let planted = fx.home.join(".nextflow/config");
+
+    let (status, stderr) = fx.run(&bin);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "runner: {stderr}\nengine: {}",
+        fx.engine_stderr()
+    );
+    let report = std::fs::read_to_string(fx.spec.run_dir.join("report.txt")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    for what in [
+        "read another dataset",
+        "read another run",
+        "write another run",
+        "rewrite the run spec",
+        "change the workflow",
+        "connect to the S3 server",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("{what} not tried: {report}"));
+        assert!(line.contains(": refused ("), "{line}");
+    }
+    // Its home was the sandbox's scratch: the planted Nextflow config went with it.
+    assert!(lines.contains(&"home: /tmp/home"), "{report}");
+    assert!(!planted.exists(), "planted in the job's HOME");
+    // Nothing outside the run changed, and the run's own output is there.
+    assert_eq!(std::fs::read(&run_spec).unwrap(), spec_before);
+    assert_eq!(std::fs::read_to_string(&other_run).unwrap(), "theirs\n");
+    assert!(
+        std::fs::read_to_string(fx.workflow_dir.join("Snakefile"))
+            .unwrap()
+            .contains("HOSTILE TEST WORKFLOW")
+    );
+    assert_eq!(outputs(&fx.log_json()), ["report.txt"]);
 }

@@ -149,6 +149,13 @@ impl Application {
             }
             None => tracing::warn!("slurm.enabled is false: accepted runs stay QUEUED"),
         }
+        if config.slurm.sandbox == spe_core::runspec::Sandbox::None {
+            // Config allows this only in dev; say so at every start (docs/security.md).
+            tracing::warn!(
+                "SANDBOX OFF (slurm.sandbox: none): jobs run without isolation and can read \
+                 every dataset, reach the network and rewrite their run spec; dev only"
+            );
+        }
         let results = match &config.crawler {
             Some(crawler) => Some(Arc::new(ResultsBucket::connect(crawler).await)),
             None => {

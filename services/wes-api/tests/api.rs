@@ -27,6 +27,8 @@ async fn service_info_carries_base_and_wes_fields() {
         json!({"group": "org.ga4gh", "artifact": "wes", "version": "1.1.0"})
     );
     assert_eq!(info["supported_wes_versions"], json!(["1.1.0"]));
+    // How jobs are isolated (slurm.sandbox; `none` only in a dev deployment).
+    assert_eq!(info["tags"]["sandbox"], "bubblewrap", "{info}");
     assert_eq!(
         info["workflow_type_versions"]["SMK"]["workflow_type_version"],
         json!(["9"])

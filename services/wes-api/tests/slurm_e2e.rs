@@ -45,6 +45,19 @@ async fn snakemake_workflow_runs_on_slurm_to_complete_with_its_outputs() {
     // The engine read the registered dataset's location, not a path the researcher named.
     let params = std::fs::read_to_string(dir.join(format!("{id}.yaml"))).unwrap();
     assert!(params.contains("workflows/quals/data"), "{params}");
+    // The job ran sandboxed, shown that dataset and no other (docs/security.md).
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".spe/runspec.json")).unwrap()).unwrap();
+    assert_eq!(spec["sandbox"], "bubblewrap", "{spec}");
+    let datasets = spec["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 1, "{spec}");
+    assert!(
+        datasets[0]
+            .as_str()
+            .unwrap()
+            .ends_with("workflows/quals/data"),
+        "{spec}"
+    );
 
     let log = log_json(&app, &id);
     assert_eq!(log["exit_code"], 0);

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::runspec::Sandbox;
+
 mod auth;
 mod crawler;
 mod database;
@@ -129,10 +131,22 @@ impl Config {
             crawler.check()?;
         }
         self.slurm.check()?;
+        if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
+            return Err(ConfigError::at(
+                "slurm.sandbox",
+                "none is allowed only where service.environment is dev",
+            ));
+        }
         if let AuthConfig::Oidc(oidc) = &self.auth {
             oidc.check()?;
         }
         self.workflows.check()
+    }
+
+    /// Whether this is a development deployment (`service.environment: dev`), the only kind
+    /// that may run jobs without a sandbox.
+    pub fn is_dev(&self) -> bool {
+        self.service.environment.as_deref() == Some("dev")
     }
 
     /// Where uploaded workflows are unpacked: `workflows.upload_dir`, else `<data_dir>/.registry`.
@@ -372,6 +386,25 @@ workflows:
         ] {
             assert_refused(&with(bad), key);
         }
+    }
+
+    #[test]
+    fn sandbox_defaults_to_bubblewrap_and_none_needs_a_dev_environment() {
+        let config = Config::parse(MINIMAL, no_env()).unwrap();
+        assert_eq!(config.slurm.sandbox, Sandbox::Bubblewrap);
+        let off = env_of("SPE__SLURM__SANDBOX", "none");
+        let err = Config::parse(MINIMAL, off.clone()).unwrap_err();
+        assert_eq!(
+            err.0,
+            "slurm.sandbox: none is allowed only where service.environment is dev"
+        );
+        let dev = MINIMAL.replace("name: SPE\n", "name: SPE\n  environment: dev\n");
+        let config = Config::parse(&dev, off).unwrap();
+        assert_eq!(config.slurm.sandbox, Sandbox::None);
+        assert!(config.is_dev());
+        let typo = env_of("SPE__SLURM__SANDBOX", "firejail");
+        let err = Config::parse(MINIMAL, typo).unwrap_err();
+        assert!(err.0.starts_with("slurm.sandbox:"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{ConfigError, default_true};
+use crate::runspec::Sandbox;
 
 /// How wes-api reaches Slurm and what every job gets.
 #[derive(Debug, Deserialize)]
@@ -49,6 +50,10 @@ pub struct SlurmConfig {
     /// A submitted job that no source knows of for this long ends its run as SYSTEM_ERROR.
     #[serde(default = "default_vanished_after")]
     pub vanished_after_seconds: u64,
+    /// How spe-runner isolates the engine: `bubblewrap` (default) or `none`, which is allowed
+    /// only where `service.environment` is `dev` (see docs/security.md).
+    #[serde(default)]
+    pub sandbox: Sandbox,
 }
 
 impl Default for SlurmConfig {
@@ -68,6 +73,7 @@ impl Default for SlurmConfig {
             command_timeout_seconds: default_command_timeout(),
             accounting: SlurmAccounting::default(),
             vanished_after_seconds: default_vanished_after(),
+            sandbox: Sandbox::default(),
         }
     }
 }

@@ -76,7 +76,12 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             .map(|(state, n)| (state.as_str().to_owned(), n))
             .collect::<BTreeMap<_, _>>(),
         auth_instructions_url: service.auth_instructions_url.to_string(),
-        tags: service.tags.clone(),
+        // How jobs are isolated is part of what a researcher or auditor relies on.
+        tags: {
+            let mut tags = service.tags.clone();
+            tags.insert("sandbox".into(), config.slurm.sandbox.as_str().into());
+            tags
+        },
     };
     Ok(HttpResponse::Ok().json(info))
 }

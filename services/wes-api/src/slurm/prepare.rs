@@ -97,6 +97,9 @@ pub async fn prepare(
         })?;
         locations.insert(reference.id.clone(), dataset.location);
     }
+    let mut dataset_paths: Vec<PathBuf> = locations.values().map(PathBuf::from).collect();
+    dataset_paths.sort();
+    dataset_paths.dedup();
     let resolved = manifest
         .resolve_datasets(params, |id| locations.get(id).cloned())
         .map_err(|e| PrepareError::Refused(e.to_string()))?;
@@ -135,6 +138,9 @@ pub async fn prepare(
         params_file,
         log_dir: log_dir.clone(),
         engine_parameters: engine_parameters.clone(),
+        sandbox: config.slurm.sandbox,
+        // Only what the params name: the sandbox shows these and no other dataset.
+        datasets: dataset_paths,
     };
     let spec_path = run_dir.join(RUNSPEC_PATH);
     let spec_json =
