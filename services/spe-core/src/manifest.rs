@@ -34,9 +34,11 @@
 //! `x-spe-dataset: true` (or an array whose `items` carry it) takes dataset ids. Researchers name
 //! datasets only by id; the run spec gets the registered locations ([`Manifest::resolve_datasets`]).
 //!
-//! Beyond the schema, every string in `workflow_params` (keys and values) must not look like a
-//! path or carry shell syntax ([`check_param_strings`]): no leading `/` or `~`, no `..` component,
-//! no `` ` $ ; | & < > \ ``, no control characters, at most [`MAX_PARAM_STRING_LEN`] bytes.
+//! String parameters are data ([`check_param_strings`]). Every string in `workflow_params` (keys
+//! and values) has no `` ` $ ; | & < > \ ``, no control characters (NUL included) and at most
+//! [`MAX_PARAM_STRING_LEN`] bytes. Unless its schema node has an explicit `pattern` (then the
+//! pattern decides), a string also has no word starting with `-`, no URL scheme (`file:`,
+//! `s3:`...), no `/` and no leading `~` or `..`: datasets are named only by dataset id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -450,7 +452,7 @@ impl Manifest {
         params: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         let as_value = Value::Object(params.clone());
-        check_param_strings(&as_value)?;
+        check_param_strings(&as_value, &self.params)?;
         if let Err(e) = schema.0.validate(&as_value) {
             let path = e.instance_path().to_string();
             let field = if path.is_empty() || path == "/" {
@@ -845,13 +847,22 @@ impl fmt::Display for WorkflowRef {
     }
 }
 
-/// Refuses strings in `workflow_params` (keys and values, at any depth) that could name a path
-/// or carry shell syntax, and arrays longer than [`MAX_PARAM_ARRAY_LEN`].
-pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
-    let mut stack: Vec<(&Value, String)> = vec![(params, "workflow_params".to_owned())];
-    while let Some((v, path)) = stack.pop() {
+/// Refuses strings in `workflow_params` (keys and values, at any depth) that could name a path,
+/// a URL, an option or carry shell syntax, and arrays longer than [`MAX_PARAM_ARRAY_LEN`].
+///
+/// `schema` is the manifest's `params` schema: a string value whose schema node (reached through
+/// `properties`, `additionalProperties` and `items`) has an explicit `pattern` is held to that
+/// pattern instead of the default rules ([`check_param_string`]); the rules every string keeps
+/// (length, control characters, shell syntax) still apply. Keys always get the default rules.
+pub fn check_param_strings(params: &Value, schema: &Value) -> Result<(), RequestError> {
+    let mut stack: Vec<(&Value, String, Option<&Value>)> =
+        vec![(params, "workflow_params".to_owned(), Some(schema))];
+    while let Some((v, path, node)) = stack.pop() {
         match v {
-            Value::String(s) => check_param_string(s).map_err(|e| RequestError::new(&path, e))?,
+            Value::String(s) => {
+                let patterned = node.is_some_and(|n| n.get("pattern").is_some());
+                check_param_string(s, patterned).map_err(|e| RequestError::new(&path, e))?
+            }
             Value::Array(items) => {
                 if items.len() > MAX_PARAM_ARRAY_LEN {
                     return Err(RequestError::new(
@@ -859,8 +870,9 @@ pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
                         format!("at most {MAX_PARAM_ARRAY_LEN} items"),
                     ));
                 }
+                let child = node.and_then(|n| n.get("items")).filter(|c| c.is_object());
                 for (i, item) in items.iter().enumerate() {
-                    stack.push((item, format!("{path}[{i}]")));
+                    stack.push((item, format!("{path}[{i}]"), child));
                 }
             }
             Value::Object(map) => {
@@ -872,9 +884,16 @@ pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
                             "keys must be at most 128 bytes",
                         ));
                     }
-                    check_param_string(k)
+                    check_param_string(k, false)
                         .map_err(|e| RequestError::new(&key_path, format!("key {e}")))?;
-                    stack.push((item, key_path));
+                    let child = node
+                        .and_then(|n| {
+                            n.get("properties")
+                                .and_then(|p| p.get(k))
+                                .or_else(|| n.get("additionalProperties"))
+                        })
+                        .filter(|c| c.is_object());
+                    stack.push((item, key_path, child));
                 }
             }
             _ => {}
@@ -883,7 +902,12 @@ pub fn check_param_strings(params: &Value) -> Result<(), RequestError> {
     Ok(())
 }
 
-fn check_param_string(s: &str) -> Result<(), String> {
+/// One `workflow_params` string. Always: at most [`MAX_PARAM_STRING_LEN`] bytes, no control
+/// character (NUL included), none of [`FORBIDDEN_PARAM_CHARS`]. Unless the schema gives the
+/// string an explicit `pattern` (`patterned`), also: no word starting with `-` (it could become
+/// an engine or tool option), no URL scheme (`file:`, `s3:`, `https://`: engines open those), no
+/// path separator and no leading `~` or `..` (datasets are named by id, never by path).
+fn check_param_string(s: &str, patterned: bool) -> Result<(), String> {
     if s.len() > MAX_PARAM_STRING_LEN {
         return Err(format!("must be at most {MAX_PARAM_STRING_LEN} bytes"));
     }
@@ -893,13 +917,45 @@ fn check_param_string(s: &str) -> Result<(), String> {
     if let Some(c) = s.chars().find(|c| FORBIDDEN_PARAM_CHARS.contains(c)) {
         return Err(format!("must not contain {c:?} (shell syntax is refused)"));
     }
-    if s.starts_with('/') || s.starts_with('~') {
+    if patterned {
+        return Ok(());
+    }
+    if s.split(|c: char| c.is_whitespace() || c == '=')
+        .any(|w| w.starts_with('-'))
+    {
+        return Err(
+            "must not start with `-`, nor have a word that does (it could become an option)".into(),
+        );
+    }
+    if has_url_scheme(s) {
+        return Err("must not contain a URL scheme; datasets are named by id".into());
+    }
+    if s.contains('/') {
+        return Err("must not contain a path separator; datasets are named by id".into());
+    }
+    if s.starts_with('~') || s.starts_with("..") {
         return Err("must not be a path; datasets are named by id".into());
     }
-    if s.split('/').any(|c| c == "..") {
-        return Err("must not contain `..`; datasets are named by id".into());
-    }
     Ok(())
+}
+
+/// Whether a word of `s` begins with a URL scheme: a letter, then letters, digits or `+ . -`,
+/// then `:` (`file:x`, `s3:b`, `https://h`). Words are split at whitespace, `=`, `,`, quotes
+/// and brackets, so `x,file:y` and `'file:y'` count too.
+fn has_url_scheme(s: &str) -> bool {
+    s.split(|c: char| c.is_whitespace() || "=,'\"()[]{}".contains(c))
+        .any(|word| {
+            let Some((scheme, _)) = word.split_once(':') else {
+                return false;
+            };
+            scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+        })
 }
 
 fn shorten(text: &str) -> String {
@@ -1160,6 +1216,72 @@ egress:
             Value::Object(m) => m,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn strings_are_data_unless_a_pattern_says_otherwise() {
+        let m = Manifest::from_yaml(&QUALS.replace(
+            "    label: { type: string, maxLength: 40 }\n",
+            "    label: { type: string, maxLength: 40 }\n    \
+             region: { type: string, pattern: \"^[a-z0-9]+:[a-z0-9/-]+$\" }\n    \
+             tags: { type: object, additionalProperties: { type: string } }\n",
+        ))
+        .unwrap();
+        let refused = |label: &str| {
+            m.check_params(&params(json!({"dataset": "d", "label": label})))
+                .unwrap_err()
+        };
+        for (label, says) in [
+            ("-x", "`-`"),
+            ("x --ref=y", "`-`"),
+            ("x=-y", "`-`"),
+            ("file:///other/dataset/x", "URL scheme"),
+            ("file:x", "URL scheme"),
+            ("a,s3:bucket", "URL scheme"),
+            ("x --ref=/data/other", "`-`"),
+            ("data/other", "path separator"),
+            ("~root", "path"),
+            ("..", "path"),
+            ("a\0b", "control"),
+        ] {
+            let e = refused(label);
+            assert_eq!(e.field, "workflow_params.label", "{label}");
+            assert!(e.reason.contains(says), "{label}: {}", e.reason);
+        }
+        // Nested strings without a pattern get the same rules.
+        let e = m
+            .check_params(&params(json!({"dataset": "d", "tags": {"a": "-rf"}})))
+            .unwrap_err();
+        assert_eq!(e.field, "workflow_params.tags.a");
+        // Plain words pass.
+        m.check_params(&params(
+            json!({"dataset": "d", "label": "sample 1, run_2.x"}),
+        ))
+        .unwrap();
+        // An explicit pattern decides: what it allows passes, what it does not is refused.
+        m.check_params(&params(json!({"dataset": "d", "region": "chr1:100-200/x"})))
+            .unwrap();
+        let e = m
+            .check_params(&params(json!({"dataset": "d", "region": "-chr1"})))
+            .unwrap_err();
+        assert_eq!(e.field, "workflow_params.region");
+        // Shell syntax and control characters stay refused whatever the pattern.
+        let shell = Manifest::from_yaml(&QUALS.replace(
+            "    label: { type: string, maxLength: 40 }\n",
+            "    label: { type: string, pattern: \".*\" }\n",
+        ))
+        .unwrap();
+        for label in ["$(id)", "a\0b"] {
+            let e = shell
+                .check_params(&params(json!({"dataset": "d", "label": label})))
+                .unwrap_err();
+            assert_eq!(e.field, "workflow_params.label");
+        }
+        // Dataset parameters take only dataset ids, pattern or not.
+        let e = m
+            .check_params(&params(json!({"dataset": "file:x"})))
+            .unwrap_err();
+        assert_eq!(e.field, "workflow_params.dataset");
     }
 
     #[test]

@@ -838,3 +838,56 @@ async fn with_auth_disabled_dataset_visas_are_not_checked() {
     let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "ega-1"})).await;
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
 }
+
+/// String parameters are data: without an explicit `pattern` a string may not be an option, a
+/// URL or a path; a pattern in the manifest allows what it says.
+#[tokio::test]
+async fn string_parameters_are_data_unless_the_manifest_pattern_allows_more() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hello = copy_example("hello-nf", &dir);
+    let manifest = hello.join("workflow.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let anchor = "    names:\n";
+    assert!(text.contains(anchor));
+    // A new version: the example itself is registered already.
+    let text = text
+        .replace("\nversion: 1.0.0\n", "\nversion: 1.0.1-strings\n")
+        .replace(
+            anchor,
+            "    label: { type: string, maxLength: 80 }\n    \
+         region: { type: string, pattern: \"^[a-z0-9]+:[0-9]+-[0-9]+/[a-z]+$\" }\n    names:\n",
+        );
+    std::fs::write(&manifest, text).unwrap();
+    let url = app.register_and_approve(&hello).await;
+    let submit = |params: Value| {
+        app.post_json(
+            "/runs",
+            json!({
+                "workflow_type": "NFL",
+                "workflow_type_version": "DSL2",
+                "workflow_url": url,
+                "workflow_params": params,
+            }),
+        )
+    };
+    for (label, says) in [
+        ("file:///other/dataset/x", "URL scheme"),
+        ("-x", "`-`"),
+        ("x --ref=/data/other", "`-`"),
+        ("s3:bucket", "URL scheme"),
+        ("other/dataset", "path separator"),
+    ] {
+        let msg = error_msg(submit(json!({"label": label})).await, 400).await;
+        assert!(
+            msg.starts_with("workflow_params.label:") && msg.contains(says),
+            "{label}: {msg}"
+        );
+    }
+    // The same characters in a field whose pattern allows them pass.
+    let res = submit(json!({"region": "chr1:100-200/x", "label": "sample 1"})).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // And what the pattern does not allow is refused, naming the field.
+    let msg = error_msg(submit(json!({"region": "-chr1:1-2/x"})).await, 400).await;
+    assert!(msg.starts_with("workflow_params.region:"), "{msg}");
+}
