@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use spe_core::config::AuthConfig;
 use spe_core::config::Config;
 use spe_core::manifest::{Manifest, WorkflowRef};
 use spe_core::runspec::{RUNSPEC_PATH, RunSpec};
-use spe_store::{RunRecord, Store, StoreError, WorkflowState};
+use spe_store::{Dataset, DatasetState, RunRecord, Store, StoreError, WorkflowState};
 
 use crate::slurm::client::quote_for_shell;
 
@@ -87,14 +88,25 @@ pub async fn prepare(
         )));
     }
     let params = &submission.workflow_params;
+    let references = manifest.dataset_references(params);
+    // Admission checked the datasets and visas; they may have been withdrawn while the run
+    // waited in the queue, so they are checked again just before the job exists.
+    let snapshots = if references.is_empty() {
+        Vec::new()
+    } else {
+        visa_snapshots(store.access_visas(run.id).await?)?
+    };
+    let check_visas = !matches!(config.auth, AuthConfig::Disabled);
     let mut locations = HashMap::new();
-    for reference in manifest.dataset_references(params) {
+    for reference in references {
         let dataset = store.dataset(&reference.id).await?.ok_or_else(|| {
             PrepareError::Refused(format!(
                 "{}: dataset {} no longer exists",
                 reference.field, reference.id
             ))
         })?;
+        still_usable(&dataset, &snapshots, check_visas, now.timestamp())
+            .map_err(|e| PrepareError::Refused(format!("{}: {e}", reference.field)))?;
         locations.insert(reference.id.clone(), dataset.location);
     }
     let mut dataset_paths: Vec<PathBuf> = locations.values().map(PathBuf::from).collect();
@@ -222,4 +234,132 @@ async fn write_file(path: &Path, content: &[u8]) -> Result<(), PrepareError> {
     tokio::fs::write(&tmp, content).await.map_err(io)?;
     tokio::fs::rename(&tmp, path).await.map_err(io)?;
     Ok(())
+}
+
+/// What a run keeps of each visa that granted it a dataset (see `app::visas::VisaSnapshot`).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct StoredVisa {
+    dataset: String,
+    value: String,
+    exp: i64,
+}
+
+fn visa_snapshots(stored: Option<Value>) -> Result<Vec<StoredVisa>, PrepareError> {
+    match stored {
+        None => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v).map_err(|e| {
+            PrepareError::Refused(format!("the run's stored visas do not parse: {e}"))
+        }),
+    }
+}
+
+/// Whether a run may still use `dataset` at `now` (Unix seconds): the dataset is active and,
+/// where visas are checked and the dataset names a visa value, a visa of the run's snapshot
+/// with that value is still valid. The error names the dataset, never a visa's content.
+fn still_usable(
+    dataset: &Dataset,
+    snapshots: &[StoredVisa],
+    check_visas: bool,
+    now: i64,
+) -> Result<(), String> {
+    if dataset.state != DatasetState::Active {
+        return Err(format!(
+            "dataset {} was {} after the run was accepted and may no longer be used",
+            dataset.id, dataset.state
+        ));
+    }
+    let Some(value) = dataset.visa.as_deref().filter(|_| check_visas) else {
+        return Ok(());
+    };
+    let granting: Vec<&StoredVisa> = snapshots
+        .iter()
+        .filter(|v| v.dataset == dataset.id && v.value == value)
+        .collect();
+    if granting.is_empty() {
+        return Err(format!(
+            "dataset {} needs a visa the run was not accepted with",
+            dataset.id
+        ));
+    }
+    if granting.iter().all(|v| v.exp <= now) {
+        return Err(format!(
+            "the access visa for dataset {} expired before the job could start",
+            dataset.id
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spe_core::Subject;
+    use spe_core::time::Timestamp;
+
+    fn dataset(state: DatasetState, visa: Option<&str>) -> Dataset {
+        Dataset {
+            id: "cohort-7".into(),
+            description: String::new(),
+            location: "/data/cohort-7".into(),
+            crypt4gh: false,
+            visa: visa.map(str::to_owned),
+            state,
+            created_by: Subject::local_dev_user(),
+            created_at: Timestamp::from_micros(0),
+            updated_at: Timestamp::from_micros(0),
+        }
+    }
+
+    fn visa(value: &str, exp: i64) -> StoredVisa {
+        StoredVisa {
+            dataset: "cohort-7".into(),
+            value: value.into(),
+            exp,
+        }
+    }
+
+    #[test]
+    fn a_retired_dataset_or_an_expired_visa_stops_the_run_naming_the_dataset() {
+        let now = 1_000;
+        assert_eq!(
+            still_usable(&dataset(DatasetState::Retired, None), &[], true, now),
+            Err(
+                "dataset cohort-7 was retired after the run was accepted and may no longer be used"
+                    .into()
+            )
+        );
+        let needs = dataset(DatasetState::Active, Some("grant-7"));
+        assert_eq!(
+            still_usable(&needs, &[visa("grant-7", 2_000)], true, now),
+            Ok(())
+        );
+        assert_eq!(
+            still_usable(&needs, &[visa("grant-7", 1_000)], true, now),
+            Err("the access visa for dataset cohort-7 expired before the job could start".into())
+        );
+        assert_eq!(
+            still_usable(&needs, &[visa("grant-8", 2_000)], true, now),
+            Err("dataset cohort-7 needs a visa the run was not accepted with".into())
+        );
+        // One valid visa among expired ones is enough; with auth disabled visas are not checked.
+        assert_eq!(
+            still_usable(
+                &needs,
+                &[visa("grant-7", 1), visa("grant-7", 5_000)],
+                true,
+                now
+            ),
+            Ok(())
+        );
+        assert_eq!(still_usable(&needs, &[], false, now), Ok(()));
+    }
+
+    #[test]
+    fn stored_visa_snapshots_parse() {
+        let v = serde_json::json!([{"dataset": "cohort-7", "iss": "i", "type": "ControlledAccessGrants",
+            "value": "grant-7", "source": "s", "by": null, "asserted": 1, "exp": 99}]);
+        let parsed = visa_snapshots(Some(v)).unwrap();
+        assert_eq!((parsed[0].value.as_str(), parsed[0].exp), ("grant-7", 99));
+        assert!(visa_snapshots(Some(serde_json::json!({"x": 1}))).is_err());
+    }
 }
