@@ -134,21 +134,54 @@ pub fn wes_state(report: &JobReport) -> (RunState, Option<String>) {
 /// Parses `scontrol show -o job` output (one job per line, `Key=Value` pairs). Lines that
 /// cannot be read are skipped: the caller reconciles the jobs it finds.
 pub fn parse_scontrol_jobs(stdout: &str) -> Vec<JobReport> {
+    stdout.lines().filter_map(scontrol_line).collect()
+}
+
+/// Who a job belongs to, as scontrol reports it: `UserId=<name>(<uid>)` and `Account=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOwner {
+    pub user: Option<String>,
+    pub account: Option<String>,
+}
+
+impl JobOwner {
+    /// Whether the job is the service's: submitted by `user` and, where the deployment sets a
+    /// Slurm account, charged to it. Only such a job may be adopted as a run's.
+    pub fn is(&self, user: &str, account: Option<&str>) -> bool {
+        self.user.as_deref() == Some(user)
+            && account.is_none_or(|a| self.account.as_deref() == Some(a))
+    }
+}
+
+/// [`parse_scontrol_jobs`] with each job's owner.
+pub fn parse_scontrol_owned_jobs(stdout: &str) -> Vec<(JobReport, JobOwner)> {
     stdout
         .lines()
         .filter_map(|line| {
-            let job_id: SlurmJobId = field(line, "JobId")?.parse().ok()?;
-            Some(JobReport {
-                job_id,
-                name: field(line, "JobName").map(str::to_owned),
-                state: field(line, "JobState")?.to_owned(),
-                exit: field(line, "ExitCode").and_then(|e| e.parse().ok()),
-                reason: field(line, "Reason")
-                    .filter(|r| *r != "None")
-                    .map(str::to_owned),
-            })
+            let report = scontrol_line(line)?;
+            let user = field(line, "UserId")
+                .map(|u| u.split('(').next().unwrap_or(u))
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned);
+            let account = field(line, "Account")
+                .filter(|a| !a.is_empty() && *a != "(null)")
+                .map(str::to_owned);
+            Some((report, JobOwner { user, account }))
         })
         .collect()
+}
+
+fn scontrol_line(line: &str) -> Option<JobReport> {
+    let job_id: SlurmJobId = field(line, "JobId")?.parse().ok()?;
+    Some(JobReport {
+        job_id,
+        name: field(line, "JobName").map(str::to_owned),
+        state: field(line, "JobState")?.to_owned(),
+        exit: field(line, "ExitCode").and_then(|e| e.parse().ok()),
+        reason: field(line, "Reason")
+            .filter(|r| *r != "None")
+            .map(str::to_owned),
+    })
 }
 
 /// The value of ` Key=` in a one-line record, up to the next space.
@@ -281,6 +314,28 @@ mod tests {
         // `UserId=` must not be read as `Id=`-anything, nor `ArrayJobId` as `JobId`.
         let tricky = "ArrayJobId=99 JobId=5 JobState=RUNNING ExitCode=0:0";
         assert_eq!(parse_scontrol_jobs(tricky)[0].job_id.as_str(), "5");
+    }
+
+    #[test]
+    fn job_owners_parse_and_only_the_service_owns() {
+        let out = "JobId=7 JobName=spe-x UserId=spe(990) GroupId=spe(990) Account=research JobState=PENDING ExitCode=0:0\n\
+                   JobId=8 JobName=spe-x UserId=nobody(65534) GroupId=nogroup(65534) Account=research JobState=PENDING ExitCode=0:0\n\
+                   JobId=9 JobName=spe-x UserId=spe(990) Account=other JobState=PENDING ExitCode=0:0\n";
+        let jobs = parse_scontrol_owned_jobs(out);
+        let owners: Vec<&JobOwner> = jobs.iter().map(|(_, o)| o).collect();
+        assert_eq!(owners[0].user.as_deref(), Some("spe"));
+        assert_eq!(owners[0].account.as_deref(), Some("research"));
+        assert_eq!(owners[1].user.as_deref(), Some("nobody"));
+        assert!(owners[0].is("spe", Some("research")));
+        assert!(owners[0].is("spe", None));
+        assert!(!owners[1].is("spe", Some("research")));
+        assert!(!owners[1].is("spe", None));
+        assert!(!owners[2].is("spe", Some("research")));
+        let no_user = JobOwner {
+            user: None,
+            account: None,
+        };
+        assert!(!no_user.is("spe", None));
     }
 
     #[test]

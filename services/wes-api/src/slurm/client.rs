@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use spe_core::config::{SlurmAccounting, SlurmConfig};
 use spe_core::slurm::{
-    JobReport, SlurmJobId, is_transient_failure, parse_sacct, parse_scontrol_jobs,
+    JobOwner, JobReport, SlurmJobId, is_transient_failure, parse_sacct, parse_scontrol_jobs,
+    parse_scontrol_owned_jobs,
 };
 use tokio::process::Command;
 
@@ -40,6 +41,8 @@ pub struct SlurmClient {
     timeout: Duration,
     accounting: SlurmAccounting,
     spawned: AtomicU64,
+    /// The account Slurm sees this service as (learned once, see [`SlurmClient::service_user`]).
+    user: std::sync::OnceLock<String>,
 }
 
 struct Output {
@@ -55,6 +58,7 @@ impl SlurmClient {
             timeout: Duration::from_secs(config.command_timeout_seconds),
             accounting: config.accounting,
             spawned: AtomicU64::new(0),
+            user: std::sync::OnceLock::new(),
         }
     }
 
@@ -147,6 +151,31 @@ impl SlurmClient {
             return Err(Self::failure("scontrol", &out));
         }
         Ok(parse_scontrol_jobs(&out.stdout))
+    }
+
+    /// [`SlurmClient::jobs`] with each job's owner, to tell the service's jobs from others'.
+    pub async fn owned_jobs(&self) -> Result<Vec<(JobReport, JobOwner)>, SlurmError> {
+        let out = self
+            .run("scontrol", &["show".into(), "-o".into(), "job".into()])
+            .await?;
+        if !out.success {
+            return Err(Self::failure("scontrol", &out));
+        }
+        Ok(parse_scontrol_owned_jobs(&out.stdout))
+    }
+
+    /// The user name the service's jobs run as: `id -un` where the Slurm commands run (through
+    /// the prefix, so the remote account when there is one). Asked once, then remembered.
+    pub async fn service_user(&self) -> Result<String, SlurmError> {
+        if let Some(user) = self.user.get() {
+            return Ok(user.clone());
+        }
+        let out = self.run("id", &["-un".into()]).await?;
+        let user = out.stdout.trim();
+        if !out.success || user.is_empty() {
+            return Err(Self::failure("id -un", &out));
+        }
+        Ok(self.user.get_or_init(|| user.to_owned()).clone())
     }
 
     /// Final records of jobs slurmctld no longer holds, in one call.

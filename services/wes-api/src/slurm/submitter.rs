@@ -3,7 +3,11 @@
 //! It keeps no state of its own: what to submit next is read from the store every pass, so a
 //! restart of wes-api picks up exactly where the last process stopped. A job that was created
 //! but not yet recorded when the process died is found again by its name (`spe-<run_id>`)
-//! instead of being submitted twice.
+//! instead of being submitted twice, if scontrol shows it is the service's (its user, and the
+//! configured account): another account's job of that name is never adopted.
+//!
+//! Just before sbatch, `prepare` checks again that the run's datasets are active and its visas
+//! valid; a run that lost them ends SYSTEM_ERROR naming the dataset.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,12 +61,34 @@ impl Submitter {
         if due.is_empty() {
             return Ok(listed_count);
         }
-        // Jobs created by an earlier process that died before recording them.
-        let existing: HashMap<String, SlurmJobId> = match self.slurm.jobs().await {
+        // Jobs created by an earlier process that died before recording them. Only the
+        // service's own jobs count: a job another account named `spe-<run_id>` must not decide
+        // a run's fate.
+        let me = match self.slurm.service_user().await {
+            Ok(user) => Some(user),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell the service's Slurm user; adopting no job");
+                None
+            }
+        };
+        let account = self.config.slurm.account.as_deref();
+        let existing: HashMap<String, SlurmJobId> = match self.slurm.owned_jobs().await {
             Ok(jobs) => jobs
                 .into_iter()
-                .filter(|j| !j.state.starts_with("CANCELLED"))
-                .filter_map(|j| j.name.map(|n| (n, j.job_id)))
+                .filter(|(j, _)| !j.state.starts_with("CANCELLED"))
+                .filter(|(j, owner)| {
+                    let ours = me.as_deref().is_some_and(|u| owner.is(u, account));
+                    if !ours && j.name.as_deref().is_some_and(|n| n.starts_with("spe-")) {
+                        tracing::warn!(
+                            job = %j.job_id,
+                            user = owner.user.as_deref().unwrap_or("?"),
+                            account = owner.account.as_deref().unwrap_or("?"),
+                            "a job with a run's name belongs to another account; not adopting it"
+                        );
+                    }
+                    ours
+                })
+                .filter_map(|(j, _)| j.name.map(|n| (n, j.job_id)))
                 .collect(),
             // The controller is unreachable: sbatch would fail the same way, once per run.
             Err(SlurmError::Transient(reason)) => {
