@@ -891,3 +891,49 @@ async fn string_parameters_are_data_unless_the_manifest_pattern_allows_more() {
     let msg = error_msg(submit(json!({"region": "-chr1:1-2/x"})).await, 400).await;
     assert!(msg.starts_with("workflow_params.region:"), "{msg}");
 }
+
+/// A dataset retired while a run waits in the queue stops the run before Slurm sees it. Slurm is
+/// off in these tests, so the submitter's pass is driven directly (with no scheduler it still
+/// asks, finds nothing, and refuses the run before sbatch).
+#[tokio::test]
+async fn a_queued_run_whose_dataset_was_retired_ends_system_error_naming_it() {
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/spe.db", db.path().display());
+    let app = spawn_app_with(&[("SPE__DATABASE__URL", &url)]).await;
+    app.register_examples().await;
+    let res = submit_quals(&app, "quals@1.0.0", json!({"dataset": "demo-1"})).await;
+    assert_eq!(res.status(), 200);
+    let id: spe_core::RunId = res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let res = app
+        .post_json(
+            "/admin/datasets/demo-1/retire",
+            json!({"reason": "consent withdrawn"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let config = common::test_config(&db, &[("SPE__DATABASE__URL", &url)]);
+    let store = spe_store::Store::connect(&spe_core::secret::DatabaseUrl::new(url.clone()), 1)
+        .await
+        .unwrap();
+    let submitter = wes_api::slurm::submitter::Submitter {
+        store: store.clone(),
+        slurm: std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm)),
+        config: std::sync::Arc::new(config),
+    };
+    submitter.pass().await.unwrap();
+    let run = store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(run.state, spe_core::RunState::SystemError);
+    assert_eq!(run.slurm_job_id, None);
+    assert_eq!(
+        run.reason.as_deref(),
+        Some(
+            "workflow_params.dataset: dataset demo-1 was retired after the run was accepted \
+             and may no longer be used"
+        )
+    );
+}
