@@ -123,6 +123,12 @@ impl Engine {
 }
 
 /// The argv (executable first) that runs `spec`'s workflow.
+///
+/// No workflow parameter can become an option: `workflow_params` reach the engine only inside
+/// the params file (`--configfile` / `-params-file`), never as words of the command line; every
+/// other word is an option chosen here, an absolute path the service built (it starts with `/`,
+/// so it is never read as an option), or a whole number checked by [`integer_parameter`].
+/// Engine parameters other than the numbers (partition, runtime) go to sbatch, not here.
 pub fn command_line(spec: &RunSpec) -> Result<Vec<String>, EngineError> {
     let engine = Engine::parse(&spec.engine)?;
     if engine.workflow_type() != spec.workflow_type {
@@ -314,6 +320,34 @@ mod tests {
     }
 
     const RUN: &str = "/data/runs/0b5e/0b5e4f7c-3c1d-4a47-9d1e-2f5e0c7d8a11";
+
+    #[test]
+    fn no_parameter_becomes_a_word_of_the_command_line() {
+        for (engine, ty) in [
+            (SNAKEMAKE, WorkflowType::Snakemake),
+            (NEXTFLOW, WorkflowType::Nextflow),
+        ] {
+            let s = spec(
+                engine,
+                ty,
+                &[("partition", "--wrap=id"), ("runtime_minutes", "-x")],
+            );
+            let argv = command_line(&s).unwrap();
+            for word in &argv[1..] {
+                assert!(
+                    word.starts_with('-') && !word.contains("wrap") && word != "-x"
+                        || word.starts_with('/')
+                        || word.bytes().all(|b| b.is_ascii_digit())
+                        || ["run", "false"].contains(&word.as_str()),
+                    "{engine}: {word}"
+                );
+            }
+            for bad in ["-1", "--help", "1 --x", "+2"] {
+                let s = spec(engine, ty, &[("cores", bad)]);
+                assert!(command_line(&s).is_err(), "{engine} cores {bad}");
+            }
+        }
+    }
 
     #[test]
     fn snakemake_command_line() {
