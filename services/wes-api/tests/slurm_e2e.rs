@@ -363,3 +363,69 @@ async fn unreadable_runs_end_system_error_naming_the_column_and_the_others_run()
         "COMPLETE"
     );
 }
+
+/// A job named like a queued run's but submitted by another cluster account (here `nobody`,
+/// through `runuser`) is not adopted: the submitter does not record it as the run's job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_another_account_named_like_a_run_is_not_adopted() {
+    let Some(()) = spe_test_support::skip::require(
+        "slurm",
+        slurm_ready()
+            .then_some(())
+            .ok_or_else(|| "Slurm or the tools venv is not running here".to_owned()),
+    ) else {
+        return;
+    };
+    // API only (no submitter of its own), so the run stays QUEUED until the pass below.
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/spe.db", db.path().display());
+    let app = common::spawn_app_with(&[("SPE__DATABASE__URL", &url)]).await;
+    app.register_examples().await;
+    let res = app
+        .post_json(
+            "/runs",
+            json!({"workflow_type": "SMK", "workflow_type_version": "9",
+                "workflow_url": "quals@1.0.0", "workflow_params": {"dataset": "demo-1"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let id: RunId = res.json::<serde_json::Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "sbatch", "--parsable", "--hold"])
+        .args(["--chdir=/tmp", "--output=/dev/null", "--wrap=sleep 60"])
+        .arg(format!("--job-name=spe-{id}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    let config = common::test_config(&db, &[("SPE__DATABASE__URL", &url)]);
+    let store = Store::connect(&DatabaseUrl::new(url.clone()), 1)
+        .await
+        .unwrap();
+    let submitter = wes_api::slurm::submitter::Submitter {
+        store: store.clone(),
+        slurm: std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm)),
+        config: std::sync::Arc::new(config),
+    };
+    let passed = submitter.pass().await;
+    let run = store.get_run(id).await.unwrap().unwrap();
+    // Clean up both jobs before asserting.
+    let mut ids = vec![foreign.clone()];
+    ids.extend(run.slurm_job_id.as_ref().map(|j| j.as_str().to_owned()));
+    let _ = std::process::Command::new("scancel").args(&ids).status();
+    passed.unwrap();
+    assert_ne!(
+        run.slurm_job_id.as_ref().map(|j| j.as_str().to_owned()),
+        Some(foreign),
+        "the other account's job was adopted"
+    );
+}
