@@ -64,15 +64,34 @@ impl OffsetToken {
     }
 
     pub fn decode(token: &str) -> Result<Self, InvalidPageToken> {
+        if token.len() > 200 {
+            return Err(InvalidPageToken);
+        }
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| InvalidPageToken)?;
         let plain = String::from_utf8(bytes).map_err(|_| InvalidPageToken)?;
         plain
             .strip_prefix("t1:")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse().ok())
             .map(OffsetToken)
             .ok_or(InvalidPageToken)
+    }
+
+    /// The page of a list of `len` items that starts at this token and holds at most `size`
+    /// items: the index range to return, and the token of the next page when one follows.
+    ///
+    /// The arithmetic is checked: a token is client input, and `start + size` near `usize::MAX`
+    /// must not wrap (nor panic in a debug build). A start past the end (a forged token, or a
+    /// list that shrank) is an empty last page.
+    pub fn page(self, size: PageSize, len: usize) -> (std::ops::Range<usize>, Option<OffsetToken>) {
+        let start = self.0.min(len);
+        let end = start
+            .checked_add(usize::try_from(size.get()).unwrap_or(usize::MAX))
+            .map_or(len, |end| end.min(len));
+        let next = (end < len).then_some(OffsetToken(end));
+        (start..end, next)
     }
 }
 
@@ -91,7 +110,11 @@ impl PageSize {
     pub fn parse(raw: Option<i64>, default: u32, max: u32) -> Result<Self, InvalidPageSize> {
         match raw {
             None => Ok(PageSize(default.clamp(1, max))),
-            Some(n) if n >= 1 && n <= i64::from(max) => Ok(PageSize(n as u32)),
+            Some(n) if n >= 1 => u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= max)
+                .map(PageSize)
+                .ok_or(InvalidPageSize { max }),
             Some(_) => Err(InvalidPageSize { max }),
         }
     }
@@ -101,7 +124,9 @@ impl PageSize {
     pub fn clamped(raw: Option<i64>, default: u32, max: u32) -> Self {
         match raw {
             None => PageSize(default.clamp(1, max)),
-            Some(n) => PageSize(n.clamp(1, i64::from(max)) as u32),
+            Some(n) => {
+                PageSize(u32::try_from(n.clamp(1, i64::from(max.max(1)))).unwrap_or(max.max(1)))
+            }
         }
     }
 
@@ -159,5 +184,60 @@ mod tests {
         assert!(PageSize::parse(Some(-3), 50, 500).is_err());
         assert_eq!(PageSize::clamped(Some(i64::MAX), 50, 500).get(), 500);
         assert_eq!(PageSize::clamped(Some(-1), 50, 500).get(), 1);
+        assert!(PageSize::parse(Some(i64::MAX), 50, 500).is_err());
+        assert!(PageSize::parse(Some(i64::MIN), 50, 500).is_err());
+        assert_eq!(PageSize::clamped(Some(i64::MIN), 50, 500).get(), 1);
+    }
+
+    fn size(n: u32) -> PageSize {
+        PageSize::parse(Some(i64::from(n)), n, n).unwrap()
+    }
+
+    /// The tokens that used to overflow `start + page_size` in the tasks listing (a panic in a
+    /// debug build): offsets at and near `usize::MAX`, with the largest page size.
+    #[test]
+    fn crafted_offsets_near_usize_max_are_an_empty_last_page() {
+        for offset in [
+            usize::MAX,
+            usize::MAX - 1,
+            usize::MAX - 499,
+            usize::MAX / 2 + 1,
+        ] {
+            let token = OffsetToken(offset).encode();
+            let decoded = OffsetToken::decode(&token).unwrap();
+            assert_eq!(decoded, OffsetToken(offset));
+            assert_eq!(decoded.page(size(500), 12), (12..12, None), "{offset}");
+        }
+    }
+
+    #[test]
+    fn offsets_page_through_a_list() {
+        assert_eq!(
+            OffsetToken(0).page(size(5), 12),
+            (0..5, Some(OffsetToken(5)))
+        );
+        assert_eq!(OffsetToken(10).page(size(5), 12), (10..12, None));
+        assert_eq!(OffsetToken(0).page(size(5), 0), (0..0, None));
+        assert_eq!(OffsetToken(7).page(size(5), 12), (7..12, None));
+    }
+
+    #[test]
+    fn offset_tokens_past_usize_or_not_decimal_are_refused() {
+        for plain in [
+            "t1:18446744073709551616",
+            "t1:99999999999999999999999999",
+            "t1:-1",
+            "t1:+5",
+            "t1: 5",
+            "t1:",
+            "t2:5",
+        ] {
+            assert_eq!(
+                OffsetToken::decode(&URL_SAFE_NO_PAD.encode(plain)),
+                Err(InvalidPageToken),
+                "{plain}"
+            );
+        }
+        assert_eq!(OffsetToken::decode(&"A".repeat(201)), Err(InvalidPageToken));
     }
 }

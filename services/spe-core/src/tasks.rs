@@ -2,6 +2,8 @@
 //! engine's stderr) and Nextflow's trace file. One task per Snakemake rule job or Nextflow
 //! process.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 
 use crate::time::Timestamp;
@@ -20,8 +22,16 @@ pub struct TaskRecord {
 /// Snakemake's job log: `[timestamp]` lines, `rule NAME:` / `localrule NAME:` blocks with a
 /// `jobid: N` line, `Finished jobid: N (Rule: NAME)` (Snakemake 8+) or `Finished job N.`, and
 /// `Error in rule NAME:` blocks. Timestamps are read as UTC (jobs run with no TZ set).
+///
+/// One pass over the lines, each looked at a bounded number of times, and one map lookup per
+/// `jobid`/`Finished` line: the work is linear in the log's size (the log is up to 16 MiB of
+/// text a workflow controls, so a scan per line over the tasks found so far would be quadratic).
+/// A job that fails several times (retries) carries one `failed` note, so a task's size is
+/// bounded too.
 pub fn parse_snakemake_log(text: &str) -> Vec<TaskRecord> {
     let mut tasks: Vec<TaskRecord> = Vec::new();
+    // Position in `tasks` of each job id seen in a rule block.
+    let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut stamp: Option<Timestamp> = None;
     // The rule block being read: its name, and whether it is an error report.
     let mut block: Option<(String, bool)> = None;
@@ -48,11 +58,12 @@ pub fn parse_snakemake_log(text: &str) -> Vec<TaskRecord> {
             };
         }
         if let Some(id) = trimmed.strip_prefix("jobid: ") {
-            let id = id.trim().to_owned();
+            let id = id.trim();
             match &block {
-                Some((name, false)) if !tasks.iter().any(|t| t.id == id) => {
+                Some((name, false)) if !by_id.contains_key(id) => {
+                    by_id.insert(id.to_owned(), tasks.len());
                     tasks.push(TaskRecord {
-                        id,
+                        id: id.to_owned(),
                         name: name.clone(),
                         start_time: stamp,
                         end_time: None,
@@ -61,10 +72,12 @@ pub fn parse_snakemake_log(text: &str) -> Vec<TaskRecord> {
                     })
                 }
                 Some((_, true)) => {
-                    if let Some(task) = tasks.iter_mut().find(|t| t.id == id) {
+                    if let Some(task) = by_id.get(id).and_then(|&i| tasks.get_mut(i)) {
                         task.end_time = stamp;
                         task.exit_code = Some(1);
-                        task.notes.push("failed".into());
+                        if !task.notes.iter().any(|n| n == "failed") {
+                            task.notes.push("failed".into());
+                        }
                     }
                 }
                 _ => {}
@@ -80,7 +93,7 @@ pub fn parse_snakemake_log(text: &str) -> Vec<TaskRecord> {
                     .and_then(|r| r.strip_suffix('.'))
             });
         if let Some(id) = finished
-            && let Some(task) = tasks.iter_mut().find(|t| t.id == id)
+            && let Some(task) = by_id.get(id).and_then(|&i| tasks.get_mut(i))
         {
             task.end_time = stamp;
             task.exit_code = Some(0);
@@ -190,5 +203,62 @@ mod tests {
         );
         assert_eq!(tasks[1].notes, vec!["status: FAILED".to_owned()]);
         assert!(parse_nextflow_trace("garbage").is_empty());
+    }
+
+    /// A synthetic log near the size the API reads at most (16 MiB; this one is about 15 MB), in the shape Snakemake writes:
+    /// every job started, then finished or failed, the finish lines naming ids in the reverse
+    /// order of the starts. The old parser looked each id up by scanning the tasks found so far:
+    /// about n²/2 = 5·10⁹ string comparisons here (tens of seconds in a debug build); this one does
+    /// one map lookup per line. Timings are in docs/benchmarks.md, not asserted here.
+    #[test]
+    fn a_maximal_log_parses_into_every_task() {
+        let n = 100_000usize;
+        let mut log = String::with_capacity(17 * 1024 * 1024);
+        for i in 0..n {
+            log.push_str(&format!(
+                "[Sun Nov 22 17:58:49 2026]\nrule step_{}:\n    input: data/{i}.tsv\n    jobid: {i}\n",
+                i % 7
+            ));
+        }
+        for i in (0..n).rev() {
+            if i % 10 == 0 {
+                log.push_str(&format!(
+                    "[Sun Nov 22 18:00:00 2026]\nError in rule step_{}:\n    jobid: {i}\n",
+                    i % 7
+                ));
+            } else {
+                log.push_str(&format!(
+                    "[Sun Nov 22 18:00:01 2026]\nFinished jobid: {i} (Rule: step_{})\n",
+                    i % 7
+                ));
+            }
+        }
+        assert!(log.len() <= 16 * 1024 * 1024, "{}", log.len());
+        let tasks = parse_snakemake_log(&log);
+        assert_eq!(tasks.len(), n);
+        let last = &tasks[n - 1];
+        assert_eq!((last.id.as_str(), last.name.as_str()), ("99999", "step_4"));
+        assert_eq!(last.exit_code, Some(0));
+        assert_eq!(last.end_time.unwrap().to_wes(), "2026-11-22T18:00:01Z");
+        assert_eq!(tasks[0].exit_code, Some(1));
+        assert_eq!(tasks[0].notes, vec!["failed".to_owned()]);
+        assert_eq!(
+            tasks.iter().filter(|t| t.exit_code == Some(1)).count(),
+            n / 10
+        );
+    }
+
+    /// Snakemake reports a job that is retried once per failed attempt; its task keeps one note.
+    #[test]
+    fn a_job_failing_repeatedly_keeps_one_failed_note() {
+        let attempt = "[Mon Jan  5 10:00:02 2026]\nError in rule a:\n    jobid: 1\n";
+        let text = format!(
+            "[Mon Jan  5 10:00:00 2026]\nrule a:\n    jobid: 1\n{}",
+            attempt.repeat(1000)
+        );
+        let tasks = parse_snakemake_log(&text);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].notes, vec!["failed".to_owned()]);
+        assert_eq!(tasks[0].exit_code, Some(1));
     }
 }

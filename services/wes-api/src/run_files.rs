@@ -91,18 +91,21 @@ pub async fn engine_log(run: &RunRecord, stream: LogStream) -> Option<(String, b
 }
 
 /// The run's tasks from the engine's own records (empty until the engine has written any).
+/// Reading and parsing (up to 16 MiB of text) both run on the blocking pool, never on an
+/// async worker that other requests are waiting for.
 pub async fn tasks(run: &RunRecord) -> Vec<TaskRecord> {
     let Some(dir) = log_dir(run) else {
         return Vec::new();
     };
     let nextflow = run.workflow_type == WorkflowType::Nextflow;
     let path = dir.join(if nextflow { "trace.txt" } else { "stderr" });
-    let read = tokio::task::spawn_blocking(move || read_tail(&path, 16 * MAX_LOG_BYTES)).await;
-    match read {
-        Ok(Some((text, _))) if nextflow => parse_nextflow_trace(&text),
-        Ok(Some((text, _))) => parse_snakemake_log(&text),
-        _ => Vec::new(),
-    }
+    tokio::task::spawn_blocking(move || match read_tail(&path, 16 * MAX_LOG_BYTES) {
+        Some((text, _)) if nextflow => parse_nextflow_trace(&text),
+        Some((text, _)) => parse_snakemake_log(&text),
+        None => Vec::new(),
+    })
+    .await
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub results: Option<Arc<ResultsBucket>>,
     /// Approved workflow versions compiled for admission.
     pub approved: ApprovedCache,
+    /// Parsed tasks of ended runs, for the tasks endpoints.
+    pub tasks: crate::app::tasks::TaskCache,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -169,6 +171,7 @@ impl Application {
             slurm,
             results,
             approved: ApprovedCache::default(),
+            tasks: Default::default(),
         });
         let authenticator = web::Data::new(authenticator);
         let mut server =

@@ -1,5 +1,5 @@
 //! The application layer, between the HTTP handlers (`routes`) and the store: admitting a run
-//! request, accepting and cancelling runs, registering and retiring datasets, the workflow registry's file work, who may reach a run, and the visa snapshot kept
+//! request, accepting and cancelling runs, registering and retiring datasets, the workflow registry's file work, who may reach a run, a run's parsed tasks, and the visa snapshot kept
 //! with a run. Nothing here reads a request body or builds a response (the run extractors read
 //! only the caller's token and the path's run id).
 
@@ -8,4 +8,5 @@ pub mod datasets;
 pub mod registry;
 pub mod run_access;
 pub mod runs;
+pub mod tasks;
 pub mod visas;

@@ -1,14 +1,14 @@
 //! `/runs/{run_id}/tasks`: one TaskLog per Snakemake rule job or Nextflow process, read from
-//! the engine's own records (see `run_files`), in the engine's order, paginated.
+//! the engine's own records (see `run_files`; ended runs' tasks are cached, see `app::tasks`), in the engine's order, paginated.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::page::{OffsetToken, PageSize};
 use spe_core::tasks::TaskRecord;
 
 use crate::app::run_access::VisibleRun;
+use crate::app::tasks::run_tasks;
 use crate::auth::actions::RunsRead;
 use crate::error::ApiError;
-use crate::run_files;
 use crate::startup::AppState;
 use crate::wes::{Log, TaskListResponse, TaskLog};
 
@@ -48,24 +48,19 @@ pub async fn list(
         server.max_page_size,
     );
     let start = match query.page_token.as_deref() {
-        None | Some("") => 0,
+        None | Some("") => OffsetToken(0),
         Some(token) => {
-            OffsetToken::decode(token)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-                .0
+            OffsetToken::decode(token).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
     };
-    let all = run_files::tasks(&run).await;
-    let end = (start + size.get() as usize).min(all.len());
-    let next_page_token = if end < all.len() {
-        OffsetToken(end).encode()
-    } else {
-        String::new()
-    };
+    let all = run_tasks(&state.tasks, &run).await;
+    let (range, next) = start.page(size, all.len());
+    let next_page_token = next.map(OffsetToken::encode).unwrap_or_default();
     let task_logs = all
-        .into_iter()
-        .skip(start)
-        .take(end.saturating_sub(start))
+        .get(range)
+        .unwrap_or_default()
+        .iter()
+        .cloned()
         .map(task_log)
         .collect();
     Ok(HttpResponse::Ok().json(TaskListResponse {
@@ -77,12 +72,14 @@ pub async fn list(
 pub async fn get(
     VisibleRun { run, .. }: VisibleRun<RunsRead>,
     path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, task_id) = path.into_inner();
-    let task = run_files::tasks(&run)
+    let task = run_tasks(&state.tasks, &run)
         .await
-        .into_iter()
+        .iter()
         .find(|t| t.id == task_id)
+        .cloned()
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "run {} has no task {}",
