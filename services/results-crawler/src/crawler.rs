@@ -233,8 +233,12 @@ impl Crawler {
         let Some(log_dir) = run.log_dir.as_deref() else {
             return Ok(RunOutcome::NotReady("run has no log folder"));
         };
-        let log_ok = std::fs::symlink_metadata(Path::new(log_dir).join("log.json"))
-            .is_ok_and(|m| m.file_type().is_file());
+        // The shared safe-open: `.weskit/<ts>` may have been repointed by the job.
+        let log_ok = Path::new(log_dir)
+            .strip_prefix(&run_dir)
+            .ok()
+            .and_then(|rel| rel.join("log.json").to_str().map(str::to_owned))
+            .is_some_and(|rel| spe_core::jobfile::open_beneath(&run_dir, &rel).is_ok());
         if !log_ok {
             return Ok(RunOutcome::NotReady("log.json not written yet"));
         }

@@ -1,20 +1,18 @@
 //! Reading a run directory without trusting it: the workflow wrote it.
 //!
 //! The walk never follows a symbolic link (`lstat` only) and reports links, hard-linked files,
-//! devices, sockets and FIFOs as refused. A file is then opened for upload one path component
-//! at a time with `openat(O_NOFOLLOW)`, so a folder swapped for a link after the walk cannot
-//! redirect the read outside the run directory; `fstat` on the open descriptor decides whether
-//! it is a plain file with one link. Names come from the directory itself, so `..` or absolute
+//! devices, sockets and FIFOs as refused. A file is then opened for upload with the shared
+//! safe-open of `spe_core::jobfile` (one path component at a time with `openat(O_NOFOLLOW)`,
+//! `O_NONBLOCK` until `fstat` shows a plain file with one link), so a folder swapped for a link
+//! after the walk cannot redirect the read outside the run directory. Names come from the directory itself, so `..` or absolute
 //! names cannot occur; names that are not UTF-8 or carry control characters are refused.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use spe_core::jobfile;
 use spe_core::manifest::check_relative_path;
 
 /// Folders and files of the run directory the system itself writes; never outputs.
@@ -117,27 +115,9 @@ fn path_of(f: &Found) -> &str {
 }
 
 /// Why a non-directory is not a releasable file, or `None` when it is a regular file with one
-/// link.
+/// link (the shared rule of [`spe_core::jobfile`]).
 pub fn refusal(meta: &std::fs::Metadata) -> Option<String> {
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        Some("a symbolic link (never followed)".into())
-    } else if kind.is_fifo() {
-        Some("a FIFO, not a regular file".into())
-    } else if kind.is_socket() {
-        Some("a socket, not a regular file".into())
-    } else if kind.is_block_device() || kind.is_char_device() {
-        Some("a device, not a regular file".into())
-    } else if !kind.is_file() {
-        Some("not a regular file".into())
-    } else if meta.nlink() > 1 {
-        Some(format!(
-            "hard-linked ({} links): it may be another file's content",
-            meta.nlink()
-        ))
-    } else {
-        None
-    }
+    jobfile::refusal(meta).map(|r| r.to_string())
 }
 
 /// What identifies a file's content cheaply: compared before and after an upload.
@@ -162,69 +142,21 @@ impl Fingerprint {
     }
 }
 
-/// Opens `rel` (already checked by [`check_relative_path`]) beneath `run_dir` without following
-/// any symbolic link on the way, and checks that it is a regular file with one link.
+/// Opens `rel` beneath `run_dir` with the shared safe-open ([`jobfile::open_beneath`]): no
+/// symbolic link followed on the way, a regular file with one link, never blocking on a FIFO.
 /// `Err(reason)` when it must not be released; `io` errors are reported as reasons too.
 pub fn open_beneath(run_dir: &Path, rel: &str) -> Result<(File, std::fs::Metadata), String> {
-    check_relative_path(rel)?;
-    let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut dir = open_at(None, run_dir.as_os_str().as_bytes(), dir_flags)
-        .map_err(|e| format!("cannot open the run directory: {e}"))?;
-    let mut parts = rel.split('/').peekable();
-    while let Some(part) = parts.next() {
-        if parts.peek().is_some() {
-            dir = open_at(Some(&dir), part.as_bytes(), dir_flags).map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR)
-                {
-                    format!("folder {part} is a symbolic link or not a folder")
-                } else {
-                    format!("cannot open folder {part}: {e}")
-                }
-            })?;
-        } else {
-            // O_NONBLOCK: opening a FIFO must not wait for a writer.
-            let fd = open_at(
-                Some(&dir),
-                part.as_bytes(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    "a symbolic link (never followed)".to_owned()
-                } else if e.kind() == io::ErrorKind::NotFound {
-                    "vanished before it was uploaded".to_owned()
-                } else {
-                    format!("cannot open: {e}")
-                }
-            })?;
-            let file = File::from(fd);
-            let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-            if let Some(reason) = refusal(&meta) {
-                return Err(reason);
-            }
-            return Ok((file, meta));
-        }
-    }
-    Err("empty path".into())
-}
-
-fn open_at(dir: Option<&OwnedFd>, name: &[u8], flags: i32) -> io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
-    let name = CString::new(name).map_err(|_| io::Error::other("name holds a NUL byte"))?;
-    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: `name` is a valid NUL-terminated string and `at` an open descriptor or AT_FDCWD;
-    // a non-negative result is a new descriptor that nothing else owns.
-    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: see above; the descriptor is owned from here on.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    jobfile::open_beneath(run_dir, rel).map_err(|e| match e {
+        jobfile::Refused::NotFound => "vanished before it was uploaded".to_owned(),
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
 
     #[test]

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod engine;
 pub mod identity;
 pub mod ids;
+pub mod jobfile;
 pub mod logjson;
 pub mod manifest;
 pub mod page;

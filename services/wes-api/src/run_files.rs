@@ -3,12 +3,13 @@
 //!
 //! Only the log folder recorded at submission is read, under fixed file names: never a path
 //! taken from log.json, which the job (running workflow code) could have rewritten. Files are
-//! opened without following symlinks, and must be regular files.
+//! opened with the shared safe-open (`spe_core::jobfile`) beneath the run directory: no
+//! symbolic link is followed in `.weskit/<ts>/` or below, only regular files are read, a FIFO
+//! never blocks the reader, and every read is capped.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use spe_core::jobfile;
 use spe_core::logjson::LogJson;
 use spe_core::request::WorkflowType;
 use spe_core::tasks::{TaskRecord, parse_nextflow_trace, parse_snakemake_log};
@@ -16,6 +17,9 @@ use spe_store::RunRecord;
 
 /// The most of one log a response carries: its last part.
 pub const MAX_LOG_BYTES: u64 = 1024 * 1024;
+
+/// The largest log.json read; a bigger one is refused (spe-runner writes a few kilobytes).
+pub const MAX_LOG_JSON_BYTES: u64 = 1024 * 1024;
 
 /// Which captured stream of the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,51 +45,54 @@ impl LogStream {
     }
 }
 
-fn log_dir(run: &RunRecord) -> Option<PathBuf> {
-    run.log_dir
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
+/// Where one of the run's log files is: the run directory (created and recorded by the
+/// service, the trusted root) and the file's path beneath it. `None` when no log folder is
+/// recorded or it does not lie inside the run directory.
+fn log_file(run: &RunRecord, name: &str) -> Option<(PathBuf, String)> {
+    let log_dir = run.log_dir.as_deref().filter(|d| !d.is_empty())?;
+    let rel = Path::new(log_dir).strip_prefix(&run.run_dir).ok()?;
+    let rel = rel.join(name).to_str()?.to_owned();
+    Some((PathBuf::from(&run.run_dir), rel))
 }
 
-/// Reads up to the last `max` bytes of a regular file, refusing symlinks. Returns the text
-/// (lossy UTF-8) and whether the start was cut.
-fn read_tail(path: &Path, max: u64) -> Option<(String, bool)> {
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.file_type().is_file() {
-        return None;
+/// Up to the last `max` bytes of a job-written file with the shared safe-open (no link followed
+/// below the run directory, regular files only, never blocking on a FIFO). Returns the text
+/// (lossy UTF-8) and whether the start was cut; `None` when it is missing or refused.
+fn read_tail(root: &Path, rel: &str, max: u64) -> Option<(String, bool)> {
+    match jobfile::read_tail(root, rel, max) {
+        Ok((bytes, cut)) => Some((String::from_utf8_lossy(&bytes).into_owned(), cut)),
+        Err(jobfile::Refused::NotFound) => None,
+        Err(e) => {
+            tracing::warn!(file = %rel, reason = %e, "job-written file refused");
+            None
+        }
     }
-    let len = meta.len();
-    let cut = len > max;
-    if cut {
-        file.seek(SeekFrom::Start(len - max)).ok()?;
+}
+
+/// The runner's log.json, read whole up to a cap, if the job has written it.
+pub fn read_log_json(root: &Path, rel: &str) -> Option<LogJson> {
+    match jobfile::read_capped(root, rel, MAX_LOG_JSON_BYTES) {
+        Ok(bytes) => LogJson::from_slice(&bytes).ok(),
+        Err(jobfile::Refused::NotFound) => None,
+        Err(e) => {
+            tracing::warn!(file = %rel, reason = %e, "log.json refused");
+            None
+        }
     }
-    let mut bytes = Vec::with_capacity(len.min(max) as usize);
-    file.take(max).read_to_end(&mut bytes).ok()?;
-    Some((String::from_utf8_lossy(&bytes).into_owned(), cut))
 }
 
 /// The runner's log.json, if the job has written it.
 pub async fn log_json(run: &RunRecord) -> Option<LogJson> {
-    let path = log_dir(run)?.join("log.json");
-    let (text, cut) = tokio::task::spawn_blocking(move || read_tail(&path, 16 * MAX_LOG_BYTES))
+    let (root, rel) = log_file(run, "log.json")?;
+    tokio::task::spawn_blocking(move || read_log_json(&root, &rel))
         .await
-        .ok()??;
-    if cut {
-        return None;
-    }
-    LogJson::from_slice(text.as_bytes()).ok()
+        .ok()?
 }
 
 /// The last part of the engine's stdout or stderr.
 pub async fn engine_log(run: &RunRecord, stream: LogStream) -> Option<(String, bool)> {
-    let path = log_dir(run)?.join(stream.file_name());
-    tokio::task::spawn_blocking(move || read_tail(&path, MAX_LOG_BYTES))
+    let (root, rel) = log_file(run, stream.file_name())?;
+    tokio::task::spawn_blocking(move || read_tail(&root, &rel, MAX_LOG_BYTES))
         .await
         .ok()?
 }
@@ -94,12 +101,11 @@ pub async fn engine_log(run: &RunRecord, stream: LogStream) -> Option<(String, b
 /// Reading and parsing (up to 16 MiB of text) both run on the blocking pool, never on an
 /// async worker that other requests are waiting for.
 pub async fn tasks(run: &RunRecord) -> Vec<TaskRecord> {
-    let Some(dir) = log_dir(run) else {
+    let nextflow = run.workflow_type == WorkflowType::Nextflow;
+    let Some((root, rel)) = log_file(run, if nextflow { "trace.txt" } else { "stderr" }) else {
         return Vec::new();
     };
-    let nextflow = run.workflow_type == WorkflowType::Nextflow;
-    let path = dir.join(if nextflow { "trace.txt" } else { "stderr" });
-    tokio::task::spawn_blocking(move || match read_tail(&path, 16 * MAX_LOG_BYTES) {
+    tokio::task::spawn_blocking(move || match read_tail(&root, &rel, 16 * MAX_LOG_BYTES) {
         Some((text, _)) if nextflow => parse_nextflow_trace(&text),
         Some((text, _)) => parse_snakemake_log(&text),
         None => Vec::new(),
@@ -115,13 +121,26 @@ mod tests {
     #[test]
     fn tails_are_bounded_and_symlinks_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("stdout");
-        std::fs::write(&file, "0123456789").unwrap();
-        assert_eq!(read_tail(&file, 100), Some(("0123456789".into(), false)));
-        assert_eq!(read_tail(&file, 4), Some(("6789".into(), true)));
-        let link = dir.path().join("stderr");
-        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
-        assert_eq!(read_tail(&link, 100), None);
-        assert_eq!(read_tail(dir.path(), 100), None, "a folder is not a log");
+        std::fs::create_dir_all(dir.path().join(".weskit/1")).unwrap();
+        std::fs::write(dir.path().join(".weskit/1/stdout"), "0123456789").unwrap();
+        let root = dir.path();
+        assert_eq!(
+            read_tail(root, ".weskit/1/stdout", 100),
+            Some(("0123456789".into(), false))
+        );
+        assert_eq!(
+            read_tail(root, ".weskit/1/stdout", 4),
+            Some(("6789".into(), true))
+        );
+        std::os::unix::fs::symlink("/etc/passwd", root.join(".weskit/1/stderr")).unwrap();
+        assert_eq!(read_tail(root, ".weskit/1/stderr", 100), None);
+        assert_eq!(
+            read_tail(root, ".weskit/1", 100),
+            None,
+            "a folder is not a log"
+        );
+        // A repointed log folder is not followed.
+        std::os::unix::fs::symlink(root.join(".weskit/1"), root.join(".weskit/2")).unwrap();
+        assert_eq!(read_tail(root, ".weskit/2/stdout", 100), None);
     }
 }

@@ -1,12 +1,13 @@
 //! The reconciler: makes each submitted run's WES state follow its Slurm job.
 //!
 //! One scheduler query per tick covers every live run (`scontrol show -o job` lists all jobs
-//! slurmctld holds). Jobs it no longer holds are looked up together in one `sacct` call, and
-//! failing that in the run's own log.json. While a run is CANCELING only the job's end
-//! counts, and the cancel is repeated until Slurm confirms it.
+//! slurmctld holds). Jobs it no longer holds are looked up together in one `sacct` call; a job
+//! neither knows of ends SYSTEM_ERROR after `slurm.vanished_after_seconds`. The run's log.json is
+//! written by the job, so it never decides a run's end (it only names spe-runner's own refusal
+//! in a failure the scheduler reported). While a run is CANCELING only the job's end counts, and
+//! the cancel is repeated until Slurm confirms it.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,34 +112,28 @@ impl Reconciler {
             let records: HashMap<SlurmJobId, JobReport> = match self.slurm.sacct(&ids).await {
                 Ok(found) => found.into_iter().map(|j| (j.job_id.clone(), j)).collect(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "sacct failed; falling back to log.json");
+                    tracing::warn!(error = %e, "sacct failed; asking again next tick");
                     HashMap::new()
                 }
             };
             let mut missing = self.missing_since.lock().await;
             let mut still_missing = HashSet::new();
+            let limit = Duration::from_secs(self.config.slurm.vanished_after_seconds);
             for (run, job) in gone {
-                let found = match records.get(job) {
-                    Some(record) => Some(record.clone()),
-                    None => from_log_json(run, job).await,
-                };
-                match found {
-                    Some(record) => {
-                        report.changed += usize::from(self.apply(run, &record).await?);
+                let since = *missing.entry(job.clone()).or_insert_with(Instant::now);
+                match decide_gone(job, records.get(job), since.elapsed(), limit) {
+                    Gone::Ended(record) => {
+                        report.changed += usize::from(self.apply(run, record).await?);
                     }
-                    None => {
+                    Gone::Wait => {
                         still_missing.insert(job.clone());
-                        let since = *missing.entry(job.clone()).or_insert_with(Instant::now);
-                        let limit = Duration::from_secs(self.config.slurm.vanished_after_seconds);
-                        if since.elapsed() >= limit {
-                            let reason = format!(
-                                "Slurm job {job} vanished: neither the scheduler, its accounting nor the run's log.json know how it ended"
-                            );
-                            report.changed += usize::from(
-                                self.set_state(run, RunState::SystemError, Some(&reason), None)
-                                    .await?,
-                            );
-                        }
+                    }
+                    Gone::Vanished(reason) => {
+                        still_missing.insert(job.clone());
+                        report.changed += usize::from(
+                            self.set_state(run, RunState::SystemError, Some(&reason), None)
+                                .await?,
+                        );
                     }
                 }
             }
@@ -226,31 +221,33 @@ impl Reconciler {
     }
 }
 
-/// The run's own record of how it ended, when the scheduler has none: the exit code that
-/// spe-runner wrote into log.json.
-async fn from_log_json(run: &RunRecord, job: &SlurmJobId) -> Option<JobReport> {
-    let log_dir = run.log_dir.as_deref().filter(|d| !d.is_empty())?;
-    let text = tokio::fs::read(Path::new(log_dir).join("log.json"))
-        .await
-        .ok()?;
-    let log: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    let exit = log.get("exit_code").and_then(serde_json::Value::as_i64);
-    let signal = log.get("signal").and_then(serde_json::Value::as_str);
-    let state = match (exit, signal) {
-        (_, Some(_)) => "CANCELLED",
-        (Some(0), None) => "COMPLETED",
-        _ => "FAILED",
-    };
-    Some(JobReport {
-        job_id: job.clone(),
-        name: None,
-        state: state.into(),
-        exit: exit.map(|code| spe_core::slurm::JobExit {
-            code: code as i32,
-            signal: 0,
-        }),
-        reason: None,
-    })
+/// What becomes of a run whose job slurmctld no longer holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Gone<'a> {
+    /// Slurm's accounting knows how the job ended.
+    Ended(&'a JobReport),
+    /// No record yet (sacct may lag, or failed this tick): ask again next tick.
+    Wait,
+    /// No scheduler record for longer than the grace period: the run ends SYSTEM_ERROR.
+    Vanished(String),
+}
+
+/// Decides the end of a job that left slurmctld. Only the scheduler decides: the run's
+/// log.json is written by the job itself (workflow code can forge `exit_code: 0` and kill its
+/// runner), so it is never read here and never makes a run COMPLETE.
+fn decide_gone<'a>(
+    job: &SlurmJobId,
+    record: Option<&'a JobReport>,
+    missing_for: Duration,
+    limit: Duration,
+) -> Gone<'a> {
+    match record {
+        Some(record) => Gone::Ended(record),
+        None if missing_for < limit => Gone::Wait,
+        None => Gone::Vanished(format!(
+            "Slurm job {job} vanished without any scheduler record: neither slurmctld nor its accounting (sacct) know how it ended"
+        )),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,4 +256,46 @@ pub enum TickError {
     Scheduler(String),
     #[error(transparent)]
     Store(#[from] spe_store::StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> SlurmJobId {
+        "42".parse().unwrap()
+    }
+
+    fn report(state: &str, code: i32) -> JobReport {
+        JobReport {
+            job_id: job(),
+            name: None,
+            state: state.into(),
+            exit: Some(spe_core::slurm::JobExit { code, signal: 0 }),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn only_the_scheduler_ends_a_vanished_job() {
+        let limit = Duration::from_secs(60);
+        // sacct's record decides, whatever the job wrote.
+        let failed = report("FAILED", 1);
+        assert_eq!(
+            decide_gone(&job(), Some(&failed), Duration::ZERO, limit),
+            Gone::Ended(&failed)
+        );
+        assert_eq!(wes_state(&failed).0, RunState::ExecutorError);
+        // No record: wait for the grace period, then SYSTEM_ERROR, never COMPLETE.
+        assert_eq!(
+            decide_gone(&job(), None, Duration::from_secs(59), limit),
+            Gone::Wait
+        );
+        assert_eq!(
+            decide_gone(&job(), None, limit, limit),
+            Gone::Vanished(
+                "Slurm job 42 vanished without any scheduler record: neither slurmctld nor its accounting (sacct) know how it ended".into()
+            )
+        );
+    }
 }
