@@ -35,13 +35,7 @@ impl PageToken {
     }
 
     pub fn decode(token: &str) -> Result<Self, InvalidPageToken> {
-        if token.len() > 200 {
-            return Err(InvalidPageToken);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| InvalidPageToken)?;
-        let plain = String::from_utf8(bytes).map_err(|_| InvalidPageToken)?;
+        let plain = token_text(token)?;
         let mut parts = plain.splitn(3, ':');
         let (Some(VERSION), Some(micros), Some(id)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -54,6 +48,17 @@ impl PageToken {
     }
 }
 
+/// The text inside an opaque page token: at most 200 characters of URL-safe base64 of UTF-8.
+fn token_text(token: &str) -> Result<String, InvalidPageToken> {
+    if token.len() > 200 {
+        return Err(InvalidPageToken);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| InvalidPageToken)?;
+    String::from_utf8(bytes).map_err(|_| InvalidPageToken)
+}
+
 /// A page token that is a position in a list which only grows at its end (a run's tasks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffsetToken(pub usize);
@@ -64,14 +69,7 @@ impl OffsetToken {
     }
 
     pub fn decode(token: &str) -> Result<Self, InvalidPageToken> {
-        if token.len() > 200 {
-            return Err(InvalidPageToken);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| InvalidPageToken)?;
-        let plain = String::from_utf8(bytes).map_err(|_| InvalidPageToken)?;
-        plain
+        token_text(token)?
             .strip_prefix("t1:")
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse().ok())

@@ -290,6 +290,23 @@ pub(crate) fn print_json(v: &Value) {
     );
 }
 
+/// The token of the page after `page`, if there is one.
+fn next_page_token(page: &Value) -> Option<String> {
+    page["next_page_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// The service's answer as JSON with `--json`, else one line of text about it.
+fn report(json: bool, v: &Value, text: impl FnOnce() -> String) {
+    if json {
+        print_json(v);
+    } else {
+        println!("{}", text());
+    }
+}
+
 /// `NAME@VERSION` as the two path segments.
 pub(crate) fn split_ref(workflow: &str) -> Result<(&str, &str), Failure> {
     workflow
@@ -334,17 +351,15 @@ async fn workflow(api: &Api, json: bool, command: WorkflowCommand) -> Result<(),
                 Body::Json(json!({ "source_dir": text }))
             };
             let v = api.post(&["admin", "workflows"], body).await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!(
-                    "registered {} as {} (digest {})",
+            report(json, &v, || {
+                format!(
+                    "registered {} as {} (digest {})\nsource_dir: {}",
                     field(&v, "workflow_url"),
                     field(&v, "state"),
-                    field(&v, "registered_digest")
-                );
-                println!("source_dir: {}", field(&v, "source_dir"));
-            }
+                    field(&v, "registered_digest"),
+                    field(&v, "source_dir")
+                )
+            });
         }
         WorkflowCommand::List { state } => {
             let query: Vec<(&str, String)> = state.iter().map(|s| ("state", s.clone())).collect();
@@ -468,15 +483,13 @@ async fn workflow(api: &Api, json: bool, command: WorkflowCommand) -> Result<(),
                     Body::Json(json!({})),
                 )
                 .await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!(
+            report(json, &v, || {
+                format!(
                     "approved {} (digest {})",
                     field(&v, "workflow_url"),
                     field(&v, "digest")
-                );
-            }
+                )
+            });
         }
         WorkflowCommand::Retire { workflow, reason } => {
             let (name, version) = split_ref(&workflow)?;
@@ -486,11 +499,9 @@ async fn workflow(api: &Api, json: bool, command: WorkflowCommand) -> Result<(),
                     reason_body(reason),
                 )
                 .await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("retired {}", field(&v, "workflow_url"));
-            }
+            report(json, &v, || {
+                format!("retired {}", field(&v, "workflow_url"))
+            });
         }
     }
     Ok(())
@@ -515,15 +526,13 @@ async fn dataset(api: &Api, json: bool, command: DatasetCommand) -> Result<(), F
                 body["visa"] = Value::String(visa);
             }
             let v = api.post(&["admin", "datasets"], Body::Json(body)).await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!(
+            report(json, &v, || {
+                format!(
                     "added dataset {} at {}",
                     field(&v, "id"),
                     field(&v, "location")
-                );
-            }
+                )
+            });
         }
         DatasetCommand::List => {
             let (v, admin) = match api.get(&["admin", "datasets"], &[]).await {
@@ -564,11 +573,7 @@ async fn dataset(api: &Api, json: bool, command: DatasetCommand) -> Result<(), F
             let v = api
                 .post(&["admin", "datasets", &id, "retire"], reason_body(reason))
                 .await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("retired dataset {}", field(&v, "id"));
-            }
+            report(json, &v, || format!("retired dataset {}", field(&v, "id")));
         }
     }
     Ok(())
@@ -686,11 +691,7 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
                 body["workflow_engine_version"] = Value::String(version);
             }
             let v = api.post(&["runs"], Body::Json(body)).await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("{}", field(&v, "run_id"));
-            }
+            report(json, &v, || field(&v, "run_id"));
         }
         RunCommand::List { state, tag, limit } => {
             let mut query: Vec<(&str, String)> = Vec::new();
@@ -710,12 +711,9 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
                 }
                 let page = api.get(&["runs"], &q).await?;
                 runs.extend(page["runs"].as_array().cloned().unwrap_or_default());
-                token = page["next_page_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if token.is_empty() {
-                    break;
+                match next_page_token(&page) {
+                    Some(next) => token = next,
+                    None => break,
                 }
             }
             runs.truncate(limit);
@@ -746,11 +744,9 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
         }
         RunCommand::Status { run_id } => {
             let v = api.get(&["runs", &run_id, "status"], &[]).await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("{} {}", field(&v, "run_id"), field(&v, "state"));
-            }
+            report(json, &v, || {
+                format!("{} {}", field(&v, "run_id"), field(&v, "state"))
+            });
         }
         RunCommand::Show { run_id } => {
             let v = api.get(&["runs", &run_id], &[]).await?;
@@ -799,12 +795,9 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
                 }
                 let page = api.get(&["runs", &run_id, "tasks"], &q).await?;
                 tasks.extend(page["task_logs"].as_array().cloned().unwrap_or_default());
-                token = page["next_page_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if token.is_empty() {
-                    break;
+                match next_page_token(&page) {
+                    Some(next) => token = next,
+                    None => break,
                 }
             }
             if json {
@@ -831,11 +824,9 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             let v = api
                 .post(&["runs", &args.run_id, "shares"], Body::Json(body))
                 .await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("shared run {} with {}", args.run_id, share_name(&v));
-            }
+            report(json, &v, || {
+                format!("shared run {} with {}", args.run_id, share_name(&v))
+            });
         }
         RunCommand::Unshare(args) => {
             let query = share_fields(&args);
@@ -876,11 +867,9 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
         RunCommand::Cancel { run_id } => {
             api.post(&["runs", &run_id, "cancel"], Body::None).await?;
             let v = api.get(&["runs", &run_id, "status"], &[]).await?;
-            if json {
-                print_json(&v);
-            } else {
-                println!("{} {}", field(&v, "run_id"), field(&v, "state"));
-            }
+            report(json, &v, || {
+                format!("{} {}", field(&v, "run_id"), field(&v, "state"))
+            });
         }
         RunCommand::Wait {
             run_id,

@@ -153,17 +153,11 @@ fn type_text(t: &Value) -> String {
 /// A property's limits in JSON Schema terms, as a reader would write them.
 fn bounds(p: &Value) -> String {
     let mut out = Vec::new();
-    for (key, sign) in [
+    for (key, what) in [
         ("minimum", ">="),
         ("exclusiveMinimum", ">"),
         ("maximum", "<="),
         ("exclusiveMaximum", "<"),
-    ] {
-        if let Some(v) = p.get(key).filter(|v| v.is_number()) {
-            out.push(format!("{sign} {}", text(v)));
-        }
-    }
-    for (key, what) in [
         ("minLength", "length >="),
         ("maxLength", "length <="),
         ("minItems", "items >="),

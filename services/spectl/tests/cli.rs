@@ -497,8 +497,11 @@ async fn a_runs_logs_and_tasks_are_printed() {
         "ID  NAME  START  END  EXIT\n"
     );
 
-    // As the submitter leaves it once Slurm took the job: a log folder the engine writes to.
-    let logs = app.data_dir.join("logs-of-test");
+    // As the submitter leaves it once Slurm took the job: a log folder the engine writes to,
+    // inside the run's directory (the API reads job files only beneath it).
+    let run: spe_core::RunId = id.parse().unwrap();
+    let run_dir = app.store.get_run(run).await.unwrap().unwrap().run_dir;
+    let logs = std::path::Path::new(&run_dir).join(".weskit/20260105T100000");
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(logs.join("stdout"), "hello from the engine\n").unwrap();
     std::fs::write(
@@ -506,7 +509,6 @@ async fn a_runs_logs_and_tasks_are_printed() {
         "[Mon Jan  5 10:00:00 2026]\nrule plot_quals:\n    jobid: 1\n[Mon Jan  5 10:00:02 2026]\nFinished job 1.\n",
     )
     .unwrap();
-    let run: spe_core::RunId = id.parse().unwrap();
     assert!(
         app.store
             .record_submission(

@@ -22,7 +22,7 @@ use actix_web::web;
 
 use crate::auth::actions::*;
 use table::Method::{Delete, Get, Post};
-use table::{Base, RouteSpec, protected, protected_at_root, public};
+use table::{Base, RouteSpec, protected, public};
 
 /// The WES base path, as the spec's server URL names it.
 pub const WES_BASE: &str = "/ga4gh/wes/v1";
@@ -56,7 +56,7 @@ pub fn table() -> Vec<RouteSpec> {
         protected(WorkflowsRead, Get, "/workflows/{name}/{version}", "GetWorkflow", workflows::get_approved),
         protected(DatasetsRead, Get, "/datasets", "ListDatasets", datasets::list),
         // WESkit's workflow listing, at the root where WESkit's client looks for it.
-        protected_at_root(WorkflowsRead, Get, "/weskit/v1/wf-info", "WeskitWorkflowInfo", workflows::weskit_info),
+        protected(WorkflowsRead, Get, "/weskit/v1/wf-info", "WeskitWorkflowInfo", workflows::weskit_info).at_root(),
         protected(WorkflowsManage, Get, "/admin/workflows", "AdminListWorkflows", workflows::admin_list),
         protected(WorkflowsManage, Post, "/admin/workflows", "RegisterWorkflow", workflows::register),
         protected(WorkflowsManage, Get, "/admin/workflows/{name}/{version}", "AdminGetWorkflow", workflows::admin_get),

@@ -148,28 +148,6 @@ where
     }
 }
 
-/// [`protected`], mounted at the root instead of under the WES base path: for the few paths
-/// other APIs' clients expect there (WESkit's `/weskit/v1/...`).
-pub fn protected_at_root<A, F, Args>(
-    action: A,
-    method: Method,
-    path: &'static str,
-    operation: &'static str,
-    handler: F,
-) -> RouteSpec
-where
-    A: Action,
-    F: Handler<Args>,
-    Args: FromRequest + HandlerArgs + 'static,
-    Args::First: Guard<Action = A>,
-    F::Output: Responder + 'static,
-{
-    RouteSpec {
-        base: Base::Root,
-        ..protected(action, method, path, operation, handler)
-    }
-}
-
 /// A route anyone may call without a token.
 pub fn public<F, Args>(
     method: Method,
@@ -194,6 +172,15 @@ where
 }
 
 impl RouteSpec {
+    /// This route mounted at the root instead of under the WES base path: for the few paths
+    /// other APIs' clients expect there (WESkit's `/weskit/v1/...`).
+    pub fn at_root(self) -> Self {
+        RouteSpec {
+            base: Base::Root,
+            ..self
+        }
+    }
+
     /// The path a client requests.
     pub fn full_path(&self) -> String {
         match self.base {

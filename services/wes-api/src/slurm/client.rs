@@ -144,24 +144,23 @@ impl SlurmClient {
 
     /// Every job slurmctld holds, in one call (`scontrol show -o job`).
     pub async fn jobs(&self) -> Result<Vec<JobReport>, SlurmError> {
-        let out = self
-            .run("scontrol", &["show".into(), "-o".into(), "job".into()])
-            .await?;
-        if !out.success {
-            return Err(Self::failure("scontrol", &out));
-        }
-        Ok(parse_scontrol_jobs(&out.stdout))
+        Ok(parse_scontrol_jobs(&self.scontrol_jobs().await?))
     }
 
     /// [`SlurmClient::jobs`] with each job's owner, to tell the service's jobs from others'.
     pub async fn owned_jobs(&self) -> Result<Vec<(JobReport, JobOwner)>, SlurmError> {
+        Ok(parse_scontrol_owned_jobs(&self.scontrol_jobs().await?))
+    }
+
+    /// `scontrol show -o job`'s output: one line per job slurmctld holds.
+    async fn scontrol_jobs(&self) -> Result<String, SlurmError> {
         let out = self
             .run("scontrol", &["show".into(), "-o".into(), "job".into()])
             .await?;
         if !out.success {
             return Err(Self::failure("scontrol", &out));
         }
-        Ok(parse_scontrol_owned_jobs(&out.stdout))
+        Ok(out.stdout)
     }
 
     /// The user name the service's jobs run as: `id -un` where the Slurm commands run (through
