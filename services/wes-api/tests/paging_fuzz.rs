@@ -96,7 +96,16 @@ fn page_size(rng: &mut Rng) -> Option<String> {
 
 /// Writes a Snakemake log with `n` jobs into a folder and records it as the run's log folder
 /// (as the submitter does once Slurm has the job); the run stays QUEUED, a live run.
-async fn give_tasks(store: &Store, run: &str, dir: &std::path::Path, n: usize) {
+async fn give_tasks(store: &Store, run: &str, n: usize) {
+    // The log folder lies inside the run's directory: the API reads job files only beneath it.
+    let run_dir = store
+        .get_run(run.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .run_dir;
+    let dir = std::path::Path::new(&run_dir).join(".weskit/20261122T175849");
+    let dir = dir.as_path();
     let mut log = String::new();
     for i in 0..n {
         log.push_str(&format!(
@@ -131,7 +140,7 @@ async fn random_page_tokens_and_sizes_get_200_or_400_on_every_paged_endpoint() {
         .await
         .unwrap();
     let tasks_run = &runs[3];
-    give_tasks(&store, tasks_run, &db_dir.path().join("log"), 23).await;
+    give_tasks(&store, tasks_run, 23).await;
 
     // Paging through the tasks with the tokens the server issues yields each task once, in order.
     let mut ids = Vec::new();
