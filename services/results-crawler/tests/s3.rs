@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use spe_core::config::CrawlerConfig;
 use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::Manifest;
-use spe_core::request::{RunSubmission, WorkflowType};
+use spe_core::request::WorkflowType;
 use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
@@ -24,7 +24,7 @@ use spe_core::{RunId, RunState};
 use spe_store::{EgressState, NewRun, NewWorkflowVersion, Store, Transition};
 use spe_test_support::peers::s3_url;
 use spe_test_support::process::Service;
-use spe_test_support::store::{person, postgres_store_with_pool};
+use spe_test_support::store::{person, postgres_store_with_pool, submission};
 
 fn crawler_config(endpoint: &str) -> CrawlerConfig {
     serde_json::from_value(json!({
@@ -188,16 +188,7 @@ async fn ended_run(w: &World, workflow_url: &str, state: RunState) -> (RunId, Pa
         .insert_run(&NewRun {
             id,
             owner: person("alice"),
-            submission: RunSubmission {
-                workflow_type: WorkflowType::Snakemake,
-                workflow_type_version: "9".into(),
-                workflow_url: workflow_url.into(),
-                workflow_params: Default::default(),
-                workflow_engine: "snakemake".into(),
-                workflow_engine_version: None,
-                workflow_engine_parameters: Default::default(),
-                tags: Default::default(),
-            },
+            submission: submission(workflow_url, &[]),
             run_dir: run_dir.display().to_string(),
             created_at: now(),
         })

@@ -5,24 +5,14 @@ use spe_test_support::store::*;
 
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{EgressOutcome, EgressState, NewEgressFile, NewRun, Store, Transition};
+use spe_store::{EgressOutcome, EgressState, NewEgressFile, Store, Transition};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
 }
 
 async fn run_in_state(store: &Store, state: RunState) -> RunId {
-    let id = RunId::new_random();
-    store
-        .insert_run(&NewRun {
-            id,
-            owner: person("alice"),
-            submission: submission("quals@1.0.0", &[]),
-            run_dir: format!("/data/{id}"),
-            created_at: t(1_000),
-        })
-        .await
-        .unwrap();
+    let id = queued_run(store, "alice", 1_000).await;
     if state != RunState::Queued {
         store
             .transition(&Transition {

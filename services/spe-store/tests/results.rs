@@ -4,8 +4,8 @@
 use spe_test_support::store::*;
 
 use spe_core::time::Timestamp;
-use spe_core::{Group, RunId, Subject};
-use spe_store::{NewRun, ResultLink, ShareKind, SharePrincipal, Store};
+use spe_core::{Group, Subject};
+use spe_store::{ResultLink, ShareKind, SharePrincipal};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
@@ -21,29 +21,14 @@ fn user(sub: &str) -> SharePrincipal {
     SharePrincipal::User(p(sub))
 }
 
-async fn run_of(store: &Store, owner: &str, at: i64) -> RunId {
-    let id = RunId::new_random();
-    store
-        .insert_run(&NewRun {
-            id,
-            owner: p(owner),
-            submission: submission("quals@1.0.0", &[]),
-            run_dir: format!("/data/{id}"),
-            created_at: t(at),
-        })
-        .await
-        .unwrap();
-    id
-}
-
 const GROUP: &str = "urn:geant:lifescience-ri.eu:group:vo:collab#login.aai.lifescience-ri.eu";
 
 #[tokio::test]
 async fn shares_decide_who_sees_results() {
     on_each_backend(|store| async move {
-        let a = run_of(&store, "alice", 1_000).await;
-        let b = run_of(&store, "alice", 2_000).await;
-        let c = run_of(&store, "carol", 3_000).await;
+        let a = queued_run(&store, "alice", 1_000).await;
+        let b = queued_run(&store, "alice", 2_000).await;
+        let c = queued_run(&store, "carol", 3_000).await;
         let none: Vec<Group> = vec![];
         let groups = vec![g("urn:other"), g(GROUP)];
 
@@ -125,7 +110,7 @@ async fn shares_decide_who_sees_results() {
 #[tokio::test]
 async fn issued_links_are_recorded_and_cannot_be_changed() {
     on_each_backend(|store| async move {
-        let run = run_of(&store, "alice", 1_000).await;
+        let run = queued_run(&store, "alice", 1_000).await;
         for (i, who) in ["alice", "bob"].iter().enumerate() {
             let at = i64::try_from(i).unwrap() * 10 + 100;
             store

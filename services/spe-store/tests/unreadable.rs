@@ -9,25 +9,10 @@ use serde_json::json;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{NewRun, Store, StoreError, UnreadableRun};
+use spe_store::{Store, StoreError, UnreadableRun};
 
 fn t(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
-}
-
-async fn queued_run(store: &Store, at: i64) -> RunId {
-    let id = RunId::new_random();
-    store
-        .insert_run(&NewRun {
-            id,
-            owner: person("alice"),
-            submission: submission("quals@1.0.0", &[]),
-            run_dir: format!("/data/{id}"),
-            created_at: t(at),
-        })
-        .await
-        .unwrap();
-    id
 }
 
 async fn set_column(store: &Store, id: RunId, assignment: &str) {
@@ -48,8 +33,8 @@ fn unreadable(result: Result<impl std::fmt::Debug, StoreError>) -> UnreadableRun
 #[tokio::test]
 async fn a_broken_stored_submission_is_an_item_of_the_submit_list_and_can_be_ended() {
     on_each_backend(|store| async move {
-        let broken = queued_run(&store, 1).await;
-        let fine = queued_run(&store, 2).await;
+        let broken = queued_run(&store, "alice", 1).await;
+        let fine = queued_run(&store, "alice", 2).await;
         // What prepare.rs used to fill in with a guess: no workflow_engine.
         set_column(
             &store,
@@ -127,8 +112,8 @@ async fn a_broken_stored_submission_is_an_item_of_the_submit_list_and_can_be_end
 #[tokio::test]
 async fn a_job_id_that_is_not_a_number_is_an_item_of_the_live_list() {
     on_each_backend(|store| async move {
-        let broken = queued_run(&store, 1).await;
-        let fine = queued_run(&store, 2).await;
+        let broken = queued_run(&store, "alice", 1).await;
+        let fine = queued_run(&store, "alice", 2).await;
         for id in [broken, fine] {
             assert!(
                 store
@@ -160,7 +145,7 @@ async fn a_job_id_that_is_not_a_number_is_an_item_of_the_live_list() {
 #[tokio::test]
 async fn unknown_types_and_states_name_the_column() {
     on_each_backend(|store| async move {
-        let typed = queued_run(&store, 1).await;
+        let typed = queued_run(&store, "alice", 1).await;
         set_column(&store, typed, "workflow_type = 'CWL'").await;
         assert_eq!(
             unreadable(store.get_run(typed).await).reason,
@@ -169,7 +154,7 @@ async fn unknown_types_and_states_name_the_column() {
 
         // A state no run can be in: not even the id and state are trustworthy, so the row
         // cannot be addressed as a run, only reported.
-        let stated = queued_run(&store, 2).await;
+        let stated = queued_run(&store, "alice", 2).await;
         set_column(&store, stated, "state = 'SLEEPING'").await;
         match store.get_run(stated).await {
             Err(StoreError::Corrupt(text)) => {

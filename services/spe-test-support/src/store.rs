@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde_json::json;
-use spe_core::Subject;
 use spe_core::request::{RunSubmission, Tags, WorkflowType};
 use spe_core::secret::DatabaseUrl;
-use spe_store::{Backend, Store};
+use spe_core::time::Timestamp;
+use spe_core::{RunId, Subject};
+use spe_store::{Backend, NewRun, Store};
 use sqlx::Connection;
 
 /// The issuer of the people store tests invent.
@@ -39,6 +40,22 @@ pub fn submission(workflow_url: &str, tags: &[(&str, &str)]) -> RunSubmission {
         workflow_engine_parameters: BTreeMap::from([("cores".to_owned(), "2".to_owned())]),
         tags: Tags::parse(Some(serde_json::Value::Object(tags))).expect("valid test tags"),
     }
+}
+
+/// Stores a QUEUED run of `owner` (a person of [`TEST_ISSUER`]) created at `created_micros`.
+pub async fn queued_run(store: &Store, owner: &str, created_micros: i64) -> RunId {
+    let id = RunId::new_random();
+    store
+        .insert_run(&NewRun {
+            id,
+            owner: person(owner),
+            submission: submission("quals@1.0.0", &[]),
+            run_dir: format!("/data/{id}"),
+            created_at: Timestamp::from_micros(created_micros),
+        })
+        .await
+        .expect("a run stored");
+    id
 }
 
 /// A store on a fresh SQLite file, `<dir>/nested/spe.db` (its folder is created on connect).

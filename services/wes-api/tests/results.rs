@@ -13,12 +13,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use spe_core::RunId;
-use spe_core::request::{RunSubmission, WorkflowType};
 use spe_core::time::Timestamp;
 use spe_store::{EgressOutcome, EgressState, NewEgressFile, NewRun, Store};
 use spe_test_support::logs::captured_logs;
 use spe_test_support::oidc as support;
 use spe_test_support::peers::s3_url;
+use spe_test_support::store::submission;
 use wes_api::startup::Application;
 
 const ACCESS_KEY: &str = "spe-test-access";
@@ -157,16 +157,7 @@ async fn run_with_outputs(
         .insert_run(&NewRun {
             id,
             owner,
-            submission: RunSubmission {
-                workflow_type: WorkflowType::Snakemake,
-                workflow_type_version: "9".into(),
-                workflow_url: "quals@1.0.0".into(),
-                workflow_params: Default::default(),
-                workflow_engine: "snakemake".into(),
-                workflow_engine_version: None,
-                workflow_engine_parameters: Default::default(),
-                tags: Default::default(),
-            },
+            submission: submission("quals@1.0.0", &[]),
             run_dir: format!("/nonexistent/{id}"),
             created_at: now(),
         })
