@@ -6,6 +6,10 @@ use crate::RunId;
 /// The file name of the crawler's listing of a run's released files; no output may take it.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// The file name of the run's disclosure record (`spe_core::disclosure::disclosure_document`);
+/// no output may take it either.
+pub const DISCLOSURE_FILE: &str = "disclosure.json";
+
 /// The object that holds the released file at `path` (relative to the run directory).
 pub fn object_key(run: RunId, path: &str) -> String {
     format!("{run}/{path}")
@@ -14,6 +18,17 @@ pub fn object_key(run: RunId, path: &str) -> String {
 /// The object that lists every released file of a run: `<run_id>/manifest.json`.
 pub fn manifest_key(run: RunId) -> String {
     object_key(run, MANIFEST_FILE)
+}
+
+/// The object that records the disclosure checks and decisions of a run's outputs:
+/// `<run_id>/disclosure.json`, beside its manifest.
+pub fn disclosure_key(run: RunId) -> String {
+    object_key(run, DISCLOSURE_FILE)
+}
+
+/// Whether a run's output at `path` would take one of the crawler's own keys.
+pub fn is_reserved(path: &str) -> bool {
+    path == MANIFEST_FILE || path == DISCLOSURE_FILE
 }
 
 #[cfg(test)]
@@ -31,5 +46,11 @@ mod tests {
             manifest_key(run),
             "1b4e28ba-2fa1-41d2-883f-0016d3cca427/manifest.json"
         );
+        assert_eq!(
+            disclosure_key(run),
+            "1b4e28ba-2fa1-41d2-883f-0016d3cca427/disclosure.json"
+        );
+        assert!(is_reserved("disclosure.json") && is_reserved("manifest.json"));
+        assert!(!is_reserved("results/disclosure.json"));
     }
 }

@@ -8,6 +8,7 @@
 pub mod bucket;
 pub mod config;
 pub mod digest;
+pub mod disclosure;
 pub mod engine;
 pub mod identity;
 pub mod ids;

@@ -23,8 +23,11 @@
 //!   release: ["results/*.csv"]      # released automatically
 //!   review: ["results/*.bam"]       # held for a data controller's review (review wins over release)
 //!   max_file_bytes: 104857600       # larger files are held for review, never released automatically
-//!   checks:                         # optional per-file checks
-//!     - { glob: "results/*.csv", min_cell_count: 5 }
+//!   checks:                         # optional disclosure checks per glob (docs/egress.md)
+//!     - { glob: "results/*.csv", columns: [n], min_cell_count: 10, max_rows: 1000,
+//!         flag: [zeros, negatives, missing, all_same],
+//!         dominance: { column: income, by: [region], n: 2, k: 90, p: 10 } }
+//!     - { glob: "plots/*.svg", allow_types: [image] }   # images and binaries are held unless allowed
 //!   release_states: [COMPLETE]      # optional: the terminal run states whose outputs are
 //!                                   # released (default COMPLETE only; also EXECUTOR_ERROR,
 //!                                   # SYSTEM_ERROR, CANCELED)
@@ -164,17 +167,192 @@ fn is_default_release_states(states: &[RunState]) -> bool {
     states == [RunState::Complete]
 }
 
-/// A check run on each output matching `glob` before it may be released; a file that fails is held.
+/// Checks run on each output matching `glob` before it may be released; a file that fails, or
+/// that needs a person (`review`), is held. What each does: docs/egress.md and
+/// [`crate::disclosure`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputCheck {
     pub glob: String,
     /// For CSV/TSV tables: every count cell must be 0 or at least this (small-cell suppression).
+    /// [`DEFAULT_MIN_CELL_COUNT`] when only `columns` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cell_count: Option<u64>,
-    /// The count columns by header name; all numeric columns when absent.
+    /// The count columns by header name; every cell of each must be a count. When absent, every
+    /// column with a digit in any cell is a count column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// For tables: at most this many data rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// For tables: what to flag for a person's review in the count columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<Vec<TableFlag>>,
+    /// For tables: the NK and p-ratio dominance rules on one contribution column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominance: Option<DominanceRule>,
+    /// File kinds that are otherwise always held (images, binaries) released by this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_types: Option<Vec<AllowedType>>,
+}
+
+/// The small-cell threshold when a check names count columns without `min_cell_count`.
+pub const DEFAULT_MIN_CELL_COUNT: u64 = 10;
+
+impl OutputCheck {
+    /// Whether any of the checks needs the file read as a table.
+    pub fn has_table_checks(&self) -> bool {
+        self.min_cell_count.is_some()
+            || self.columns.is_some()
+            || self.max_rows.is_some()
+            || self.flag.is_some()
+            || self.dominance.is_some()
+    }
+
+    /// The small-cell threshold, if this rule has a count check.
+    pub fn cell_threshold(&self) -> Option<u64> {
+        match (self.min_cell_count, &self.columns) {
+            (Some(min), _) => Some(min),
+            (None, Some(_)) => Some(DEFAULT_MIN_CELL_COUNT),
+            (None, None) => None,
+        }
+    }
+
+    fn check(&self, key: &str) -> Result<(), ManifestError> {
+        check_glob(&self.glob).map_err(|e| at(&format!("{key}.glob"), e))?;
+        if !self.has_table_checks() && self.allow_types.is_none() {
+            return Err(at(
+                key,
+                "name a check: min_cell_count, columns, max_rows, flag, dominance or allow_types",
+            ));
+        }
+        if self.min_cell_count == Some(0) {
+            return Err(at(&format!("{key}.min_cell_count"), "must be at least 1"));
+        }
+        if self.max_rows == Some(0) {
+            return Err(at(&format!("{key}.max_rows"), "must be at least 1"));
+        }
+        if let Some(columns) = &self.columns {
+            check_names(columns, &format!("{key}.columns"))?;
+        }
+        if let Some(flags) = &self.flag {
+            check_set(flags, &format!("{key}.flag"))?;
+        }
+        if let Some(types) = &self.allow_types {
+            check_set(types, &format!("{key}.allow_types"))?;
+        }
+        if let Some(d) = &self.dominance {
+            let key = format!("{key}.dominance");
+            if d.column.trim().is_empty() {
+                return Err(at(&format!("{key}.column"), "name the contribution column"));
+            }
+            if !d.by.is_empty() {
+                check_names(&d.by, &format!("{key}.by"))?;
+            }
+            if d.by.contains(&d.column) {
+                return Err(at(
+                    &format!("{key}.by"),
+                    "must not name the contribution column",
+                ));
+            }
+            if d.n == 0 {
+                return Err(at(&format!("{key}.n"), "must be at least 1"));
+            }
+            if !(1..=100).contains(&d.k) {
+                return Err(at(&format!("{key}.k"), "a percentage from 1 to 100"));
+            }
+            if !(1..=100).contains(&d.p) {
+                return Err(at(&format!("{key}.p"), "a percentage from 1 to 100"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_names(names: &[String], key: &str) -> Result<(), ManifestError> {
+    if names.is_empty() {
+        return Err(at(key, "list at least one column"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+            return Err(at(
+                &format!("{key}[{i}]"),
+                "a column name of 1 to 256 bytes without control characters",
+            ));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(at(&format!("{key}[{i}]"), "listed twice"));
+        }
+    }
+    Ok(())
+}
+
+fn check_set<T: Ord + fmt::Debug>(items: &[T], key: &str) -> Result<(), ManifestError> {
+    if items.is_empty() {
+        return Err(at(key, "list at least one (or leave the field out)"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(item) {
+            return Err(at(&format!("{key}[{i}]"), "listed twice"));
+        }
+    }
+    Ok(())
+}
+
+/// What a table check flags for review (ACRO's `negative`, `missing`, `all-values-are-same`,
+/// plus zeros, which can reveal structural absences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFlag {
+    Zeros,
+    Negatives,
+    Missing,
+    AllSame,
+}
+
+/// File kinds held unless a rule allows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowedType {
+    /// PNG, JPEG, GIF, TIFF, BMP, WebP, SVG.
+    Image,
+    /// Anything that is not UTF-8 text (NUL bytes, invalid UTF-8, PDF, archives...).
+    Binary,
+}
+
+/// Dominance on a table of contributions: the rows sharing the values of the `by` columns make
+/// one cell, whose contributions are their values in `column` (no `by`: the whole column is one
+/// cell). A cell fails the NK rule when its `n` largest contributions exceed `k`% of its total,
+/// and the p-ratio rule when its total less its two largest contributions is below `p`% of the
+/// largest, as ACRO does (defaults N=2, K=90, p=10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DominanceRule {
+    pub column: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
+    #[serde(default = "default_nk_n")]
+    pub n: u32,
+    /// Percent.
+    #[serde(default = "default_nk_k")]
+    pub k: u32,
+    /// Percent.
+    #[serde(default = "default_p_ratio")]
+    pub p: u32,
+}
+
+fn default_nk_n() -> u32 {
+    2
+}
+
+fn default_nk_k() -> u32 {
+    90
+}
+
+fn default_p_ratio() -> u32 {
+    10
 }
 
 /// A manifest that cannot be registered; the message names the field.
@@ -611,11 +789,7 @@ impl EgressRules {
             }
         }
         for (i, c) in self.checks.iter().enumerate() {
-            let key = format!("egress.checks[{i}]");
-            check_glob(&c.glob).map_err(|e| at(&format!("{key}.glob"), e))?;
-            if c.min_cell_count.is_none() {
-                return Err(at(&key, "name a check, e.g. min_cell_count"));
-            }
+            c.check(&format!("egress.checks[{i}]"))?;
         }
         if self.release_states.is_empty() {
             return Err(at(
@@ -1378,6 +1552,101 @@ egress:
             &format!("quals@{}", "1".repeat(100)),
         ] {
             assert!(WorkflowRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_checks_read_back_and_errors_name_the_field() {
+        let with = |check: &str| {
+            QUALS.replace(
+                "    - { glob: \"results/*.csv\", min_cell_count: 5 }",
+                &format!("    - {check}"),
+            )
+        };
+        let full = with(
+            "{ glob: \"results/*.csv\", columns: [n, m], max_rows: 100, \
+             flag: [zeros, missing], dominance: { column: income, by: [region] }, \
+             allow_types: [image, binary] }",
+        );
+        let m = Manifest::from_yaml(&full).unwrap();
+        let c = &m.egress.checks[0];
+        assert_eq!(c.cell_threshold(), Some(DEFAULT_MIN_CELL_COUNT));
+        assert_eq!(c.flag, Some(vec![TableFlag::Zeros, TableFlag::Missing]));
+        let d = c.dominance.as_ref().unwrap();
+        assert_eq!((d.n, d.k, d.p), (2, 90, 10));
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        // A manifest stored before the new fields reads back and serializes unchanged.
+        let old = quals().to_json();
+        assert_eq!(
+            old["egress"]["checks"],
+            json!([{"glob": "results/*.csv", "min_cell_count": 5}])
+        );
+        assert_eq!(Manifest::from_json(&old).unwrap().to_json(), old);
+        for (check, field) in [
+            ("{ glob: \"a.csv\" }", "egress.checks[0]:"),
+            (
+                "{ glob: \"../a.csv\", max_rows: 1 }",
+                "egress.checks[0].glob:",
+            ),
+            (
+                "{ glob: \"a.csv\", min_cell_count: 0 }",
+                "egress.checks[0].min_cell_count:",
+            ),
+            (
+                "{ glob: \"a.csv\", max_rows: 0 }",
+                "egress.checks[0].max_rows:",
+            ),
+            (
+                "{ glob: \"a.csv\", columns: [] }",
+                "egress.checks[0].columns:",
+            ),
+            (
+                "{ glob: \"a.csv\", columns: [n, n] }",
+                "egress.checks[0].columns[1]:",
+            ),
+            (
+                "{ glob: \"a.csv\", flag: [zeros, zeros] }",
+                "egress.checks[0].flag[1]:",
+            ),
+            (
+                "{ glob: \"a.csv\", flag: [tiny] }",
+                "egress.checks[0].flag[0]:",
+            ),
+            (
+                "{ glob: \"a.csv\", allow_types: [] }",
+                "egress.checks[0].allow_types:",
+            ),
+            (
+                "{ glob: \"a.csv\", allow_types: [video] }",
+                "egress.checks[0].allow_types[0]:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: x, k: 0 } }",
+                "egress.checks[0].dominance.k:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: x, p: 101 } }",
+                "egress.checks[0].dominance.p:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: x, n: 0 } }",
+                "egress.checks[0].dominance.n:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: x, by: [x] } }",
+                "egress.checks[0].dominance.by:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: \" \" } }",
+                "egress.checks[0].dominance.column:",
+            ),
+            (
+                "{ glob: \"a.csv\", dominance: { column: x, typo: 1 } }",
+                "egress.checks[0].dominance.typo:",
+            ),
+        ] {
+            let e = Manifest::from_yaml(&with(check)).unwrap_err().0;
+            assert!(e.starts_with(field), "{check}: {e}");
         }
     }
 
