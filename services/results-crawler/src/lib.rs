@@ -8,7 +8,6 @@
 //! files to `<bucket>/<run_id>/<path>` with their SHA-256 as metadata, records each file's
 //! state in the store, and writes `<run_id>/manifest.json`. See docs/results-crawler.md.
 
-pub mod checks;
 pub mod config;
 pub mod crawler;
 pub mod metrics;

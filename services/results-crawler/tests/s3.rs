@@ -256,8 +256,11 @@ async fn releases_the_example_outputs_and_nothing_else() {
     std::fs::write(plots.join("a\\..\\b.svg"), "x").unwrap();
     std::fs::write(run_dir.join("secret.bam"), "reads").unwrap();
     std::fs::write(run_dir.join("manifest.json"), "{}").unwrap();
-    // Above the multipart threshold of these tests (1 MiB): sent in two parts.
-    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    // Above the multipart threshold of these tests (1 MiB): sent in two parts. Text, as an SVG
+    // is (binary content would be held whatever its name).
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
     std::fs::write(plots.join("big.svg"), &big).unwrap();
 
     let c = crawler(&w);
@@ -265,6 +268,7 @@ async fn releases_the_example_outputs_and_nothing_else() {
     assert_eq!(
         keys(&w, id).await,
         [
+            format!("{id}/disclosure.json"),
             format!("{id}/manifest.json"),
             format!("{id}/plots/big.svg"),
             format!("{id}/plots/quals.svg"),
@@ -361,7 +365,11 @@ async fn a_symlinked_parent_folder_releases_nothing_under_it() {
     crawler(&w).rescan().await.unwrap();
     assert_eq!(
         keys(&w, id).await,
-        [format!("{id}/manifest.json"), format!("{id}/results.csv")]
+        [
+            format!("{id}/disclosure.json"),
+            format!("{id}/manifest.json"),
+            format!("{id}/results.csv")
+        ]
     );
 }
 
@@ -450,6 +458,7 @@ async fn an_executor_error_run_releases_its_outputs_when_the_manifest_lists_the_
     assert_eq!(
         keys(&w, id).await,
         [
+            format!("{id}/disclosure.json"),
             format!("{id}/manifest.json"),
             format!("{id}/plots/quals.svg"),
             format!("{id}/results.csv"),
@@ -531,6 +540,7 @@ async fn files_changing_during_upload_are_not_released() {
     assert_eq!(
         keys(&w, id).await,
         [
+            format!("{id}/disclosure.json"),
             format!("{id}/manifest.json"),
             format!("{id}/plots/quals.svg")
         ]
@@ -589,7 +599,7 @@ async fn s3_down_then_up_drains_the_backlog() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let up = crawler(&w);
     assert_eq!(up.rescan().await.unwrap(), (1, 0));
-    assert_eq!(keys(&w, id).await.len(), 3);
+    assert_eq!(keys(&w, id).await.len(), 4);
     assert_eq!(w.store.released_files(id).await.unwrap().len(), 2);
     let _ = &w.endpoint;
 }
@@ -628,6 +638,7 @@ async fn restart_after_a_crash_mid_upload_releases_each_file_once() {
     remove_object(&w, &big_key).await;
     remove_object(&w, &quals_key).await;
     remove_object(&w, &format!("{id}/manifest.json")).await;
+    remove_object(&w, &format!("{id}/disclosure.json")).await;
     let stale = w
         .bucket
         .create_multipart(&big_key, &sha(&big), "image/svg+xml")
@@ -652,7 +663,7 @@ async fn restart_after_a_crash_mid_upload_releases_each_file_once() {
     // Restart: a new crawler (another owner) takes over the expired leases.
     let second = crawler(&w);
     assert_eq!(second.rescan().await.unwrap(), (1, 0));
-    assert_eq!(keys(&w, id).await.len(), 4);
+    assert_eq!(keys(&w, id).await.len(), 5);
     let got = w.bucket.get(&big_key).await.unwrap().unwrap();
     assert_eq!(sha(&got), sha(&big));
     let released = w.store.released_files(id).await.unwrap();
@@ -724,7 +735,7 @@ async fn several_crawlers_on_one_postgres_upload_each_file_once() {
         "each file released by one crawler"
     );
     for id in ids {
-        assert_eq!(keys(&w, id).await.len(), 3);
+        assert_eq!(keys(&w, id).await.len(), 4);
         for f in w.store.egress_files(id).await.unwrap() {
             assert_eq!((f.state, f.attempts), (EgressState::Released, 1), "{f:?}");
         }
@@ -787,7 +798,7 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
     }
     for id in ids {
-        assert_eq!(keys(&w, id).await.len(), 4, "run {id}");
+        assert_eq!(keys(&w, id).await.len(), 5, "run {id}");
         let released = w.store.released_files(id).await.unwrap();
         assert_eq!(released.len(), 3);
         for f in released {

@@ -156,7 +156,17 @@ async fn register_workflow(store: &Store) -> anyhow::Result<()> {
             "    - plots/*.svg\n",
             "    - plots/*.svg\n    - big/*.bin\n",
         )
-        .replace("max_file_bytes: 10485760", "max_file_bytes: 1073741824");
+        .replace("max_file_bytes: 10485760", "max_file_bytes: 1073741824")
+        // Random bytes are binaries, held unless a rule releases them.
+        .replace(
+            "    - { glob: \"plots/*.svg\", allow_types: [image] }\n",
+            "    - { glob: \"plots/*.svg\", allow_types: [image] }\n    \
+             - { glob: \"big/*.bin\", allow_types: [binary] }\n",
+        );
+    anyhow::ensure!(
+        yaml.contains("allow_types: [binary]"),
+        "the example manifest changed: the benchmark's binaries would be held"
+    );
     let manifest = Manifest::from_yaml(&yaml).map_err(|e| anyhow::anyhow!("manifest: {e}"))?;
     let digest =
         WorkflowDigest::parse(&"b".repeat(64)).ok_or_else(|| anyhow::anyhow!("not a digest"))?;

@@ -830,7 +830,7 @@ mod tests {
         assert_eq!(v["checks"][1]["failing_cells"][0]["value"], "3");
         let back: FileReport = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
-        let held = FileReport::held_by_rule("x.bam", 10, "matches a review rule");
+        let held = FileReport::by_rule("x.bam", 10, Outcome::Review, "matches a review rule");
         let doc = disclosure_document("run-1", "quals@1.0.0", &[r, held], Vec::new());
         let t = &doc["results"]["t.csv"];
         assert_eq!(t["status"], "fail");

@@ -143,15 +143,16 @@ impl FileReport {
         }
     }
 
-    /// A file the egress rules held without reading it (a review rule, the size limit): one
-    /// `egress-rule` check in review with `reason`.
-    pub fn held_by_rule(path: &str, size: u64, reason: &str) -> FileReport {
+    /// A file the egress rules decided on without reading it (held by a review rule or the size
+    /// limit: `Review`; refused as a link, a special file or a reserved name: `Fail`): one
+    /// `egress-rule` check with `reason`.
+    pub fn by_rule(path: &str, size: u64, outcome: Outcome, reason: &str) -> FileReport {
         FileReport::new(
             path,
             String::new(),
             size,
             None,
-            vec![CheckResult::new("egress-rule", Outcome::Review, reason)],
+            vec![CheckResult::new("egress-rule", outcome, reason)],
         )
     }
 
