@@ -6,7 +6,9 @@
 //! egress is not done: walks the run directory without following links, decides each output by
 //! the egress rules of the run's approved workflow version (from the store), uploads released
 //! files to `<bucket>/<run_id>/<path>` with their SHA-256 as metadata, records each file's
-//! state in the store, and writes `<run_id>/manifest.json`. See docs/results-crawler.md.
+//! state in the store (with its disclosure report, spe_core::disclosure), and writes
+//! `<run_id>/manifest.json` and `<run_id>/disclosure.json`. See docs/results-crawler.md and
+//! docs/egress.md.
 
 pub mod config;
 pub mod crawler;
