@@ -86,6 +86,8 @@ enum Transfer {
     Held(String),
     Refused(String),
     Changed(String),
+    /// Approved in review, but the bytes found are not the approved ones (their SHA-256).
+    ChangedAfterApproval(String),
     Retry(String),
     /// Another crawler took the file over (our lease ran out).
     Lost,
@@ -477,6 +479,12 @@ impl Crawler {
                 tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason, "output changed while being uploaded: not released");
                 (Some(EgressOutcome::Refused { reason }), ())
             }
+            Transfer::ChangedAfterApproval(sha256) => {
+                Metrics::add(&m.files_held, 1);
+                Metrics::add(&m.changed_during_upload, 1);
+                tracing::warn!(target: "spe_audit", run_id = %run.id, path, sha256, "approved output changed after its review: held again, its votes reset");
+                (Some(EgressOutcome::ChangedAfterApproval { sha256 }), ())
+            }
             Transfer::Retry(reason) => {
                 Metrics::add(&m.errors_s3, 1);
                 let exp = u32::try_from(claimed.attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -529,12 +537,16 @@ impl Crawler {
         };
         let (file, meta) = opened;
         let size = meta.len();
-        let checks = match matcher.classify(&claimed.path, size) {
-            EgressDecision::Keep => {
+        // A file approved in review leaves as the reviewers saw it: their decision stands in
+        // for the rules' hold and the checks, and only the approved bytes go.
+        let approved = claimed.approved_sha256.as_deref();
+        let checks = match (approved, matcher.classify(&claimed.path, size)) {
+            (Some(_), _) => Vec::new(),
+            (None, EgressDecision::Keep) => {
                 return Transfer::Refused("no longer matches a release rule".into());
             }
-            EgressDecision::Hold { reason } => return Transfer::Held(reason),
-            EgressDecision::Release { checks } => checks,
+            (None, EgressDecision::Hold { reason }) => return Transfer::Held(reason),
+            (None, EgressDecision::Release { checks }) => checks,
         };
         let before = Fingerprint::of(&meta);
         let file = Arc::new(file);
@@ -560,6 +572,9 @@ impl Crawler {
                 return Transfer::Held(format!("check failed: {reason}"));
             }
             let sha256 = hex::encode(Sha256::digest(&bytes));
+            if approved.is_some_and(|a| a != sha256) {
+                return Transfer::ChangedAfterApproval(sha256);
+            }
             match self.already_there(key, size, &sha256).await {
                 Ok(true) => return Transfer::Released { sha256, size },
                 Ok(false) => {}
@@ -586,6 +601,9 @@ impl Crawler {
         };
         if let Some(changed) = changed(&file, before, size) {
             return Transfer::Changed(changed);
+        }
+        if approved.is_some_and(|a| a != first) {
+            return Transfer::ChangedAfterApproval(first);
         }
         match self.already_there(key, size, &first).await {
             Ok(true) => {
