@@ -6,8 +6,8 @@ use spe_test_support::store::*;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
-    EgressOutcome, EgressState, NewEgressFile, NewVote, RequestState, ReviewError,
-    ReviewEventKind, ReviewFilter, Store, Tally, Transition, Vote,
+    EgressOutcome, EgressState, NewEgressFile, NewVote, RequestState, ReviewError, ReviewEventKind,
+    ReviewFilter, Store, Tally, Transition, Vote,
 };
 
 fn t(micros: i64) -> Timestamp {
@@ -39,7 +39,10 @@ async fn run_with_held(store: &Store, held: &[&str]) -> RunId {
             reason: Some("matches a review rule".into()),
         })
         .collect();
-    store.record_egress_scan(id, &files, t(3_000)).await.unwrap();
+    store
+        .record_egress_scan(id, &files, t(3_000))
+        .await
+        .unwrap();
     assert!(store.mark_egress_done(id, t(3_001)).await.unwrap());
     id
 }
@@ -94,7 +97,10 @@ async fn one_approval_puts_a_held_file_back_for_the_crawler_with_its_digest() {
             "a.csv is pending, not held: there is nothing to vote on"
         );
         let err = store
-            .cast_vote(vote(run, "nope.csv", &dave, Vote::Reject, "aa", 1), t(4_001))
+            .cast_vote(
+                vote(run, "nope.csv", &dave, Vote::Reject, "aa", 1),
+                t(4_001),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ReviewError::NoSuchFile(..)), "{err}");
@@ -105,7 +111,10 @@ async fn one_approval_puts_a_held_file_back_for_the_crawler_with_its_digest() {
             .unwrap();
         let f = store.egress_file(run, "b.csv").await.unwrap().unwrap();
         assert_eq!(f.state, EgressState::Rejected);
-        assert_eq!(f.reason.as_deref(), Some("rejected in review: looked at it"));
+        assert_eq!(
+            f.reason.as_deref(),
+            Some("rejected in review: looked at it")
+        );
     })
     .await;
 }
@@ -150,7 +159,12 @@ async fn two_person_review_counts_distinct_reviewers_and_a_third_breaks_a_tie() 
             .unwrap();
         assert_eq!(split.tally, Tally::Conflicted);
         assert_eq!(
-            store.egress_file(run, "b.csv").await.unwrap().unwrap().state,
+            store
+                .egress_file(run, "b.csv")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
             EgressState::Held
         );
         let third = store
@@ -172,7 +186,10 @@ async fn changed_content_resets_the_votes_of_the_round() {
         let run = run_with_held(&store, &["a.csv"]).await;
         let (carol, dave) = (person("carol"), person("dave"));
         store
-            .cast_vote(vote(run, "a.csv", &carol, Vote::Approve, "old", 2), t(4_000))
+            .cast_vote(
+                vote(run, "a.csv", &carol, Vote::Approve, "old", 2),
+                t(4_000),
+            )
             .await
             .unwrap();
         // Dave sees other bytes: Carol's vote was on content that is gone.
@@ -191,7 +208,10 @@ async fn changed_content_resets_the_votes_of_the_round() {
         );
         // Carol may vote again in the new round.
         let out = store
-            .cast_vote(vote(run, "a.csv", &carol, Vote::Approve, "new", 2), t(4_002))
+            .cast_vote(
+                vote(run, "a.csv", &carol, Vote::Approve, "new", 2),
+                t(4_002),
+            )
             .await
             .unwrap();
         assert_eq!(out.tally, Tally::Approved);
@@ -303,7 +323,12 @@ async fn a_revoked_release_leaves_the_listing_and_is_recorded() {
             .unwrap();
         assert!(store.released_files(run).await.unwrap().is_empty());
         assert_eq!(
-            store.egress_file(run, "a.csv").await.unwrap().unwrap().state,
+            store
+                .egress_file(run, "a.csv")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
             EgressState::Revoked
         );
         // Again: nothing more to do, no error (the caller retries removing objects).
