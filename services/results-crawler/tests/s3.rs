@@ -21,7 +21,10 @@ use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{EgressState, NewRun, NewWorkflowVersion, Store, Transition};
+use spe_store::{
+    EgressState, NewRun, NewVote, NewWorkflowVersion, ReviewEventKind, Store, Tally, Transition,
+    Vote,
+};
 use spe_test_support::peers::s3_url;
 use spe_test_support::process::Service;
 use spe_test_support::store::{person, postgres_store_with_pool, submission};
@@ -902,4 +905,119 @@ async fn a_run_finishing_after_start_is_released_by_the_notify_watcher() {
 #[tokio::test]
 async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
     released_by_the_watcher("watch: poll").await;
+}
+
+/// The example workflow's manifest as version `version`, holding results.csv for review.
+fn quals_reviewing(version: &str) -> Manifest {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    assert!(text.contains("  review: []"));
+    let text = text
+        .replace("version: 1.0.0", &format!("version: {version}"))
+        .replace("  review: []", "  review: [results.csv]");
+    Manifest::from_yaml(&text).unwrap()
+}
+
+async fn approve_in_review(w: &World, id: RunId, path: &str, bytes: &[u8]) {
+    let out = w
+        .store
+        .cast_vote(
+            NewVote {
+                run: id,
+                path,
+                reviewer: &person("carol"),
+                vote: Vote::Approve,
+                comment: Some("fine"),
+                sha256: &sha(bytes),
+                approvals_required: 1,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.tally, Tally::Approved);
+}
+
+#[tokio::test]
+async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_reviewing("1.1.0-review")).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.1.0-review", RunState::Complete).await;
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    // The plot leaves at once; the table waits for a reviewer, and the run is settled.
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg")
+        ]
+    );
+    let held = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.state, EgressState::Held);
+    assert_eq!(held.reason.as_deref(), Some("matches a review rule"));
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    approve_in_review(&w, id, "results.csv", &csv).await;
+    c.rescan().await.unwrap();
+    let got = w
+        .bucket
+        .get(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, csv);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/manifest.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 2, "{manifest}");
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+}
+
+#[tokio::test]
+async fn a_file_changed_after_its_approval_is_held_again_with_its_votes_reset() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_reviewing("1.2.0-review")).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.2.0-review", RunState::Complete).await;
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    approve_in_review(&w, id, "results.csv", &csv).await;
+    // Rewritten after the vote (e.g. by a job still holding the folder).
+    std::fs::write(run_dir.join("results.csv"), "sample,n\nA,3\n").unwrap();
+    c.rescan().await.unwrap();
+    assert!(
+        !keys(&w, id).await.contains(&format!("{id}/results.csv")),
+        "changed bytes left under an approval given to other bytes"
+    );
+    let f = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.state, EgressState::Held);
+    assert_eq!(f.review_round, 1);
+    assert_eq!(f.approved_sha256, None);
+    assert_eq!(
+        f.reason.as_deref(),
+        Some("content changed after it was approved: its review starts again")
+    );
+    let events = w.store.review_events(id).await.unwrap();
+    assert_eq!(events.last().map(|e| e.kind), Some(ReviewEventKind::Reset));
+    assert_eq!(
+        events.last().and_then(|e| e.sha256.clone()),
+        Some(sha(b"sample,n\nA,3\n"))
+    );
 }
