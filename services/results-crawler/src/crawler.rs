@@ -16,7 +16,7 @@ use spe_core::config::CrawlerConfig;
 use spe_core::disclosure::{
     FileReport, Outcome, Sniffer, check_file, check_streamed, disclosure_document,
 };
-use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, WorkflowRef};
+use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, OutputCheck, WorkflowRef};
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
@@ -88,6 +88,8 @@ enum Transfer {
     Held(String),
     Refused(String),
     Changed(String),
+    /// Approved in review, but the bytes found are not the approved ones (their SHA-256).
+    ChangedAfterApproval(String),
     Retry(String),
     /// Another crawler took the file over (our lease ran out).
     Lost,
@@ -479,6 +481,12 @@ impl Crawler {
                 tracing::warn!(target: "spe_audit", run_id = %run.id, path, reason, "output changed while being uploaded: not released");
                 (Some(EgressOutcome::Refused { reason }), ())
             }
+            Transfer::ChangedAfterApproval(sha256) => {
+                Metrics::add(&m.files_held, 1);
+                Metrics::add(&m.changed_during_upload, 1);
+                tracing::warn!(target: "spe_audit", run_id = %run.id, path, sha256, "approved output changed after its review: held again, its votes reset");
+                (Some(EgressOutcome::ChangedAfterApproval { sha256 }), ())
+            }
             Transfer::Retry(reason) => {
                 Metrics::add(&m.errors_s3, 1);
                 let exp = u32::try_from(claimed.attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -531,12 +539,16 @@ impl Crawler {
         };
         let (file, meta) = opened;
         let size = meta.len();
-        let checks = match matcher.classify(&claimed.path, size) {
-            EgressDecision::Keep => {
+        // A file approved in review leaves as the reviewers saw it: their decision stands in
+        // for the rules' hold and the checks, and only the approved bytes go.
+        let approved = claimed.approved_sha256.as_deref();
+        let checks = match (approved, matcher.classify(&claimed.path, size)) {
+            (Some(_), _) => Vec::new(),
+            (None, EgressDecision::Keep) => {
                 return Transfer::Refused("no longer matches a release rule".into());
             }
-            EgressDecision::Hold { reason } => return Transfer::Held(reason),
-            EgressDecision::Release { checks } => checks,
+            (None, EgressDecision::Hold { reason }) => return Transfer::Held(reason),
+            (None, EgressDecision::Release { checks }) => checks,
         };
         let before = Fingerprint::of(&meta);
         let file = Arc::new(file);
@@ -558,12 +570,29 @@ impl Crawler {
             if let Some(changed) = changed(&file, before, bytes.len() as u64) {
                 return Transfer::Changed(changed);
             }
-            // The disclosure checks, on exactly the bytes sent below.
-            let report = check_file(&claimed.path, &bytes, &checks);
-            if let Some(stop) = self.checked(run, &report).await {
-                return stop;
-            }
-            let sha256 = report.sha256;
+            let sha256 = match approved {
+                // The disclosure checks, on exactly the bytes sent below.
+                None => {
+                    let report = check_file(&claimed.path, &bytes, &checks);
+                    if let Some(stop) = self.checked(run, &report).await {
+                        return stop;
+                    }
+                    report.sha256
+                }
+                Some(approved) => {
+                    let sha256 = hex::encode(Sha256::digest(&bytes));
+                    if approved != sha256 {
+                        // Held again: the reviewers see the checks of the new bytes.
+                        let report =
+                            check_file(&claimed.path, &bytes, &rule_checks(matcher, claimed, size));
+                        if let Some(stop) = self.record_report(run, &report).await {
+                            return stop;
+                        }
+                        return Transfer::ChangedAfterApproval(sha256);
+                    }
+                    sha256
+                }
+            };
             match self.already_there(key, size, &sha256).await {
                 Ok(true) => return Transfer::Released { sha256, size },
                 Ok(false) => {}
@@ -587,11 +616,24 @@ impl Crawler {
         if let Some(changed) = changed(&file, before, size) {
             return Transfer::Changed(changed);
         }
-        // Too large to hold in memory: the file-type check runs, table checks are left to a
-        // reviewer (the file is held).
-        let report = check_streamed(&claimed.path, first.clone(), size, kind, &checks);
-        if let Some(stop) = self.checked(run, &report).await {
-            return stop;
+        match approved {
+            // Too large to hold in memory: the file-type check runs, table checks are left to
+            // a reviewer (the file is held).
+            None => {
+                let report = check_streamed(&claimed.path, first.clone(), size, kind, &checks);
+                if let Some(stop) = self.checked(run, &report).await {
+                    return stop;
+                }
+            }
+            Some(approved) if approved != first => {
+                let checks = rule_checks(matcher, claimed, size);
+                let report = check_streamed(&claimed.path, first.clone(), size, kind, &checks);
+                if let Some(stop) = self.record_report(run, &report).await {
+                    return stop;
+                }
+                return Transfer::ChangedAfterApproval(first);
+            }
+            Some(_) => {}
         }
         match self.already_there(key, size, &first).await {
             Ok(true) => {
@@ -699,22 +741,8 @@ impl Crawler {
     /// lost (another crawler took the file over), or retried (the report could not be stored,
     /// and nothing leaves without it).
     async fn checked(&self, run: &EgressRun, report: &FileReport) -> Option<Transfer> {
-        let value = match serde_json::to_value(report) {
-            Ok(v) => v,
-            Err(e) => return Some(Transfer::Retry(format!("internal: report: {e}"))),
-        };
-        match record_egress_checks(
-            &self.inner.store,
-            run.id,
-            &report.path,
-            &self.inner.owner,
-            &value,
-        )
-        .await
-        {
-            Ok(true) => {}
-            Ok(false) => return Some(Transfer::Lost),
-            Err(e) => return Some(Transfer::Retry(e.to_string())),
+        if let Some(stop) = self.record_report(run, report).await {
+            return Some(stop);
         }
         if report.outcome == Outcome::Pass {
             return None;
@@ -723,6 +751,25 @@ impl Crawler {
             .hold_reason()
             .unwrap_or_else(|| "a disclosure check did not pass".into());
         Some(Transfer::Held(reason))
+    }
+
+    /// Stores a file's disclosure report while this crawler holds its lease: `None` when
+    /// stored, else lost (another crawler took the file over) or retried.
+    async fn record_report(&self, run: &EgressRun, report: &FileReport) -> Option<Transfer> {
+        let value = match serde_json::to_value(report) {
+            Ok(v) => v,
+            Err(e) => return Some(Transfer::Retry(format!("internal: report: {e}"))),
+        };
+        match self
+            .inner
+            .store
+            .record_egress_checks(run.id, &report.path, &self.inner.owner, &value)
+            .await
+        {
+            Ok(true) => None,
+            Ok(false) => Some(Transfer::Lost),
+            Err(e) => Some(Transfer::Retry(e.to_string())),
+        }
     }
 
     /// Whether the object is in the bucket already with these bytes (a crash after the upload
@@ -814,22 +861,25 @@ fn file_report(f: &EgressFile) -> FileReport {
     }
 }
 
-/// Stores a file's disclosure report (JSON) while `owner` holds its lease.
-async fn record_egress_checks(
-    store: &Store,
-    run: RunId,
-    path: &str,
-    owner: &str,
-    report: &serde_json::Value,
-) -> Result<bool, StoreError> {
-    let _ = (store, run, path, owner, report);
-    Ok(true)
-}
-
 /// The report stored for the file, if one was and it reads back.
 fn stored_report(f: &EgressFile) -> Option<FileReport> {
-    let _ = f;
-    None
+    let value = f.checks.as_ref()?;
+    match serde_json::from_value(value.clone()) {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::warn!(run_id = %f.run_id, path = f.path, error = %e, "stored disclosure report unreadable; disclosure.json names the rule's decision");
+            None
+        }
+    }
+}
+
+/// The checks of the rules matching a file, whatever its decision (for an approved file whose
+/// bytes changed, checked again for its reviewers).
+fn rule_checks(matcher: &EgressMatcher, claimed: &EgressFile, size: u64) -> Vec<OutputCheck> {
+    match matcher.classify(&claimed.path, size) {
+        EgressDecision::Release { checks } => checks,
+        _ => Vec::new(),
+    }
 }
 
 /// Why the open file is no longer what was read, if it is not.

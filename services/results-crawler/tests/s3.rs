@@ -21,7 +21,10 @@ use spe_core::secret::DatabaseUrl;
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
-use spe_store::{EgressState, NewRun, NewWorkflowVersion, Store, Transition};
+use spe_store::{
+    EgressState, NewRun, NewVote, NewWorkflowVersion, ReviewEventKind, Store, Tally, Transition,
+    Vote,
+};
 use spe_test_support::peers::s3_url;
 use spe_test_support::process::Service;
 use spe_test_support::store::{person, postgres_store_with_pool, submission};
@@ -913,4 +916,357 @@ async fn a_run_finishing_after_start_is_released_by_the_notify_watcher() {
 #[tokio::test]
 async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
     released_by_the_watcher("watch: poll").await;
+}
+
+/// The example workflow's manifest as version `version`, holding results.csv for review.
+fn quals_reviewing(version: &str) -> Manifest {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    assert!(text.contains("  review: []"));
+    let text = text
+        .replace("version: 1.0.0", &format!("version: {version}"))
+        .replace("  review: []", "  review: [results.csv]");
+    Manifest::from_yaml(&text).unwrap()
+}
+
+async fn approve_in_review(w: &World, id: RunId, path: &str, bytes: &[u8]) {
+    let out = w
+        .store
+        .cast_vote(
+            NewVote {
+                run: id,
+                path,
+                reviewer: &person("carol"),
+                vote: Vote::Approve,
+                comment: Some("fine"),
+                sha256: &sha(bytes),
+                approvals_required: 1,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.tally, Tally::Approved);
+}
+
+#[tokio::test]
+async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_reviewing("1.1.0-review")).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.1.0-review", RunState::Complete).await;
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    // The plot leaves at once; the table waits for a reviewer, and the run is settled.
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/disclosure.json"),
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg")
+        ]
+    );
+    let held = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.state, EgressState::Held);
+    assert_eq!(held.reason.as_deref(), Some("matches a review rule"));
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    approve_in_review(&w, id, "results.csv", &csv).await;
+    c.rescan().await.unwrap();
+    let got = w
+        .bucket
+        .get(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, csv);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/manifest.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 2, "{manifest}");
+    assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+}
+
+#[tokio::test]
+async fn a_file_changed_after_its_approval_is_held_again_with_its_votes_reset() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_reviewing("1.2.0-review")).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.2.0-review", RunState::Complete).await;
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    approve_in_review(&w, id, "results.csv", &csv).await;
+    // Rewritten after the vote (e.g. by a job still holding the folder).
+    std::fs::write(run_dir.join("results.csv"), "sample,n\nA,3\n").unwrap();
+    c.rescan().await.unwrap();
+    assert!(
+        !keys(&w, id).await.contains(&format!("{id}/results.csv")),
+        "changed bytes left under an approval given to other bytes"
+    );
+    let f = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.state, EgressState::Held);
+    assert_eq!(f.review_round, 1);
+    assert_eq!(f.approved_sha256, None);
+    assert_eq!(
+        f.reason.as_deref(),
+        Some("content changed after it was approved: its review starts again")
+    );
+    let events = w.store.review_events(id).await.unwrap();
+    assert_eq!(events.last().map(|e| e.kind), Some(ReviewEventKind::Reset));
+    assert_eq!(
+        events.last().and_then(|e| e.sha256.clone()),
+        Some(sha(b"sample,n\nA,3\n"))
+    );
+}
+
+/// The example workflow's manifest as version `version`, with one more disclosure check.
+fn quals_checking(version: &str, check: &str) -> Manifest {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let svg_rule = "    - { glob: \"plots/*.svg\", allow_types: [image] }\n";
+    assert!(text.contains("version: 1.0.0") && text.contains(svg_rule));
+    let text = text
+        .replace("version: 1.0.0", &format!("version: {version}"))
+        .replace(svg_rule, &format!("{svg_rule}    - {check}\n"));
+    Manifest::from_yaml(&text).unwrap()
+}
+
+async fn object_json(w: &World, key: &str) -> serde_json::Value {
+    let bytes = w.bucket.get(key).await.unwrap().unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+const COUNTS: &str = "{ glob: results.csv, columns: [n_calls, passing] }";
+
+#[tokio::test]
+async fn a_table_with_a_small_cell_is_held_with_its_failing_cell_in_the_stored_report() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_checking("1.2.0", COUNTS)).await;
+    // The example table: n_calls 9 and passing 7 in row 2 are below 10.
+    let (small, _) = ended_run(&w, "quals@1.2.0", RunState::Complete).await;
+    // CR-only line endings and an `NA` in a count column: read as rows, and held.
+    let (na, na_dir) = ended_run(&w, "quals@1.2.0", RunState::Complete).await;
+    std::fs::write(
+        na_dir.join("results.csv"),
+        "sample,n_calls,mean_qual,passing\rA,12,41.5,10\r\"B, C\",NA,33.0,20\r",
+    )
+    .unwrap();
+    // An image that is binary inside: held whatever the image rule allows.
+    std::fs::write(na_dir.join("plots/raw.svg"), b"\0\x01\x02").unwrap();
+    let c = crawler(&w);
+    assert_eq!(c.rescan().await.unwrap(), (2, 0));
+
+    // Nothing held is in the bucket; the rest of the run is released.
+    for id in [small, na] {
+        assert_eq!(
+            keys(&w, id).await,
+            [
+                format!("{id}/disclosure.json"),
+                format!("{id}/manifest.json"),
+                format!("{id}/plots/quals.svg"),
+            ]
+        );
+    }
+    let held = w
+        .store
+        .egress_file(small, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.state, EgressState::Held);
+    assert_eq!(
+        held.reason.as_deref(),
+        Some(
+            "threshold check fail: 2 cells below 10 in count columns \
+             (first: row 2, column n_calls: below the threshold)"
+        )
+    );
+    let report = stored_report(&w, small, "results.csv").await;
+    assert_eq!(report["outcome"], "fail");
+    let threshold = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "threshold")
+        .unwrap();
+    assert_eq!(
+        threshold["failing_cells"],
+        json!([
+            {"row": 2, "column": "n_calls", "col": 2, "value": "9"},
+            {"row": 2, "column": "passing", "col": 4, "value": "7"},
+        ])
+    );
+    let csv = std::fs::read(
+        w.data
+            .join(small.shard())
+            .join(small.to_string())
+            .join("results.csv"),
+    )
+    .unwrap();
+    assert_eq!(report["sha256"], sha(&csv));
+
+    let na_held = w
+        .store
+        .egress_file(na, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(na_held.state, EgressState::Held);
+    assert_eq!(
+        na_held.reason.as_deref(),
+        Some(
+            "threshold check fail: 1 cell not a count in count columns \
+             (first: row 2, column n_calls: not a count)"
+        )
+    );
+    let raw = w
+        .store
+        .egress_file(na, "plots/raw.svg")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw.state, EgressState::Held);
+    assert!(
+        raw.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("file-type check review: binary"),
+        "{raw:?}"
+    );
+
+    // disclosure.json: which checks ran on which file with which result, without cell values.
+    let doc = object_json(&w, &format!("{small}/disclosure.json")).await;
+    assert_eq!(doc["version"], "spe-disclosure/1");
+    assert_eq!(doc["run_id"], small.to_string());
+    assert_eq!(doc["workflow"], "quals@1.2.0");
+    assert_eq!(doc["approvals"], json!([]));
+    let table = &doc["results"]["results.csv"];
+    assert_eq!(table["status"], "fail");
+    assert_eq!(table["type"], "table");
+    assert_eq!(table["command"], "egress rules: results.csv");
+    assert_eq!(table["summary"], held.reason.clone().unwrap());
+    assert_eq!(table["properties"]["sha256"], sha(&csv));
+    let sdc = &table["files"][0]["sdc"];
+    assert_eq!(sdc["summary"]["threshold"], 2);
+    assert_eq!(sdc["cells"]["threshold"], json!([[1, 1], [1, 3]]));
+    let checks: Vec<&str> = table["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["file-type", "threshold"]);
+    assert_eq!(
+        table["checks"][1]["failing_cells"][0],
+        json!({"row": 2, "column": "n_calls", "col": 2})
+    );
+    let plot = &doc["results"]["plots/quals.svg"];
+    assert_eq!(
+        (plot["status"].as_str(), plot["type"].as_str()),
+        (Some("pass"), Some("image"))
+    );
+    assert_eq!(plot["checks"][0]["rule"], "plots/*.svg");
+    let text = serde_json::to_string(&doc).unwrap();
+    assert!(!text.contains("\"9\"") && !text.contains("\"7\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_table_passing_its_checks_is_released_and_recorded_in_disclosure_json() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_checking("1.3.0", COUNTS)).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.3.0", RunState::Complete).await;
+    // CRLF, a quoted comma, a zero: every count is 0 or at least 10.
+    let csv = b"sample,n_calls,mean_qual,passing\r\nA,12,41.5,10\r\n\"B, C\",0,33.0,20\r\n";
+    std::fs::write(run_dir.join("results.csv"), csv).unwrap();
+    std::fs::write(run_dir.join("secret.bam"), "reads").unwrap();
+    let c = crawler(&w);
+    assert_eq!(c.rescan().await.unwrap(), (1, 0));
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/disclosure.json"),
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg"),
+            format!("{id}/results.csv"),
+        ]
+    );
+    let got = w
+        .bucket
+        .get(&format!("{id}/results.csv"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, csv);
+    let report = stored_report(&w, id, "results.csv").await;
+    assert_eq!(report["outcome"], "pass");
+    assert_eq!(report["sha256"], sha(csv));
+
+    let doc = object_json(&w, &format!("{id}/disclosure.json")).await;
+    assert_eq!(
+        doc["results"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["plots/quals.svg", "results.csv"]
+    );
+    let table = &doc["results"]["results.csv"];
+    assert_eq!(table["status"], "pass");
+    assert_eq!(table["summary"], "pass");
+    assert_eq!(
+        table["properties"],
+        json!({"sha256": sha(csv), "size": csv.len()})
+    );
+    assert_eq!(table["files"][0]["sdc"]["summary"]["threshold"], 0);
+    assert_eq!(
+        table["checks"][1]["summary"],
+        "every count cell is 0 or at least 10"
+    );
+    assert_eq!(
+        table["checks"][1]["parameters"],
+        json!({"threshold": 10, "columns": ["n_calls", "passing"]})
+    );
+    // Written again, the same bytes: the object is left as it is.
+    let before = w
+        .bucket
+        .get(&format!("{id}/disclosure.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.process_run_id(id).await.unwrap(),
+        results_crawler::RunOutcome::Done
+    );
+    assert_eq!(
+        w.bucket
+            .get(&format!("{id}/disclosure.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+        before
+    );
+}
+
+/// The disclosure report the crawler stored for a file.
+async fn stored_report(w: &World, id: RunId, path: &str) -> serde_json::Value {
+    let file = w.store.egress_file(id, path).await.unwrap().unwrap();
+    match file.checks {
+        Some(report) => report,
+        None => panic!("no report stored for {path}: state {:?}", file.state),
+    }
 }

@@ -177,6 +177,10 @@ pub enum ServiceActor {
     Reconciler,
     /// The benchmark harness, writing runs without a person behind them.
     Bench,
+    /// The results crawler (e.g. resetting a review whose file changed after the votes).
+    Crawler,
+    /// wes-api's loop that reports review requests left undecided too long.
+    ReviewMonitor,
 }
 
 impl ServiceActor {
@@ -185,6 +189,8 @@ impl ServiceActor {
             ServiceActor::Submitter => "submitter",
             ServiceActor::Reconciler => "reconciler",
             ServiceActor::Bench => "bench",
+            ServiceActor::Crawler => "crawler",
+            ServiceActor::ReviewMonitor => "review-monitor",
         }
     }
 }
@@ -203,6 +209,8 @@ impl Actor {
             ServiceActor::Submitter,
             ServiceActor::Reconciler,
             ServiceActor::Bench,
+            ServiceActor::Crawler,
+            ServiceActor::ReviewMonitor,
         ] {
             if key == s.as_str() {
                 return Ok(Actor::Service(s));

@@ -63,6 +63,14 @@ pub struct EgressFile {
     pub attempts: i64,
     pub next_attempt_at: Timestamp,
     pub released_at: Option<Timestamp>,
+    /// The automatic disclosure checks' report on the bytes last looked at (JSON).
+    pub checks: Option<serde_json::Value>,
+    /// Set when the review approved the file: the crawler releases exactly these bytes.
+    pub approved_sha256: Option<String>,
+    /// The file's review round: only votes of this round count.
+    pub review_round: i64,
+    /// When it was first held (the age of its review).
+    pub held_at: Option<Timestamp>,
 }
 
 /// A file in the results bucket, at `<run_id>/<path>`.
@@ -89,6 +97,11 @@ pub enum EgressOutcome<'a> {
     Held {
         reason: &'a str,
     },
+    /// An approved file whose bytes are no longer those approved: held again, and its review
+    /// starts a new round (the old votes no longer count), recorded as a `reset` event.
+    ChangedAfterApproval {
+        sha256: &'a str,
+    },
     /// Back to pending, tried again from `next_attempt_at` (e.g. S3 unavailable).
     Retry {
         reason: &'a str,
@@ -107,8 +120,9 @@ const TERMINAL_STATES: [RunState; 4] = [
 const EGRESS_RUN_COLUMNS: &str =
     "id, state, run_dir, log_dir, workflow_url, end_time, egress_scanned_at, egress_done";
 
-const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason, owner, lease_until, \
-     upload_id, attempts, next_attempt_at, released_at";
+pub(crate) const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason, owner, \
+     lease_until, upload_id, attempts, next_attempt_at, released_at, checks, approved_sha256, \
+     review_round, held_at";
 
 impl Store {
     /// Ended runs (COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED) whose egress is not
@@ -163,7 +177,7 @@ impl Store {
         for f in files {
             sqlx::query(
                 "INSERT INTO egress_files (run_id, path, state, size, reason, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 updated_at, held_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (run_id, path) DO NOTHING",
             )
             .bind(run.to_string())
@@ -173,6 +187,7 @@ impl Store {
             .bind(f.reason.clone())
             .bind(at.micros())
             .bind(at.micros())
+            .bind((f.state == EgressState::Held).then_some(at.micros()))
             .execute(&mut *tx)
             .await?;
         }
@@ -287,6 +302,11 @@ impl Store {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let (state, sha256, size, reason, next, released_at) = match outcome {
+            EgressOutcome::ChangedAfterApproval { sha256 } => {
+                return self
+                    .hold_changed_after_approval(run, path, owner, sha256, at)
+                    .await;
+            }
             EgressOutcome::Released { sha256, size } => (
                 EgressState::Released,
                 Some(sha256.to_owned()),
@@ -327,7 +347,8 @@ impl Store {
             "UPDATE egress_files SET state = $1, sha256 = COALESCE($2, sha256), \
              size = COALESCE($3, size), reason = $4, \
              next_attempt_at = COALESCE($5, next_attempt_at), released_at = $6, \
-             owner = NULL, lease_until = NULL, upload_id = NULL, updated_at = $7 \
+             owner = NULL, lease_until = NULL, upload_id = NULL, updated_at = $7, \
+             held_at = CASE WHEN $1 = 'held' THEN COALESCE(held_at, $7) ELSE held_at END \
              WHERE run_id = $8 AND path = $9 AND state = $10 AND owner = $11",
         )
         .bind(state.as_str())
@@ -337,6 +358,75 @@ impl Store {
         .bind(next)
         .bind(released_at)
         .bind(at.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EgressState::Uploading.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Held again, in a new review round, with a `reset` event saying why; one transaction.
+    async fn hold_changed_after_approval(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        sha256: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE egress_files SET state = $1, reason = $2, approved_sha256 = NULL, \
+             review_round = review_round + 1, owner = NULL, lease_until = NULL, \
+             upload_id = NULL, updated_at = $3, held_at = $3 \
+             WHERE run_id = $4 AND path = $5 AND state = $6 AND owner = $7",
+        )
+        .bind(EgressState::Held.as_str())
+        .bind("content changed after it was approved: its review starts again")
+        .bind(at.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .bind(EgressState::Uploading.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO review_events (run_id, path, kind, actor, comment, sha256, round, at) \
+             SELECT run_id, path, $1, $2, $3, $4, review_round, $5 FROM egress_files \
+             WHERE run_id = $6 AND path = $7",
+        )
+        .bind(crate::ReviewEventKind::Reset.as_str())
+        .bind(spe_core::Actor::Service(spe_core::ServiceActor::Crawler).key())
+        .bind("the bytes found are not those approved")
+        .bind(sha256)
+        .bind(at.micros())
+        .bind(run.to_string())
+        .bind(path)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Keeps the disclosure checks' report on a file while `owner` holds its lease; `false` if
+    /// the file is no longer theirs.
+    pub async fn record_egress_checks(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        report: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE egress_files SET checks = $1 \
+             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
+        )
+        .bind(report.to_string())
         .bind(run.to_string())
         .bind(path)
         .bind(EgressState::Uploading.as_str())
@@ -463,12 +553,21 @@ fn egress_run_from_row(row: &AnyRow) -> Result<EgressRun, StoreError> {
     })
 }
 
-fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
+pub(crate) fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
     let run_id: String = row.try_get("run_id")?;
     let path: String = row.try_get("path")?;
     let state: String = row.try_get("state")?;
     let lease_until: Option<i64> = row.try_get("lease_until")?;
     let released_at: Option<i64> = row.try_get("released_at")?;
+    let held_at: Option<i64> = row.try_get("held_at")?;
+    let checks: Option<String> = row.try_get("checks")?;
+    let checks = checks
+        .map(|c| {
+            serde_json::from_str(&c).map_err(|e| {
+                StoreError::Corrupt(format!("checks of egress file {path} of run {run_id}: {e}"))
+            })
+        })
+        .transpose()?;
     Ok(EgressFile {
         run_id: parse_run_id(&run_id)?,
         state: state.parse().map_err(|e| {
@@ -483,6 +582,10 @@ fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
         attempts: row.try_get("attempts")?,
         next_attempt_at: Timestamp::from_micros(row.try_get("next_attempt_at")?),
         released_at: released_at.map(Timestamp::from_micros),
+        checks,
+        approved_sha256: row.try_get("approved_sha256")?,
+        review_round: row.try_get("review_round")?,
+        held_at: held_at.map(Timestamp::from_micros),
         path,
     })
 }

@@ -17,6 +17,7 @@ mod execution;
 mod people;
 mod registry;
 mod results;
+mod review;
 mod runs;
 mod states;
 
@@ -27,8 +28,14 @@ pub use registry::{
     WorkflowVersion,
 };
 pub use results::{ResultLink, RunShare, SharePrincipal};
+pub use review::{
+    NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
+    VoteOutcome,
+};
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
-pub use states::{DatasetState, EgressState, ShareKind, UnknownState, WorkflowState};
+pub use states::{
+    DatasetState, EgressState, ReviewEventKind, ShareKind, UnknownState, Vote, WorkflowState,
+};
 
 use std::path::Path;
 use std::str::FromStr;

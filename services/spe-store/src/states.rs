@@ -87,7 +87,8 @@ stored_states! {
 
 stored_states! {
     /// One output file of a run on its way out: pending -> uploading -> released | refused,
-    /// or pending -> held (review).
+    /// or held (review) -> pending (approved) | rejected; released -> revoked. The diagram is
+    /// in docs/egress-review.md.
     EgressState, "egress state" {
         Pending => "pending",
         /// Claimed by one crawler under a lease.
@@ -95,6 +96,36 @@ stored_states! {
         Released => "released",
         Held => "held",
         Refused => "refused",
+        /// A reviewer's decision: it never leaves.
+        Rejected => "rejected",
+        /// Released, then withdrawn: its objects removed, its links refused.
+        Revoked => "revoked",
+    }
+}
+
+stored_states! {
+    /// A reviewer's vote on one held file.
+    Vote, "vote" {
+        Approve => "approve",
+        Reject => "reject",
+    }
+}
+
+stored_states! {
+    /// What an entry of a run's review history records.
+    ReviewEventKind, "review event" {
+        /// A reviewer's vote on one file, in the file's current round.
+        Vote => "vote",
+        /// A reviewer sent the request back to the researcher, with a comment.
+        Return => "return",
+        /// The researcher answered a returned request (an explanation, or a new run named).
+        Resubmit => "resubmit",
+        /// A released file was withdrawn.
+        Revoke => "revoke",
+        /// The file's content changed after a vote: its votes no longer count.
+        Reset => "reset",
+        /// The request stayed undecided past `review.overdue_after_seconds`.
+        Overdue => "overdue",
     }
 }
 

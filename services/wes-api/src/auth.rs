@@ -86,6 +86,15 @@ pub mod actions {
         ResultsRead = "results.read", [Researcher, Collaborator, Operator]
     );
     action!(
+        /// List review requests of held outputs, look at them, vote, return a request to its
+        /// researcher, revoke a release (never on a run the caller owns).
+        ReviewsManage = "reviews.manage", [DataController]
+    );
+    action!(
+        /// Answer a review request of one's own run that a data controller returned.
+        ReviewsAnswer = "reviews.answer", [Researcher]
+    );
+    action!(
         /// Share a run's results with users or groups (`VisibleRun` checks the run).
         ResultsShare = "results.share", [Researcher, Operator]
     );

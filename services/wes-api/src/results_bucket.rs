@@ -68,4 +68,16 @@ impl ResultsBucket {
             expires_at: now + self.ttl,
         })
     }
+
+    /// Removes `key` (a revoked release). Removing an object that is not there succeeds.
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("DeleteObject: {}", DisplayErrorContext(&e)))
+    }
 }

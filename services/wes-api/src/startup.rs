@@ -158,6 +158,11 @@ impl Application {
                  every dataset, reach the network and rewrite their run spec; dev only"
             );
         }
+        tokio::spawn(crate::app::review::report_overdue(
+            store.clone(),
+            std::time::Duration::from_secs(config.review.overdue_after_seconds),
+            std::time::Duration::from_secs(config.review.overdue_check_every_seconds),
+        ));
         let results = match &config.crawler {
             Some(crawler) => Some(Arc::new(ResultsBucket::connect(crawler).await)),
             None => {

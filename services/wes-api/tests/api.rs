@@ -571,6 +571,7 @@ async fn openapi_document_matches_the_route_table() {
                     RunScope::None => Value::Null,
                     RunScope::Owner => json!("owner"),
                     RunScope::Shared => json!("shared"),
+                    RunScope::UnderReview => json!("under_review"),
                 };
                 assert_eq!(op["x-spe-run-access"], access, "{what}");
             }
@@ -603,6 +604,9 @@ async fn openapi_document_matches_the_route_table() {
         "/results/{run_id}",
         "/results/{run_id}/links",
         "/weskit/v1/wf-info",
+        "/admin/reviews",
+        "/admin/reviews/{run_id}",
+        "/runs/{run_id}/egress",
     ] {
         // A root path's item also holds its `servers`, which is no operation.
         for (_, op) in doc["paths"][path]

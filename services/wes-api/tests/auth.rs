@@ -154,7 +154,7 @@ fn derived_from_policy(policy: &Policy, caller: &str) -> char {
         return 'F';
     }
     match run {
-        RunScope::None => 'A',
+        RunScope::None | RunScope::UnderReview => 'A',
         RunScope::Owner | RunScope::Shared
             if caller == "researcher" || held.contains(&Role::Operator) =>
         {
@@ -309,6 +309,50 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U A H F F A F",
         ),
         ("ListResults", "/results".into(), None, "U A A F A A F"),
+        // The egress review: owners see their outputs; controllers decide (the matrix's run has
+        // no held output, so a controller's answer is 404, which is not a refusal).
+        (
+            "GetRunEgress",
+            format!("/runs/{run}/egress"),
+            None,
+            "U A H F F A F",
+        ),
+        (
+            "AnswerReview",
+            format!("/runs/{run}/egress/answer"),
+            Some(json!({"comment": "see the methods section"})),
+            "U A H F F F F",
+        ),
+        (
+            "ListReviews",
+            "/admin/reviews".into(),
+            None,
+            "U F F A F F F",
+        ),
+        (
+            "GetReview",
+            format!("/admin/reviews/{run}"),
+            None,
+            "U F F A F F F",
+        ),
+        (
+            "VoteOnOutput",
+            format!("/admin/reviews/{run}/votes"),
+            Some(json!({"path": "results.csv", "vote": "approve"})),
+            "U F F A F F F",
+        ),
+        (
+            "ReturnReview",
+            format!("/admin/reviews/{run}/return"),
+            Some(json!({"comment": "explain"})),
+            "U F F A F F F",
+        ),
+        (
+            "RevokeRelease",
+            format!("/admin/reviews/{run}/revoke"),
+            Some(json!({"path": "results.csv", "comment": "why"})),
+            "U F F A F F F",
+        ),
         (
             "GetResults",
             format!("/results/{run}"),

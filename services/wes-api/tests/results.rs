@@ -31,11 +31,18 @@ struct App {
     base: String,
     http: reqwest::Client,
     store: Store,
+    /// `data_dir`.
+    runs: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 /// wes-api with OIDC from the test provider and the `crawler:` section pointing at s3s-fs.
 async fn spawn(peer: &support::Peer, s3: &str) -> App {
+    spawn_with(peer, s3, "").await
+}
+
+/// The same, with more config sections (`extra`, top-level YAML).
+async fn spawn_with(peer: &support::Peer, s3: &str, extra: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
     let oidc: String = peer
         .oidc_yaml()
@@ -70,6 +77,7 @@ crawler:
   endpoint: "{s3}"
   path_style: true
   presign_ttl_seconds: {TTL_SECONDS}
+{extra}
 "#,
         db = dir.path().join("spe.db").display(),
         data = dir.path().join("runs").display(),
@@ -87,6 +95,7 @@ crawler:
         base,
         http: reqwest::Client::new(),
         store,
+        runs: dir.path().join("runs"),
         _dir: dir,
     }
 }
@@ -497,4 +506,340 @@ async fn collaborators_download_released_results_shared_with_them() {
             "{user}'s token is in the logs"
         );
     }
+}
+
+/// A COMPLETE run of `owner` whose outputs, as the crawler recorded them, are all held for
+/// review and are on disk in its run directory (`data_dir/<id>`), with these contents.
+async fn run_with_held(app: &App, owner: spe_core::Subject, files: &[(&str, &str)]) -> RunId {
+    let id = RunId::new_random();
+    let run_dir = app.runs.join(id.to_string());
+    app.store
+        .insert_run(&NewRun {
+            id,
+            owner,
+            submission: submission("quals@1.0.0", &[]),
+            run_dir: run_dir.display().to_string(),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for (path, body) in files {
+        let file = run_dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        held.push(NewEgressFile {
+            path: (*path).into(),
+            state: EgressState::Held,
+            size: body.len() as i64,
+            reason: Some("matches a review rule".into()),
+        });
+    }
+    app.store
+        .record_egress_scan(id, &held, now())
+        .await
+        .unwrap();
+    id
+}
+
+fn decision_of(egress: &Value, path: &str) -> (String, String) {
+    let file = egress["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in {egress}"));
+    (
+        file["state"].as_str().unwrap_or_default().to_owned(),
+        file["decision"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let Some(s3_endpoint) = s3_url() else {
+        return;
+    };
+    let app = spawn_with(
+        &peer,
+        &s3_endpoint,
+        "review:\n  overdue_after_seconds: 1\n  overdue_check_every_seconds: 1\n",
+    )
+    .await;
+    let s3 = s3_client(&s3_endpoint);
+    let mut tokens = std::collections::HashMap::new();
+    for user in ["steward", "controller", "researcher2"] {
+        tokens.insert(user, peer.token(user).await);
+    }
+    let t = |user: &str| tokens[user].clone();
+    let owner = spe_core::Subject::new(peer.issuer.clone(), peer.sub("steward").await).unwrap();
+    let run = run_with_held(
+        &app,
+        owner,
+        &[
+            ("results/table.csv", "sample,n\nA,12\n"),
+            ("plots/q.svg", "<svg/>"),
+        ],
+    )
+    .await;
+    let review = format!("/admin/reviews/{run}");
+    let votes = format!("{review}/votes");
+    let egress = format!("/runs/{run}/egress");
+
+    // Undecided past the configured second: reported, and marked in the listing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, list) = app.get(&t("controller"), "/admin/reviews?state=open").await;
+    assert_eq!(status, 200, "{list}");
+    let listed = list["requests"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{list}");
+    assert_eq!(listed[0]["run_id"], run.to_string());
+    assert_eq!(listed[0]["held_files"], 2);
+    assert_eq!(listed[0]["overdue"], true, "{list}");
+
+    // The owner holds the controller role too, but never reviews their own run.
+    let (status, body) = app
+        .post(
+            &t("steward"),
+            &votes,
+            json!({"path": "results/table.csv", "vote": "approve"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["msg"],
+        format!("you own run {run}: another data controller must review its outputs")
+    );
+    // Other researchers see nothing of it; researchers are not reviewers.
+    assert_eq!(app.get(&t("researcher2"), &egress).await.0, 404);
+    assert_eq!(app.get(&t("researcher2"), "/admin/reviews").await.0, 403);
+
+    // A reviewer sees each file, its state and reason.
+    let (status, body) = app.get(&t("controller"), &review).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["you_may_vote"], true);
+    assert_eq!(body["files"][1]["path"], "results/table.csv");
+    assert_eq!(body["files"][1]["reason"], "matches a review rule");
+    assert_eq!(body["files"][1]["review"]["decision"], "awaiting");
+
+    // A rejection needs a comment; a return too, and the researcher answers it.
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &votes,
+            json!({"path": "plots/q.svg", "vote": "reject"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["msg"],
+        "comment: required: say why, for the researcher and the record"
+    );
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &format!("{review}/return"),
+            json!({"comment": "what does column n count?"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, mine) = app.get(&t("steward"), &egress).await;
+    assert_eq!(mine["review"], "returned", "{mine}");
+    assert_eq!(mine["messages"][0]["comment"], "what does column n count?");
+    let (status, body) = app
+        .post(
+            &t("steward"),
+            &format!("{egress}/answer"),
+            json!({"comment": "samples per site, all above 10"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // One approval releases the table (the crawler's part); a rejection keeps the plot in.
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &votes,
+            json!({"path": "results/table.csv", "vote": "approve", "comment": "ok"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "approved");
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &votes,
+            json!({"path": "plots/q.svg", "vote": "reject", "comment": "identifiable"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "rejected");
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &votes,
+            json!({"path": "plots/q.svg", "vote": "approve"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["msg"],
+        "plots/q.svg is rejected, not held: there is nothing to vote on"
+    );
+    let (_, mine) = app.get(&t("steward"), &egress).await;
+    assert_eq!(
+        decision_of(&mine, "results/table.csv"),
+        ("pending".into(), "approved".into())
+    );
+    assert_eq!(
+        decision_of(&mine, "plots/q.svg"),
+        ("rejected".into(), "rejected".into())
+    );
+    assert_eq!(mine["review"], "decided");
+    let approved = app
+        .store
+        .egress_file(run, "results/table.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        approved.approved_sha256.as_deref(),
+        Some(hex(&Sha256::digest(b"sample,n\nA,12\n")).as_str())
+    );
+
+    // Released (as the crawler does), then revoked: its object is gone and no link is signed.
+    let bytes = b"sample,n\nA,12\n".to_vec();
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(format!("{run}/results/table.csv"))
+        .body(ByteStream::from(bytes.clone()))
+        .send()
+        .await
+        .unwrap();
+    let lease = Timestamp::from_micros(now().micros() + 60_000_000);
+    app.store
+        .claim_egress_file(run, "results/table.csv", "test-crawler", now(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let sha = hex(&Sha256::digest(&bytes));
+    app.store
+        .finish_egress_file(
+            run,
+            "results/table.csv",
+            "test-crawler",
+            EgressOutcome::Released {
+                sha256: &sha,
+                size: bytes.len() as i64,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let links = format!("/results/{run}/links");
+    let (status, _) = app
+        .post(&t("steward"), &links, json!({"path": "results/table.csv"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app
+        .post(
+            &t("controller"),
+            &format!("{review}/revoke"),
+            json!({"path": "results/table.csv", "comment": "a site has 3 patients"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let gone = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(format!("{run}/results/table.csv"))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the revoked object is still in the bucket");
+    let (status, body) = app
+        .post(&t("steward"), &links, json!({"path": "results/table.csv"}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, mine) = app.get(&t("steward"), &egress).await;
+    assert_eq!(decision_of(&mine, "results/table.csv").0, "revoked");
+    let (_, body) = app.get(&t("controller"), &review).await;
+    let kinds: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["overdue", "return", "resubmit", "vote", "vote", "revoke"]
+    );
+}
+
+#[tokio::test]
+async fn two_person_review_needs_two_distinct_controllers_and_a_third_breaks_a_tie() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let Some(s3_endpoint) = s3_url() else {
+        return;
+    };
+    let app = spawn_with(&peer, &s3_endpoint, "review:\n  approvals_required: 2\n").await;
+    let mut tokens = std::collections::HashMap::new();
+    for user in ["controller", "controller2", "controller3"] {
+        tokens.insert(user, peer.token(user).await);
+    }
+    let t = |user: &str| tokens[user].clone();
+    let owner = spe_core::Subject::new(peer.issuer.clone(), peer.sub("researcher").await).unwrap();
+    let run = run_with_held(
+        &app,
+        owner,
+        &[
+            ("a.csv", "n\n12\n"),
+            ("b.csv", "n\n15\n"),
+            ("c.csv", "n\n20\n"),
+        ],
+    )
+    .await;
+    let votes = format!("/admin/reviews/{run}/votes");
+    let vote = |who: &'static str, path: &'static str, v: &'static str| {
+        let (app, votes, token) = (&app, votes.clone(), t(who));
+        async move {
+            app.post(
+                &token,
+                &votes,
+                json!({"path": path, "vote": v, "comment": "reviewed"}),
+            )
+            .await
+        }
+    };
+    let (status, body) = vote("controller", "a.csv", "approve").await;
+    assert_eq!((status, body["decision"].clone()), (200, json!("awaiting")));
+    let (status, body) = vote("controller", "a.csv", "approve").await;
+    assert_eq!(status, 409);
+    assert_eq!(body["msg"], "you have voted on a.csv in this round already");
+    let (_, body) = vote("controller2", "a.csv", "approve").await;
+    assert_eq!(body["decision"], "approved");
+
+    // Disagreement: conflicted until a third controller decides.
+    vote("controller", "b.csv", "approve").await;
+    let (_, body) = vote("controller2", "b.csv", "reject").await;
+    assert_eq!(body["decision"], "conflicted");
+    let (_, body) = vote("controller3", "b.csv", "approve").await;
+    assert_eq!(body["decision"], "approved");
+
+    // Content changed after the first vote: that vote no longer counts.
+    vote("controller", "c.csv", "approve").await;
+    std::fs::write(app.runs.join(run.to_string()).join("c.csv"), "n\n3\n").unwrap();
+    let (_, body) = vote("controller2", "c.csv", "approve").await;
+    assert_eq!(body["votes_reset"], true, "{body}");
+    assert_eq!(body["decision"], "awaiting");
+    let (_, body) = vote("controller", "c.csv", "approve").await;
+    assert_eq!(body["decision"], "approved");
+    let c = app.store.egress_file(run, "c.csv").await.unwrap().unwrap();
+    assert_eq!(
+        c.approved_sha256.as_deref(),
+        Some(hex(&Sha256::digest(b"n\n3\n")).as_str())
+    );
 }

@@ -68,6 +68,14 @@ const USERS = {
   researcher: { entitlements: [group('spe-demo:researchers')], grants: [DATASET_GRANT] },
   researcher2: { entitlements: [group('spe-demo:researchers')], grants: [OTHER_GRANT] },
   controller: { entitlements: [group('spe-demo:data-controllers:role=manager')], grants: [] },
+  // More data controllers, for two-person review and a third who breaks a tie.
+  controller2: { entitlements: [group('spe-demo:data-controllers:role=manager')], grants: [] },
+  controller3: { entitlements: [group('spe-demo:data-controllers:role=manager')], grants: [] },
+  // Both a researcher and a data controller: never reviews the outputs of their own runs.
+  steward: {
+    entitlements: [group('spe-demo:researchers'), group('spe-demo:data-controllers:role=manager')],
+    grants: [DATASET_GRANT],
+  },
   collaborator: { entitlements: [group('spe-demo:collaborators')], grants: [] },
   operator: { entitlements: [group('spe-demo:role=operator')], grants: [] },
   // Logged in, but member of no group the SPE maps to a role.

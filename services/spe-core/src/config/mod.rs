@@ -18,6 +18,7 @@ mod crawler;
 mod database;
 mod env;
 mod logging;
+mod review;
 mod server;
 mod service;
 mod slurm;
@@ -28,6 +29,7 @@ pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
 pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
+pub use review::ReviewConfig;
 pub use server::ServerConfig;
 pub use service::{Organization, ServiceConfig};
 pub use slurm::{SlurmAccounting, SlurmConfig};
@@ -59,6 +61,9 @@ pub struct Config {
     /// The results crawler; required by that service only.
     #[serde(default)]
     pub crawler: Option<CrawlerConfig>,
+    /// The egress review of held outputs.
+    #[serde(default)]
+    pub review: ReviewConfig,
 }
 
 pub(crate) fn default_true() -> bool {
@@ -131,6 +136,7 @@ impl Config {
             crawler.check()?;
         }
         self.slurm.check()?;
+        self.review.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
             return Err(ConfigError::at(
                 "slurm.sandbox",

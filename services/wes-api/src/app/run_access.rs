@@ -45,6 +45,9 @@ pub enum RunScope {
     Owner,
     /// The caller's own and those shared with them or one of their groups ([`SharedResults`]).
     Shared,
+    /// Any run with a review request (a file held now or before), for the data controllers
+    /// who review it ([`RunUnderReview`]).
+    UnderReview,
 }
 
 /// A rule deciding whether a caller reaches a run, and what a refusal calls it.
@@ -87,6 +90,18 @@ impl Reach for Shared {
     }
 }
 
+/// Any run whose outputs were held for review: data controllers see its request, whoever owns
+/// it (a controller who owns it may look, never vote: `app::review`).
+pub struct UnderReview;
+
+impl Reach for UnderReview {
+    const SCOPE: RunScope = RunScope::UnderReview;
+    const WHAT: &'static str = "review request of run";
+    async fn admits(_: &Caller, run: &RunRecord, state: &AppState) -> Result<bool, ApiError> {
+        Ok(state.store.review_request_state(run.id).await?.is_some())
+    }
+}
+
 /// The run `{run_id}` of the path, for a caller allowed action `A` whom rule `R` lets reach
 /// it. Otherwise 404, the same as for a run that does not exist (or an id that is no run id).
 pub struct ReachedRun<A: Action, R: Reach> {
@@ -101,6 +116,9 @@ pub type VisibleRun<A> = ReachedRun<A, Owner>;
 /// The path's run, for its owner, an operator or those it was shared with; else 404
 /// `results of run <id> not found`.
 pub type SharedResults<A> = ReachedRun<A, Shared>;
+
+/// The path's run if it has a review request; else 404 `review request of run <id> not found`.
+pub type RunUnderReview<A> = ReachedRun<A, UnderReview>;
 
 impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
     type Error = ApiError;

@@ -12,6 +12,7 @@ pub mod login;
 pub mod logs;
 pub mod openapi;
 pub mod results;
+pub mod reviews;
 pub mod runs;
 pub mod service_info;
 pub mod table;
@@ -47,6 +48,15 @@ pub fn table() -> Vec<RouteSpec> {
         protected(ResultsShare, Post, "/runs/{run_id}/shares", "AddShare", results::add_share),
         protected(ResultsShare, Delete, "/runs/{run_id}/shares", "RemoveShare", results::remove_share),
         protected(ResultsRead, Get, "/results", "ListResults", results::list),
+        // The egress review (extension): the owner's view of their outputs and their answer to
+        // a returned request; data controllers decide on held outputs under /admin/reviews.
+        protected(RunsRead, Get, "/runs/{run_id}/egress", "GetRunEgress", reviews::researcher_view),
+        protected(ReviewsAnswer, Post, "/runs/{run_id}/egress/answer", "AnswerReview", reviews::answer),
+        protected(ReviewsManage, Get, "/admin/reviews", "ListReviews", reviews::list),
+        protected(ReviewsManage, Get, "/admin/reviews/{run_id}", "GetReview", reviews::get),
+        protected(ReviewsManage, Post, "/admin/reviews/{run_id}/votes", "VoteOnOutput", reviews::vote),
+        protected(ReviewsManage, Post, "/admin/reviews/{run_id}/return", "ReturnReview", reviews::return_request),
+        protected(ReviewsManage, Post, "/admin/reviews/{run_id}/revoke", "RevokeRelease", reviews::revoke),
         protected(ResultsRead, Get, "/results/{run_id}", "GetResults", results::get),
         protected(ResultsRead, Post, "/results/{run_id}/links", "CreateResultLink", results::create_link),
         public(Get, Base::Wes, "/openapi.json", Some("GetOpenApi"), openapi::get),
