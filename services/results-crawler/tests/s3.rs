@@ -1032,6 +1032,10 @@ async fn a_file_changed_after_its_approval_is_held_again_with_its_votes_reset() 
         events.last().and_then(|e| e.sha256.clone()),
         Some(sha(b"sample,n\nA,3\n"))
     );
+    // The reviewers of the new round see the checks of the new bytes.
+    let report = stored_report(&w, id, "results.csv").await;
+    assert_eq!(report["sha256"], sha(b"sample,n\nA,3\n"));
+    assert_eq!(report["checks"][0]["name"], "file-type");
 }
 
 /// The example workflow's manifest as version `version`, with one more disclosure check.

@@ -856,4 +856,37 @@ mod tests {
         assert_eq!(doc["approvals"], json!([]));
         assert_eq!(doc["version"], "spe-disclosure/1");
     }
+
+    #[test]
+    fn many_failing_cells_are_counted_and_the_first_hundred_kept() {
+        let mut table = String::from("n\n");
+        for _ in 0..250 {
+            table.push_str("3\n");
+        }
+        let rule: OutputCheck = serde_yaml::from_str("{glob: '*.csv', columns: [n]}").unwrap();
+        let r = check_file("t.csv", table.as_bytes(), &[rule]);
+        let t = &r.checks[1];
+        assert_eq!(
+            (t.failing_cell_count, t.failing_cells.len()),
+            (250, MAX_CELLS)
+        );
+        assert_eq!(t.failing_cells[99].row, 100);
+    }
+
+    #[test]
+    fn the_hold_reason_names_the_worst_check_and_counts_the_others() {
+        let rule: OutputCheck =
+            serde_yaml::from_str("{glob: '*.csv', columns: [n], max_rows: 1, flag: [zeros]}")
+                .unwrap();
+        let r = check_file("t.csv", b"n\n0\n3\n", &[rule]);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.hold_reason().unwrap(),
+            "max-rows check fail: 2 data rows, more than the 1 allowed (and 2 more checks)"
+        );
+        // Without a header row there is nothing to count: an empty file passes its table checks.
+        let rule: OutputCheck = serde_yaml::from_str("{glob: '*.csv', columns: [n]}").unwrap();
+        let r = check_file("t.csv", b"", &[rule]);
+        assert_eq!(r.outcome, Outcome::Fail, "the named column is not there");
+    }
 }
