@@ -12,6 +12,7 @@ mod download;
 mod login;
 mod output;
 mod results;
+mod review;
 mod submit;
 
 use std::collections::BTreeMap;
@@ -61,12 +62,17 @@ enum Command {
     /// Datasets: add, list, retire (data controllers; researchers may list).
     #[command(subcommand)]
     Dataset(DatasetCommand),
-    /// Runs: submit, list, status, show, logs, tasks, cancel, wait, share (researchers).
+    /// Runs: submit, list, status, show, logs, tasks, egress, answer, cancel, wait, share
+    /// (researchers).
     #[command(subcommand)]
     Run(RunCommand),
     /// Released results: list and download (researchers, collaborators).
     #[command(subcommand)]
     Results(results::ResultsCommand),
+    /// The egress review of held outputs: list, show, approve, reject, return, revoke (data
+    /// controllers).
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
     /// Print a shell completion script, e.g. `spectl completion bash > ~/.local/share/bash-completion/completions/spectl`.
     Completion { shell: clap_complete::Shell },
     /// Log in with the identity provider (device flow: open the printed address, enter the
@@ -181,6 +187,14 @@ enum RunCommand {
     Shares { run_id: String },
     /// Cancel a run.
     Cancel { run_id: String },
+    /// Where each output of a run stands (released, held for review, rejected...) and why.
+    Egress { run_id: String },
+    /// Answer a review a data controller returned to you.
+    Answer {
+        run_id: String,
+        #[arg(long)]
+        comment: String,
+    },
     /// Wait until a run ends, printing each state change; exit 0 only on COMPLETE.
     Wait {
         run_id: String,
@@ -279,6 +293,7 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Dataset(c) => dataset(api, json, c).await,
         Command::Run(c) => run_command(api, json, c).await,
         Command::Results(c) => results::command(api, json, c).await,
+        Command::Review(c) => review::command(api, json, c).await,
         Command::Login { .. } | Command::Logout | Command::Completion { .. } => Ok(()),
     }
 }
@@ -863,6 +878,10 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
                 ]);
             }
             table.print();
+        }
+        RunCommand::Egress { run_id } => review::egress(api, json, &run_id).await?,
+        RunCommand::Answer { run_id, comment } => {
+            review::answer(api, json, &run_id, comment).await?
         }
         RunCommand::Cancel { run_id } => {
             api.post(&["runs", &run_id, "cancel"], Body::None).await?;

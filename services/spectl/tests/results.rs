@@ -369,3 +369,136 @@ async fn released_results_download_resume_and_are_checked() {
     assert!(out.stderr.contains("exists and differs"), "{out:?}");
     assert_eq!(read(&into.join("plots/quals.svg")), b"mine");
 }
+
+/// A run of `owner` (in the store only) whose `files` the crawler held for review; they are on
+/// disk in its run directory.
+async fn held_run(app: &TestApp, owner: spe_core::Subject, files: &[(&str, &str)]) -> RunId {
+    let id = RunId::new_random();
+    let run_dir = app._dir.path().join("held").join(id.to_string());
+    app.store
+        .insert_run(&spe_store::NewRun {
+            id,
+            owner,
+            submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+            run_dir: run_dir.display().to_string(),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for (path, body) in files {
+        std::fs::create_dir_all(&run_dir).unwrap();
+        std::fs::write(run_dir.join(path), body).unwrap();
+        held.push(NewEgressFile {
+            path: (*path).into(),
+            state: EgressState::Held,
+            size: body.len() as i64,
+            reason: Some("matches a review rule".into()),
+        });
+    }
+    app.store
+        .record_egress_scan(id, &held, now())
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
+    let Some(s3) = s3_url() else {
+        return;
+    };
+    let app = spawn_app(&s3).await;
+    // Authentication is off: the one local user holds every role, so they review Alice's run
+    // and own (and may not review) their own.
+    let theirs = held_run(
+        &app,
+        spe_test_support::store::person("alice"),
+        &[("table.csv", "n\n12\n"), ("plot.png", "png")],
+    )
+    .await;
+    let mine = held_run(
+        &app,
+        spe_core::Subject::local_dev_user(),
+        &[("t.csv", "n\n1\n")],
+    )
+    .await;
+    let (theirs_s, mine_s) = (theirs.to_string(), mine.to_string());
+
+    let listing = ok(&app, &["review", "list", "--state", "open"]).await;
+    assert!(
+        listing.contains(&theirs_s) && listing.contains(&mine_s),
+        "{listing}"
+    );
+    let shown = ok_json(&app, &["review", "show", &theirs_s]).await;
+    assert_eq!(shown["files"][1]["path"], "table.csv");
+    assert_eq!(shown["files"][1]["review"]["decision"], "awaiting");
+
+    // Rejecting needs a comment: clap says so before anything is sent.
+    let out = spectl(&app, &["review", "reject", &theirs_s, "plot.png"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--comment"), "{out:?}");
+    let said = ok(
+        &app,
+        &[
+            "review",
+            "approve",
+            &theirs_s,
+            "table.csv",
+            "--comment",
+            "counts >= 10",
+        ],
+    )
+    .await;
+    assert_eq!(
+        said.trim(),
+        "table.csv: approve recorded; decision approved"
+    );
+    let said = ok_json(
+        &app,
+        &[
+            "review",
+            "reject",
+            &theirs_s,
+            "plot.png",
+            "--comment",
+            "a face",
+        ],
+    )
+    .await;
+    assert_eq!(said["decision"], "rejected");
+    let egress = ok_json(&app, &["run", "egress", &theirs_s]).await;
+    assert_eq!(egress["review"], "decided");
+    assert_eq!(egress["files"][0]["state"], "rejected");
+    assert_eq!(egress["files"][0]["reason"], "rejected in review: a face");
+
+    // Their own run: no vote, but they answer when it is returned (by another controller:
+    // here the store, as the local user may not return their own run either).
+    let out = spectl(&app, &["review", "approve", &mine_s, "t.csv"]).await;
+    assert_eq!(out.code, 2, "a refusal: {out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "you own run {mine}: another data controller must review its outputs"
+        )),
+        "{out:?}"
+    );
+    app.store
+        .return_review(
+            mine,
+            &spe_test_support::store::person("carol"),
+            "why is n 1?",
+            now(),
+        )
+        .await
+        .unwrap();
+    let table = ok(&app, &["run", "egress", &mine_s]).await;
+    assert!(
+        table.contains("review: returned") && table.contains("why is n 1?"),
+        "{table}"
+    );
+    let said = ok(&app, &["run", "answer", &mine_s, "--comment", "a test run"]).await;
+    assert_eq!(
+        said.trim(),
+        format!("answered; the review of run {mine} is open again")
+    );
+}

@@ -576,6 +576,9 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     }
     let t = |user: &str| tokens[user].clone();
     let owner = spe_core::Subject::new(peer.issuer.clone(), peer.sub("steward").await).unwrap();
+    // An earlier run of the same workflow with a released file: the reviewer's differencing
+    // material.
+    let (earlier, _) = run_with_outputs(&app, &s3, owner.clone()).await;
     let run = run_with_held(
         &app,
         owner,
@@ -593,11 +596,12 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, list) = app.get(&t("controller"), "/admin/reviews?state=open").await;
     assert_eq!(status, 200, "{list}");
+    // Oldest first: the earlier run holds a file too.
     let listed = list["requests"].as_array().unwrap();
-    assert_eq!(listed.len(), 1, "{list}");
-    assert_eq!(listed[0]["run_id"], run.to_string());
-    assert_eq!(listed[0]["held_files"], 2);
-    assert_eq!(listed[0]["overdue"], true, "{list}");
+    assert_eq!(listed.len(), 2, "{list}");
+    assert_eq!(listed[1]["run_id"], run.to_string());
+    assert_eq!(listed[1]["held_files"], 2);
+    assert_eq!(listed[1]["overdue"], true, "{list}");
 
     // The owner holds the controller role too, but never reviews their own run.
     let (status, body) = app
@@ -623,6 +627,11 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     assert_eq!(body["files"][1]["path"], "results/table.csv");
     assert_eq!(body["files"][1]["reason"], "matches a review rule");
     assert_eq!(body["files"][1]["review"]["decision"], "awaiting");
+    assert_eq!(body["earlier_releases"][0]["run_id"], earlier.to_string());
+    assert_eq!(
+        body["earlier_releases"][0]["files"][0]["path"],
+        "results/report.txt"
+    );
 
     // A rejection needs a comment; a return too, and the researcher answers it.
     let (status, body) = app

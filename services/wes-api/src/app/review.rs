@@ -132,6 +132,52 @@ pub async fn read_output(
     })
 }
 
+/// Earlier runs of the same workflow version on the same datasets with released files (newest
+/// first), for a reviewer's differencing check: what was let out before, beside what is asked
+/// now. Returns the datasets this run read, and those runs with their released files.
+pub async fn earlier_releases(
+    state: &AppState,
+    run: &RunRecord,
+    most: i64,
+) -> Result<(Vec<String>, Vec<(RunId, Vec<spe_store::EgressFile>)>), ApiError> {
+    let datasets_of = |manifest: &Option<spe_core::manifest::Manifest>, r: &RunRecord| {
+        let mut ids: Vec<String> = manifest
+            .as_ref()
+            .map(|m| {
+                m.dataset_references(&r.submission.workflow_params)
+                    .into_iter()
+                    .map(|d| d.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let manifest = match spe_core::manifest::WorkflowRef::parse(&run.submission.workflow_url) {
+        Ok(wf) => state
+            .store
+            .workflow_version(&wf.name, &wf.version)
+            .await?
+            .and_then(|v| spe_core::manifest::Manifest::from_json(&v.manifest).ok()),
+        Err(_) => None,
+    };
+    let mine = datasets_of(&manifest, run);
+    let mut same = Vec::new();
+    for (id, files) in state
+        .store
+        .earlier_releases(&run.submission.workflow_url, run.id, most)
+        .await?
+    {
+        if let Some(other) = state.store.get_run(id).await?
+            && datasets_of(&manifest, &other) == mine
+        {
+            same.push((id, files));
+        }
+    }
+    Ok((mine, same))
+}
+
 /// Casts the caller's vote on one held output of the run, bound to the bytes there now.
 pub async fn vote(
     state: &AppState,

@@ -23,7 +23,7 @@ use crate::startup::AppState;
 
 /// Most requests one listing returns (oldest first).
 const MAX_REQUESTS: i64 = 500;
-/// Earlier runs of the same workflow shown beside a request.
+/// Earlier runs of the same workflow version looked at for releases on the same datasets.
 const EARLIER_RUNS: i64 = 20;
 
 fn person(s: &spe_core::Subject) -> Value {
@@ -148,14 +148,13 @@ pub async fn get(
     let files = store.egress_files(run.id).await?;
     let events = store.review_events(run.id).await?;
     let request_state = store.review_request_state(run.id).await?;
-    let earlier = store
-        .earlier_releases(&run.submission.workflow_url, run.id, EARLIER_RUNS)
-        .await?;
+    let (datasets, earlier) = review::earlier_releases(&state, &run, EARLIER_RUNS).await?;
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
         "workflow": run.submission.workflow_url,
         "owner": person(&run.owner),
         "run_state": run.state,
+        "datasets": datasets,
         "state": request_state,
         "approvals_required": required,
         "you_may_vote": !caller.owns(&run.owner),
