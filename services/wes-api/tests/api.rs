@@ -571,6 +571,7 @@ async fn openapi_document_matches_the_route_table() {
                     RunScope::None => Value::Null,
                     RunScope::Owner => json!("owner"),
                     RunScope::Shared => json!("shared"),
+                    RunScope::Audit => json!("audit"),
                 };
                 assert_eq!(op["x-spe-run-access"], access, "{what}");
             }

@@ -1,6 +1,7 @@
 //! Who may reach a run: its owner, operators, and (for released results) the users and groups
 //! it was shared with. Handlers take the run through an extractor, so none can forget the
-//! check: [`VisibleRun`] (owner or operator) and [`SharedResults`] (owner, shared, or operator).
+//! check: [`VisibleRun`] (owner or operator), [`SharedResults`] (owner, shared, or operator) and
+//! [`AuditedRun`] (owner, operator or data controller: a run's engine logs, `app::run_logs`).
 //! A run the caller may not reach answers 404, exactly like a run that does not exist, so its
 //! existence is not revealed; so does a path id that is not a run id at all.
 //!
@@ -45,6 +46,8 @@ pub enum RunScope {
     Owner,
     /// The caller's own and those shared with them or one of their groups ([`SharedResults`]).
     Shared,
+    /// The caller's own, and every run for data controllers as for operators ([`AuditedRun`]).
+    Audit,
 }
 
 /// A rule deciding whether a caller reaches a run, and what a refusal calls it.
@@ -87,6 +90,17 @@ impl Reach for Shared {
     }
 }
 
+/// The owner, an operator or a data controller (who reviews what leaves, engine logs included).
+pub struct Audit;
+
+impl Reach for Audit {
+    const SCOPE: RunScope = RunScope::Audit;
+    const WHAT: &'static str = "run";
+    async fn admits(caller: &Caller, run: &RunRecord, _: &AppState) -> Result<bool, ApiError> {
+        Ok(caller.may_reach(run) || caller.has(crate::auth::Role::DataController))
+    }
+}
+
 /// The run `{run_id}` of the path, for a caller allowed action `A` whom rule `R` lets reach
 /// it. Otherwise 404, the same as for a run that does not exist (or an id that is no run id).
 pub struct ReachedRun<A: Action, R: Reach> {
@@ -101,6 +115,10 @@ pub type VisibleRun<A> = ReachedRun<A, Owner>;
 /// The path's run, for its owner, an operator or those it was shared with; else 404
 /// `results of run <id> not found`.
 pub type SharedResults<A> = ReachedRun<A, Shared>;
+
+/// The path's run, for its owner, an operator or a data controller; else 404 `run <id> not
+/// found`.
+pub type AuditedRun<A> = ReachedRun<A, Audit>;
 
 impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
     type Error = ApiError;
