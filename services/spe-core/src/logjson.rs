@@ -19,6 +19,38 @@ pub const LOG_JSON_FILE: &str = "log.json";
 pub const STDOUT_FILE: &str = "stdout";
 pub const STDERR_FILE: &str = "stderr";
 
+/// One of the engine's captured streams, as a manifest (`egress.release_logs`) and the API
+/// (`/runs/{id}/logs/{stream}`) name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineLog {
+    Stdout,
+    Stderr,
+}
+
+impl EngineLog {
+    pub const ALL: [EngineLog; 2] = [EngineLog::Stdout, EngineLog::Stderr];
+
+    /// `stdout` or `stderr`; anything else is no engine log.
+    pub fn parse(name: &str) -> Option<EngineLog> {
+        EngineLog::ALL.into_iter().find(|l| l.file_name() == name)
+    }
+
+    /// The file's name inside the log dir, which is also the stream's name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            EngineLog::Stdout => STDOUT_FILE,
+            EngineLog::Stderr => STDERR_FILE,
+        }
+    }
+}
+
+impl std::fmt::Display for EngineLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.file_name())
+    }
+}
+
 /// Top-level folders of a run dir that never hold outputs, whatever the engine: the runner's
 /// logs (`.weskit`) and the run spec (`.spe`). Each engine adds its own bookkeeping
 /// (`crate::engine::Engine::bookkeeping_paths`).
@@ -185,6 +217,20 @@ mod tests {
         let other = text.replace("2026-01-31T12:00:00.500000Z", "2026-01-31T13:00:00+01:00");
         let back = LogJson::from_slice(other.as_bytes()).unwrap();
         assert_eq!(back.start_time.to_rfc3339(), "2026-01-31T12:00:00+00:00");
+    }
+
+    #[test]
+    fn engine_logs_are_named_by_their_file() {
+        assert_eq!(EngineLog::parse("stdout"), Some(EngineLog::Stdout));
+        assert_eq!(EngineLog::parse("stderr"), Some(EngineLog::Stderr));
+        for bad in ["", "STDERR", "log.json", "stderr/", "trace.txt"] {
+            assert_eq!(EngineLog::parse(bad), None, "{bad}");
+        }
+        assert_eq!(EngineLog::Stderr.to_string(), STDERR_FILE);
+        assert_eq!(
+            serde_json::to_value([EngineLog::Stdout, EngineLog::Stderr]).unwrap(),
+            serde_json::json!(["stdout", "stderr"])
+        );
     }
 
     #[test]

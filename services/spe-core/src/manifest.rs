@@ -31,6 +31,9 @@
 //!   release_states: [COMPLETE]      # optional: the terminal run states whose outputs are
 //!                                   # released (default COMPLETE only; also EXECUTOR_ERROR,
 //!                                   # SYSTEM_ERROR, CANCELED)
+//!   release_logs: [stderr]          # optional: engine logs that may leave, each only after a
+//!                                   # data controller's review (default none: the engine's
+//!                                   # output stays inside; the owner sees the runner's summary)
 //! ```
 //!
 //! Dataset parameters: a top-level property of `params` of type string carrying
@@ -51,6 +54,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
+use crate::logjson::EngineLog;
 use crate::request::{RequestError, WorkflowType};
 use crate::state::RunState;
 
@@ -149,6 +153,13 @@ pub struct EgressRules {
         skip_serializing_if = "is_default_release_states"
     )]
     pub release_states: Vec<RunState>,
+    /// The engine's captured streams (`stdout`, `stderr`) that may leave as outputs do: each is
+    /// the output `.weskit/<ts>/<stream>` of its run, held for a data controller's review
+    /// (never released automatically, whatever `release` says). Default: none, and the run's
+    /// owner sees only the runner's summary (state, exit code, reason). Left out of the stored
+    /// form when empty, so manifests stored before the field existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_logs: Vec<EngineLog>,
 }
 
 /// The terminal states `egress.release_states` may name.
@@ -813,7 +824,21 @@ impl EgressRules {
                 return Err(at(&key, format!("{state} listed twice")));
             }
         }
+        let mut logs = BTreeSet::new();
+        for (i, log) in self.release_logs.iter().enumerate() {
+            if !logs.insert(*log) {
+                return Err(at(
+                    &format!("egress.release_logs[{i}]"),
+                    format!("{log} listed twice"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the engine's `log` may leave (after review) under these rules.
+    pub fn releases_log(&self, log: EngineLog) -> bool {
+        self.release_logs.contains(&log)
     }
 
     /// Whether outputs of a run that ended in `state` may leave under these rules.
@@ -1732,6 +1757,41 @@ egress:
                 .0
                 .starts_with("egress.release_states[0]:")
         );
+    }
+
+    #[test]
+    fn engine_logs_stay_inside_unless_the_manifest_names_them() {
+        let m = quals();
+        assert!(m.egress.release_logs.is_empty());
+        assert!(!m.egress.releases_log(EngineLog::Stdout));
+        assert!(!m.egress.releases_log(EngineLog::Stderr));
+        // The default is left out of the stored form: stored manifests read back unchanged.
+        assert!(m.to_json()["egress"].get("release_logs").is_none());
+
+        let text = QUALS.replace(
+            "max_file_bytes: 1000",
+            "max_file_bytes: 1000\n  release_logs: [stderr]",
+        );
+        let m = Manifest::from_yaml(&text).unwrap();
+        assert!(m.egress.releases_log(EngineLog::Stderr));
+        assert!(!m.egress.releases_log(EngineLog::Stdout));
+        assert_eq!(m.to_json()["egress"]["release_logs"], json!(["stderr"]));
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+
+        for (logs, field) in [
+            ("[stderr, stderr]", "egress.release_logs[1]:"),
+            ("[log.json]", "egress.release_logs[0]:"),
+            ("[STDERR]", "egress.release_logs[0]:"),
+            ("stderr", "egress.release_logs:"),
+        ] {
+            let e = bad(|s| {
+                s.replace(
+                    "max_file_bytes: 1000",
+                    &format!("max_file_bytes: 1000\n  release_logs: {logs}"),
+                )
+            });
+            assert!(e.starts_with(field), "{logs}: {e}");
+        }
     }
 
     #[test]

@@ -171,7 +171,9 @@ enum RunCommand {
     Status { run_id: String },
     /// Show a run: request, state, log.
     Show { run_id: String },
-    /// Print the engine's stdout (or --stderr) of a run (its last MiB).
+    /// Print the engine's stdout (or --stderr) of a run (its last MiB). Logs are egress: a run's
+    /// owner reads one only once it was released through review; operators and data
+    /// controllers read every log of runs they do not own.
     Logs {
         run_id: String,
         #[arg(long)]

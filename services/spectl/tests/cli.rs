@@ -520,6 +520,31 @@ async fn a_runs_logs_and_tasks_are_printed() {
             .await
             .unwrap()
     );
+    // Logs are egress: the owner (here the local user, who holds every role) reads none
+    // until the results crawler has released it after review.
+    let out = spectl(&app, &["run", "logs", &id, "--stderr"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("the engine's stderr of run {id} is not released")),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("rule plot_quals"), "{out:?}");
+    for (name, text) in [
+        ("stdout", "hello from the engine\n"),
+        (
+            "stderr",
+            "[Mon Jan  5 10:00:00 2026]\nrule plot_quals:\n    jobid: 1\n[Mon Jan  5 10:00:02 2026]\nFinished job 1.\n",
+        ),
+    ] {
+        release(
+            &app.store,
+            run,
+            &format!(".weskit/20260105T100000/{name}"),
+            text.as_bytes(),
+        )
+        .await;
+    }
     assert_eq!(
         ok(&app, &["run", "logs", &id]).await,
         "hello from the engine\n"
@@ -536,6 +561,36 @@ async fn a_runs_logs_and_tasks_are_printed() {
     assert!(lines[1].contains("plot_quals"), "{out}");
     let tasks = ok_json(&app, &["run", "tasks", &id]).await;
     assert_eq!(tasks["task_logs"][0]["name"], "plot_quals");
+}
+
+/// Records a run's file released with `bytes`' digest, as the results crawler does after
+/// review and upload.
+async fn release(store: &spe_store::Store, run: spe_core::RunId, path: &str, bytes: &[u8]) {
+    use sha2::Digest;
+    let file = spe_store::NewEgressFile {
+        path: path.into(),
+        state: spe_store::EgressState::Pending,
+        size: i64::try_from(bytes.len()).unwrap(),
+        reason: None,
+    };
+    store.record_egress_scan(run, &[file], now()).await.unwrap();
+    let lease = spe_core::time::Timestamp::from_micros(now().micros() + 60_000_000);
+    let claimed = store
+        .claim_egress_file(run, path, "test-crawler", now(), lease)
+        .await
+        .unwrap();
+    assert!(claimed.is_some(), "{path}");
+    let sha = hex::encode(sha2::Sha256::digest(bytes));
+    let released = spe_store::EgressOutcome::Released {
+        sha256: &sha,
+        size: i64::try_from(bytes.len()).unwrap(),
+    };
+    assert!(
+        store
+            .finish_egress_file(run, path, "test-crawler", released, now())
+            .await
+            .unwrap()
+    );
 }
 
 fn now() -> spe_core::time::Timestamp {

@@ -60,6 +60,12 @@ pub mod actions {
         RunsRead = "runs.read", [Researcher, Operator]
     );
     action!(
+        /// Read a run's engine logs (`/runs/{id}/logs/{stream}`). Logs are egress: the run's
+        /// owner reads only a log released through review; operators and data controllers read
+        /// every log of runs they do not own (`app::run_logs`).
+        RunsLogsRead = "runs.logs.read", [Researcher, DataController, Operator]
+    );
+    action!(
         /// Cancel a run (the caller's own; any for operators).
         RunsCancel = "runs.cancel", [Researcher, Operator]
     );

@@ -572,6 +572,7 @@ async fn openapi_document_matches_the_route_table() {
                     RunScope::Owner => json!("owner"),
                     RunScope::Shared => json!("shared"),
                     RunScope::UnderReview => json!("under_review"),
+                    RunScope::Audit => json!("audit"),
                 };
                 assert_eq!(op["x-spe-run-access"], access, "{what}");
             }

@@ -161,6 +161,14 @@ fn derived_from_policy(policy: &Policy, caller: &str) -> char {
             'A'
         }
         RunScope::Owner | RunScope::Shared => 'H',
+        RunScope::Audit
+            if caller == "researcher"
+                || held.contains(&Role::Operator)
+                || held.contains(&Role::DataController) =>
+        {
+            'A'
+        }
+        RunScope::Audit => 'H',
     }
 }
 
@@ -276,11 +284,13 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             None,
             "U A H F F A F",
         ),
+        // Logs are egress: the owner reads released logs only (404 until then), operators and
+        // data controllers every log (404 here: the run has none yet).
         (
             "GetRunLogText",
             format!("/runs/{run}/logs/stdout"),
             None,
-            "U A H F F A F",
+            "U A H A F A F",
         ),
         (
             "CancelRun",

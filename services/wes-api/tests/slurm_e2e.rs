@@ -74,24 +74,40 @@ async fn snakemake_workflow_runs_on_slurm_to_complete_with_its_outputs() {
     ] {
         assert!(log.get(key).is_some(), "log.json lacks {key}: {log}");
     }
+    assert_eq!(log["cmd"][1], "--snakefile", "{log:#}");
     let (_, run) = app.get_json(&format!("/runs/{id}")).await;
     assert_eq!(run["run_log"]["exit_code"], 0);
     assert!(run["run_log"]["start_time"].is_string());
     assert!(run["run_log"]["end_time"].is_string());
-    assert_eq!(run["run_log"]["cmd"][1], "--snakefile", "{run:#}");
 
-    // stdout and stderr are URLs on this API that return the engine's text.
-    let stderr_url = run["run_log"]["stderr"].as_str().unwrap();
-    let res = app.client.get(stderr_url).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains("Finished jobid"));
-    let res = app
-        .client
-        .get(run["run_log"]["stdout"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    // Logs are egress: the engine printed the dataset's location (Snakemake's `input:` lines),
+    // and the run's owner (here the dev user, who holds every role) sees none of it: no
+    // command line, no log URLs, the logs refused, tasks by name and state.
+    let location = common::repo_root()
+        .join("workflows/quals/data")
+        .display()
+        .to_string();
+    let stderr = std::fs::read_to_string(dir.join(log["stderr_file"].as_str().unwrap())).unwrap();
+    assert!(stderr.contains("Finished jobid"), "{stderr}");
+    assert!(stderr.contains(&location), "{stderr}");
+    assert!(!run.to_string().contains(&location), "{run:#}");
+    for absent in ["cmd", "stdout", "stderr"] {
+        assert!(run["run_log"].get(absent).is_none(), "{absent}: {run:#}");
+    }
+    for stream in ["stdout", "stderr"] {
+        let res = app
+            .client
+            .get(app.wes(&format!("/runs/{id}/logs/{stream}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("is not released"), "{text}");
+        assert!(!text.contains(&location), "{text}");
+    }
+    let (_, tasks) = app.get_json(&format!("/runs/{id}/tasks")).await;
+    assert!(!tasks.to_string().contains(&location), "{tasks}");
 
     // One task per Snakemake rule job, from the engine's own log, paginated.
     let (status, page1) = app.get_json(&format!("/runs/{id}/tasks?page_size=2")).await;
@@ -226,8 +242,8 @@ async fn nextflow_stand_in_run_on_slurm_completes_with_tasks_from_its_trace() {
         .await,
         "COMPLETE"
     );
-    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
-    let cmd: Vec<&str> = run["run_log"]["cmd"]
+    let log = log_json(&app, &id);
+    let cmd: Vec<&str> = log["cmd"]
         .as_array()
         .unwrap()
         .iter()
@@ -238,19 +254,17 @@ async fn nextflow_stand_in_run_on_slurm_completes_with_tasks_from_its_trace() {
         cmd.contains(&"-params-file") && cmd.contains(&"-with-trace"),
         "{cmd:?}"
     );
-    let stderr = app
-        .client
-        .get(run["run_log"]["stderr"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stderr =
+        std::fs::read_to_string(run_dir(&app, &id).join(log["stderr_file"].as_str().unwrap()))
+            .unwrap();
     assert!(
         stderr.contains("STAND-IN FOR NEXTFLOW"),
         "the stand-in says what it is: {stderr}"
     );
+    // The owner sees neither the command line nor the engine's text (logs are egress).
+    let (_, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert!(run["run_log"].get("cmd").is_none(), "{run:#}");
+    assert!(run["run_log"].get("stderr").is_none(), "{run:#}");
     let (_, tasks) = app.get_json(&format!("/runs/{id}/tasks")).await;
     assert_eq!(tasks["task_logs"].as_array().unwrap().len(), 2, "{tasks}");
     assert!(run_dir(&app, &id).join("results/greetings.txt").is_file());

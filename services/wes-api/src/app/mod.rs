@@ -1,13 +1,16 @@
 //! The application layer, between the HTTP handlers (`routes`) and the store: admitting a run
-//! request, accepting and cancelling runs, registering and retiring datasets, the workflow registry's file work, the egress review, who may reach a run, a run's parsed tasks, and the visa snapshot kept
-//! with a run. Nothing here reads a request body or builds a response (the run extractors read
-//! only the caller's token and the path's run id).
+//! request, accepting and cancelling runs, registering and retiring datasets, the workflow
+//! registry's file work, the egress review, who may reach a run, what of a run's logs a caller sees (logs are
+//! egress), a run's parsed tasks, and the visa snapshot kept with a run. Nothing here reads a
+//! request body or builds a response (the run extractors read only the caller's token and the
+//! path's run id).
 
 pub mod admission;
 pub mod datasets;
 pub mod registry;
 pub mod review;
 pub mod run_access;
+pub mod run_logs;
 pub mod runs;
 pub mod tasks;
 pub mod visas;

@@ -1,6 +1,7 @@
 //! Who may reach a run: its owner, operators, and (for released results) the users and groups
 //! it was shared with. Handlers take the run through an extractor, so none can forget the
-//! check: [`VisibleRun`] (owner or operator) and [`SharedResults`] (owner, shared, or operator).
+//! check: [`VisibleRun`] (owner or operator), [`SharedResults`] (owner, shared, or operator) and
+//! [`AuditedRun`] (owner, operator or data controller: a run's engine logs, `app::run_logs`).
 //! A run the caller may not reach answers 404, exactly like a run that does not exist, so its
 //! existence is not revealed; so does a path id that is not a run id at all.
 //!
@@ -48,6 +49,8 @@ pub enum RunScope {
     /// Any run with a review request (a file held now or before), for the data controllers
     /// who review it ([`RunUnderReview`]).
     UnderReview,
+    /// The caller's own, and every run for data controllers as for operators ([`AuditedRun`]).
+    Audit,
 }
 
 /// A rule deciding whether a caller reaches a run, and what a refusal calls it.
@@ -102,6 +105,17 @@ impl Reach for UnderReview {
     }
 }
 
+/// The owner, an operator or a data controller (who reviews what leaves, engine logs included).
+pub struct Audit;
+
+impl Reach for Audit {
+    const SCOPE: RunScope = RunScope::Audit;
+    const WHAT: &'static str = "run";
+    async fn admits(caller: &Caller, run: &RunRecord, _: &AppState) -> Result<bool, ApiError> {
+        Ok(caller.may_reach(run) || caller.has(crate::auth::Role::DataController))
+    }
+}
+
 /// The run `{run_id}` of the path, for a caller allowed action `A` whom rule `R` lets reach
 /// it. Otherwise 404, the same as for a run that does not exist (or an id that is no run id).
 pub struct ReachedRun<A: Action, R: Reach> {
@@ -119,6 +133,10 @@ pub type SharedResults<A> = ReachedRun<A, Shared>;
 
 /// The path's run if it has a review request; else 404 `review request of run <id> not found`.
 pub type RunUnderReview<A> = ReachedRun<A, UnderReview>;
+
+/// The path's run, for its owner, an operator or a data controller; else 404 `run <id> not
+/// found`.
+pub type AuditedRun<A> = ReachedRun<A, Audit>;
 
 impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
     type Error = ApiError;

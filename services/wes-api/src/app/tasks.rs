@@ -13,6 +13,7 @@ use spe_core::RunId;
 use spe_core::tasks::TaskRecord;
 use spe_store::RunRecord;
 
+use crate::app::run_logs::{LogView, owner_task};
 use crate::run_files;
 
 /// At most this many ended runs are cached...
@@ -85,6 +86,25 @@ impl TaskCache {
     fn len(&self) -> (usize, usize) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         (inner.entries.len(), inner.tasks)
+    }
+}
+
+/// The run's tasks as `view` shows them: all as recorded, or the owner's (by name and state,
+/// `run_logs::owner_task`; shaped on the blocking pool, as a log holds up to 100,000 tasks), in
+/// the engine's order.
+pub async fn visible_tasks(
+    cache: &TaskCache,
+    view: LogView,
+    run: &RunRecord,
+) -> Arc<Vec<TaskRecord>> {
+    let all = run_tasks(cache, run).await;
+    match view {
+        LogView::Full => all,
+        LogView::Owner => tokio::task::spawn_blocking(move || {
+            Arc::new(all.iter().filter_map(owner_task).collect())
+        })
+        .await
+        .unwrap_or_default(),
     }
 }
 

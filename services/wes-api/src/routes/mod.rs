@@ -41,7 +41,8 @@ pub fn table() -> Vec<RouteSpec> {
         protected(RunsCancel, Post, "/runs/{run_id}/cancel", "CancelRun", runs::cancel),
         protected(RunsRead, Get, "/runs/{run_id}/tasks", "ListTasks", tasks::list),
         protected(RunsRead, Get, "/runs/{run_id}/tasks/{task_id}", "GetTask", tasks::get),
-        protected(RunsRead, Get, "/runs/{run_id}/logs/{stream}", "GetRunLogText", logs::get),
+        // Logs are egress: owners read released logs only, operators and data controllers all.
+        protected(RunsLogsRead, Get, "/runs/{run_id}/logs/{stream}", "GetRunLogText", logs::get),
         // Results access (extension): owners share runs; collaborators list released files
         // and get presigned download links.
         protected(ResultsShare, Get, "/runs/{run_id}/shares", "ListShares", results::list_shares),

@@ -4,12 +4,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
 use spe_core::RunState;
+use spe_core::logjson::EngineLog;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_core::time::Timestamp;
-use spe_store::{RunFilter, RunRecord};
+use spe_store::{ReleasedFile, RunFilter, RunRecord};
 
 use crate::app::run_access::VisibleRun;
+use crate::app::run_logs::{self, LogView};
 use crate::app::runs;
 use crate::auth::Authorized;
 use crate::auth::actions::{RunsCancel, RunsRead, RunsSubmit};
@@ -232,7 +234,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    VisibleRun { run, .. }: VisibleRun<RunsRead>,
+    VisibleRun { caller, run, .. }: VisibleRun<RunsRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -247,20 +249,29 @@ pub async fn get(
     };
     let task_logs_url = format!("{run_url}/tasks");
     let log_json = crate::run_files::log_json(&run).await;
-    let has_logs = run.log_dir.as_deref().is_some_and(|d| !d.is_empty());
-    let mut system_logs: Vec<String> = run.reason.iter().cloned().collect();
-    if let Some(error) = log_json.as_ref().and_then(|l| l.error.clone()) {
-        system_logs.push(format!("spe-runner: {error}"));
-    }
+    let released = state.store.released_files(run.id).await?;
+    // Logs are egress: the owner sees the runner's summary and released logs only.
+    let shown = run_logs::run_log(
+        LogView::of(&caller, &run),
+        &run,
+        log_json.as_ref(),
+        &released,
+    );
+    let url_of = |log: EngineLog| {
+        shown
+            .logs
+            .contains(&log)
+            .then(|| format!("{run_url}/logs/{log}"))
+    };
     let run_log = Log {
         name: Some(run.workflow_url.clone()),
-        cmd: log_json.as_ref().map(|l| l.cmd.clone()),
+        cmd: shown.cmd.clone(),
         start_time: run.start_time.map(|t| t.to_wes()),
         end_time: run.end_time.map(|t| t.to_wes()),
-        stdout: has_logs.then(|| format!("{run_url}/logs/stdout")),
-        stderr: has_logs.then(|| format!("{run_url}/logs/stderr")),
+        stdout: url_of(EngineLog::Stdout),
+        stderr: url_of(EngineLog::Stderr),
         exit_code: run.exit_code.and_then(|c| i32::try_from(c).ok()),
-        system_logs,
+        system_logs: shown.system_logs.clone(),
     };
     Ok(HttpResponse::Ok().json(RunLog {
         run_id: run.id.to_string(),
@@ -268,7 +279,7 @@ pub async fn get(
         state: run.state,
         run_log,
         task_logs_url,
-        outputs: released_outputs(&state, &run).await?,
+        outputs: released_outputs(&run, released),
     }))
 }
 
@@ -294,12 +305,8 @@ pub async fn cancel(
 
 /// `RunLog.outputs`: the files the results crawler has released, by relative path, with size
 /// and SHA-256. Nothing else about a run's outputs leaves the cluster through the API.
-async fn released_outputs(
-    state: &AppState,
-    run: &RunRecord,
-) -> Result<serde_json::Value, ApiError> {
-    let released = state.store.released_files(run.id).await?;
-    Ok(serde_json::Value::Object(
+fn released_outputs(run: &RunRecord, released: Vec<ReleasedFile>) -> serde_json::Value {
+    serde_json::Value::Object(
         released
             .into_iter()
             .map(|f| {
@@ -314,7 +321,7 @@ async fn released_outputs(
                 )
             })
             .collect(),
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! `/runs/{run_id}/tasks`: one TaskLog per Snakemake rule job or Nextflow process, read from
-//! the engine's own records (see `run_files`; ended runs' tasks are cached, see `app::tasks`), in the engine's order, paginated.
+//! the engine's own records (see `run_files`; ended runs' tasks are cached, see `app::tasks`),
+//! in the engine's order, paginated. The run's owner sees tasks by name and state only
+//! (`app::run_logs`: logs are egress).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::page::{OffsetToken, PageSize};
 use spe_core::tasks::TaskRecord;
 
 use crate::app::run_access::VisibleRun;
-use crate::app::tasks::run_tasks;
+use crate::app::run_logs::LogView;
+use crate::app::tasks::visible_tasks;
 use crate::auth::actions::RunsRead;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -34,7 +37,7 @@ fn task_log(task: TaskRecord) -> TaskLog {
 }
 
 pub async fn list(
-    VisibleRun { run, .. }: VisibleRun<RunsRead>,
+    VisibleRun { caller, run, .. }: VisibleRun<RunsRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -53,7 +56,7 @@ pub async fn list(
             OffsetToken::decode(token).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
     };
-    let all = run_tasks(&state.tasks, &run).await;
+    let all = visible_tasks(&state.tasks, LogView::of(&caller, &run), &run).await;
     let (range, next) = start.page(size, all.len());
     let next_page_token = next.map(OffsetToken::encode).unwrap_or_default();
     let task_logs = all
@@ -70,12 +73,12 @@ pub async fn list(
 }
 
 pub async fn get(
-    VisibleRun { run, .. }: VisibleRun<RunsRead>,
+    VisibleRun { caller, run, .. }: VisibleRun<RunsRead>,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, task_id) = path.into_inner();
-    let task = run_tasks(&state.tasks, &run)
+    let task = visible_tasks(&state.tasks, LogView::of(&caller, &run), &run)
         .await
         .iter()
         .find(|t| t.id == task_id)
