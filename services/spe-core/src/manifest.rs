@@ -919,13 +919,18 @@ impl EgressMatcher {
             };
         }
         EgressDecision::Release {
-            checks: self
-                .checks
-                .iter()
-                .filter(|(m, _)| m.is_match(relative_path))
-                .map(|(_, c)| c.clone())
-                .collect(),
+            checks: self.checks_for(relative_path),
         }
+    }
+
+    /// The checks whose glob matches the path, whatever the release and review rules decide
+    /// (a reviewer sees them run on a held file too).
+    pub fn checks_for(&self, relative_path: &str) -> Vec<OutputCheck> {
+        self.checks
+            .iter()
+            .filter(|(m, _)| m.is_match(relative_path))
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 }
 

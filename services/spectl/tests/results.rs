@@ -434,6 +434,9 @@ async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
     assert_eq!(shown["files"][1]["path"], "table.csv");
     assert_eq!(shown["files"][1]["review"]["decision"], "awaiting");
 
+    let seen = ok(&app, &["review", "preview", &theirs_s, "table.csv"]).await;
+    assert!(seen.contains("COLUMN") && seen.contains("12"), "{seen}");
+
     // Rejecting needs a comment: clap says so before anything is sent.
     let out = spectl(&app, &["review", "reject", &theirs_s, "plot.png"]).await;
     assert_eq!(out.code, 2, "{out:?}");

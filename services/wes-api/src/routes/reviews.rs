@@ -179,6 +179,30 @@ pub async fn get(
     })))
 }
 
+/// `GET /admin/reviews/{run_id}/preview?path=...`: one output as a reviewer looks at it.
+pub async fn preview(
+    RunUnderReview { run, .. }: RunUnderReview<ReviewsManage>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut path = None;
+    for (key, value) in query_pairs(req.query_string())? {
+        match key.as_str() {
+            "path" => path = Some(value),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}: use path",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+    }
+    let path = path.ok_or_else(|| {
+        ApiError::bad_request("path: required, the output's path as the request lists it")
+    })?;
+    Ok(HttpResponse::Ok().json(review::look_at(&state, &run, &path).await?))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
