@@ -20,7 +20,8 @@ use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, OutputCheck, W
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
-    EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, Store, StoreError,
+    EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, ReviewEventKind, Store,
+    StoreError, Vote,
 };
 
 use crate::metrics::Metrics;
@@ -342,6 +343,53 @@ impl Crawler {
         Ok(matcher)
     }
 
+    /// The engine logs the manifest opts into release (`egress.release_logs`), each held for a
+    /// data controller's review whatever the other rules say: what an engine prints can carry
+    /// dataset locations and data. Found with the shared safe-open in the log folder the store
+    /// names; a missing or refused log is simply not offered.
+    async fn opted_in_logs(
+        &self,
+        run: &EgressRun,
+        run_dir: &Path,
+        matcher: &EgressMatcher,
+    ) -> Vec<NewEgressFile> {
+        let Some(rel_dir) = run
+            .log_dir
+            .as_deref()
+            .and_then(|d| Path::new(d).strip_prefix(run_dir).ok())
+            .and_then(|p| p.to_str())
+            .map(str::to_owned)
+        else {
+            return Vec::new();
+        };
+        let mut logs = Vec::new();
+        for log in spe_core::logjson::EngineLog::ALL {
+            if !matcher.releases_log(log) {
+                continue;
+            }
+            let rel = format!("{rel_dir}/{}", log.file_name());
+            let (dir, path) = (run_dir.to_path_buf(), rel.clone());
+            let found = tokio::task::spawn_blocking(move || {
+                spe_core::jobfile::open_beneath(&dir, &path).map(|(_, meta)| meta.len())
+            })
+            .await;
+            if let Ok(Ok(size)) = found {
+                tracing::info!(target: "spe_audit", run_id = %run.id, path = rel, "engine log held for review (the manifest opts it into release)");
+                Metrics::add(&self.inner.metrics.files_held, 1);
+                logs.push(NewEgressFile {
+                    path: rel,
+                    state: EgressState::Held,
+                    size: i64::try_from(size).unwrap_or(i64::MAX),
+                    reason: Some(
+                        "an engine log the manifest opts into release: reviewed before it leaves"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        logs
+    }
+
     async fn scan(
         &self,
         run: &EgressRun,
@@ -406,6 +454,7 @@ impl Crawler {
                 reason,
             });
         }
+        files.extend(self.opted_in_logs(run, run_dir, matcher).await);
         Ok(files)
     }
 
@@ -808,7 +857,50 @@ impl Crawler {
             "files": files,
         });
         self.put_json(&bucket::manifest_key(run.id), &body).await?;
-        self.write_disclosure(run, Vec::new()).await
+        let approvals = self.approvals(run).await?;
+        self.write_disclosure(run, approvals).await
+    }
+
+    /// Who decided what on the run's held files, from the review history: every vote (with the
+    /// digest of the bytes it was cast on and its round), reset and revocation. A vote that
+    /// approves a file whose checks did not pass is marked as the exception it grants, with the
+    /// reviewer's comment as its reason.
+    async fn approvals(&self, run: &EgressRun) -> Result<Vec<serde_json::Value>, CrawlError> {
+        let files = self.inner.store.egress_files(run.id).await?;
+        let events = self.inner.store.review_events(run.id).await?;
+        Ok(events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    ReviewEventKind::Vote | ReviewEventKind::Reset | ReviewEventKind::Revoke
+                )
+            })
+            .map(|e| {
+                let who = match &e.actor {
+                    spe_core::Actor::Person(s) => {
+                        serde_json::json!({"issuer": s.issuer(), "sub": s.sub()})
+                    }
+                    spe_core::Actor::Service(s) => serde_json::json!({"service": s.as_str()}),
+                };
+                let checks_failed = files
+                    .iter()
+                    .find(|f| Some(f.path.as_str()) == e.path.as_deref())
+                    .and_then(stored_report)
+                    .is_some_and(|r| r.outcome != Outcome::Pass);
+                serde_json::json!({
+                    "path": e.path,
+                    "event": e.kind,
+                    "decision": e.vote,
+                    "by": who,
+                    "comment": e.comment,
+                    "sha256": e.sha256,
+                    "round": e.round,
+                    "at": e.at.to_rfc3339_micros(),
+                    "exception": e.vote == Some(Vote::Approve) && checks_failed,
+                })
+            })
+            .collect())
     }
 
     /// `<run_id>/disclosure.json`: for every file the egress rules named, the checks that ran

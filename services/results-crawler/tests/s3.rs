@@ -995,6 +995,23 @@ async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
     .unwrap();
     assert_eq!(manifest["files"].as_array().unwrap().len(), 2, "{manifest}");
     assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+    // The record says who approved which bytes, and when.
+    let disclosure: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/disclosure.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let approvals = disclosure["approvals"].as_array().unwrap();
+    assert_eq!(approvals.len(), 1, "{disclosure}");
+    assert_eq!(approvals[0]["path"], "results.csv");
+    assert_eq!(approvals[0]["decision"], "approve");
+    assert_eq!(approvals[0]["by"]["sub"], "carol");
+    assert_eq!(approvals[0]["sha256"], sha(&csv));
+    assert_eq!(approvals[0]["comment"], "fine");
+    assert_eq!(approvals[0]["exception"], false);
 }
 
 #[tokio::test]
@@ -1273,4 +1290,41 @@ async fn stored_report(w: &World, id: RunId, path: &str) -> serde_json::Value {
         Some(report) => report,
         None => panic!("no report stored for {path}: state {:?}", file.state),
     }
+}
+
+#[tokio::test]
+async fn an_engine_log_opted_into_release_leaves_only_after_review() {
+    let Some(w) = world().await else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml"))
+        .unwrap()
+        .replace("version: 1.0.0", "version: 1.3.0-logs")
+        .replace("  review: []", "  review: []\n  release_logs: [stderr]");
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    approve(&w.store, &manifest).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.3.0-logs", RunState::Complete).await;
+    let log = ".weskit/2026-01-01T00-00-00/stderr";
+    std::fs::write(run_dir.join(log), "Building DAG of jobs...\n").unwrap();
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    let held = w.store.egress_file(id, log).await.unwrap().unwrap();
+    assert_eq!(held.state, EgressState::Held);
+    assert_eq!(
+        held.reason.as_deref(),
+        Some("an engine log the manifest opts into release: reviewed before it leaves")
+    );
+    // The other log and the runner's own files are never offered.
+    assert!(
+        w.store
+            .egress_files(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| !f.path.ends_with("stdout") && !f.path.ends_with("log.json"))
+    );
+    assert!(!keys(&w, id).await.contains(&format!("{id}/{log}")));
+    approve_in_review(&w, id, log, b"Building DAG of jobs...\n").await;
+    c.rescan().await.unwrap();
+    let got = w.bucket.get(&format!("{id}/{log}")).await.unwrap().unwrap();
+    assert_eq!(got, b"Building DAG of jobs...\n");
 }

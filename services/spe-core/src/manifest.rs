@@ -873,6 +873,7 @@ impl EgressRules {
             max_file_bytes: self.max_file_bytes,
             checks,
             release_states: self.release_states.clone(),
+            release_logs: self.release_logs.clone(),
         })
     }
 }
@@ -894,9 +895,15 @@ pub struct EgressMatcher {
     max_file_bytes: u64,
     checks: Vec<(globset::GlobMatcher, OutputCheck)>,
     release_states: Vec<RunState>,
+    release_logs: Vec<EngineLog>,
 }
 
 impl EgressMatcher {
+    /// Whether the engine's `log` may leave (after a data controller's review, never by itself).
+    pub fn releases_log(&self, log: EngineLog) -> bool {
+        self.release_logs.contains(&log)
+    }
+
     /// Whether outputs of a run that ended in `state` may leave at all (`egress.release_states`).
     pub fn releases_state(&self, state: RunState) -> bool {
         self.release_states.contains(&state)
