@@ -59,6 +59,26 @@ struct World {
     endpoint: String,
 }
 
+/// The example workflow's manifest as these tests use it. The shipped one holds the plot for a
+/// data controller's review; here the plot is released automatically (images allowed), so that
+/// a run has several files to upload.
+fn example_yaml() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let shipped = "  release:\n    - results.csv\n";
+    let review = "  review: [plots/*.svg]\n";
+    assert!(
+        text.contains(shipped) && text.contains(review),
+        "the example manifest changed"
+    );
+    text.replace(shipped, "  release:\n    - results.csv\n    - plots/*.svg\n")
+        .replace(review, "  review: []\n")
+        .replace(
+            "  max_file_bytes: 10485760\n",
+            "  max_file_bytes: 10485760\n  checks:\n    - { glob: \"plots/*.svg\", allow_types: [image] }\n",
+        )
+}
+
 fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now())
 }
@@ -78,9 +98,7 @@ async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> W
     std::fs::write(outside.join("quals.svg"), "<svg>not yours</svg>").unwrap();
     std::fs::write(outside.join("secret.csv"), "patient,genotype\n").unwrap();
     // The example workflow's manifest, registered and approved as wes-api would.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let manifest =
-        Manifest::from_yaml(&std::fs::read_to_string(root.join("workflow.yaml")).unwrap()).unwrap();
+    let manifest = Manifest::from_yaml(&example_yaml()).unwrap();
     approve(&store, &manifest).await;
     let bucket = Bucket::connect(&crawler_config(&endpoint)).await;
     World {
@@ -143,8 +161,7 @@ fn fake_digest() -> WorkflowDigest {
 
 /// The example workflow's manifest as version `version`, with `egress.release_states` set.
 fn quals_releasing(version: &str, states: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     assert!(text.contains("version: 1.0.0") && text.contains("  max_file_bytes:"));
     let text = text
         .replace("version: 1.0.0", &format!("version: {version}"))
@@ -920,8 +937,7 @@ async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
 
 /// The example workflow's manifest as version `version`, holding results.csv for review.
 fn quals_reviewing(version: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     assert!(text.contains("  review: []"));
     let text = text
         .replace("version: 1.0.0", &format!("version: {version}"))
@@ -1057,8 +1073,7 @@ async fn a_file_changed_after_its_approval_is_held_again_with_its_votes_reset() 
 
 /// The example workflow's manifest as version `version`, with one more disclosure check.
 fn quals_checking(version: &str, check: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     let svg_rule = "    - { glob: \"plots/*.svg\", allow_types: [image] }\n";
     assert!(text.contains("version: 1.0.0") && text.contains(svg_rule));
     let text = text
@@ -1295,9 +1310,7 @@ async fn stored_report(w: &World, id: RunId, path: &str) -> serde_json::Value {
 #[tokio::test]
 async fn an_engine_log_opted_into_release_leaves_only_after_review() {
     let Some(w) = world().await else { return };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml"))
-        .unwrap()
+    let text = example_yaml()
         .replace("version: 1.0.0", "version: 1.3.0-logs")
         .replace("  review: []", "  review: []\n  release_logs: [stderr]");
     let manifest = Manifest::from_yaml(&text).unwrap();
