@@ -970,8 +970,16 @@ async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
     let Some(w) = world().await else { return };
     approve(&w.store, &quals_reviewing("1.1.0-review")).await;
     let (id, run_dir) = ended_run(&w, "quals@1.1.0-review", RunState::Complete).await;
+    // Another run, ended later, waits for nothing.
+    let (other, _) = finished_run(&w).await;
     let c = crawler(&w);
     c.rescan().await.unwrap();
+    assert!(
+        keys(&w, other)
+            .await
+            .contains(&format!("{other}/results.csv"))
+    );
+    assert!(w.store.egress_run(other).await.unwrap().unwrap().done);
     // The plot leaves at once; the table waits for a reviewer, and the run is settled.
     assert_eq!(
         keys(&w, id).await,
