@@ -47,6 +47,8 @@ fn settings() -> Settings {
         concurrency: 4,
         max_backoff: Duration::from_secs(1),
         lease: Duration::from_secs(60),
+        walk_max_attempts: 5,
+        walk_max_entries: 1_000_000,
     }
 }
 
@@ -1348,4 +1350,78 @@ async fn an_engine_log_opted_into_release_leaves_only_after_review() {
     c.rescan().await.unwrap();
     let got = w.bucket.get(&format!("{id}/{log}")).await.unwrap().unwrap();
     assert_eq!(got, b"Building DAG of jobs...\n");
+}
+
+#[tokio::test]
+async fn a_run_that_cannot_be_walked_is_retried_then_settled_as_failed_without_blocking_others() {
+    let Some(w) = world().await else { return };
+    let (broken, broken_dir) = finished_run(&w).await;
+    for i in 0..60 {
+        std::fs::write(broken_dir.join(format!("extra-{i}.txt")), "x").unwrap();
+    }
+    let (fine, _) = finished_run(&w).await;
+    let c = Crawler::new(
+        w.store.clone(),
+        w.bucket.clone(),
+        Settings {
+            walk_max_entries: 50,
+            walk_max_attempts: 2,
+            ..settings()
+        },
+        Arc::new(Metrics::default()),
+    );
+    c.rescan().await.unwrap();
+    // The other run is released; the broken one keeps its reason and waits for a retry.
+    assert!(
+        keys(&w, fine)
+            .await
+            .contains(&format!("{fine}/results.csv"))
+    );
+    let run = w.store.egress_run(broken).await.unwrap().unwrap();
+    assert_eq!(
+        run.error.as_deref(),
+        Some("cannot walk the run directory: more than 50 entries in the run directory")
+    );
+    assert_eq!((run.attempts, run.done), (1, false));
+    // Not due yet: a rescan at once leaves it alone.
+    c.rescan().await.unwrap();
+    assert_eq!(
+        w.store.egress_run(broken).await.unwrap().unwrap().attempts,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.rescan().await.unwrap();
+    let run = w.store.egress_run(broken).await.unwrap().unwrap();
+    assert_eq!((run.attempts, run.done), (2, true));
+    assert_eq!(
+        run.error.as_deref(),
+        Some(
+            "egress failed: cannot walk the run directory: more than 50 entries in the run \
+             directory"
+        )
+    );
+    assert!(keys(&w, broken).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_run_with_a_hundred_thousand_files_releases_its_outputs() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    let many = run_dir.join("scratch");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..100_000 {
+        std::fs::write(many.join(format!("{i}.tmp")), b"").unwrap();
+    }
+    crawler(&w).rescan().await.unwrap();
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/disclosure.json"),
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg"),
+            format!("{id}/results.csv"),
+        ]
+    );
+    // Files no rule names are not even recorded.
+    assert_eq!(w.store.egress_files(id).await.unwrap().len(), 2);
 }

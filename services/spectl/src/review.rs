@@ -308,6 +308,9 @@ pub async fn egress(api: &Api, json: bool, run_id: &str) -> Result<(), Failure> 
         print_json(&v);
         return Ok(());
     }
+    if !v["egress_error"].is_null() {
+        println!("egress: {}", field(&v, "egress_error"));
+    }
     if !v["review"].is_null() {
         println!("review: {}", field(&v, "review"));
     }

@@ -692,6 +692,7 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     assert_eq!(status, 200, "{body}");
     let (_, mine) = app.get(&t("steward"), &egress).await;
     assert_eq!(mine["review"], "returned", "{mine}");
+    assert_eq!(mine["egress_error"], Value::Null);
     assert_eq!(mine["messages"][0]["comment"], "what does column n count?");
     let (status, body) = app
         .post(

@@ -288,7 +288,8 @@ pub async fn revoke(
 }
 
 /// `GET /runs/{run_id}/egress`: the owner's (or an operator's) view of where each output
-/// stands and why, and what reviewers said to them; never another run's content.
+/// stands and why, why the run's directory could not be walked (if so), and what reviewers said
+/// to them; never another run's content.
 pub async fn researcher_view(
     VisibleRun { run, .. }: VisibleRun<RunsRead>,
     state: web::Data<AppState>,
@@ -298,6 +299,7 @@ pub async fn researcher_view(
     let files = store.egress_files(run.id).await?;
     let events = store.review_events(run.id).await?;
     let request_state = store.review_request_state(run.id).await?;
+    let egress_error = store.egress_run(run.id).await?.and_then(|r| r.error);
     let messages: Vec<Value> = events
         .iter()
         .filter(|e| matches!(e.kind, ReviewEventKind::Return | ReviewEventKind::Resubmit))
@@ -306,6 +308,7 @@ pub async fn researcher_view(
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
         "review": request_state,
+        "egress_error": egress_error,
         "files": files.iter().map(|f| {
             let review = review_of(f, &events, required);
             json!({
