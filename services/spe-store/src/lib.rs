@@ -15,6 +15,7 @@ mod egress;
 mod error;
 mod execution;
 mod people;
+mod quota;
 mod registry;
 mod results;
 mod review;
@@ -23,6 +24,7 @@ mod states;
 
 pub use egress::{EgressFile, EgressOutcome, EgressRun, NewEgressFile, ReleasedFile};
 pub use error::{StoreError, UnreadableRun};
+pub use quota::{QuotaExceeded, Usage};
 pub use registry::{
     Dataset, NewDataset, NewWorkflowVersion, Refusable, RegistryEvent, RegistryRefusal,
     WorkflowVersion,

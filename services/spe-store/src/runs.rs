@@ -125,18 +125,35 @@ impl Store {
         run: &NewRun,
         access_visas: Option<&Value>,
     ) -> Result<(), StoreError> {
+        match self.insert_run_within(run, access_visas, None).await? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(StoreError::Corrupt(e.to_string())),
+        }
+    }
+
+    /// Stores the run as [`Store::insert_run_with_visas`] does, but only if its owner stays
+    /// within `limits` (this run included), checked in the same transaction; otherwise nothing
+    /// is stored and the exceeded limit is returned.
+    pub async fn insert_run_within(
+        &self,
+        run: &NewRun,
+        access_visas: Option<&Value>,
+        limits: Option<&spe_core::config::QuotaLimits>,
+    ) -> Result<Result<(), crate::QuotaExceeded>, StoreError> {
         let submission = &run.submission;
         let request = serde_json::to_string(submission)
             .map_err(|e| StoreError::Corrupt(format!("submission of run {}: {e}", run.id)))?;
+        let (cores, memory_mb) = crate::quota::asks(run);
+        let owner = run.owner.key();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
-             workflow_url, request_json, run_dir, created_at, updated_at, access_visas) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             workflow_url, request_json, run_dir, created_at, updated_at, access_visas, cores, \
+             memory_mb) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(run.id.to_string())
         .bind(RunState::Queued.as_str())
-        .bind(run.owner.key())
+        .bind(&owner)
         .bind(submission.workflow_type.as_str())
         .bind(&submission.workflow_type_version)
         .bind(&submission.workflow_url)
@@ -145,8 +162,18 @@ impl Store {
         .bind(run.created_at.micros())
         .bind(run.created_at.micros())
         .bind(access_visas.map(Value::to_string))
+        .bind(cores)
+        .bind(memory_mb)
         .execute(&mut *tx)
         .await?;
+        if let Some(limits) = limits
+            && let Some(exceeded) = self
+                .over_quota(&mut tx, &owner, limits, run.created_at)
+                .await?
+        {
+            tx.rollback().await?;
+            return Ok(Err(exceeded));
+        }
         for (key, value) in submission.tags.iter() {
             sqlx::query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)")
                 .bind(run.id.to_string())
@@ -162,12 +189,12 @@ impl Store {
         .bind(run.id.to_string())
         .bind(run.created_at.micros())
         .bind(RunState::Queued.as_str())
-        .bind(run.owner.key())
+        .bind(&owner)
         .bind("accepted")
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// The visa snapshot stored with a run at submission (`None`: the run exists but needed no

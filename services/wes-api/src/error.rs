@@ -23,6 +23,8 @@ pub struct ApiError {
     msg: String,
     /// `WWW-Authenticate` for 401 answers.
     challenge: Option<String>,
+    /// `Retry-After` (seconds) for 429 answers.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,17 @@ impl ApiError {
             status,
             msg: msg.into(),
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`: a quota or rate limit, named in the message.
+    pub fn too_many(msg: impl Into<String>, retry_after_seconds: u64) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            msg: msg.into(),
+            challenge: None,
+            retry_after: Some(retry_after_seconds.max(1)),
         }
     }
 
@@ -40,6 +53,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             msg: msg.into(),
             challenge: Some(challenge.into()),
+            retry_after: None,
         }
     }
 
@@ -121,6 +135,9 @@ impl ResponseError for ApiError {
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
             res.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        if let Some(seconds) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         res.json(ErrorResponse {
             msg: self.msg.clone(),

@@ -196,35 +196,7 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
 
     // A data controller fills the registry; a researcher owns one run.
     let quals = common::repo_root().join("workflows/quals");
-    let res = app
-        .call(
-            token("controller"),
-            "POST",
-            "/admin/workflows",
-            Some(json!({"source_dir": quals.display().to_string()})),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
-    let res = app
-        .call(
-            token("controller"),
-            "POST",
-            "/admin/workflows/quals/1.0.0/approve",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
-    for id in ["demo-1", "demo-2"] {
-        let res = app
-            .call(
-                token("controller"),
-                "POST",
-                "/admin/datasets",
-                Some(json!({"id": id, "description": "synthetic", "location": format!("/data/{id}"), "crypt4gh": false})),
-            )
-            .await;
-        assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
-    }
+    fill_registry(&app, token("controller").unwrap()).await;
     let res = app.submit(token("researcher").unwrap()).await;
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
     let run: serde_json::Value = res.json().await.unwrap();
@@ -319,6 +291,7 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U A H F F A F",
         ),
         ("ListResults", "/results".into(), None, "U A A F A A F"),
+        ("GetUsage", "/usage".into(), None, "U A A F F A F"),
         // The egress review: owners see their outputs; controllers decide (the matrix's run has
         // no held output, so a controller's answer is 404, which is not a refusal).
         (
@@ -1368,4 +1341,100 @@ async fn the_same_sub_from_a_second_issuer_is_another_person_with_that_issuers_r
     for t in [&controller_a, &researcher_a, &researcher_b, &controller_b] {
         assert!(!logs.contains(t.as_str()), "a token is in the logs");
     }
+}
+
+/// A data controller registers and approves quals@1.0.0 and registers datasets demo-1 and
+/// demo-2.
+async fn fill_registry(app: &App, controller: &str) {
+    let quals = common::repo_root().join("workflows/quals");
+    let res = app
+        .call(
+            Some(controller),
+            "POST",
+            "/admin/workflows",
+            Some(json!({"source_dir": quals.display().to_string()})),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .call(
+            Some(controller),
+            "POST",
+            "/admin/workflows/quals/1.0.0/approve",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    for id in ["demo-1", "demo-2"] {
+        let res = app
+            .call(
+                Some(controller),
+                "POST",
+                "/admin/datasets",
+                Some(json!({"id": id, "description": "synthetic", "location": format!("/data/{id}"), "crypt4gh": false})),
+            )
+            .await;
+        assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_burst_from_one_user_hits_a_quota_while_another_users_runs_go_through() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let oidc: String = peer
+        .oidc_yaml()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let yaml = dev_yaml_with_auth(&format!(
+        "auth:\n  oidc:\n{oidc}\nquotas:\n  default: {{ live_runs: 3 }}\n"
+    ));
+    let app = spawn_app_on(yaml).await;
+    fill_registry(&app, &peer.token("controller").await).await;
+    let (one, other) = (
+        peer.token("researcher").await,
+        peer.token("researcher2").await,
+    );
+    let burst = futures_util::future::join_all((0..10).map(|_| app.submit(&one))).await;
+    let mut accepted = 0;
+    for res in burst {
+        match res.status().as_u16() {
+            200 => accepted += 1,
+            429 => {
+                let retry = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                assert_eq!(retry.as_deref(), Some("60"));
+                let body: serde_json::Value = res.json().await.unwrap();
+                assert_eq!(
+                    body["msg"],
+                    "quota live_runs exceeded: 4 runs not ended yet with this one, the limit is \
+                     3; try again in 60 s"
+                );
+            }
+            other => panic!("unexpected {other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(
+        accepted, 3,
+        "exactly the quota is accepted, whatever the interleaving"
+    );
+    let res = app.submit(&other).await;
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+
+    // Each user sees their own use and limits; operators see everyone's.
+    let res = app.call(Some(&one), "GET", "/usage", None).await;
+    let usage: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(usage["limits"]["live_runs"], 3);
+    assert_eq!(usage["usage"].as_array().unwrap().len(), 1, "{usage}");
+    assert_eq!(usage["usage"][0]["live_runs"], 3);
+    assert_eq!(usage["usage"][0]["workflow"], "quals@1.0.0");
+    let operator = peer.token("operator").await;
+    let res = app.call(Some(&operator), "GET", "/usage", None).await;
+    let all: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(all["usage"].as_array().unwrap().len(), 2, "{all}");
 }

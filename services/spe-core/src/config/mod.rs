@@ -18,6 +18,7 @@ mod crawler;
 mod database;
 mod env;
 mod logging;
+mod quotas;
 mod review;
 mod server;
 mod service;
@@ -29,6 +30,7 @@ pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
 pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
+pub use quotas::{GroupQuota, QuotaLimits, QuotasConfig};
 pub use review::ReviewConfig;
 pub use server::ServerConfig;
 pub use service::{Organization, ServiceConfig};
@@ -64,6 +66,9 @@ pub struct Config {
     /// The egress review of held outputs.
     #[serde(default)]
     pub review: ReviewConfig,
+    /// How much one user may run.
+    #[serde(default)]
+    pub quotas: QuotasConfig,
 }
 
 pub(crate) fn default_true() -> bool {
@@ -137,6 +142,7 @@ impl Config {
         }
         self.slurm.check()?;
         self.review.check()?;
+        self.quotas.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
             return Err(ConfigError::at(
                 "slurm.sandbox",

@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 
 /// Admits a request and stores the run QUEUED with its visa snapshot and first event, in one
-/// transaction: once this returns the run is tracked.
+/// transaction, if its owner stays within their quotas (`quotas:`; 429 naming the quota
+/// otherwise, and nothing is stored): once this returns the run is tracked.
 pub async fn accept(
     state: &AppState,
     caller: &Caller,
@@ -33,10 +34,21 @@ pub async fn accept(
         run_dir: run_dir.display().to_string(),
         created_at: Timestamp::from_datetime(chrono::Utc::now()),
     };
-    state
+    let limits = state
+        .config
+        .quotas
+        .limits_for(caller.groups.iter().map(|g| g.urn()));
+    if let Err(exceeded) = state
         .store
-        .insert_run_with_visas(&new_run, access_visas.as_ref())
-        .await?;
+        .insert_run_within(&new_run, access_visas.as_ref(), Some(&limits))
+        .await?
+    {
+        tracing::info!(target: "spe_audit", owner = %caller.subject, quota = exceeded.quota, limit = exceeded.limit, "submission refused: quota exceeded");
+        return Err(ApiError::too_many(
+            exceeded.to_string(),
+            exceeded.retry_after_seconds,
+        ));
+    }
     tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
     Ok(id)
 }

@@ -17,6 +17,7 @@ pub mod runs;
 pub mod service_info;
 pub mod table;
 pub mod tasks;
+pub mod usage;
 pub mod workflows;
 
 use actix_web::web;
@@ -40,6 +41,8 @@ pub fn table() -> Vec<RouteSpec> {
         protected(RunsRead, Get, "/runs/{run_id}/status", "GetRunStatus", runs::status),
         protected(RunsCancel, Post, "/runs/{run_id}/cancel", "CancelRun", runs::cancel),
         protected(RunsRead, Get, "/runs/{run_id}/tasks", "ListTasks", tasks::list),
+        // Use and quota limits (extension): the caller's own; every user's for operators.
+        protected(RunsRead, Get, "/usage", "GetUsage", usage::get),
         protected(RunsRead, Get, "/runs/{run_id}/tasks/{task_id}", "GetTask", tasks::get),
         // Logs are egress: owners read released logs only, operators and data controllers all.
         protected(RunsLogsRead, Get, "/runs/{run_id}/logs/{stream}", "GetRunLogText", logs::get),

@@ -1,0 +1,207 @@
+//! Quotas: a run is stored only if its owner stays within their limits, checked in the same
+//! transaction as the insert, so concurrent submissions of one user cannot all slip under a
+//! limit (SQLite: the insert takes the write lock first; PostgreSQL: a transaction-scoped
+//! advisory lock per owner) and a refused submission leaves nothing behind.
+
+use spe_core::RunState;
+use spe_core::config::QuotaLimits;
+use spe_core::time::Timestamp;
+use sqlx::Row;
+
+use crate::{Backend, NewRun, Store, StoreError};
+
+/// A limit a submission would go over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// The limit's config name, e.g. `live_runs`.
+    pub quota: &'static str,
+    pub limit: u64,
+    /// What the owner has (with this submission).
+    pub would_have: u64,
+    /// When trying again can succeed, in seconds (for `Retry-After`).
+    pub retry_after_seconds: u64,
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.quota {
+            "runs_per_day" => "runs submitted in the last 24 hours",
+            "submissions_per_minute" => "runs submitted in the last minute",
+            "live_runs" => "runs not ended yet",
+            "live_cores" => "cores of runs not ended yet",
+            _ => "memory (MB) of runs not ended yet",
+        };
+        write!(
+            f,
+            "quota {} exceeded: {} {what} with this one, the limit is {}; try again in {} s",
+            self.quota, self.would_have, self.limit, self.retry_after_seconds
+        )
+    }
+}
+
+/// What a run asks for, as quotas count it.
+pub(crate) fn asks(run: &NewRun) -> (i64, i64) {
+    let param = |name: &str| {
+        run.submission
+            .workflow_engine_parameters
+            .get(name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    (param("cores"), param("memory_mb"))
+}
+
+/// The states of a run that has not ended.
+pub(crate) const LIVE: [RunState; 4] = [
+    RunState::Queued,
+    RunState::Initializing,
+    RunState::Running,
+    RunState::Canceling,
+];
+
+impl Store {
+    /// Inside the insert's transaction, after the run's row: takes the owner's lock (PostgreSQL)
+    /// and counts the owner's usage, this run included. `Some` when a limit is exceeded; the
+    /// caller then rolls back.
+    pub(crate) async fn over_quota(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        owner_key: &str,
+        limits: &QuotaLimits,
+        now: Timestamp,
+    ) -> Result<Option<QuotaExceeded>, StoreError> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)) IS NULL AS locked")
+                .bind(owner_key)
+                .fetch_one(&mut **tx)
+                .await?;
+        }
+        let minute = now.micros() - 60_000_000;
+        let day = now.micros() - 86_400_000_000;
+        let [a, b, c, d] = LIVE.map(RunState::as_str);
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_minute, \
+             COALESCE(MIN(CASE WHEN created_at > $2 THEN created_at END), 0) AS first_in_minute, \
+             COALESCE(SUM(CASE WHEN created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
+             COALESCE(MIN(CASE WHEN created_at > $3 THEN created_at END), 0) AS first_in_day, \
+             COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN 1 ELSE 0 END), 0) AS live, \
+             CAST(COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
+             CAST(COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN memory_mb ELSE 0 END), 0) \
+               AS BIGINT) AS memory_mb \
+             FROM runs WHERE owner = $1 AND (created_at > $3 OR state IN ($4, $5, $6, $7))",
+        )
+        .bind(owner_key)
+        .bind(minute)
+        .bind(day)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
+        .fetch_one(&mut **tx)
+        .await?;
+        let n = |col: &str| -> Result<u64, StoreError> {
+            let value: i64 = row.try_get(col)?;
+            Ok(u64::try_from(value).unwrap_or(0))
+        };
+        let until = |first: u64, window: i64| {
+            let ends = i64::try_from(first).unwrap_or(0).saturating_add(window);
+            u64::try_from((ends - now.micros()) / 1_000_000 + 1).unwrap_or(1)
+        };
+        let checks = [
+            (
+                "submissions_per_minute",
+                n("last_minute")?,
+                limits.submissions_per_minute,
+                until(n("first_in_minute")?, 60_000_000),
+            ),
+            (
+                "runs_per_day",
+                n("last_day")?,
+                limits.runs_per_day,
+                until(n("first_in_day")?, 86_400_000_000),
+            ),
+            ("live_runs", n("live")?, limits.live_runs, 60),
+            ("live_cores", n("cores")?, limits.live_cores, 60),
+            ("live_memory_mb", n("memory_mb")?, limits.live_memory_mb, 60),
+        ];
+        Ok(checks
+            .into_iter()
+            .find(|(_, have, limit, _)| have > limit)
+            .map(|(quota, would_have, limit, retry)| QuotaExceeded {
+                quota,
+                limit,
+                would_have,
+                retry_after_seconds: retry,
+            }))
+    }
+}
+
+/// One owner's use of one workflow version since a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub owner: spe_core::Subject,
+    /// `name@version`.
+    pub workflow_url: String,
+    /// Runs submitted.
+    pub runs: i64,
+    /// Of those, not ended yet, and what they ask for.
+    pub live_runs: i64,
+    pub live_cores: i64,
+    pub live_memory_mb: i64,
+    /// Wall time of ended runs between the start and end the scheduler reported, in hours.
+    pub wall_hours: f64,
+    /// That wall time times the cores each run asked for.
+    pub core_hours: f64,
+}
+
+impl Store {
+    /// Use per owner (only `owner` when given) and workflow version of runs submitted since
+    /// `since`, by owner and workflow.
+    pub async fn usage(
+        &self,
+        owner: Option<&spe_core::Subject>,
+        since: Timestamp,
+    ) -> Result<Vec<Usage>, StoreError> {
+        let [a, b, c, d] = LIVE.map(RunState::as_str);
+        let rows = sqlx::query(
+            "SELECT owner, workflow_url, COUNT(*) AS runs, \
+             COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN 1 ELSE 0 END), 0) AS live, \
+             CAST(COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
+             CAST(COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN memory_mb ELSE 0 END), 0) \
+               AS BIGINT) AS memory_mb, \
+             CAST(COALESCE(SUM(CASE WHEN start_time IS NOT NULL AND end_time IS NOT NULL \
+               THEN end_time - start_time ELSE 0 END), 0) AS BIGINT) AS wall, \
+             CAST(COALESCE(SUM(CASE WHEN start_time IS NOT NULL AND end_time IS NOT NULL \
+               THEN (end_time - start_time) * (CASE WHEN cores > 0 THEN cores ELSE 1 END) \
+               ELSE 0 END), 0) AS BIGINT) AS core_time \
+             FROM runs WHERE created_at >= $5 AND ($6 IS NULL OR owner = $6) \
+             GROUP BY owner, workflow_url ORDER BY owner, workflow_url",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
+        .bind(since.micros())
+        .bind(owner.map(|o| o.key()))
+        .fetch_all(&self.pool)
+        .await?;
+        const HOUR: f64 = 3_600_000_000.0;
+        rows.iter()
+            .map(|r| {
+                let wall: i64 = r.try_get("wall")?;
+                let core_time: i64 = r.try_get("core_time")?;
+                Ok(Usage {
+                    owner: crate::people::subject(r, "owner")?,
+                    workflow_url: r.try_get("workflow_url")?,
+                    runs: r.try_get("runs")?,
+                    live_runs: r.try_get("live")?,
+                    live_cores: r.try_get("cores")?,
+                    live_memory_mb: r.try_get("memory_mb")?,
+                    wall_hours: wall as f64 / HOUR,
+                    core_hours: core_time as f64 / HOUR,
+                })
+            })
+            .collect()
+    }
+}

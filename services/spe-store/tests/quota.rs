@@ -1,0 +1,104 @@
+//! Quotas on both backends: a submission over a limit stores nothing and names the limit;
+//! another user is not affected; usage is summed per owner and workflow.
+
+use spe_core::RunId;
+use spe_core::config::QuotaLimits;
+use spe_core::time::Timestamp;
+use spe_store::NewRun;
+use spe_test_support::store::*;
+
+fn run_of(owner: &str, cores: &str, at: i64) -> NewRun {
+    let mut submission = submission("quals@1.0.0", &[("n", "1")]);
+    submission
+        .workflow_engine_parameters
+        .insert("cores".into(), cores.into());
+    submission
+        .workflow_engine_parameters
+        .insert("memory_mb".into(), "100".into());
+    NewRun {
+        id: RunId::new_random(),
+        owner: person(owner),
+        submission,
+        run_dir: "/nonexistent".into(),
+        created_at: Timestamp::from_micros(at),
+    }
+}
+
+#[tokio::test]
+async fn a_submission_over_a_limit_stores_nothing_and_names_it() {
+    on_each_backend(|store| async move {
+        let limits = QuotaLimits {
+            live_runs: 2,
+            live_cores: 5,
+            submissions_per_minute: 100,
+            ..QuotaLimits::default()
+        };
+        let t0 = 1_000_000_000_000;
+        for i in 0..2 {
+            store
+                .insert_run_within(&run_of("alice", "2", t0 + i), None, Some(&limits))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let refused = run_of("alice", "1", t0 + 10);
+        let over = store
+            .insert_run_within(&refused, None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(over.quota, "live_runs");
+        assert_eq!((over.would_have, over.limit), (3, 2));
+        assert_eq!(
+            over.to_string(),
+            "quota live_runs exceeded: 3 runs not ended yet with this one, the limit is 2; try \
+             again in 60 s"
+        );
+        assert!(
+            store.get_run(refused.id).await.unwrap().is_none(),
+            "nothing of the refused run is stored"
+        );
+        // Cores are summed over live runs.
+        let cores = QuotaLimits {
+            live_runs: 10,
+            ..limits
+        };
+        let over = store
+            .insert_run_within(&run_of("alice", "2", t0 + 11), None, Some(&cores))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("live_cores", 6));
+        // Another user is not affected.
+        store
+            .insert_run_within(&run_of("bob", "2", t0 + 12), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap();
+        // Submissions per minute: the oldest in the window says when to try again.
+        let burst = QuotaLimits {
+            submissions_per_minute: 2,
+            ..QuotaLimits::default()
+        };
+        let over = store
+            .insert_run_within(&run_of("alice", "1", t0 + 20_000_000), None, Some(&burst))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(over.quota, "submissions_per_minute");
+        assert_eq!(over.retry_after_seconds, 41);
+
+        let usage = store.usage(None, Timestamp::from_micros(0)).await.unwrap();
+        assert_eq!(usage.len(), 2);
+        assert_eq!(usage[0].owner, person("alice"));
+        assert_eq!((usage[0].runs, usage[0].live_runs), (2, 2));
+        assert_eq!((usage[0].live_cores, usage[0].live_memory_mb), (4, 200));
+        let mine = store
+            .usage(Some(&person("bob")), Timestamp::from_micros(0))
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].workflow_url, "quals@1.0.0");
+    })
+    .await;
+}
