@@ -10,7 +10,8 @@
 //! - run H (`tests/workflows/hostile`) tries, one line each: another dataset by path and by
 //!   `file://`, another run's directory (list, read, write its output), its own run spec,
 //!   wes-api and the S3 server on 127.0.0.1, a Nextflow config planted in the account's home and
-//!   in a Nextflow workflow, a forged log.json in its log folder, killing its runner; last it
+//!   in a Nextflow workflow, a forged log.json in its log folder, killing its runner,
+//!   submitting a Slurm job of the service's account (outside any sandbox); last it
 //!   leaves a process behind that would write into its run directory after the engine ended;
 //! - run N (the Nextflow stand-in, after H) shows that a later Nextflow run parses no config;
 //! - run K (sleep-demo) plays a job that did get out: the test writes a forged log.json with
@@ -189,6 +190,7 @@ async fn hostile_workflows_are_refused_and_their_own_outputs_still_appear() {
         "plant a Nextflow config in a Nextflow workflow",
         "forge log.json",
         "kill the runner",
+        "submit a Slurm job",
     ] {
         let line = report
             .lines()
