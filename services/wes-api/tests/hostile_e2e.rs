@@ -99,6 +99,8 @@ async fn hostile_workflows_are_refused_and_their_own_outputs_still_appear() {
 
     // Run K first: run H names it as "another run".
     let killed = submit(&app, "sleep-demo@1.0.0", json!({"seconds": 600})).await;
+    // Should an assertion fail first, run K's 600 s job must not hold the shared node.
+    let _cancel = CancelOnDrop(format!("spe-{killed}"));
     let killed_dir = run_dir(&app, &killed);
     let killed_params = killed_dir.join(format!("{killed}.yaml"));
 
@@ -260,6 +262,17 @@ async fn hostile_workflows_are_refused_and_their_own_outputs_still_appear() {
     );
     let record = store.get_run(vanished).await.unwrap().unwrap();
     assert_eq!(record.exit_code, None);
+}
+
+/// Cancels the Slurm jobs of this name when dropped (also when the test panics).
+struct CancelOnDrop(String);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scancel")
+            .arg(format!("--name={}", self.0))
+            .status();
+    }
 }
 
 fn port_of(url: &str) -> u16 {
