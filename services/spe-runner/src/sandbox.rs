@@ -16,7 +16,7 @@
 //! | `/tmp` | a private scratch on the node (`HOME=/tmp/home`, `TMPDIR=/tmp`) | read-write |
 //! | `/proc`, `/dev` | the sandbox's own (new PID namespace; minimal devices) | |
 //!
-//! Nothing else exists: no other run, no other dataset, no service config, no home directory,
+//! Everything else is the sandbox's own empty root, read-only. Nothing else exists: no other run, no other dataset, no service config, no home directory,
 //! no munge key, no Slurm config. The sandbox has its own network namespace (its only interface
 //! is its own loopback: 127.0.0.1 inside is not the host's), its own PID, IPC and UTS namespaces, holds no capabilities even when the
 //! runner is root, and dies with the runner (`--die-with-parent`).
@@ -174,6 +174,9 @@ impl View {
         for path in &self.datasets {
             a.two("--ro-bind", path, path);
         }
+        // The sandbox's own root (a tmpfs holding the mount points) read-only too: a write
+        // anywhere but the run dir and the scratch fails instead of vanishing with the tmpfs.
+        a.one("--remount-ro", Path::new("/"));
         a.one("--chdir", &self.run_dir);
         a.0
     }

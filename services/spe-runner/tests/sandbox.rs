@@ -197,7 +197,7 @@ fn the_run_spec_the_workflow_and_the_params_cannot_be_changed() {
 }
 
 #[test]
-fn the_run_directory_and_the_scratch_are_writable() {
+fn the_run_directory_and_the_scratch_are_writable_and_nothing_else() {
     let l = Layout::new(Engine::Snakemake);
     let out = l.spec.run_dir.join("plots/q.svg");
     let script = format!(
@@ -211,6 +211,14 @@ fn the_run_directory_and_the_scratch_are_writable() {
         std::fs::read_to_string(l.view.scratch.join("x")).unwrap(),
         "tmp\n"
     );
+    // Anywhere else is the sandbox's own root, read-only: a write fails instead of landing
+    // in a tmpfs that vanishes (e.g. a Nextflow config planted in the account's home).
+    for script in ["mkdir /planted", "mkdir -p /root/.nextflow"] {
+        let out = l.inside(script);
+        assert!(!out.status.success(), "{script} worked");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Read-only file system"), "{script}: {err}");
+    }
 }
 
 #[test]

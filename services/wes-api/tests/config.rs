@@ -181,3 +181,44 @@ fn a_bad_typed_value_stops_start_up_naming_the_file_and_the_key() {
         );
     }
 }
+
+/// `slurm.sandbox: none` starts only in a dev deployment, says so at every start, and shows in
+/// service-info; anywhere else start-up stops naming the key (docs/security.md).
+#[tokio::test]
+async fn without_the_sandbox_the_binary_says_so_at_start_and_in_service_info() {
+    let out = wes_api()
+        .args(["--config", "deploy/config/spe.dev.yaml"])
+        .current_dir(repo_root())
+        .env("SPE__SERVICE__ENVIRONMENT", "production")
+        .env("SPE__SLURM__SANDBOX", "none")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("slurm.sandbox: none is allowed only where service.environment is dev"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = binary_command(Path::new(env!("CARGO_BIN_EXE_wes-api")), dir.path());
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SPE__SLURM__SANDBOX", "none")
+        .stderr(Stdio::piped());
+    let service = Service::start(command);
+    let url = format!(
+        "http://127.0.0.1:{}/ga4gh/wes/v1/service-info",
+        service.port()
+    );
+    let info: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let mut child = service.into_child();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(info["tags"]["sandbox"], "none", "{info}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SANDBOX OFF (slurm.sandbox: none)"),
+        "{stderr}"
+    );
+}

@@ -229,9 +229,26 @@ fn default_runner_path() -> String {
         .unwrap_or_else(|| "spe-runner".into())
 }
 
+/// Writes a file of the run directory through a temp file and a rename. A job can write its run
+/// directory (e.g. `<run_id>.tmp` beside the params file), so nothing found at the temp name is
+/// trusted: it is removed, and the temp file created exclusively, never through a link. The
+/// rename replaces whatever has the final name, a link included, without following it.
 async fn write_file(path: &Path, content: &[u8]) -> Result<(), PrepareError> {
+    use tokio::io::AsyncWriteExt;
     let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, content).await.map_err(io)?;
+    match tokio::fs::remove_file(&tmp).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .await
+        .map_err(io)?;
+    file.write_all(content).await.map_err(io)?;
+    file.flush().await.map_err(io)?;
+    drop(file);
     tokio::fs::rename(&tmp, path).await.map_err(io)?;
     Ok(())
 }
@@ -293,6 +310,22 @@ fn still_usable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_link_left_in_the_run_directory_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("another-run-output.csv");
+        std::fs::write(&victim, "theirs\n").unwrap();
+        let params = dir.path().join("run.yaml");
+        // A job planted links at the temp name and at the final name.
+        std::os::unix::fs::symlink(&victim, dir.path().join("run.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, &params).unwrap();
+        write_file(&params, b"min_qual: 30\n").await.unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "theirs\n");
+        assert!(!std::fs::symlink_metadata(&params).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&params).unwrap(), "min_qual: 30\n");
+        assert!(!dir.path().join("run.tmp").exists());
+    }
     use spe_core::Subject;
     use spe_core::time::Timestamp;
 

@@ -40,6 +40,29 @@ pub fn runner_path() -> PathBuf {
 /// (quals, fail-demo, sleep-demo, hello-nf) registered and approved, plus the dataset
 /// `quals-demo`. Nextflow is the labelled stand-in tests/stand-ins/nextflow.
 pub async fn spawn_executing_app(extra: &[(&str, &str)]) -> TestApp {
+    let app = spawn_executing_app_empty(extra).await;
+    for name in ["quals", "fail-demo", "sleep-demo", "hello-nf"] {
+        app.register_and_approve(&repo_root().join("workflows").join(name))
+            .await;
+    }
+    let res = app
+        .post_json(
+            "/admin/datasets",
+            json!({
+                "id": "quals-demo",
+                "description": "synthetic variant calls shipped with the quals workflow",
+                "location": repo_root().join("workflows/quals/data").display().to_string(),
+                "crypt4gh": false
+            }),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    app
+}
+
+/// As [`spawn_executing_app`], with nothing registered: for suites that register their own
+/// workflows and datasets.
+pub async fn spawn_executing_app_empty(extra: &[(&str, &str)]) -> TestApp {
     let tools = tools_bin();
     let runner = runner_path().display().to_string();
     let job_path = format!("{}:/usr/local/bin:/usr/bin:/bin", tools.display());
@@ -59,24 +82,7 @@ pub async fn spawn_executing_app(extra: &[(&str, &str)]) -> TestApp {
         ("SPE__WORKFLOWS__ENGINES__NEXTFLOW__EXECUTABLE", &nextflow),
     ];
     env.extend_from_slice(extra);
-    let app = common::spawn_app_with(&env).await;
-    for name in ["quals", "fail-demo", "sleep-demo", "hello-nf"] {
-        app.register_and_approve(&repo_root().join("workflows").join(name))
-            .await;
-    }
-    let res = app
-        .post_json(
-            "/admin/datasets",
-            json!({
-                "id": "quals-demo",
-                "description": "synthetic variant calls shipped with the quals workflow",
-                "location": repo_root().join("workflows/quals/data").display().to_string(),
-                "crypt4gh": false
-            }),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
-    app
+    common::spawn_app_with(&env).await
 }
 
 pub async fn submit(app: &TestApp, workflow: &str, params: Value) -> String {
