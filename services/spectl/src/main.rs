@@ -73,6 +73,13 @@ enum Command {
     /// controllers).
     #[command(subcommand)]
     Review(review::ReviewCommand),
+    /// Your use (runs, live runs, cores, memory, wall and core hours per workflow) and quota
+    /// limits; operators see every user's use.
+    Usage {
+        /// Since this time (RFC 3339; default the last 30 days).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Print a shell completion script, e.g. `spectl completion bash > ~/.local/share/bash-completion/completions/spectl`.
     Completion { shell: clap_complete::Shell },
     /// Log in with the identity provider (device flow: open the printed address, enter the
@@ -296,8 +303,51 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Run(c) => run_command(api, json, c).await,
         Command::Results(c) => results::command(api, json, c).await,
         Command::Review(c) => review::command(api, json, c).await,
+        Command::Usage { since } => usage(api, json, since).await,
         Command::Login { .. } | Command::Logout | Command::Completion { .. } => Ok(()),
     }
+}
+
+async fn usage(api: &Api, json: bool, since: Option<String>) -> Result<(), Failure> {
+    let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
+    let v = api.get(&["usage"], &query).await?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    let l = &v["limits"];
+    println!(
+        "limits: {} live runs, {} cores, {} MB live; {} runs a day, {} a minute",
+        field(l, "live_runs"),
+        field(l, "live_cores"),
+        field(l, "live_memory_mb"),
+        field(l, "runs_per_day"),
+        field(l, "submissions_per_minute")
+    );
+    let mut table = Table::new(&[
+        "USER",
+        "WORKFLOW",
+        "RUNS",
+        "LIVE",
+        "CORES",
+        "MEMORY MB",
+        "WALL H",
+        "CORE H",
+    ]);
+    for u in v["usage"].as_array().cloned().unwrap_or_default() {
+        table.row(vec![
+            field(&u["owner"], "sub"),
+            field(&u, "workflow"),
+            field(&u, "runs"),
+            field(&u, "live_runs"),
+            field(&u, "live_cores"),
+            field(&u, "live_memory_mb"),
+            format!("{:.2}", u["wall_hours"].as_f64().unwrap_or(0.0)),
+            format!("{:.2}", u["core_hours"].as_f64().unwrap_or(0.0)),
+        ]);
+    }
+    table.print();
+    Ok(())
 }
 
 pub(crate) fn print_json(v: &Value) {

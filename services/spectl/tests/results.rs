@@ -508,6 +508,14 @@ async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
         table.contains("review: returned") && table.contains("why is n 1?"),
         "{table}"
     );
+    // Use per user and workflow; the local user is an operator too and sees Alice's.
+    let usage = ok(&app, &["usage"]).await;
+    assert!(
+        usage.contains("limits: 50 live runs")
+            && usage.contains("alice")
+            && usage.contains("quals@1.0.0"),
+        "{usage}"
+    );
     let said = ok(&app, &["run", "answer", &mine_s, "--comment", "a test run"]).await;
     assert_eq!(
         said.trim(),
