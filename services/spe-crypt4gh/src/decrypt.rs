@@ -1,0 +1,286 @@
+//! Body decryption with bounded memory. The body's 64 KiB segments are independent (each has
+//! its own nonce and MAC), so a batch of segments is read, decrypted in place on several
+//! threads, and written in order while the next batch is read: memory is a few batches
+//! whatever the file size. The edit list, if any, is applied to the plaintext as it is written.
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::thread;
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+
+use crate::error::{Error, Result};
+use crate::header::{Header, read_header, read_up_to};
+use crate::keys::SecretKey;
+use crate::{CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE};
+
+/// How decryption spreads over threads.
+#[derive(Clone, Copy, Debug)]
+pub struct DecryptOptions {
+    /// Threads decrypting a batch (at least 1).
+    pub threads: usize,
+    /// Segments per batch (at least 1); memory is about 3 batches of 64 KiB segments.
+    pub batch_segments: usize,
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        let threads = thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        DecryptOptions {
+            threads,
+            batch_segments: 32 * threads,
+        }
+    }
+}
+
+/// Decrypts a whole Crypt4GH file with any of `keys`; returns the plaintext bytes written
+/// (after the edit list).
+pub fn decrypt<R: Read + Send, W: Write>(
+    mut input: R,
+    output: W,
+    keys: &[SecretKey],
+    options: DecryptOptions,
+) -> Result<u64> {
+    let header = read_header(&mut input, keys)?;
+    decrypt_body(input, output, &header, options)
+}
+
+/// Decrypts the body that follows `header` in `input`.
+pub fn decrypt_body<R: Read + Send, W: Write>(
+    mut input: R,
+    mut output: W,
+    header: &Header,
+    options: DecryptOptions,
+) -> Result<u64> {
+    let threads = options.threads.max(1);
+    let batch = options.batch_segments.max(1);
+    let ciphers: Vec<ChaCha20Poly1305> = header
+        .data_keys()
+        .iter()
+        .map(|k| ChaCha20Poly1305::new(Key::from_slice(k.as_slice())))
+        .collect();
+    let mut edits = EditCursor::new(header.edit_list());
+    // The reader fills batches on its own thread while this one decrypts and writes; two
+    // channels of depth 1 recycle the buffers, so at most three batches exist at any time.
+    let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(1);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
+    for _ in 0..3 {
+        let _ = empty_tx.send(vec![0u8; batch * CIPHER_SEGMENT_SIZE]);
+    }
+    thread::scope(|s| -> Result<u64> {
+        s.spawn(move || {
+            while let Ok(mut buf) = empty_rx.recv() {
+                let r = read_up_to(&mut input, &mut buf);
+                let end = matches!(r, Ok(n) if n < buf.len()) || r.is_err();
+                if full_tx.send(r.map(|n| (buf, n))).is_err() || end {
+                    break;
+                }
+            }
+        });
+        let mut written = 0u64;
+        let mut segment = 0u64;
+        while let Ok(next) = full_rx.recv() {
+            let (mut buf, n) = next?;
+            let segments = decrypt_batch(&ciphers, &mut buf[..n], segment, threads)?;
+            for (start, len) in segments {
+                written += edits.emit(&buf[start..start + len], &mut output)?;
+            }
+            segment += n.div_ceil(CIPHER_SEGMENT_SIZE) as u64;
+            let last = n < buf.len();
+            // The edit list may say nothing more is wanted: stop reading the body.
+            if last || edits.done() {
+                break;
+            }
+            // The reader may have stopped already (it has sent the last batch); the batches
+            // it sent are still to be taken, so a refused buffer is no reason to stop.
+            let _ = empty_tx.send(buf);
+        }
+        drop(empty_tx);
+        drop(full_rx);
+        output.flush()?;
+        Ok(written)
+    })
+}
+
+/// Decrypts the segments of `buf` in place, `threads` ways; the plaintext ranges in order.
+fn decrypt_batch(
+    ciphers: &[ChaCha20Poly1305],
+    buf: &mut [u8],
+    first_segment: u64,
+    threads: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let count = buf.len().div_ceil(CIPHER_SEGMENT_SIZE);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let per = count.div_ceil(threads);
+    let mut ranges = Vec::with_capacity(count);
+    for i in 0..count {
+        let start = i * CIPHER_SEGMENT_SIZE;
+        let len = (buf.len() - start).min(CIPHER_SEGMENT_SIZE);
+        ranges.push((start + 12, len.saturating_sub(CIPHER_DIFF)));
+    }
+    let results: Vec<Result<()>> = thread::scope(|s| {
+        let handles: Vec<_> = buf
+            .chunks_mut(per * CIPHER_SEGMENT_SIZE)
+            .enumerate()
+            .map(|(chunk, part)| {
+                let first = first_segment + (chunk * per) as u64;
+                s.spawn(move || decrypt_segments(ciphers, part, first))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::MalformedHeader(
+                        "a decryption thread panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(ranges)
+}
+
+fn decrypt_segments(ciphers: &[ChaCha20Poly1305], part: &mut [u8], first: u64) -> Result<()> {
+    for (i, seg) in part.chunks_mut(CIPHER_SEGMENT_SIZE).enumerate() {
+        let index = first + i as u64;
+        let corrupted = Error::Corrupted {
+            segment: index,
+            offset: index * SEGMENT_SIZE as u64,
+        };
+        // A segment carries at least one byte: a shorter tail is a cut file.
+        if seg.len() <= CIPHER_DIFF {
+            return Err(corrupted);
+        }
+        let (nonce, rest) = seg.split_at_mut(12);
+        let (body, tag) = rest.split_at_mut(rest.len() - 16);
+        let nonce = Nonce::clone_from_slice(nonce);
+        let tag = Tag::clone_from_slice(tag);
+        // A header may carry several data keys; Python tries each on each segment, so do we.
+        let ok = match ciphers {
+            [one] => one
+                .decrypt_in_place_detached(&nonce, b"", body, &tag)
+                .is_ok(),
+            many => {
+                let copy = body.to_vec();
+                many.iter().any(|c| {
+                    body.copy_from_slice(&copy);
+                    c.decrypt_in_place_detached(&nonce, b"", body, &tag).is_ok()
+                })
+            }
+        };
+        if !ok {
+            return Err(corrupted);
+        }
+    }
+    Ok(())
+}
+
+/// Applies an edit list (skip, keep, skip, keep, ...) to the plaintext stream. An odd count
+/// ends on a skip, after which the rest is kept; an even count ends on a keep, after which
+/// the rest is dropped. Without an edit list everything is kept.
+struct EditCursor {
+    lengths: Vec<u64>,
+    index: usize,
+    remaining: u64,
+    keeping: bool,
+    done: bool,
+}
+
+impl EditCursor {
+    fn new(edits: Option<&[u64]>) -> Self {
+        match edits {
+            None | Some([]) => EditCursor {
+                lengths: Vec::new(),
+                index: 0,
+                remaining: u64::MAX,
+                keeping: true,
+                done: false,
+            },
+            Some(l) => EditCursor {
+                lengths: l.to_vec(),
+                index: 0,
+                remaining: l[0],
+                keeping: false,
+                done: false,
+            },
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn advance(&mut self) {
+        self.index += 1;
+        if let Some(&l) = self.lengths.get(self.index) {
+            self.remaining = l;
+            self.keeping = self.index % 2 == 1;
+        } else if !self.keeping {
+            self.remaining = u64::MAX;
+            self.keeping = true;
+        } else {
+            self.done = true;
+        }
+    }
+
+    fn emit<W: Write>(&mut self, mut data: &[u8], out: &mut W) -> Result<u64> {
+        let mut written = 0u64;
+        while !data.is_empty() && !self.done {
+            if self.remaining == 0 {
+                self.advance();
+                continue;
+            }
+            let n = usize::try_from(self.remaining).map_or(data.len(), |r| r.min(data.len()));
+            if self.keeping {
+                out.write_all(&data[..n])?;
+                written += n as u64;
+            }
+            data = &data[n..];
+            if self.remaining != u64::MAX {
+                self.remaining -= n as u64;
+            }
+        }
+        // A finished keep at the end of the list ends the output even before more data comes.
+        while self.remaining == 0 && !self.done {
+            self.advance();
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(edits: Option<&[u64]>, data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut c = EditCursor::new(edits);
+        let mut out = Vec::new();
+        for part in data.chunks(chunk) {
+            c.emit(part, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn edit_lists_skip_and_keep_across_chunk_boundaries() {
+        let data: Vec<u8> = (0..100).collect();
+        for chunk in [1, 3, 7, 100] {
+            assert_eq!(apply(None, &data, chunk), data);
+            assert_eq!(apply(Some(&[10]), &data, chunk), data[10..]);
+            assert_eq!(apply(Some(&[10, 5]), &data, chunk), data[10..15]);
+            let mut want = data[10..15].to_vec();
+            want.extend_from_slice(&data[20..]);
+            assert_eq!(apply(Some(&[10, 5, 5]), &data, chunk), want);
+            let mut want = data[0..5].to_vec();
+            want.extend_from_slice(&data[95..]);
+            assert_eq!(apply(Some(&[0, 5, 90, 50]), &data, chunk), want);
+        }
+    }
+}
