@@ -30,6 +30,8 @@ pub use encrypt::encrypt;
 pub use error::{Error, Result};
 pub use header::{Header, read_header, rewrap};
 pub use keys::{PublicKey, SecretKey};
+/// For callers holding a passphrase: zeroed when dropped.
+pub use zeroize::Zeroizing;
 
 /// Plaintext bytes per body segment.
 pub const SEGMENT_SIZE: usize = 65_536;
