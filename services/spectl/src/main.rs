@@ -9,6 +9,7 @@
 mod api;
 mod archive;
 mod download;
+mod keys;
 mod login;
 mod output;
 mod results;
@@ -73,6 +74,9 @@ enum Command {
     /// controllers).
     #[command(subcommand)]
     Review(review::ReviewCommand),
+    /// Crypt4GH keys: generate a key pair (docs/crypt4gh.md).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print a shell completion script, e.g. `spectl completion bash > ~/.local/share/bash-completion/completions/spectl`.
     Completion { shell: clap_complete::Shell },
     /// Log in with the identity provider (device flow: open the printed address, enter the
@@ -265,6 +269,7 @@ async fn main() -> ExitCode {
             scope,
         } => login::login(&issuer, &client_id, &scope).await,
         Command::Logout => login::logout().await,
+        Command::Keys(c) => keys::command(c),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "spectl", &mut std::io::stdout());
             Ok(())
@@ -296,7 +301,9 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Run(c) => run_command(api, json, c).await,
         Command::Results(c) => results::command(api, json, c).await,
         Command::Review(c) => review::command(api, json, c).await,
-        Command::Login { .. } | Command::Logout | Command::Completion { .. } => Ok(()),
+        Command::Login { .. } | Command::Logout | Command::Keys(_) | Command::Completion { .. } => {
+            Ok(())
+        }
     }
 }
 
