@@ -7,9 +7,7 @@ use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::thread;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
-
+use crate::aead::Cipher;
 use crate::error::{Error, Result};
 use crate::header::{Header, read_header, read_up_to};
 use crate::keys::SecretKey;
@@ -55,11 +53,11 @@ pub fn decrypt_body<R: Read + Send, W: Write>(
 ) -> Result<u64> {
     let threads = options.threads.max(1);
     let batch = options.batch_segments.max(1);
-    let ciphers: Vec<ChaCha20Poly1305> = header
+    let ciphers: Vec<Cipher> = header
         .data_keys()
         .iter()
-        .map(|k| ChaCha20Poly1305::new(Key::from_slice(k.as_slice())))
-        .collect();
+        .map(|k| Cipher::new(k))
+        .collect::<Result<_>>()?;
     let mut edits = EditCursor::new(header.edit_list());
     // The reader fills batches on its own thread while this one decrypts and writes; two
     // channels of depth 1 recycle the buffers, so at most three batches exist at any time.
@@ -105,7 +103,7 @@ pub fn decrypt_body<R: Read + Send, W: Write>(
 
 /// Decrypts the segments of `buf` in place, `threads` ways; the plaintext ranges in order.
 fn decrypt_batch(
-    ciphers: &[ChaCha20Poly1305],
+    ciphers: &[Cipher],
     buf: &mut [u8],
     first_segment: u64,
     threads: usize,
@@ -147,7 +145,7 @@ fn decrypt_batch(
     Ok(ranges)
 }
 
-fn decrypt_segments(ciphers: &[ChaCha20Poly1305], part: &mut [u8], first: u64) -> Result<()> {
+fn decrypt_segments(ciphers: &[Cipher], part: &mut [u8], first: u64) -> Result<()> {
     for (i, seg) in part.chunks_mut(CIPHER_SEGMENT_SIZE).enumerate() {
         let index = first + i as u64;
         let corrupted = Error::Corrupted {
@@ -158,20 +156,16 @@ fn decrypt_segments(ciphers: &[ChaCha20Poly1305], part: &mut [u8], first: u64) -
         if seg.len() <= CIPHER_DIFF {
             return Err(corrupted);
         }
-        let (nonce, rest) = seg.split_at_mut(12);
-        let (body, tag) = rest.split_at_mut(rest.len() - 16);
-        let nonce = Nonce::clone_from_slice(nonce);
-        let tag = Tag::clone_from_slice(tag);
-        // A header may carry several data keys; Python tries each on each segment, so do we.
+        let (nonce, sealed) = seg.split_at_mut(12);
+        // A header may carry several data keys; Python tries each on each segment, so do we
+        // (a failed try leaves the buffer unspecified: each try starts from a copy).
         let ok = match ciphers {
-            [one] => one
-                .decrypt_in_place_detached(&nonce, b"", body, &tag)
-                .is_ok(),
+            [one] => one.open_in_place(nonce, sealed).is_some(),
             many => {
-                let copy = body.to_vec();
+                let copy = sealed.to_vec();
                 many.iter().any(|c| {
-                    body.copy_from_slice(&copy);
-                    c.decrypt_in_place_detached(&nonce, b"", body, &tag).is_ok()
+                    sealed.copy_from_slice(&copy);
+                    c.open_in_place(nonce, sealed).is_some()
                 })
             }
         };

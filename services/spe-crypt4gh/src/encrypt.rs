@@ -3,11 +3,10 @@
 
 use std::io::{Read, Write};
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::aead::Cipher;
+use crate::error::Result;
 use crate::header::{data_key_packet, edit_list_packet, read_up_to, seal_header};
 use crate::keys::PublicKey;
 use crate::{CIPHER_SEGMENT_SIZE, SEGMENT_SIZE};
@@ -28,7 +27,7 @@ pub fn encrypt<R: Read, W: Write>(
         packets.push(e);
     }
     output.write_all(&seal_header(&packets, recipients)?)?;
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(data_key.as_slice()));
+    let cipher = Cipher::new(&data_key)?;
     let mut buf = vec![0u8; CIPHER_SEGMENT_SIZE];
     let mut total = 0u64;
     loop {
@@ -38,9 +37,7 @@ pub fn encrypt<R: Read, W: Write>(
         }
         let nonce = crate::random::<12>()?;
         buf[..12].copy_from_slice(&nonce);
-        let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut buf[12..12 + n])
-            .map_err(|_| Error::InvalidKey("encrypting a segment failed".into()))?;
+        let tag = cipher.seal_in_place(nonce, &mut buf[12..12 + n])?;
         buf[12 + n..12 + n + 16].copy_from_slice(&tag);
         output.write_all(&buf[..12 + n + 16])?;
         total += n as u64;

@@ -6,10 +6,9 @@
 use std::io::{self, Read, Write};
 
 use blake2::{Blake2b512, Digest};
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use zeroize::Zeroizing;
 
+use crate::aead::Cipher;
 use crate::error::{Error, Result};
 use crate::keys::{PublicKey, SecretKey};
 
@@ -245,9 +244,7 @@ fn seal_packet(plain: &[u8], writer: &SecretKey, recipient: &PublicKey) -> Resul
         Error::InvalidKey("the recipient's public key is a low-order point".into())
     })?;
     let nonce = crate::random::<12>()?;
-    let sealed = ChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
-        .encrypt(Nonce::from_slice(&nonce), plain)
-        .map_err(|_| Error::InvalidKey("sealing a header packet failed".into()))?;
+    let sealed = Cipher::new(&key)?.seal(nonce, plain)?;
     let mut p = METHOD_X25519_CHACHA20_IETF_POLY1305.to_le_bytes().to_vec();
     p.extend_from_slice(&writer.public.0);
     p.extend_from_slice(&nonce);
@@ -262,10 +259,9 @@ fn open_packet(packet: &[u8], key: &SecretKey) -> Option<Zeroizing<Vec<u8>>> {
     }
     let writer: [u8; 32] = packet[4..36].try_into().ok()?;
     let shared = session_key(key, &writer, &key.public, &PublicKey(writer))?;
-    ChaCha20Poly1305::new(Key::from_slice(shared.as_slice()))
-        .decrypt(Nonce::from_slice(&packet[36..48]), &packet[48..])
-        .ok()
-        .map(Zeroizing::new)
+    Cipher::new(&shared)
+        .ok()?
+        .open(&packet[36..48], &packet[48..])
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {

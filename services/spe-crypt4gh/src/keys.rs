@@ -7,11 +7,10 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
+use crate::aead::Cipher;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"c4gh-v1";
@@ -107,9 +106,7 @@ impl SecretKey {
         let salt = crate::random::<16>()?;
         let derived = derive("scrypt", passphrase, &salt, 0)?;
         let nonce = crate::random::<12>()?;
-        let sealed = ChaCha20Poly1305::new(Key::from_slice(derived.as_slice()))
-            .encrypt(Nonce::from_slice(&nonce), self.secret.as_bytes().as_slice())
-            .map_err(|_| Error::InvalidKey("sealing the secret key failed".into()))?;
+        let sealed = Cipher::new(&derived)?.seal(nonce, self.secret.as_bytes())?;
         let mut out = MAGIC.to_vec();
         put_string(&mut out, b"scrypt");
         let mut options = 0u32.to_be_bytes().to_vec();
@@ -169,11 +166,9 @@ impl SecretKey {
                     ));
                 }
                 let derived = derive(&kdf, passphrase, &salt, rounds)?;
-                let opened = Zeroizing::new(
-                    ChaCha20Poly1305::new(Key::from_slice(derived.as_slice()))
-                        .decrypt(Nonce::from_slice(&data[..12]), &data[12..])
-                        .map_err(|_| Error::WrongPassphrase)?,
-                );
+                let opened = Cipher::new(&derived)?
+                    .open(&data[..12], &data[12..])
+                    .ok_or(Error::WrongPassphrase)?;
                 opened.as_slice().try_into().map_err(|_| {
                     Error::InvalidKey("the sealed secret key is not 32 bytes".into())
                 })?

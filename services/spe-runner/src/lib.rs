@@ -16,16 +16,20 @@
 //!    among them) and no symlink, and the files' digest must equal `expected_digest`. On any
 //!    mismatch the engine is **not** started. The bytes whose digest matched are staged in a
 //!    private folder and that copy is what the engine reads ([`sandbox::stage_workflow`]);
-//! 6. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
+//! 6. for a run with Crypt4GH-encrypted datasets, decrypts their files into the sandbox's
+//!    private scratch (mode 0700) and shows the engine a params file naming the plaintext
+//!    ([`crypt4gh`]); any key or file error refuses the run here, before the engine exists;
+//!    the plaintext is removed as soon as the engine has ended, however it ended;
+//! 7. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
 //!    network, only its workflow copy, datasets, run dir, a scratch and system folders; unless
 //!    the spec says `sandbox: none`), with the run dir as working directory, stdin from
 //!    /dev/null, stdout/stderr into the log dir, and a cleared environment holding only
 //!    [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`; in the
 //!    sandbox `HOME`, `TMPDIR` and `NXF_HOME` point into the scratch);
-//! 7. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
+//! 8. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
 //!    after the grace period if the engine is still running; after the engine exits, whatever
 //!    is left of its process group is killed too;
-//! 8. always writes `log.json` ([`spe_core::logjson::LogJson`]) atomically: temp file in the
+//! 9. always writes `log.json` ([`spe_core::logjson::LogJson`]) atomically: temp file in the
 //!    log dir, fsync, rename, fsync of the folder.
 //!
 //! Exit status: the engine's exit code; `128 + n` if the run was stopped by signal `n` (received
