@@ -1,9 +1,11 @@
 //! Body decryption with bounded memory. The body's 64 KiB segments are independent (each has
 //! its own nonce and MAC), so a batch of segments is read, decrypted in place on several
-//! threads, and written in order while the next batch is read: memory is a few batches
-//! whatever the file size. The edit list, if any, is applied to the plaintext as it is written.
+//! threads, and written in order by a writer thread while the next batch is read and decrypted:
+//! memory is four batches whatever the file size. The edit list, if any, is applied to the
+//! plaintext as it is written.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -18,7 +20,7 @@ use crate::{CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE};
 pub struct DecryptOptions {
     /// Threads decrypting a batch (at least 1).
     pub threads: usize,
-    /// Segments per batch (at least 1); memory is about 3 batches of 64 KiB segments.
+    /// Segments per batch (at least 1); memory is four batches of 64 KiB segments.
     pub batch_segments: usize,
 }
 
@@ -34,7 +36,7 @@ impl Default for DecryptOptions {
 
 /// Decrypts a whole Crypt4GH file with any of `keys`; returns the plaintext bytes written
 /// (after the edit list).
-pub fn decrypt<R: Read + Send, W: Write>(
+pub fn decrypt<R: Read + Send, W: Write + Send>(
     mut input: R,
     output: W,
     keys: &[SecretKey],
@@ -45,7 +47,7 @@ pub fn decrypt<R: Read + Send, W: Write>(
 }
 
 /// Decrypts the body that follows `header` in `input`.
-pub fn decrypt_body<R: Read + Send, W: Write>(
+pub fn decrypt_body<R: Read + Send, W: Write + Send>(
     mut input: R,
     mut output: W,
     header: &Header,
@@ -59,13 +61,18 @@ pub fn decrypt_body<R: Read + Send, W: Write>(
         .map(|k| Cipher::new(k))
         .collect::<Result<_>>()?;
     let mut edits = EditCursor::new(header.edit_list());
-    // The reader fills batches on its own thread while this one decrypts and writes; two
-    // channels of depth 1 recycle the buffers, so at most three batches exist at any time.
+    // Three stages overlap: a reader thread fills batches, this thread decrypts one (on
+    // `threads` threads), a writer thread writes the one before through the edit list. Buffers
+    // go round reader -> here -> writer -> reader over channels of depth 1, and there are four
+    // of them, so memory is four batches whatever the file size.
     let (full_tx, full_rx) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(1);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
-    for _ in 0..3 {
+    let (plain_tx, plain_rx) = mpsc::sync_channel::<(Vec<u8>, Vec<(usize, usize)>)>(1);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
         let _ = empty_tx.send(vec![0u8; batch * CIPHER_SEGMENT_SIZE]);
     }
+    // Set by the writer once the edit list wants nothing more: reading stops early.
+    let done = AtomicBool::new(false);
     thread::scope(|s| -> Result<u64> {
         s.spawn(move || {
             while let Ok(mut buf) = empty_rx.recv() {
@@ -76,30 +83,52 @@ pub fn decrypt_body<R: Read + Send, W: Write>(
                 }
             }
         });
-        let mut written = 0u64;
+        let done = &done;
+        let writer = s.spawn(move || -> Result<u64> {
+            let mut written = 0u64;
+            while let Ok((buf, ranges)) = plain_rx.recv() {
+                for (start, len) in ranges {
+                    written += edits.emit(&buf[start..start + len], &mut output)?;
+                }
+                if edits.done() {
+                    done.store(true, Ordering::Relaxed);
+                    break;
+                }
+                // The reader may have stopped (it sent the last batch): nothing to refill.
+                let _ = empty_tx.send(buf);
+            }
+            output.flush()?;
+            Ok(written)
+        });
         let mut segment = 0u64;
-        while let Ok(next) = full_rx.recv() {
-            let (mut buf, n) = next?;
-            let segments = decrypt_batch(&ciphers, &mut buf[..n], segment, threads)?;
-            for (start, len) in segments {
-                written += edits.emit(&buf[start..start + len], &mut output)?;
+        let decrypted = (|| -> Result<()> {
+            while let Ok(next) = full_rx.recv() {
+                let (mut buf, n) = next?;
+                let ranges = decrypt_batch(&ciphers, &mut buf[..n], segment, threads)?;
+                segment += n.div_ceil(CIPHER_SEGMENT_SIZE) as u64;
+                let last = n < buf.len();
+                if plain_tx.send((buf, ranges)).is_err() || last || done.load(Ordering::Relaxed) {
+                    break;
+                }
             }
-            segment += n.div_ceil(CIPHER_SEGMENT_SIZE) as u64;
-            let last = n < buf.len();
-            // The edit list may say nothing more is wanted: stop reading the body.
-            if last || edits.done() {
-                break;
-            }
-            // The reader may have stopped already (it has sent the last batch); the batches
-            // it sent are still to be taken, so a refused buffer is no reason to stop.
-            let _ = empty_tx.send(buf);
-        }
-        drop(empty_tx);
+            Ok(())
+        })();
+        // Closing the channels ends the writer (after what it was sent) and the reader.
+        drop(plain_tx);
         drop(full_rx);
-        output.flush()?;
-        Ok(written)
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::Io(std::io::Error::other(
+                "the writer thread panicked",
+            )))
+        });
+        // A decryption error is the file's fault and says which segment: it comes first.
+        decrypted?;
+        written
     })
 }
+
+/// Batches in flight: one being read, one decrypted, one written, one waiting.
+const BUFFERS: usize = 4;
 
 /// Decrypts the segments of `buf` in place, `threads` ways; the plaintext ranges in order.
 fn decrypt_batch(

@@ -14,9 +14,9 @@
 //! (unmaintained since 2016, RUSTSEC-2016-0005; RUSTSEC-2022-0011), `clap` 3 and a logger,
 //! and its body stream decrypts one segment at a time, so the target (3x Python on a
 //! 1 GiB file) needs our own segment loop anyway. The format is small, so this crate implements
-//! it whole (GA4GH Crypt4GH specification, version 1) on the RustCrypto crates:
-//! `chacha20poly1305`, `x25519-dalek`, `blake2` (libsodium's `crypto_kx` session key), `scrypt`,
-//! `bcrypt-pbkdf` and `pbkdf2`. Compatibility with the reference implementation (Python
+//! it whole (GA4GH Crypt4GH specification, version 1): ChaCha20-Poly1305 from `ring` (BoringSSL's
+//! assembly, already in the workspace through rustls), and from RustCrypto `x25519-dalek`,
+//! `blake2` (libsodium's `crypto_kx` session key), `scrypt`, `bcrypt-pbkdf` and `pbkdf2`. Compatibility with the reference implementation (Python
 //! `crypt4gh` 1.8.6) is what `tests/python.rs` checks, both ways.
 //!
 //! Not detectable by the format: a file cut exactly at a segment boundary (the body has no end
