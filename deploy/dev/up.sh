@@ -70,21 +70,21 @@ fi
 [ $# -eq 0 ] || { echo "usage: $0 [stop]" >&2; exit 2; }
 mkdir -p .spe-dev
 
-say "1/7 Slurm: one node on localhost"
+say "1/8 Slurm: one node on localhost"
 start_peer slurm
 sinfo
 
-say "2/7 identity provider and S3 server on 127.0.0.1"
+say "2/8 identity provider and S3 server on 127.0.0.1"
 issuer=$(start_peer oidc)
 echo "OIDC issuer: $issuer"
 s3=$(start_peer s3)
 echo "S3 endpoint: $s3"
 
-say "3/7 Snakemake (PyPI) in a venv"
+say "3/8 Snakemake (PyPI) in a venv"
 tools=$(tests/peers/python-tools.sh)
 "$tools/snakemake" --version
 
-say "4/7 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
+say "4/8 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
 cargo build --quiet -p wes-api -p spe-runner -p results-crawler
 stop_service wes-api
 stop_service results-crawler
@@ -115,7 +115,7 @@ call() { # call TOKEN METHOD PATH [JSON]: prints the body, returns non-zero on a
   [ "$code" -lt 400 ] || { echo " (HTTP $code)" >&2; return 1; }
 }
 
-say "5/7 data controller: register and approve workflows/quals, register its demo dataset"
+say "5/8 data controller: register and approve workflows/quals, register its demo dataset"
 if out=$(call "$controller" POST /admin/workflows "{\"source_dir\": \"$root/workflows/quals\"}" 2>/dev/null); then
   echo "$out" | json '"registered %s@%s, digest %s..." % (d["name"], d["version"], d.get("registered_digest", "?")[:16])'
 else echo "quals@1.0.0 is already registered"; fi
@@ -124,7 +124,7 @@ call "$controller" POST /admin/workflows/quals/1.0.0/approve '{}' >/dev/null 2>&
 call "$controller" POST /admin/datasets "{\"id\": \"quals-demo\", \"description\": \"synthetic variant calls\", \"location\": \"$root/workflows/quals/data\", \"crypt4gh\": false}" >/dev/null 2>&1 &&
   echo "registered dataset quals-demo" || echo "dataset quals-demo is already registered"
 
-say "6/7 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
+say "6/8 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
 run_id=$(curl -fsS -X POST "$api/runs" -H "authorization: Bearer $researcher" \
   -F workflow_type=SMK -F workflow_type_version=9 -F workflow_url=quals@1.0.0 \
   -F 'workflow_params={"dataset": "quals-demo", "min_qual": 30}' -F 'tags={"source": "quick-start"}' |
@@ -140,13 +140,30 @@ done
 call "$researcher" GET "/runs/$run_id/tasks" | json '"tasks: " + ", ".join("%s (exit %s)" % (t["name"], t.get("exit_code")) for t in d["task_logs"])'
 [ "$state" = COMPLETE ] || { echo "the run ended $state"; exit 1; }
 
-say "7/7 results: released by the crawler, shared with collaborators, downloaded by one"
-for _ in $(seq 100); do
+say "7/8 egress: the crawler releases results.csv and holds the plot (an image) for review"
+egress=""
+for _ in $(seq 150); do
+  egress=$(call "$researcher" GET "/runs/$run_id/egress")
+  ready=$(echo "$egress" | json 'sorted((f["path"], f["state"]) for f in d["files"]) == [("plots/quals.svg", "held"), ("results.csv", "released")]')
+  [ "$ready" = True ] && break
+  sleep 0.2
+done
+echo "$egress" | json '"\n".join("%s: %s%s" % (f["path"], f["state"], " (" + f["reason"] + ")" if f.get("reason") else "") for f in d["files"])'
+[ "$ready" = True ] || { echo "egress did not settle as expected"; exit 1; }
+
+say "8/8 data controller approves the plot; the researcher shares the results; a collaborator downloads"
+call "$controller" GET "/admin/reviews?state=open" | json '"\n".join("review request: run %s, %s held file(s), opened %s" % (r["run_id"], r["held_files"], r["opened_at"]) for r in d["requests"])'
+call "$controller" GET "/admin/reviews/$run_id/preview?path=plots/quals.svg" |
+  json '"looked at plots/quals.svg: %s, %s bytes, sha256 %s..." % (d["preview"].get("media_type", d["preview"]["kind"]), d["size"], d["sha256"][:12])'
+call "$controller" POST "/admin/reviews/$run_id/votes" '{"path": "plots/quals.svg", "vote": "approve", "comment": "aggregate histogram, no small cells"}' |
+  json '"vote recorded: %s -> %s" % (d["path"], d["decision"])'
+for _ in $(seq 150); do
   n=$(call "$researcher" GET "/results/$run_id" | json 'len(d["files"])')
   [ "$n" -ge 2 ] && break
   sleep 0.2
 done
 call "$researcher" GET "/results/$run_id" | json '"\n".join("released: %s (%s bytes, sha256 %s...)" % (f["path"], f["size"], f["sha256"][:12]) for f in d["files"])'
+[ "$n" -ge 2 ] || { echo "the approved plot was not released"; exit 1; }
 call "$researcher" POST "/runs/$run_id/shares" \
   '{"group": "urn:geant:lifescience-ri.eu:group:spe-demo:collaborators#login.aai.lifescience-ri.eu"}' >/dev/null
 echo "shared with the collaborators' group"

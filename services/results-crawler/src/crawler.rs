@@ -20,7 +20,8 @@ use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, OutputCheck, W
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
 use spe_store::{
-    EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, Store, StoreError,
+    EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, ReviewEventKind, Store,
+    StoreError, Vote,
 };
 
 use crate::metrics::Metrics;
@@ -35,6 +36,10 @@ pub struct Settings {
     pub concurrency: usize,
     pub max_backoff: Duration,
     pub lease: Duration,
+    /// Failed walks of a run directory before its egress is settled as failed.
+    pub walk_max_attempts: u32,
+    /// Most entries one walk looks at.
+    pub walk_max_entries: usize,
 }
 
 impl Settings {
@@ -45,6 +50,8 @@ impl Settings {
             concurrency: c.upload_concurrency,
             max_backoff: Duration::from_secs(c.retry_max_backoff_seconds),
             lease: Duration::from_secs(c.lease_seconds),
+            walk_max_attempts: c.walk_max_attempts,
+            walk_max_entries: c.walk_max_entries,
         }
     }
 }
@@ -68,7 +75,14 @@ pub enum RunOutcome {
     Done,
     /// This process is already working on it.
     Busy,
+    /// Its directory could not be walked: retried later with backoff, or, after
+    /// `walk_max_attempts`, settled as "egress failed" (nothing released), with the reason kept
+    /// against the run.
+    Failed,
 }
+
+/// Runs read per page of a rescan.
+const RESCAN_PAGE: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrawlError {
@@ -178,17 +192,36 @@ impl Crawler {
     pub async fn rescan(&self) -> Result<(usize, usize), StoreError> {
         let m = &self.inner.metrics;
         Metrics::add(&m.rescans, 1);
-        let runs = self.inner.store.runs_awaiting_egress(10_000).await?;
         let (mut done, mut waiting) = (0, 0);
-        for run in runs {
-            let id = run.id;
-            match self.process(run).await {
-                Ok(RunOutcome::Done | RunOutcome::NotEligible) => done += 1,
-                Ok(_) => waiting += 1,
-                Err(e) => {
-                    waiting += 1;
-                    tracing::warn!(run_id = %id, error = %e, "egress of the run failed; retried later");
+        // Page by page through every run awaiting egress (by end time and id), so that however
+        // many runs wait, each is looked at once per rescan.
+        let started = now();
+        let mut after = None;
+        loop {
+            let runs = self
+                .inner
+                .store
+                .runs_awaiting_egress_page(after, started, RESCAN_PAGE)
+                .await?;
+            let full = runs.len() as i64 == RESCAN_PAGE;
+            after = runs
+                .last()
+                .map(|r| (r.end_time.unwrap_or(Timestamp::from_micros(0)), r.id));
+            for run in runs {
+                let id = run.id;
+                match self.process(run).await {
+                    Ok(RunOutcome::Done | RunOutcome::NotEligible | RunOutcome::Failed) => {
+                        done += 1
+                    }
+                    Ok(_) => waiting += 1,
+                    Err(e) => {
+                        waiting += 1;
+                        tracing::warn!(run_id = %id, error = %e, "egress of the run failed; retried later");
+                    }
                 }
+            }
+            if !full {
+                break;
             }
         }
         if let Ok(n) = self.inner.store.egress_backlog().await {
@@ -251,7 +284,11 @@ impl Crawler {
         }
         if !run.scanned {
             let files = match matcher.as_ref() {
-                Some(matcher) => self.scan(&run, &run_dir, matcher).await?,
+                Some(matcher) => match self.scan(&run, &run_dir, matcher).await {
+                    Ok(files) => files,
+                    Err(CrawlError::Walk(_, e)) => return self.walk_failed(&run, &e).await,
+                    Err(other) => return Err(other),
+                },
                 None => Vec::new(),
             };
             inner
@@ -280,6 +317,38 @@ impl Crawler {
             seen.remove(&run.id);
         }
         Ok(RunOutcome::Done)
+    }
+
+    /// The run's directory could not be walked: the reason is kept against the run, and it is
+    /// tried again after a backoff, or settled as failed once `walk_max_attempts` is reached.
+    async fn walk_failed(
+        &self,
+        run: &EgressRun,
+        error: &std::io::Error,
+    ) -> Result<RunOutcome, CrawlError> {
+        let inner = &self.inner;
+        let reason = format!("cannot walk the run directory: {error}");
+        let attempt = u32::try_from(run.attempts + 1).unwrap_or(u32::MAX);
+        let at = now();
+        let retry_at = (attempt < inner.settings.walk_max_attempts).then(|| {
+            let wait = Duration::from_secs(1u64 << attempt.clamp(1, 20).saturating_sub(1))
+                .min(inner.settings.max_backoff);
+            after(at, wait)
+        });
+        inner
+            .store
+            .record_egress_failure(run.id, &reason, retry_at, at)
+            .await?;
+        Metrics::add(&inner.metrics.errors_fs, 1);
+        match retry_at {
+            Some(_) => {
+                tracing::warn!(run_id = %run.id, attempt, reason, "egress walk failed; retried later")
+            }
+            None => {
+                tracing::error!(target: "spe_audit", run_id = %run.id, attempt, reason, "egress failed: nothing of the run is released")
+            }
+        }
+        Ok(RunOutcome::Failed)
     }
 
     /// A run that ended in a state its manifest does not release: nothing is looked at in its
@@ -342,6 +411,53 @@ impl Crawler {
         Ok(matcher)
     }
 
+    /// The engine logs the manifest opts into release (`egress.release_logs`), each held for a
+    /// data controller's review whatever the other rules say: what an engine prints can carry
+    /// dataset locations and data. Found with the shared safe-open in the log folder the store
+    /// names; a missing or refused log is simply not offered.
+    async fn opted_in_logs(
+        &self,
+        run: &EgressRun,
+        run_dir: &Path,
+        matcher: &EgressMatcher,
+    ) -> Vec<NewEgressFile> {
+        let Some(rel_dir) = run
+            .log_dir
+            .as_deref()
+            .and_then(|d| Path::new(d).strip_prefix(run_dir).ok())
+            .and_then(|p| p.to_str())
+            .map(str::to_owned)
+        else {
+            return Vec::new();
+        };
+        let mut logs = Vec::new();
+        for log in spe_core::logjson::EngineLog::ALL {
+            if !matcher.releases_log(log) {
+                continue;
+            }
+            let rel = format!("{rel_dir}/{}", log.file_name());
+            let (dir, path) = (run_dir.to_path_buf(), rel.clone());
+            let found = tokio::task::spawn_blocking(move || {
+                spe_core::jobfile::open_beneath(&dir, &path).map(|(_, meta)| meta.len())
+            })
+            .await;
+            if let Ok(Ok(size)) = found {
+                tracing::info!(target: "spe_audit", run_id = %run.id, path = rel, "engine log held for review (the manifest opts it into release)");
+                Metrics::add(&self.inner.metrics.files_held, 1);
+                logs.push(NewEgressFile {
+                    path: rel,
+                    state: EgressState::Held,
+                    size: i64::try_from(size).unwrap_or(i64::MAX),
+                    reason: Some(
+                        "an engine log the manifest opts into release: reviewed before it leaves"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        logs
+    }
+
     async fn scan(
         &self,
         run: &EgressRun,
@@ -350,7 +466,8 @@ impl Crawler {
     ) -> Result<Vec<NewEgressFile>, CrawlError> {
         let dir = run_dir.to_path_buf();
         let params = format!("{}.yaml", run.id);
-        let found = tokio::task::spawn_blocking(move || walk(&dir, &params))
+        let max_entries = self.inner.settings.walk_max_entries;
+        let found = tokio::task::spawn_blocking(move || walk(&dir, &params, max_entries))
             .await
             .map_err(|e| CrawlError::Walk(run.run_dir.clone(), std::io::Error::other(e)))?
             .map_err(|e| {
@@ -406,6 +523,7 @@ impl Crawler {
                 reason,
             });
         }
+        files.extend(self.opted_in_logs(run, run_dir, matcher).await);
         Ok(files)
     }
 
@@ -808,7 +926,50 @@ impl Crawler {
             "files": files,
         });
         self.put_json(&bucket::manifest_key(run.id), &body).await?;
-        self.write_disclosure(run, Vec::new()).await
+        let approvals = self.approvals(run).await?;
+        self.write_disclosure(run, approvals).await
+    }
+
+    /// Who decided what on the run's held files, from the review history: every vote (with the
+    /// digest of the bytes it was cast on and its round), reset and revocation. A vote that
+    /// approves a file whose checks did not pass is marked as the exception it grants, with the
+    /// reviewer's comment as its reason.
+    async fn approvals(&self, run: &EgressRun) -> Result<Vec<serde_json::Value>, CrawlError> {
+        let files = self.inner.store.egress_files(run.id).await?;
+        let events = self.inner.store.review_events(run.id).await?;
+        Ok(events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    ReviewEventKind::Vote | ReviewEventKind::Reset | ReviewEventKind::Revoke
+                )
+            })
+            .map(|e| {
+                let who = match &e.actor {
+                    spe_core::Actor::Person(s) => {
+                        serde_json::json!({"issuer": s.issuer(), "sub": s.sub()})
+                    }
+                    spe_core::Actor::Service(s) => serde_json::json!({"service": s.as_str()}),
+                };
+                let checks_failed = files
+                    .iter()
+                    .find(|f| Some(f.path.as_str()) == e.path.as_deref())
+                    .and_then(stored_report)
+                    .is_some_and(|r| r.outcome != Outcome::Pass);
+                serde_json::json!({
+                    "path": e.path,
+                    "event": e.kind,
+                    "decision": e.vote,
+                    "by": who,
+                    "comment": e.comment,
+                    "sha256": e.sha256,
+                    "round": e.round,
+                    "at": e.at.to_rfc3339_micros(),
+                    "exception": e.vote == Some(Vote::Approve) && checks_failed,
+                })
+            })
+            .collect())
     }
 
     /// `<run_id>/disclosure.json`: for every file the egress rules named, the checks that ran

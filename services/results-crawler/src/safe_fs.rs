@@ -15,11 +15,17 @@ use std::path::Path;
 use spe_core::jobfile;
 use spe_core::manifest::check_relative_path;
 
-/// Folders and files of the run directory the system itself writes; never outputs.
-pub const SYSTEM_ENTRIES: &[&str] = &[".spe", ".weskit", ".snakemake", ".nextflow"];
+/// Folders and files at the top of the run directory that the system and the engines write for
+/// their own bookkeeping; never outputs, whatever the egress rules say: the runner's `.spe` and
+/// `.weskit`, Snakemake's `.snakemake`, Nextflow's `.nextflow`, `work` and `.nextflow.log*`.
+pub const SYSTEM_ENTRIES: &[&str] = &[".spe", ".weskit", ".snakemake", ".nextflow", "work"];
 
-/// Most entries one walk looks at, and the deepest folder it enters.
-const MAX_ENTRIES: usize = 1_000_000;
+/// Whether a top-level name is the system's or an engine's bookkeeping.
+pub fn is_bookkeeping(name: &str) -> bool {
+    SYSTEM_ENTRIES.contains(&name) || name.starts_with(".nextflow.log")
+}
+
+/// The deepest folder a walk enters.
 const MAX_DEPTH: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +36,21 @@ pub enum Found {
     Refused { path: String, reason: String },
 }
 
-/// Lists a run directory. `params_file` (the `<run_id>.yaml` wes-api wrote) is skipped with the
-/// system folders.
-pub fn walk(run_dir: &Path, params_file: &str) -> io::Result<Vec<Found>> {
+/// Lists a run directory, looking at no more than `max_entries` entries. `params_file` (the
+/// `<run_id>.yaml` wes-api wrote) is skipped with the bookkeeping. A folder or file that
+/// vanishes during the walk is simply not listed; the run directory itself must be there.
+pub fn walk(run_dir: &Path, params_file: &str, max_entries: usize) -> io::Result<Vec<Found>> {
+    walk_with(run_dir, params_file, max_entries, &mut |_| {})
+}
+
+/// [`walk`], calling `entering` with each folder before it is read (tests change the tree
+/// there).
+pub fn walk_with(
+    run_dir: &Path,
+    params_file: &str,
+    max_entries: usize,
+    entering: &mut dyn FnMut(&Path),
+) -> io::Result<Vec<Found>> {
     let top = std::fs::symlink_metadata(run_dir)?;
     if !top.is_dir() {
         return Err(io::Error::other("the run directory is not a directory"));
@@ -41,13 +59,24 @@ pub fn walk(run_dir: &Path, params_file: &str) -> io::Result<Vec<Found>> {
     let mut stack: Vec<(std::path::PathBuf, String, usize)> =
         vec![(run_dir.to_path_buf(), String::new(), 0)];
     let mut seen = 0usize;
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     while let Some((dir, prefix, depth)) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
+        entering(&dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if depth > 0 && gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
             seen += 1;
-            if seen > MAX_ENTRIES {
+            if seen > max_entries {
                 return Err(io::Error::other(format!(
-                    "more than {MAX_ENTRIES} entries in the run directory"
+                    "more than {max_entries} entries in the run directory"
                 )));
             }
             let name = entry.file_name();
@@ -58,7 +87,7 @@ pub fn walk(run_dir: &Path, params_file: &str) -> io::Result<Vec<Found>> {
                 });
                 continue;
             };
-            if prefix.is_empty() && (SYSTEM_ENTRIES.contains(&name) || name == params_file) {
+            if prefix.is_empty() && (is_bookkeeping(name) || name == params_file) {
                 continue;
             }
             let rel = format!("{prefix}{name}");
@@ -77,7 +106,11 @@ pub fn walk(run_dir: &Path, params_file: &str) -> io::Result<Vec<Found>> {
                 continue;
             }
             // DirEntry::metadata does not follow symbolic links.
-            let meta = entry.metadata()?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
             let kind = meta.file_type();
             if kind.is_symlink() {
                 found.push(Found::Refused {
@@ -178,7 +211,7 @@ mod tests {
         symlink(&outside, run.join("linkdir")).unwrap();
         let fifo = CString::new(run.join("fifo.csv").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let found = walk(&run, "abc.yaml").unwrap();
+        let found = walk(&run, "abc.yaml", 1000).unwrap();
         let files: Vec<&str> = found
             .iter()
             .filter_map(|f| match f {
@@ -218,5 +251,84 @@ mod tests {
                 .unwrap_err()
                 .contains("vanished")
         );
+    }
+
+    fn files(found: &[Found]) -> Vec<&str> {
+        found
+            .iter()
+            .filter_map(|f| match f {
+                Found::File { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_engines_bookkeeping_is_never_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        for d in [
+            ".snakemake/log",
+            ".nextflow/cache",
+            "work/ab/cdef",
+            "out/work",
+        ] {
+            std::fs::create_dir_all(run.join(d)).unwrap();
+        }
+        for f in [
+            ".snakemake/log/x.log",
+            ".nextflow/cache/db",
+            "work/ab/cdef/.command.sh",
+            ".nextflow.log",
+            ".nextflow.log.1",
+            "out/work/kept.csv",
+            "results.csv",
+        ] {
+            std::fs::write(run.join(f), "x").unwrap();
+        }
+        let found = walk(run, "abc.yaml", 1000).unwrap();
+        // Only at the top, where the engines write them; a folder named work deeper is data.
+        assert_eq!(files(&found), ["out/work/kept.csv", "results.csv"]);
+    }
+
+    #[test]
+    fn a_folder_vanishing_during_the_walk_is_left_out_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        for d in ["a", "b", "c"] {
+            std::fs::create_dir_all(run.join(d)).unwrap();
+            std::fs::write(run.join(d).join("f.csv"), "x").unwrap();
+        }
+        // When the walk enters its first sub-folder, the other two are removed: one of them
+        // was listed already and is gone when the walk gets to it.
+        let mut removed = false;
+        let found = walk_with(&run, "abc.yaml", 1000, &mut |entered| {
+            if entered != run.as_path() && !removed {
+                removed = true;
+                for d in ["a", "b", "c"] {
+                    if run.join(d) != entered {
+                        std::fs::remove_dir_all(run.join(d)).unwrap();
+                    }
+                }
+            }
+        })
+        .unwrap();
+        assert!(removed);
+        assert_eq!(files(&found).len(), 1, "{found:?}");
+        // The run directory itself gone is an error.
+        std::fs::remove_dir_all(&run).unwrap();
+        let err = walk(&run, "abc.yaml", 1000).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_walk_stops_at_its_entry_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..11 {
+            std::fs::write(dir.path().join(format!("{i}.csv")), "x").unwrap();
+        }
+        let err = walk(dir.path(), "abc.yaml", 10).unwrap_err();
+        assert_eq!(err.to_string(), "more than 10 entries in the run directory");
+        assert_eq!(walk(dir.path(), "abc.yaml", 11).unwrap().len(), 11);
     }
 }

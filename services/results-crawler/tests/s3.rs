@@ -47,6 +47,8 @@ fn settings() -> Settings {
         concurrency: 4,
         max_backoff: Duration::from_secs(1),
         lease: Duration::from_secs(60),
+        walk_max_attempts: 5,
+        walk_max_entries: 1_000_000,
     }
 }
 
@@ -57,6 +59,26 @@ struct World {
     store: Store,
     bucket: Bucket,
     endpoint: String,
+}
+
+/// The example workflow's manifest as these tests use it. The shipped one holds the plot for a
+/// data controller's review; here the plot is released automatically (images allowed), so that
+/// a run has several files to upload.
+fn example_yaml() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
+    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let shipped = "  release:\n    - results.csv\n";
+    let review = "  review: [plots/*.svg]\n";
+    assert!(
+        text.contains(shipped) && text.contains(review),
+        "the example manifest changed"
+    );
+    text.replace(shipped, "  release:\n    - results.csv\n    - plots/*.svg\n")
+        .replace(review, "  review: []\n")
+        .replace(
+            "  max_file_bytes: 10485760\n",
+            "  max_file_bytes: 10485760\n  checks:\n    - { glob: \"plots/*.svg\", allow_types: [image] }\n",
+        )
 }
 
 fn now() -> Timestamp {
@@ -78,9 +100,7 @@ async fn world_with(endpoint: String, dir: tempfile::TempDir, store: Store) -> W
     std::fs::write(outside.join("quals.svg"), "<svg>not yours</svg>").unwrap();
     std::fs::write(outside.join("secret.csv"), "patient,genotype\n").unwrap();
     // The example workflow's manifest, registered and approved as wes-api would.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let manifest =
-        Manifest::from_yaml(&std::fs::read_to_string(root.join("workflow.yaml")).unwrap()).unwrap();
+    let manifest = Manifest::from_yaml(&example_yaml()).unwrap();
     approve(&store, &manifest).await;
     let bucket = Bucket::connect(&crawler_config(&endpoint)).await;
     World {
@@ -143,8 +163,7 @@ fn fake_digest() -> WorkflowDigest {
 
 /// The example workflow's manifest as version `version`, with `egress.release_states` set.
 fn quals_releasing(version: &str, states: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     assert!(text.contains("version: 1.0.0") && text.contains("  max_file_bytes:"));
     let text = text
         .replace("version: 1.0.0", &format!("version: {version}"))
@@ -920,8 +939,7 @@ async fn a_run_finishing_after_start_is_released_by_the_polling_watcher() {
 
 /// The example workflow's manifest as version `version`, holding results.csv for review.
 fn quals_reviewing(version: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     assert!(text.contains("  review: []"));
     let text = text
         .replace("version: 1.0.0", &format!("version: {version}"))
@@ -954,8 +972,16 @@ async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
     let Some(w) = world().await else { return };
     approve(&w.store, &quals_reviewing("1.1.0-review")).await;
     let (id, run_dir) = ended_run(&w, "quals@1.1.0-review", RunState::Complete).await;
+    // Another run, ended later, waits for nothing.
+    let (other, _) = finished_run(&w).await;
     let c = crawler(&w);
     c.rescan().await.unwrap();
+    assert!(
+        keys(&w, other)
+            .await
+            .contains(&format!("{other}/results.csv"))
+    );
+    assert!(w.store.egress_run(other).await.unwrap().unwrap().done);
     // The plot leaves at once; the table waits for a reviewer, and the run is settled.
     assert_eq!(
         keys(&w, id).await,
@@ -995,6 +1021,23 @@ async fn a_held_file_is_released_once_approved_and_never_blocks_the_others() {
     .unwrap();
     assert_eq!(manifest["files"].as_array().unwrap().len(), 2, "{manifest}");
     assert!(w.store.egress_run(id).await.unwrap().unwrap().done);
+    // The record says who approved which bytes, and when.
+    let disclosure: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/disclosure.json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let approvals = disclosure["approvals"].as_array().unwrap();
+    assert_eq!(approvals.len(), 1, "{disclosure}");
+    assert_eq!(approvals[0]["path"], "results.csv");
+    assert_eq!(approvals[0]["decision"], "approve");
+    assert_eq!(approvals[0]["by"]["sub"], "carol");
+    assert_eq!(approvals[0]["sha256"], sha(&csv));
+    assert_eq!(approvals[0]["comment"], "fine");
+    assert_eq!(approvals[0]["exception"], false);
 }
 
 #[tokio::test]
@@ -1040,8 +1083,7 @@ async fn a_file_changed_after_its_approval_is_held_again_with_its_votes_reset() 
 
 /// The example workflow's manifest as version `version`, with one more disclosure check.
 fn quals_checking(version: &str, check: &str) -> Manifest {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/quals");
-    let text = std::fs::read_to_string(root.join("workflow.yaml")).unwrap();
+    let text = example_yaml();
     let svg_rule = "    - { glob: \"plots/*.svg\", allow_types: [image] }\n";
     assert!(text.contains("version: 1.0.0") && text.contains(svg_rule));
     let text = text
@@ -1273,4 +1315,113 @@ async fn stored_report(w: &World, id: RunId, path: &str) -> serde_json::Value {
         Some(report) => report,
         None => panic!("no report stored for {path}: state {:?}", file.state),
     }
+}
+
+#[tokio::test]
+async fn an_engine_log_opted_into_release_leaves_only_after_review() {
+    let Some(w) = world().await else { return };
+    let text = example_yaml()
+        .replace("version: 1.0.0", "version: 1.3.0-logs")
+        .replace("  review: []", "  review: []\n  release_logs: [stderr]");
+    let manifest = Manifest::from_yaml(&text).unwrap();
+    approve(&w.store, &manifest).await;
+    let (id, run_dir) = ended_run(&w, "quals@1.3.0-logs", RunState::Complete).await;
+    let log = ".weskit/2026-01-01T00-00-00/stderr";
+    std::fs::write(run_dir.join(log), "Building DAG of jobs...\n").unwrap();
+    let c = crawler(&w);
+    c.rescan().await.unwrap();
+    let held = w.store.egress_file(id, log).await.unwrap().unwrap();
+    assert_eq!(held.state, EgressState::Held);
+    assert_eq!(
+        held.reason.as_deref(),
+        Some("an engine log the manifest opts into release: reviewed before it leaves")
+    );
+    // The other log and the runner's own files are never offered.
+    assert!(
+        w.store
+            .egress_files(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| !f.path.ends_with("stdout") && !f.path.ends_with("log.json"))
+    );
+    assert!(!keys(&w, id).await.contains(&format!("{id}/{log}")));
+    approve_in_review(&w, id, log, b"Building DAG of jobs...\n").await;
+    c.rescan().await.unwrap();
+    let got = w.bucket.get(&format!("{id}/{log}")).await.unwrap().unwrap();
+    assert_eq!(got, b"Building DAG of jobs...\n");
+}
+
+#[tokio::test]
+async fn a_run_that_cannot_be_walked_is_retried_then_settled_as_failed_without_blocking_others() {
+    let Some(w) = world().await else { return };
+    let (broken, broken_dir) = finished_run(&w).await;
+    for i in 0..60 {
+        std::fs::write(broken_dir.join(format!("extra-{i}.txt")), "x").unwrap();
+    }
+    let (fine, _) = finished_run(&w).await;
+    let c = Crawler::new(
+        w.store.clone(),
+        w.bucket.clone(),
+        Settings {
+            walk_max_entries: 50,
+            walk_max_attempts: 2,
+            ..settings()
+        },
+        Arc::new(Metrics::default()),
+    );
+    c.rescan().await.unwrap();
+    // The other run is released; the broken one keeps its reason and waits for a retry.
+    assert!(
+        keys(&w, fine)
+            .await
+            .contains(&format!("{fine}/results.csv"))
+    );
+    let run = w.store.egress_run(broken).await.unwrap().unwrap();
+    assert_eq!(
+        run.error.as_deref(),
+        Some("cannot walk the run directory: more than 50 entries in the run directory")
+    );
+    assert_eq!((run.attempts, run.done), (1, false));
+    // Not due yet: a rescan at once leaves it alone.
+    c.rescan().await.unwrap();
+    assert_eq!(
+        w.store.egress_run(broken).await.unwrap().unwrap().attempts,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.rescan().await.unwrap();
+    let run = w.store.egress_run(broken).await.unwrap().unwrap();
+    assert_eq!((run.attempts, run.done), (2, true));
+    assert_eq!(
+        run.error.as_deref(),
+        Some(
+            "egress failed: cannot walk the run directory: more than 50 entries in the run \
+             directory"
+        )
+    );
+    assert!(keys(&w, broken).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_run_with_a_hundred_thousand_files_releases_its_outputs() {
+    let Some(w) = world().await else { return };
+    let (id, run_dir) = finished_run(&w).await;
+    let many = run_dir.join("scratch");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..100_000 {
+        std::fs::write(many.join(format!("{i}.tmp")), b"").unwrap();
+    }
+    crawler(&w).rescan().await.unwrap();
+    assert_eq!(
+        keys(&w, id).await,
+        [
+            format!("{id}/disclosure.json"),
+            format!("{id}/manifest.json"),
+            format!("{id}/plots/quals.svg"),
+            format!("{id}/results.csv"),
+        ]
+    );
+    // Files no rule names are not even recorded.
+    assert_eq!(w.store.egress_files(id).await.unwrap().len(), 2);
 }

@@ -873,6 +873,7 @@ impl EgressRules {
             max_file_bytes: self.max_file_bytes,
             checks,
             release_states: self.release_states.clone(),
+            release_logs: self.release_logs.clone(),
         })
     }
 }
@@ -894,9 +895,15 @@ pub struct EgressMatcher {
     max_file_bytes: u64,
     checks: Vec<(globset::GlobMatcher, OutputCheck)>,
     release_states: Vec<RunState>,
+    release_logs: Vec<EngineLog>,
 }
 
 impl EgressMatcher {
+    /// Whether the engine's `log` may leave (after a data controller's review, never by itself).
+    pub fn releases_log(&self, log: EngineLog) -> bool {
+        self.release_logs.contains(&log)
+    }
+
     /// Whether outputs of a run that ended in `state` may leave at all (`egress.release_states`).
     pub fn releases_state(&self, state: RunState) -> bool {
         self.release_states.contains(&state)
@@ -919,13 +926,18 @@ impl EgressMatcher {
             };
         }
         EgressDecision::Release {
-            checks: self
-                .checks
-                .iter()
-                .filter(|(m, _)| m.is_match(relative_path))
-                .map(|(_, c)| c.clone())
-                .collect(),
+            checks: self.checks_for(relative_path),
         }
+    }
+
+    /// The checks whose glob matches the path, whatever the release and review rules decide
+    /// (a reviewer sees them run on a held file too).
+    pub fn checks_for(&self, relative_path: &str) -> Vec<OutputCheck> {
+        self.checks
+            .iter()
+            .filter(|(m, _)| m.is_match(relative_path))
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 }
 

@@ -33,6 +33,10 @@ pub struct EgressRun {
     pub scanned: bool,
     /// Every file is settled and the manifest object is written.
     pub done: bool,
+    /// Why the last walk of its directory failed (or, once settled, why egress failed).
+    pub error: Option<String>,
+    /// Failed walks so far.
+    pub attempts: i64,
 }
 
 /// One file found when walking a run directory.
@@ -117,8 +121,8 @@ const TERMINAL_STATES: [RunState; 4] = [
     RunState::Canceled,
 ];
 
-const EGRESS_RUN_COLUMNS: &str =
-    "id, state, run_dir, log_dir, workflow_url, end_time, egress_scanned_at, egress_done";
+const EGRESS_RUN_COLUMNS: &str = "id, state, run_dir, log_dir, workflow_url, end_time, \
+     egress_scanned_at, egress_done, egress_error, egress_attempts";
 
 pub(crate) const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason, owner, \
      lease_until, upload_id, attempts, next_attempt_at, released_at, checks, approved_sha256, \
@@ -126,24 +130,84 @@ pub(crate) const FILE_COLUMNS: &str = "run_id, path, state, size, sha256, reason
 
 impl Store {
     /// Ended runs (COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR or CANCELED) whose egress is not
-    /// done, oldest end first, at most `limit`. Whether a run's state releases anything is for
-    /// the crawler to decide from the run's manifest; a run it settles is never read again.
-    /// Served by the index `runs_by_egress (egress_done, state)`.
-    pub async fn runs_awaiting_egress(&self, limit: i64) -> Result<Vec<EgressRun>, StoreError> {
+    /// done and not waiting for a retry at `now`, oldest end first, at most `limit`, after the
+    /// run `after` (the last one of the previous page, by end time and id): a rescan pages
+    /// through all of them, so no run is starved by others. Whether a run's state releases
+    /// anything is for the crawler to decide from the run's manifest; a run it settles is never
+    /// read again. Served by the index `runs_by_egress (egress_done, state)`.
+    pub async fn runs_awaiting_egress_page(
+        &self,
+        after: Option<(Timestamp, RunId)>,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<EgressRun>, StoreError> {
         let [a, b, c, d] = TERMINAL_STATES.map(RunState::as_str);
+        let (after_end, after_id) = match after {
+            Some((t, id)) => (Some(t.micros()), id.to_string()),
+            None => (None, String::new()),
+        };
         let rows = sqlx::query(&format!(
             "SELECT {EGRESS_RUN_COLUMNS} FROM runs \
              WHERE egress_done = 0 AND state IN ($1, $2, $3, $4) \
-             ORDER BY end_time, id LIMIT $5"
+             AND (egress_retry_at IS NULL OR egress_retry_at <= $5) \
+             AND ($6 IS NULL OR COALESCE(end_time, 0) > $6 \
+                  OR (COALESCE(end_time, 0) = $6 AND id > $7)) \
+             ORDER BY COALESCE(end_time, 0), id LIMIT $8"
         ))
         .bind(a)
         .bind(b)
         .bind(c)
         .bind(d)
+        .bind(now.micros())
+        .bind(after_end)
+        .bind(after_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(egress_run_from_row).collect()
+    }
+
+    /// The first page of [`Store::runs_awaiting_egress_page`], for any time.
+    pub async fn runs_awaiting_egress(&self, limit: i64) -> Result<Vec<EgressRun>, StoreError> {
+        self.runs_awaiting_egress_page(None, Timestamp::from_micros(i64::MAX), limit)
+            .await
+    }
+
+    /// A walk of the run's directory failed with `reason`: kept against the run and retried
+    /// from `retry_at`, or, with `None`, the run is settled: egress failed, nothing more is
+    /// released. Returns the failed attempts so far.
+    pub async fn record_egress_failure(
+        &self,
+        run: RunId,
+        reason: &str,
+        retry_at: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let settled = retry_at.is_none();
+        let error = if settled {
+            format!("egress failed: {reason}")
+        } else {
+            reason.to_owned()
+        };
+        sqlx::query(
+            "UPDATE runs SET egress_error = $1, egress_attempts = egress_attempts + 1, \
+             egress_retry_at = $2, \
+             egress_done = CASE WHEN $3 = 1 THEN 1 ELSE egress_done END, \
+             egress_done_at = CASE WHEN $3 = 1 THEN $4 ELSE egress_done_at END \
+             WHERE id = $5",
+        )
+        .bind(error)
+        .bind(retry_at.map(|t| t.micros()))
+        .bind(i64::from(settled))
+        .bind(at.micros())
+        .bind(run.to_string())
+        .execute(&self.pool)
+        .await?;
+        let attempts: i64 = sqlx::query_scalar("SELECT egress_attempts FROM runs WHERE id = $1")
+            .bind(run.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(attempts)
     }
 
     /// One run as the crawler sees it, in any state.
@@ -168,7 +232,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The write on runs comes first so that SQLite takes its write lock at once.
         sqlx::query(
-            "UPDATE runs SET egress_scanned_at = COALESCE(egress_scanned_at, $1) WHERE id = $2",
+            "UPDATE runs SET egress_scanned_at = COALESCE(egress_scanned_at, $1), \
+             egress_error = NULL, egress_retry_at = NULL WHERE id = $2",
         )
         .bind(at.micros())
         .bind(run.to_string())
@@ -540,6 +605,8 @@ fn egress_run_from_row(row: &AnyRow) -> Result<EgressRun, StoreError> {
     let scanned: Option<i64> = row.try_get("egress_scanned_at")?;
     let done: i64 = row.try_get("egress_done")?;
     Ok(EgressRun {
+        error: row.try_get("egress_error")?,
+        attempts: row.try_get("egress_attempts")?,
         id: parse_run_id(&id)?,
         state: state
             .parse::<RunState>()

@@ -23,6 +23,9 @@ pub enum ReviewCommand {
     },
     /// One request: each file with its state, reason, checks and votes; its history.
     Show { run_id: String },
+    /// Look at one output: its digest, a preview (table, text, image, hex) and a table's
+    /// summary per column (min, non-zero min, max, sum, multiples of 5 and 6, missing).
+    Preview { run_id: String, path: String },
     /// Approve a held file (bound to its bytes as they are now).
     Approve {
         run_id: String,
@@ -138,6 +141,16 @@ pub async fn command(api: &Api, json: bool, command: ReviewCommand) -> Result<()
                 table.print();
             }
         }
+        ReviewCommand::Preview { run_id, path } => {
+            let v = api
+                .get(&["admin", "reviews", &run_id, "preview"], &[("path", path)])
+                .await?;
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            print_preview(&v);
+        }
         ReviewCommand::Approve {
             run_id,
             path,
@@ -180,6 +193,73 @@ pub async fn command(api: &Api, json: bool, command: ReviewCommand) -> Result<()
         }
     }
     Ok(())
+}
+
+fn print_preview(v: &Value) {
+    println!(
+        "{}  {} bytes  sha256 {}  {}",
+        field(v, "path"),
+        field(v, "size"),
+        field(v, "sha256"),
+        field(v, "state")
+    );
+    let p = &v["preview"];
+    match p["kind"].as_str() {
+        Some("table") => {
+            let header: Vec<String> = p["header"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(crate::output::text)
+                .collect();
+            let names: Vec<&str> = header.iter().map(String::as_str).collect();
+            let mut table = Table::new(&names);
+            for row in p["rows"].as_array().cloned().unwrap_or_default() {
+                table.row(
+                    row.as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(crate::output::text)
+                        .collect(),
+                );
+            }
+            table.print();
+        }
+        Some("text") => println!("{}", field(p, "text")),
+        Some("image") => println!(
+            "an image ({}); --json carries it as base64",
+            field(p, "media_type")
+        ),
+        _ => println!("{}", field(p, "head")),
+    }
+    if let Some(columns) = v["summary"]["columns"].as_array() {
+        println!();
+        let mut table = Table::new(&[
+            "COLUMN",
+            "MIN",
+            "NON-ZERO MIN",
+            "MAX",
+            "SUM",
+            "DIV 5",
+            "DIV 6",
+            "MISSING",
+        ]);
+        for c in columns {
+            table.row(vec![
+                field(c, "name"),
+                field(c, "min"),
+                field(c, "non_zero_min"),
+                field(c, "max"),
+                field(c, "sum"),
+                field(c, "divisible_by_5"),
+                field(c, "divisible_by_6"),
+                field(c, "missing"),
+            ]);
+        }
+        table.print();
+    }
 }
 
 async fn vote(
@@ -227,6 +307,9 @@ pub async fn egress(api: &Api, json: bool, run_id: &str) -> Result<(), Failure> 
     if json {
         print_json(&v);
         return Ok(());
+    }
+    if !v["egress_error"].is_null() {
+        println!("egress: {}", field(&v, "egress_error"));
     }
     if !v["review"].is_null() {
         println!("review: {}", field(&v, "review"));

@@ -434,6 +434,9 @@ async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
     assert_eq!(shown["files"][1]["path"], "table.csv");
     assert_eq!(shown["files"][1]["review"]["decision"], "awaiting");
 
+    let seen = ok(&app, &["review", "preview", &theirs_s, "table.csv"]).await;
+    assert!(seen.contains("COLUMN") && seen.contains("12"), "{seen}");
+
     // Rejecting needs a comment: clap says so before anything is sent.
     let out = spectl(&app, &["review", "reject", &theirs_s, "plot.png"]).await;
     assert_eq!(out.code, 2, "{out:?}");
@@ -469,6 +472,7 @@ async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
     assert_eq!(said["decision"], "rejected");
     let egress = ok_json(&app, &["run", "egress", &theirs_s]).await;
     assert_eq!(egress["review"], "decided");
+    assert_eq!(egress["egress_error"], Value::Null);
     assert_eq!(egress["files"][0]["state"], "rejected");
     assert_eq!(egress["files"][0]["reason"], "rejected in review: a face");
 
@@ -491,7 +495,15 @@ async fn controllers_review_held_outputs_and_owners_follow_and_answer() {
         )
         .await
         .unwrap();
+    app.store
+        .record_egress_failure(mine, "cannot walk the run directory: gone", None, now())
+        .await
+        .unwrap();
     let table = ok(&app, &["run", "egress", &mine_s]).await;
+    assert!(
+        table.contains("egress: egress failed: cannot walk the run directory: gone"),
+        "{table}"
+    );
     assert!(
         table.contains("review: returned") && table.contains("why is n 1?"),
         "{table}"

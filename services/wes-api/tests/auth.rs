@@ -352,6 +352,12 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "U F F A F F F",
         ),
         (
+            "PreviewOutput",
+            format!("/admin/reviews/{run}/preview?path=results.csv"),
+            None,
+            "U F F A F F F",
+        ),
+        (
             "VoteOnOutput",
             format!("/admin/reviews/{run}/votes"),
             Some(json!({"path": "results.csv", "vote": "approve"})),

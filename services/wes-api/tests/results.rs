@@ -633,6 +633,42 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
         "results/report.txt"
     );
 
+    // A reviewer looks at each file: a table with its summary, an image.
+    let (status, seen) = app
+        .get(
+            &t("controller"),
+            &format!("{review}/preview?path=results/table.csv"),
+        )
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["sha256"], hex(&Sha256::digest(b"sample,n\nA,12\n")));
+    assert_eq!(seen["preview"]["kind"], "table");
+    assert_eq!(seen["preview"]["rows"], json!([["A", "12"]]));
+    assert_eq!(seen["summary"]["rows"], 1);
+    assert_eq!(seen["summary"]["columns"][1]["name"], "n");
+    assert_eq!(seen["summary"]["columns"][1]["min"], 12.0);
+    let (_, seen) = app
+        .get(
+            &t("controller"),
+            &format!("{review}/preview?path=plots/q.svg"),
+        )
+        .await;
+    assert_eq!(seen["preview"]["kind"], "image", "{seen}");
+    assert_eq!(seen["preview"]["media_type"], "image/svg+xml");
+    let (status, seen) = app
+        .get(&t("controller"), &format!("{review}/preview?path=nope.csv"))
+        .await;
+    assert_eq!(status, 404, "{seen}");
+    assert_eq!(
+        app.get(
+            &t("researcher2"),
+            &format!("{review}/preview?path=plots/q.svg")
+        )
+        .await
+        .0,
+        403
+    );
+
     // A rejection needs a comment; a return too, and the researcher answers it.
     let (status, body) = app
         .post(
@@ -656,6 +692,7 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     assert_eq!(status, 200, "{body}");
     let (_, mine) = app.get(&t("steward"), &egress).await;
     assert_eq!(mine["review"], "returned", "{mine}");
+    assert_eq!(mine["egress_error"], Value::Null);
     assert_eq!(mine["messages"][0]["comment"], "what does column n count?");
     let (status, body) = app
         .post(

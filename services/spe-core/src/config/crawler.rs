@@ -58,6 +58,13 @@ pub struct CrawlerConfig {
     /// while the upload goes on.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// A run whose directory cannot be walked is tried this many times (with backoff up to
+    /// `retry_max_backoff_seconds`), then settled as "egress failed" with the reason.
+    #[serde(default = "default_walk_max_attempts")]
+    pub walk_max_attempts: u32,
+    /// Most entries one walk of a run directory looks at; a run with more is an egress failure.
+    #[serde(default = "default_walk_max_entries")]
+    pub walk_max_entries: usize,
     /// wes-api: how long a presigned download link of a released file stays valid
     /// (1 to 3600 seconds).
     #[serde(default = "default_presign_ttl")]
@@ -98,6 +105,12 @@ fn default_retry_max_backoff() -> u64 {
 }
 fn default_lease_seconds() -> u64 {
     300
+}
+fn default_walk_max_attempts() -> u32 {
+    5
+}
+fn default_walk_max_entries() -> usize {
+    1_000_000
 }
 fn default_presign_ttl() -> u64 {
     300
@@ -143,6 +156,8 @@ impl CrawlerConfig {
         )?;
         ConfigError::at_least("crawler.upload_concurrency", self.upload_concurrency, 1)?;
         ConfigError::at_least("crawler.lease_seconds", self.lease_seconds, 10)?;
+        ConfigError::at_least("crawler.walk_max_attempts", self.walk_max_attempts, 1)?;
+        ConfigError::at_least("crawler.walk_max_entries", self.walk_max_entries, 1)?;
         if !(1..=3600).contains(&self.presign_ttl_seconds) {
             return Err(ConfigError::at(
                 "crawler.presign_ttl_seconds",

@@ -132,6 +132,74 @@ pub async fn read_output(
     })
 }
 
+/// What a reviewer sees of one output: its digest and size, a preview of its head (text, a
+/// table, an image or a hex dump), a table's summary, and the checks of the approved manifest
+/// run on it now (when all of it fits the preview limit).
+pub async fn look_at(
+    state: &AppState,
+    run: &RunRecord,
+    path: &str,
+) -> Result<serde_json::Value, ApiError> {
+    use spe_core::disclosure;
+    let file = state
+        .store
+        .egress_file(run.id, path)
+        .await?
+        .ok_or_else(|| refusal(ReviewError::NoSuchFile(run.id, path.to_owned())))?;
+    let max = state.config.review.preview_max_bytes;
+    let bytes = read_output(run, path, max).await?;
+    let manifest = manifest_of(state, run).await?;
+    let (head, cut, rel) = (bytes.head, bytes.cut, path.to_owned());
+    let checks = manifest
+        .as_ref()
+        .and_then(|m| m.egress.matcher().ok())
+        .map(|m| m.checks_for(path))
+        .unwrap_or_default();
+    let view = tokio::task::spawn_blocking(move || {
+        let summary = disclosure::summarize_table(&rel, &head);
+        let checked = (!cut).then(|| disclosure::check_file(&rel, &head, &checks));
+        serde_json::json!({
+            "preview": disclosure::preview(&rel, &head, 50),
+            "preview_cut": cut,
+            "summary": summary.as_ref().ok(),
+            "summary_partial": cut && summary.is_ok(),
+            "checks_now": checked,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let mut out = serde_json::json!({
+        "run_id": run.id.to_string(),
+        "path": path,
+        "state": file.state,
+        "reason": file.reason,
+        "size": bytes.size,
+        "sha256": bytes.sha256,
+        "checks_recorded": file.checks,
+    });
+    if let (Some(o), Some(v)) = (out.as_object_mut(), view.as_object()) {
+        o.extend(v.clone());
+    }
+    Ok(out)
+}
+
+/// The approved manifest of the run's workflow version, if it can be read.
+async fn manifest_of(
+    state: &AppState,
+    run: &RunRecord,
+) -> Result<Option<spe_core::manifest::Manifest>, ApiError> {
+    Ok(
+        match spe_core::manifest::WorkflowRef::parse(&run.submission.workflow_url) {
+            Ok(wf) => state
+                .store
+                .workflow_version(&wf.name, &wf.version)
+                .await?
+                .and_then(|v| spe_core::manifest::Manifest::from_json(&v.manifest).ok()),
+            Err(_) => None,
+        },
+    )
+}
+
 /// Earlier runs of the same workflow version on the same datasets with released files (newest
 /// first), for a reviewer's differencing check: what was let out before, beside what is asked
 /// now. Returns the datasets this run read, and those runs with their released files.
@@ -154,14 +222,7 @@ pub async fn earlier_releases(
         ids.dedup();
         ids
     };
-    let manifest = match spe_core::manifest::WorkflowRef::parse(&run.submission.workflow_url) {
-        Ok(wf) => state
-            .store
-            .workflow_version(&wf.name, &wf.version)
-            .await?
-            .and_then(|v| spe_core::manifest::Manifest::from_json(&v.manifest).ok()),
-        Err(_) => None,
-    };
+    let manifest = manifest_of(state, run).await?;
     let mine = datasets_of(&manifest, run);
     let mut same = Vec::new();
     for (id, files) in state

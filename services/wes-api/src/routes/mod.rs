@@ -56,6 +56,7 @@ pub fn table() -> Vec<RouteSpec> {
         protected(ReviewsAnswer, Post, "/runs/{run_id}/egress/answer", "AnswerReview", reviews::answer),
         protected(ReviewsManage, Get, "/admin/reviews", "ListReviews", reviews::list),
         protected(ReviewsManage, Get, "/admin/reviews/{run_id}", "GetReview", reviews::get),
+        protected(ReviewsManage, Get, "/admin/reviews/{run_id}/preview", "PreviewOutput", reviews::preview),
         protected(ReviewsManage, Post, "/admin/reviews/{run_id}/votes", "VoteOnOutput", reviews::vote),
         protected(ReviewsManage, Post, "/admin/reviews/{run_id}/return", "ReturnReview", reviews::return_request),
         protected(ReviewsManage, Post, "/admin/reviews/{run_id}/revoke", "RevokeRelease", reviews::revoke),

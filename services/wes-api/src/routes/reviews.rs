@@ -179,6 +179,30 @@ pub async fn get(
     })))
 }
 
+/// `GET /admin/reviews/{run_id}/preview?path=...`: one output as a reviewer looks at it.
+pub async fn preview(
+    RunUnderReview { run, .. }: RunUnderReview<ReviewsManage>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut path = None;
+    for (key, value) in query_pairs(req.query_string())? {
+        match key.as_str() {
+            "path" => path = Some(value),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}: use path",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+    }
+    let path = path.ok_or_else(|| {
+        ApiError::bad_request("path: required, the output's path as the request lists it")
+    })?;
+    Ok(HttpResponse::Ok().json(review::look_at(&state, &run, &path).await?))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
@@ -264,7 +288,8 @@ pub async fn revoke(
 }
 
 /// `GET /runs/{run_id}/egress`: the owner's (or an operator's) view of where each output
-/// stands and why, and what reviewers said to them; never another run's content.
+/// stands and why, why the run's directory could not be walked (if so), and what reviewers said
+/// to them; never another run's content.
 pub async fn researcher_view(
     VisibleRun { run, .. }: VisibleRun<RunsRead>,
     state: web::Data<AppState>,
@@ -274,6 +299,7 @@ pub async fn researcher_view(
     let files = store.egress_files(run.id).await?;
     let events = store.review_events(run.id).await?;
     let request_state = store.review_request_state(run.id).await?;
+    let egress_error = store.egress_run(run.id).await?.and_then(|r| r.error);
     let messages: Vec<Value> = events
         .iter()
         .filter(|e| matches!(e.kind, ReviewEventKind::Return | ReviewEventKind::Resubmit))
@@ -282,6 +308,7 @@ pub async fn researcher_view(
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
         "review": request_state,
+        "egress_error": egress_error,
         "files": files.iter().map(|f| {
             let review = review_of(f, &events, required);
             json!({
