@@ -32,6 +32,7 @@ cp "$cfg" params-seen.json
 cohort=$(value cohort); single=$(value single)
 { for f in "$cohort"/*; do cat "$f"; done; cat "$single"; } > seen.txt
 stat -c %a /tmp/crypt4gh > scratch-mode.txt
+env > engine-env.txt
 case $(value mode) in
   ok) exit 0 ;;
   fail) exit 3 ;;
@@ -49,6 +50,8 @@ struct Fixture {
     node_tmp: PathBuf,
     service: SecretKey,
     plaintext: Vec<u8>,
+    /// Variables given to spe-runner besides PATH, HOME and TMPDIR.
+    runner_env: Vec<(String, String)>,
 }
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -151,6 +154,7 @@ impl Fixture {
             node_tmp,
             service,
             plaintext,
+            runner_env: Vec::new(),
         };
         fx.save();
         fx
@@ -172,6 +176,7 @@ impl Fixture {
             .env("PATH", format!("{}:/usr/bin:/bin", self.bin.display()))
             .env("HOME", self.tmp.path())
             .env("TMPDIR", &self.node_tmp)
+            .envs(self.runner_env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -406,5 +411,35 @@ fn a_secret_key_others_can_read_or_a_wrong_passphrase_stops_the_run() {
             "service secret key {}: the passphrase does not open the secret key",
             fx.spec.crypt4gh.as_ref().unwrap().secret_keys[0].display()
         )
+    );
+}
+
+#[test]
+fn a_passphrase_from_the_runners_environment_never_reaches_the_engine() {
+    let mut fx = Fixture::new("ok");
+    let mut inputs = fx.spec.crypt4gh.clone().unwrap();
+    inputs.passphrase = PassphraseSource::Env("SPE_C4GH_PASSPHRASE".into());
+    fx.spec.crypt4gh = Some(inputs);
+    fx.save();
+    fx.runner_env = vec![("SPE_C4GH_PASSPHRASE".into(), PASSPHRASE.into())];
+    let mut runner = fx.start();
+    let status = wait(&mut runner, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{}", fx.log_json());
+    assert!(fx.run_file("seen.txt").unwrap() == fx.plaintext);
+    let env = String::from_utf8(fx.run_file("engine-env.txt").unwrap()).unwrap();
+    assert!(env.contains("PATH="), "{env}");
+    assert!(!env.contains("SPE_C4GH_PASSPHRASE"), "{env}");
+    assert!(!env.contains(PASSPHRASE), "{env}");
+    fx.nothing_left();
+
+    // Named but not set: the run stops before the engine, saying which variable.
+    let mut fx = Fixture::new("ok");
+    let mut inputs = fx.spec.crypt4gh.clone().unwrap();
+    inputs.passphrase = PassphraseSource::Env("SPE_C4GH_PASSPHRASE".into());
+    fx.spec.crypt4gh = Some(inputs);
+    fx.save();
+    assert_eq!(
+        refused(&fx),
+        "the passphrase variable SPE_C4GH_PASSPHRASE is not set in the job's environment"
     );
 }
