@@ -4,7 +4,7 @@
 //! memory is four batches whatever the file size. The edit list, if any, is applied to the
 //! plaintext as it is written.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -87,8 +87,17 @@ pub fn decrypt_body<R: Read + Send, W: Write + Send>(
         let writer = s.spawn(move || -> Result<u64> {
             let mut written = 0u64;
             while let Ok((buf, ranges)) = plain_rx.recv() {
-                for (start, len) in ranges {
-                    written += edits.emit(&buf[start..start + len], &mut output)?;
+                if edits.keeps_all() {
+                    // One writev per batch: no copy into a buffer, one system call.
+                    let mut slices: Vec<IoSlice<'_>> = ranges
+                        .iter()
+                        .map(|&(start, len)| IoSlice::new(&buf[start..start + len]))
+                        .collect();
+                    written += write_all_vectored(&mut output, &mut slices)?;
+                } else {
+                    for (start, len) in ranges {
+                        written += edits.emit(&buf[start..start + len], &mut output)?;
+                    }
                 }
                 if edits.done() {
                     done.store(true, Ordering::Relaxed);
@@ -125,6 +134,20 @@ pub fn decrypt_body<R: Read + Send, W: Write + Send>(
         decrypted?;
         written
     })
+}
+
+/// Writes every slice; the bytes written.
+fn write_all_vectored<W: Write>(out: &mut W, mut slices: &mut [IoSlice<'_>]) -> Result<u64> {
+    let total: usize = slices.iter().map(|s| s.len()).sum();
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(Error::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(total as u64)
 }
 
 /// Batches in flight: one being read, one decrypted, one written, one waiting.
@@ -238,6 +261,11 @@ impl EditCursor {
 
     fn done(&self) -> bool {
         self.done
+    }
+
+    /// Whether everything from here on is kept (no edit list, or its last skip is behind).
+    fn keeps_all(&self) -> bool {
+        self.keeping && self.remaining == u64::MAX
     }
 
     fn advance(&mut self) {

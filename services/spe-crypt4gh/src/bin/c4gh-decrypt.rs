@@ -7,7 +7,6 @@
 //!
 //! The passphrase comes from `C4GH_PASSPHRASE`, as Python `crypt4gh decrypt` takes it.
 
-use std::io::BufWriter;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -22,7 +21,8 @@ fn main() -> ExitCode {
     let passphrase = std::env::var("C4GH_PASSPHRASE").unwrap_or_default();
     let result = SecretKey::load(Path::new(key), passphrase.as_bytes()).and_then(|key| {
         let input = std::fs::File::open(input)?;
-        let output = BufWriter::with_capacity(1 << 20, std::fs::File::create(output)?);
+        // Unbuffered: the library writes a batch at a time (one writev).
+        let output = std::fs::File::create(output)?;
         decrypt(input, output, &[key], DecryptOptions::default())
     });
     match result {
