@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Python test tools in one venv: snakemake (the workflow engine under test), schemathesis
+# Python test tools in one venv: snakemake (the workflow engine under test), crypt4gh (GA4GH
+# file encryption, the reference the project's Crypt4GH code is tested against), schemathesis
 # (API conformance fuzzing against the OpenAPI spec), boto3 (to check S3 results), and the WES
 # clients people use, driven by services/wes-api/tests/clients.rs: Galaxy's gxy-wes, wes-service's
 # wes-client, ai4gh, and WESkit's weskit-client (which needs Python >= 3.12: it is left out on
@@ -23,6 +24,9 @@ REQS=(
   "gxy-wes==0.1.0"
   "wes-service==5.0"
   "ai4gh==1.0.0"
+  # Crypt4GH interoperability (services/spe-crypt4gh/tests/python.rs) and the decryption
+  # benchmark's baseline (docs/benchmarks.md).
+  "crypt4gh==1.8.6"
 )
 PY=${SPE_TOOLS_PYTHON:-python3}
 command -v "$PY" >/dev/null || apt_install python3 python3-venv

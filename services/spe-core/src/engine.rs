@@ -316,6 +316,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             sandbox: Default::default(),
             datasets: Vec::new(),
+            crypt4gh: None,
         }
     }
 

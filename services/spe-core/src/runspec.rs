@@ -51,6 +51,33 @@ pub struct RunSpec {
     /// (read-only). No other dataset, and nothing else of `data_dir`, is visible to the job.
     #[serde(default)]
     pub datasets: Vec<PathBuf>,
+    /// The run's Crypt4GH-encrypted datasets and where the service's secret keys are: spe-runner
+    /// decrypts those datasets into the sandbox's private scratch before the engine starts
+    /// (docs/crypt4gh.md). Paths and a variable name only, never a key or a passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypt4gh: Option<Crypt4ghInputs>,
+}
+
+/// What spe-runner needs to decrypt a run's encrypted datasets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crypt4ghInputs {
+    /// Locations (among `datasets`) whose files are Crypt4GH-encrypted.
+    pub datasets: Vec<PathBuf>,
+    /// The service's secret keys (Crypt4GH private key files); a file opens if encrypted to
+    /// any of them (key rotation).
+    pub secret_keys: Vec<PathBuf>,
+    /// Where the passphrase of the secret keys is read.
+    pub passphrase: PassphraseSource,
+}
+
+/// Where a secret key's passphrase comes from: a file (its first line) readable only by the
+/// service's account, or an environment variable of the process. Never the command line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PassphraseSource {
+    File(PathBuf),
+    Env(String),
 }
 
 /// How the engine of a run is isolated (config key `slurm.sandbox`).

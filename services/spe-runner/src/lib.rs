@@ -16,16 +16,20 @@
 //!    among them) and no symlink, and the files' digest must equal `expected_digest`. On any
 //!    mismatch the engine is **not** started. The bytes whose digest matched are staged in a
 //!    private folder and that copy is what the engine reads ([`sandbox::stage_workflow`]);
-//! 6. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
+//! 6. for a run with Crypt4GH-encrypted datasets, decrypts their files into the sandbox's
+//!    private scratch (mode 0700) and shows the engine a params file naming the plaintext
+//!    ([`crypt4gh`]); any key or file error refuses the run here, before the engine exists;
+//!    the plaintext is removed as soon as the engine has ended, however it ended;
+//! 7. starts the engine in its own process group, inside the [`sandbox`] (bubblewrap: no
 //!    network, only its workflow copy, datasets, run dir, a scratch and system folders; unless
 //!    the spec says `sandbox: none`), with the run dir as working directory, stdin from
 //!    /dev/null, stdout/stderr into the log dir, and a cleared environment holding only
 //!    [`ENV_ALLOWLIST`] (plus the engine's fixed variables, e.g. `NXF_OFFLINE=true`; in the
 //!    sandbox `HOME`, `TMPDIR` and `NXF_HOME` point into the scratch);
-//! 7. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
+//! 8. on SIGTERM or SIGINT sends that signal to the engine's whole process group, and SIGKILL
 //!    after the grace period if the engine is still running; after the engine exits, whatever
 //!    is left of its process group is killed too;
-//! 8. always writes `log.json` ([`spe_core::logjson::LogJson`]) atomically: temp file in the
+//! 9. always writes `log.json` ([`spe_core::logjson::LogJson`]) atomically: temp file in the
 //!    log dir, fsync, rename, fsync of the folder.
 //!
 //! Exit status: the engine's exit code; `128 + n` if the run was stopped by signal `n` (received
@@ -55,6 +59,7 @@ use spe_core::logjson::{self, LOG_JSON_FILE, LogJson, STDERR_FILE, STDOUT_FILE};
 use spe_core::runspec::{RunSpec, Sandbox};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+pub mod crypt4gh;
 pub mod sandbox;
 
 /// Environment variables passed from the job to the engine; all others are dropped.
@@ -387,6 +392,8 @@ fn log_json(
 struct Private {
     _dir: tempfile::TempDir,
     view: sandbox::View,
+    /// Decrypted inputs, wiped as soon as the engine has ended.
+    plaintext: Option<crypt4gh::Plaintext>,
 }
 
 /// Why the sandbox could not be set up.
@@ -446,7 +453,20 @@ fn sandboxed(
         .tempdir()
         .map_err(|e| SandboxFailure::runner(format!("cannot create the private folder: {e}")))?;
     sandbox::prepare_private(private.path(), &files).map_err(SandboxFailure::runner)?;
-    let view = sandbox::View::for_spec(spec, engine, private.path(), sandbox::engine_install(&exe));
+    let mut view =
+        sandbox::View::for_spec(spec, engine, private.path(), sandbox::engine_install(&exe));
+    // Encrypted inputs are decrypted into the scratch before anything starts; a failure ends
+    // the run here (the private folder, with any partial plaintext, is removed on return).
+    let plaintext = match &spec.crypt4gh {
+        Some(inputs) => Some(
+            crypt4gh::decrypt_inputs(spec, inputs, private.path())
+                .map_err(SandboxFailure::runner)?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &plaintext {
+        view.params_copy = Some((p.params.clone(), spec.params_file.clone()));
+    }
     view.check_sources().map_err(SandboxFailure::runner)?;
     let mut argv = cmd.to_vec();
     argv[0] = exe.to_string_lossy().into_owned();
@@ -469,6 +489,7 @@ fn sandboxed(
         Some(Private {
             _dir: private,
             view,
+            plaintext,
         }),
     ))
 }
@@ -532,6 +553,12 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
             Ok(prepared) => prepared,
             Err(failure) => return failure.into_outcome(cmd),
         },
+        Sandbox::None if spec.crypt4gh.is_some() => {
+            return refused(
+                cmd,
+                "the run has Crypt4GH-encrypted datasets, which are decrypted only inside the sandbox (slurm.sandbox: bubblewrap)".to_owned(),
+            );
+        }
         Sandbox::None => {
             let mut command = tokio::process::Command::new(&cmd[0]);
             command
@@ -542,6 +569,17 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
             (command, None)
         }
     };
+    // A cancel that came while inputs were decrypted: nothing starts (the plaintext goes with
+    // the private folder).
+    if let Some(sig) = signals.pending().await {
+        return Outcome {
+            cmd,
+            signal: Some(sig),
+            error: Some("stopped before the engine started".to_owned()),
+            runner_exit: 128 + sig,
+            ..Outcome::default()
+        };
+    }
     let before = snapshot(&spec.run_dir, engine);
     command
         .current_dir(&spec.run_dir)
@@ -604,6 +642,11 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
     if let Some(pgid) = pgid {
         kill_group(pgid, libc::SIGKILL);
     }
+    // The engine is gone: no plaintext outlives it.
+    let wipe_error = private
+        .as_ref()
+        .and_then(|p| p.plaintext.as_ref())
+        .and_then(|p| p.wipe().err());
     let output_files = produced(&before, &snapshot(&spec.run_dir, engine));
     // The engine and everything it started are gone: its trace can be copied safely.
     let log_copy_error = private
@@ -614,7 +657,7 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
         Err(e) => Outcome {
             cmd,
             signal: received,
-            error: Some(format!("lost track of the engine: {e}")),
+            error: Some(wipe_error.unwrap_or_else(|| format!("lost track of the engine: {e}"))),
             output_files,
             runner_exit: received.map_or(EXIT_RUNNER_FAILED, |s| 128 + s),
             ..Outcome::default()
@@ -631,8 +674,9 @@ async fn run_engine(spec: &RunSpec, signals: &mut Signals, grace: Duration) -> O
                 cmd,
                 exit_code,
                 signal,
-                // The engine's own result stands; a trace that could not be copied is said.
-                error: log_copy_error,
+                // The engine's own result stands; plaintext that could not be removed or a
+                // trace that could not be copied is said.
+                error: wipe_error.or(log_copy_error),
                 output_files,
                 runner_exit,
             }

@@ -85,6 +85,9 @@ pub struct View {
     pub engine_paths: Vec<PathBuf>,
     /// The private scratch (host path), shown at [`SCRATCH`].
     pub scratch: PathBuf,
+    /// A params file naming decrypted inputs (host path) and the params file it is shown as
+    /// (see [`crate::crypt4gh`]).
+    pub params_copy: Option<(PathBuf, PathBuf)>,
 }
 
 impl View {
@@ -114,6 +117,7 @@ impl View {
             run_dir,
             engine_paths,
             scratch: private.join("scratch"),
+            params_copy: None,
         }
     }
 
@@ -160,6 +164,9 @@ impl View {
         for path in &self.read_only_in_run {
             a.two("--ro-bind", path, path);
         }
+        if let Some((copy, shown_at)) = &self.params_copy {
+            a.two("--ro-bind", copy, shown_at);
+        }
         for path in &self.hidden_read_only {
             a.one("--tmpfs", path);
             a.one("--remount-ro", path);
@@ -197,6 +204,7 @@ impl View {
             .iter()
             .chain(&self.read_only_in_run)
             .chain(self.engine_logs.as_ref().map(|(private, _)| private))
+            .chain(self.params_copy.as_ref().map(|(copy, _)| copy))
             .chain([&self.run_dir, &self.workflow_copy, &self.scratch])
         {
             if !path.exists() {

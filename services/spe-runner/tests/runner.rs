@@ -89,6 +89,7 @@ impl Fixture {
             ]),
             sandbox: Default::default(),
             datasets: Vec::new(),
+            crypt4gh: None,
         };
         let spec_path = spec.run_dir.join(RUNSPEC_PATH);
         std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();

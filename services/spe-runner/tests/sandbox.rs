@@ -50,6 +50,7 @@ impl Layout {
             engine_parameters: BTreeMap::new(),
             sandbox: Default::default(),
             datasets: vec![root.join("data/datasets/mine")],
+            crypt4gh: None,
         };
         write(&spec.workflow_dir.join("Snakefile"), "rule all:\n");
         write(&spec.params_file, "dataset: x\n");

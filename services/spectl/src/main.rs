@@ -9,6 +9,7 @@
 mod api;
 mod archive;
 mod download;
+mod keys;
 mod login;
 mod output;
 mod results;
@@ -80,6 +81,9 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Crypt4GH keys: generate a key pair (docs/crypt4gh.md).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print a shell completion script, e.g. `spectl completion bash > ~/.local/share/bash-completion/completions/spectl`.
     Completion { shell: clap_complete::Shell },
     /// Log in with the identity provider (device flow: open the printed address, enter the
@@ -272,6 +276,7 @@ async fn main() -> ExitCode {
             scope,
         } => login::login(&issuer, &client_id, &scope).await,
         Command::Logout => login::logout().await,
+        Command::Keys(c) => keys::command(c),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "spectl", &mut std::io::stdout());
             Ok(())
@@ -304,7 +309,9 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Results(c) => results::command(api, json, c).await,
         Command::Review(c) => review::command(api, json, c).await,
         Command::Usage { since } => usage(api, json, since).await,
-        Command::Login { .. } | Command::Logout | Command::Completion { .. } => Ok(()),
+        Command::Login { .. } | Command::Logout | Command::Keys(_) | Command::Completion { .. } => {
+            Ok(())
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub struct AppState {
     pub approved: ApprovedCache,
     /// Parsed tasks of ended runs, for the tasks endpoints.
     pub tasks: crate::app::tasks::TaskCache,
+    /// The service's Crypt4GH public key (`crypt4gh.public_key`), published as is.
+    pub service_key: Option<spe_crypt4gh::PublicKey>,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -117,6 +119,13 @@ impl Application {
             Some(config.auth.primary_issuer()),
         )
         .await?;
+        // Read once: a configured key that cannot be read stops the start, naming the key.
+        let service_key = match &config.crypt4gh.public_key {
+            Some(path) => Some(spe_crypt4gh::PublicKey::load(path).map_err(|e| {
+                StartupError::Config(format!("crypt4gh.public_key {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
             addr: addr.to_string(),
@@ -177,6 +186,7 @@ impl Application {
             results,
             approved: ApprovedCache::default(),
             tasks: Default::default(),
+            service_key,
         });
         let authenticator = web::Data::new(authenticator);
         let mut server =

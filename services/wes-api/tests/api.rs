@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{error_msg, spawn_app};
+use common::{error_msg, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use wes_api::routes::table::{Policy, RunScope};
 
@@ -854,4 +854,41 @@ async fn weskit_wf_info_lists_approved_workflows_as_weskit_clients_read_them() {
         .keys()
         .collect();
     assert_eq!(names, ["quals@1.0.0"]);
+}
+
+#[tokio::test]
+async fn the_service_public_key_is_published_as_a_file_and_a_service_info_tag() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.wes("/keys/service.pub"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_msg(res, 404).await,
+        "this service publishes no Crypt4GH public key"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = spe_crypt4gh::SecretKey::generate().unwrap().public_key();
+    let path = dir.path().join("service.pub");
+    std::fs::write(&path, key.to_pem()).unwrap();
+    let app = spawn_app_with(&[("SPE__CRYPT4GH__PUBLIC_KEY", path.to_str().unwrap())]).await;
+    let res = app
+        .client
+        .get(app.wes("/keys/service.pub"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    assert_eq!(spe_crypt4gh::PublicKey::from_pem(&text).unwrap(), key);
+    let (_, info) = app.get_json("/service-info").await;
+    let tag = info["tags"]["crypt4gh_public_key"].as_str().unwrap();
+    assert_eq!(spe_crypt4gh::PublicKey::from_pem(tag).unwrap(), key);
 }

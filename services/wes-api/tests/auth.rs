@@ -227,6 +227,12 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             "A A A A A A A",
         ),
         ("GetOpenApi", "/openapi.json".into(), None, "A A A A A A A"),
+        (
+            "GetServicePublicKey",
+            "/keys/service.pub".into(),
+            None,
+            "A A A A A A A",
+        ),
         ("Live", "/healthz".into(), None, "A A A A A A A"),
         ("Ready", "/readyz".into(), None, "A A A A A A A"),
         ("ListRuns", "/runs".into(), None, "U A A F F A F"),
@@ -515,10 +521,11 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
 /// without a token is refused before any.
 #[tokio::test]
 async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
-    const PUBLIC: [&str; 7] = [
+    const PUBLIC: [&str; 8] = [
         "GET /auth/callback",
         "GET /auth/login",
         "GET /auth/logout",
+        "GET /ga4gh/wes/v1/keys/service.pub",
         "GET /ga4gh/wes/v1/openapi.json",
         "GET /ga4gh/wes/v1/service-info",
         "GET /healthz",

@@ -15,6 +15,7 @@ use crate::runspec::Sandbox;
 
 mod auth;
 mod crawler;
+mod crypt4gh;
 mod database;
 mod env;
 mod logging;
@@ -28,6 +29,7 @@ mod workflows;
 
 pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
+pub use crypt4gh::Crypt4ghConfig;
 pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
 pub use quotas::{GroupQuota, QuotaLimits, QuotasConfig};
@@ -69,6 +71,9 @@ pub struct Config {
     /// How much one user may run.
     #[serde(default)]
     pub quotas: QuotasConfig,
+    /// The service's Crypt4GH keys (encrypted datasets, docs/crypt4gh.md).
+    #[serde(default)]
+    pub crypt4gh: Crypt4ghConfig,
 }
 
 pub(crate) fn default_true() -> bool {
@@ -143,6 +148,7 @@ impl Config {
         self.slurm.check()?;
         self.review.check()?;
         self.quotas.check()?;
+        self.crypt4gh.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
             return Err(ConfigError::at(
                 "slurm.sandbox",

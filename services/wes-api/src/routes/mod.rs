@@ -8,6 +8,7 @@
 
 pub mod datasets;
 pub mod health;
+pub mod keys;
 pub mod login;
 pub mod logs;
 pub mod openapi;
@@ -65,6 +66,8 @@ pub fn table() -> Vec<RouteSpec> {
         protected(ResultsRead, Get, "/results/{run_id}", "GetResults", results::get),
         protected(ResultsRead, Post, "/results/{run_id}/links", "CreateResultLink", results::create_link),
         public(Get, Base::Wes, "/openapi.json", Some("GetOpenApi"), openapi::get),
+        // The service's Crypt4GH public key, for data providers encrypting to it.
+        public(Get, Base::Wes, "/keys/service.pub", Some("GetServicePublicKey"), keys::service_pub),
         // The registry (extensions): researchers see approved workflows and active datasets,
         // data controllers manage both under /admin.
         protected(WorkflowsRead, Get, "/workflows", "ListWorkflows", workflows::list_approved),

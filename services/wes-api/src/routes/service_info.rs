@@ -80,6 +80,13 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         tags: {
             let mut tags = service.tags.clone();
             tags.insert("sandbox".into(), config.slurm.sandbox.as_str().into());
+            // The Crypt4GH public key data providers encrypt to (also at /keys/service.pub).
+            if let Some(key) = &state.service_key {
+                tags.insert(
+                    "crypt4gh_public_key".into(),
+                    key.to_pem().lines().nth(1).unwrap_or_default().into(),
+                );
+            }
             tags
         },
     };

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use spe_core::config::AuthConfig;
-use spe_core::config::Config;
+use spe_core::config::{Config, Crypt4ghConfig};
 use spe_core::manifest::{Manifest, WorkflowRef};
-use spe_core::runspec::{RUNSPEC_PATH, RunSpec};
+use spe_core::runspec::{Crypt4ghInputs, RUNSPEC_PATH, RunSpec};
 use spe_store::{Dataset, DatasetState, RunRecord, Store, StoreError, WorkflowState};
 
 use crate::slurm::client::quote_for_shell;
@@ -98,6 +98,7 @@ pub async fn prepare(
     };
     let check_visas = !matches!(config.auth, AuthConfig::Disabled);
     let mut locations = HashMap::new();
+    let mut encrypted: Vec<PathBuf> = Vec::new();
     for reference in references {
         let dataset = store.dataset(&reference.id).await?.ok_or_else(|| {
             PrepareError::Refused(format!(
@@ -107,8 +108,14 @@ pub async fn prepare(
         })?;
         still_usable(&dataset, &snapshots, check_visas, now.timestamp())
             .map_err(|e| PrepareError::Refused(format!("{}: {e}", reference.field)))?;
+        if dataset.crypt4gh {
+            encrypted.push(PathBuf::from(&dataset.location));
+        }
         locations.insert(reference.id.clone(), dataset.location);
     }
+    encrypted.sort();
+    encrypted.dedup();
+    let crypt4gh = crypt4gh_inputs(encrypted, &config.crypt4gh)?;
     let mut dataset_paths: Vec<PathBuf> = locations.values().map(PathBuf::from).collect();
     dataset_paths.sort();
     dataset_paths.dedup();
@@ -153,6 +160,7 @@ pub async fn prepare(
         sandbox: config.slurm.sandbox,
         // Only what the params name: the sandbox shows these and no other dataset.
         datasets: dataset_paths,
+        crypt4gh,
     };
     let spec_path = run_dir.join(RUNSPEC_PATH);
     let spec_json =
@@ -218,6 +226,28 @@ pub async fn prepare(
         sbatch_args: args,
         log_dir,
     })
+}
+
+/// What the job needs to decrypt the run's encrypted datasets: their locations and where the
+/// service's keys are (paths and a passphrase source, never the secret).
+fn crypt4gh_inputs(
+    datasets: Vec<PathBuf>,
+    config: &Crypt4ghConfig,
+) -> Result<Option<Crypt4ghInputs>, PrepareError> {
+    let Some(first) = datasets.first() else {
+        return Ok(None);
+    };
+    match config.passphrase() {
+        Some(passphrase) if !config.secret_keys.is_empty() => Ok(Some(Crypt4ghInputs {
+            datasets,
+            secret_keys: config.secret_keys.clone(),
+            passphrase,
+        })),
+        _ => Err(PrepareError::Refused(format!(
+            "dataset {} is Crypt4GH-encrypted and the service has no secret key to decrypt it (crypt4gh.secret_keys)",
+            first.display()
+        ))),
+    }
 }
 
 /// `spe-runner` beside the running wes-api executable (both come from one build or package).
@@ -394,5 +424,38 @@ mod tests {
         let parsed = visa_snapshots(Some(v)).unwrap();
         assert_eq!((parsed[0].value.as_str(), parsed[0].exp), ("grant-7", 99));
         assert!(visa_snapshots(Some(serde_json::json!({"x": 1}))).is_err());
+    }
+
+    #[test]
+    fn an_encrypted_dataset_needs_the_service_key_and_the_spec_names_paths_only() {
+        let dataset = PathBuf::from("/data/cohort-7");
+        assert_eq!(
+            crypt4gh_inputs(Vec::new(), &Crypt4ghConfig::default()).ok(),
+            Some(None)
+        );
+        match crypt4gh_inputs(vec![dataset.clone()], &Crypt4ghConfig::default()) {
+            Err(PrepareError::Refused(msg)) => assert_eq!(
+                msg,
+                "dataset /data/cohort-7 is Crypt4GH-encrypted and the service has no secret key to decrypt it (crypt4gh.secret_keys)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let config = Crypt4ghConfig {
+            secret_keys: vec!["/etc/spe/c4gh.sec".into()],
+            public_key: None,
+            passphrase_file: Some("/etc/spe/c4gh.pass".into()),
+            passphrase_env: None,
+        };
+        let inputs = crypt4gh_inputs(vec![dataset.clone()], &config)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&inputs).unwrap(),
+            serde_json::json!({
+                "datasets": ["/data/cohort-7"],
+                "secret_keys": ["/etc/spe/c4gh.sec"],
+                "passphrase": {"file": "/etc/spe/c4gh.pass"}
+            })
+        );
     }
 }
