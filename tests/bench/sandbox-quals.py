@@ -3,7 +3,8 @@
 fresh run directory, with the sandbox on (`bubblewrap`) or off (`none`). Used to measure what
 the sandbox adds to a run's wall time (docs/benchmarks.md):
 
-    farm-bench -n 5 -- tests/bench/sandbox-quals.py bubblewrap --vs 'tests/bench/sandbox-quals.py none'
+    /usr/bin/time -v tests/bench/sandbox-quals.py bubblewrap   # alternate with:
+    /usr/bin/time -v tests/bench/sandbox-quals.py none
 
 Needs SPE_TOOLS_BIN (the venv with Snakemake) and a built spe-runner (SPE_RUNNER, default
 target/debug/spe-runner). Exits with spe-runner's status; 1 if the outputs are missing.
