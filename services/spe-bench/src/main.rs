@@ -68,6 +68,23 @@ fn dev_config(dir: &tempfile::TempDir, extra: &[(&str, String)]) -> anyhow::Resu
         ("SPE__LOGGING__LEVEL".to_owned(), "warn".to_owned()),
         // Benchmarks measure the API and the store, not the identity provider.
         ("SPE__AUTH".to_owned(), "disabled".to_owned()),
+        // Nor the per-caller rate limits: one load generator is one address and one caller.
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_ADDRESS_PER_SECOND".to_owned(),
+            "1000000".to_owned(),
+        ),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_ADDRESS_BURST".to_owned(),
+            "1000000".to_owned(),
+        ),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_CALLER_PER_SECOND".to_owned(),
+            "1000000".to_owned(),
+        ),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_CALLER_BURST".to_owned(),
+            "1000000".to_owned(),
+        ),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Ok(Config::parse(&yaml, env)?)

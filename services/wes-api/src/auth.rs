@@ -234,6 +234,9 @@ pub(crate) fn authorize<A: Action>(
     req: &HttpRequest,
 ) -> impl Future<Output = Result<Caller, ApiError>> + use<A> {
     let auth = req.app_data::<web::Data<Authenticator>>().cloned();
+    let limits = req
+        .app_data::<web::Data<crate::rate_limit::RateLimits>>()
+        .cloned();
     // A bearer token wins; without one, the browser session's (auth.oidc.browser).
     let token = bearer(req).and_then(|token| match token {
         Some(token) => Ok(Some(token)),
@@ -247,6 +250,10 @@ pub(crate) fn authorize<A: Action>(
             return Err(ApiError::internal("no authenticator configured"));
         };
         let caller = auth.resolve(token?).await?;
+        // The person's own bucket, whatever address they come from.
+        if let Some(limits) = limits {
+            limits.check_caller(&caller.subject.key())?;
+        }
         if A::ROLES.iter().any(|role| caller.has(*role)) {
             Ok(caller)
         } else {

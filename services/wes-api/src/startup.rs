@@ -172,6 +172,13 @@ impl Application {
             std::time::Duration::from_secs(config.review.overdue_after_seconds),
             std::time::Duration::from_secs(config.review.overdue_check_every_seconds),
         ));
+        let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
+            &config.server.rate_limit,
+        ));
+        tokio::spawn(crate::rate_limit::RateLimits::prune_forever(
+            rate_limits.clone(),
+        ));
+        let rate_limits = web::Data::from(rate_limits);
         let results = match &config.crawler {
             Some(crawler) => Some(Arc::new(ResultsBucket::connect(crawler).await)),
             None => {
@@ -193,6 +200,23 @@ impl Application {
             HttpServer::new(move || {
                 App::new()
                     .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                    // Every route, before anything else runs: the client address's bucket.
+                    .wrap_fn({
+                        let limits = rate_limits.clone();
+                        move |req, srv| {
+                            let refused = req
+                                .peer_addr()
+                                .and_then(|addr| limits.check_address(addr.ip()).err());
+                            let fut = (refused.is_none()).then(|| srv.call(req));
+                            async move {
+                                match (refused, fut) {
+                                    (Some(e), _) => Err(e.into()),
+                                    (None, Some(fut)) => fut.await,
+                                    (None, None) => Err(ApiError::internal("no request").into()),
+                                }
+                            }
+                        }
+                    })
                     .wrap_fn(|req, srv| {
                         let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
                         let fut = srv.call(req);
@@ -213,6 +237,7 @@ impl Application {
                     .wrap(NormalizePath::new(TrailingSlash::MergeOnly))
                     .app_data(state.clone())
                     .app_data(authenticator.clone())
+                    .app_data(rate_limits.clone())
                     .configure({
                         let sessions = sessions.clone();
                         move |cfg: &mut web::ServiceConfig| {

@@ -1445,3 +1445,107 @@ async fn a_burst_from_one_user_hits_a_quota_while_another_users_runs_go_through(
     let all: serde_json::Value = res.json().await.unwrap();
     assert_eq!(all["usage"].as_array().unwrap().len(), 2, "{all}");
 }
+
+#[tokio::test]
+async fn a_caller_over_their_rate_gets_429_and_others_go_on() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let oidc: String = peer
+        .oidc_yaml()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let yaml = dev_yaml_with_auth(&format!("auth:\n  oidc:\n{oidc}\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(dir.path());
+    env.extend([
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_CALLER_PER_SECOND".to_owned(),
+            "1".to_owned(),
+        ),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_CALLER_BURST".to_owned(),
+            "5".to_owned(),
+        ),
+    ]);
+    let config = spe_core::config::Config::parse(&yaml, env).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}/ga4gh/wes/v1", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let (one, other) = (peer.token("researcher").await, peer.token("operator").await);
+    let get = |token: &str| http.get(format!("{base}/runs")).bearer_auth(token).send();
+    for _ in 0..5 {
+        assert_eq!(get(&one).await.unwrap().status().as_u16(), 200);
+    }
+    let res = get(&one).await.unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limit: too many requests from you; try again in "),
+        "{body}"
+    );
+    // Another person from the same address goes on; public routes too.
+    assert_eq!(get(&other).await.unwrap().status().as_u16(), 200);
+    let info = http
+        .get(format!("{base}/service-info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status().as_u16(), 200);
+    // The bucket refills.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(get(&one).await.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn an_address_over_its_rate_gets_429_on_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(dir.path());
+    env.extend([
+        ("SPE__AUTH".to_owned(), "disabled".to_owned()),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_ADDRESS_PER_SECOND".to_owned(),
+            "1".to_owned(),
+        ),
+        (
+            "SPE__SERVER__RATE_LIMIT__PER_ADDRESS_BURST".to_owned(),
+            "3".to_owned(),
+        ),
+    ]);
+    let config = spe_core::config::Config::parse(&dev_yaml(), env).unwrap();
+    let app = Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let res = http.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    let res = http
+        .get(format!("{base}/ga4gh/wes/v1/service-info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limit: too many requests from your address"),
+        "{body}"
+    );
+    assert_eq!(body["status_code"], 429);
+}

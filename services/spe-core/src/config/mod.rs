@@ -34,7 +34,7 @@ pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
 pub use quotas::{GroupQuota, QuotaLimits, QuotasConfig};
 pub use review::ReviewConfig;
-pub use server::ServerConfig;
+pub use server::{RateLimitConfig, ServerConfig};
 pub use service::{Organization, ServiceConfig};
 pub use slurm::{SlurmAccounting, SlurmConfig};
 pub use values::{CronSchedule, HttpUrl, LinkUrl};

@@ -21,6 +21,57 @@ pub struct ServerConfig {
     pub max_page_size: u32,
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Requests per caller (docs/security.md, "Limits").
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Token buckets per client address (every route) and per authenticated person (protected
+/// routes): refilled at `per_second`, holding at most `burst`. Over them: 429 with
+/// `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default = "default_address_rate")]
+    pub per_address_per_second: u32,
+    #[serde(default = "default_address_burst")]
+    pub per_address_burst: u32,
+    #[serde(default = "default_caller_rate")]
+    pub per_caller_per_second: u32,
+    #[serde(default = "default_caller_burst")]
+    pub per_caller_burst: u32,
+    /// Most addresses, and most callers, tracked at once; new ones beyond it wait (429) until
+    /// idle ones are forgotten (every minute).
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_address_per_second: default_address_rate(),
+            per_address_burst: default_address_burst(),
+            per_caller_per_second: default_caller_rate(),
+            per_caller_burst: default_caller_burst(),
+            max_tracked: default_max_tracked(),
+        }
+    }
+}
+
+fn default_address_rate() -> u32 {
+    2000
+}
+fn default_address_burst() -> u32 {
+    4000
+}
+fn default_caller_rate() -> u32 {
+    500
+}
+fn default_caller_burst() -> u32 {
+    1000
+}
+fn default_max_tracked() -> usize {
+    100_000
 }
 
 impl Default for ServerConfig {
@@ -31,6 +82,7 @@ impl Default for ServerConfig {
             default_page_size: default_page_size(),
             max_page_size: default_max_page_size(),
             workers: None,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -57,6 +109,16 @@ impl ServerConfig {
                 "page sizes must be at least 1",
             ));
         }
+        let r = &self.rate_limit;
+        for (key, value) in [
+            ("per_address_per_second", r.per_address_per_second),
+            ("per_address_burst", r.per_address_burst),
+            ("per_caller_per_second", r.per_caller_per_second),
+            ("per_caller_burst", r.per_caller_burst),
+        ] {
+            ConfigError::at_least(&format!("server.rate_limit.{key}"), value, 1)?;
+        }
+        ConfigError::at_least("server.rate_limit.max_tracked", r.max_tracked, 1)?;
         if self.workers == Some(0) {
             return Err(ConfigError::at("server.workers", "must be at least 1"));
         }
