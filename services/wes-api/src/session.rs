@@ -27,6 +27,9 @@ use crate::error::ApiError;
 const LOGIN_TTL: Duration = Duration::from_secs(600);
 /// Logins in progress kept at most.
 const MAX_PENDING: usize = 10_000;
+/// Logins in progress kept at most per client address, so that a flood from one address
+/// cannot fill the table and lock others out.
+const MAX_PENDING_PER_ADDRESS: usize = 20;
 /// Sessions kept at most.
 const MAX_SESSIONS: usize = 100_000;
 
@@ -40,6 +43,7 @@ struct Pending {
     binding: String,
     login: PendingLogin,
     created: Instant,
+    address: Option<std::net::IpAddr>,
 }
 
 /// The server side of browser sessions. Shared by every worker (`web::Data`).
@@ -134,13 +138,31 @@ impl Sessions {
     }
 
     /// Starts a login: the provider URL to redirect to and the login cookie to set.
-    pub async fn begin(&self) -> Result<(String, Cookie<'static>), ApiError> {
+    pub async fn begin(
+        &self,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<(String, Cookie<'static>), ApiError> {
         let start = self.login.start().await.map_err(unavailable)?;
         let binding = spe_auth::random_secret();
         {
             let mut pending = locked(&self.pending);
-            if pending.len() >= MAX_PENDING {
+            let from_here = |pending: &HashMap<String, Pending>| {
+                address.map_or(0, |a| {
+                    pending.values().filter(|p| p.address == Some(a)).count()
+                })
+            };
+            if pending.len() >= MAX_PENDING || from_here(&pending) >= MAX_PENDING_PER_ADDRESS {
                 pending.retain(|_, p| p.created.elapsed() < LOGIN_TTL);
+            }
+            if from_here(&pending) >= MAX_PENDING_PER_ADDRESS {
+                return Err(ApiError::too_many(
+                    format!(
+                        "too many logins in progress from your address (at most \
+                         {MAX_PENDING_PER_ADDRESS} in {} minutes); finish one or try again later",
+                        LOGIN_TTL.as_secs() / 60
+                    ),
+                    60,
+                ));
             }
             if pending.len() >= MAX_PENDING {
                 return Err(ApiError::new(
@@ -154,6 +176,7 @@ impl Sessions {
                     binding: binding.clone(),
                     login: start.pending,
                     created: Instant::now(),
+                    address,
                 },
             );
         }
@@ -210,6 +233,16 @@ impl Sessions {
         if principal.subject != tokens.subject {
             return Err(ApiError::bad_request(
                 "login failed: the access token and the ID token name different subjects",
+            ));
+        }
+        // A session is kept only for someone this service gives a role: others have nothing to
+        // do here, and their sessions would only take room.
+        if principal.roles.is_empty() {
+            tracing::info!(subject = %principal.subject, "browser login of a caller without any role: no session");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "you hold no role in this service (researcher, data controller, collaborator or \
+                 operator); ask its operators for access",
             ));
         }
         let now = chrono::Utc::now().timestamp();

@@ -1084,6 +1084,69 @@ async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
 
+    // Someone the service gives no role gets no session.
+    let res = http
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let mut nobody_jar = Jar::default();
+    nobody_jar.keep(&res);
+    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+    let nobody = peer.sub("nobody").await;
+    let callback = drive_provider(&http, &mut nobody_jar, &peer.issuer, authorize, &nobody).await;
+    let query3 = callback.split_once('?').unwrap().1.to_owned();
+    let res = http
+        .get(format!("{}/auth/callback?{query3}", app.base))
+        .header("cookie", nobody_jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().starts_with("spe_session=")),
+        "no session cookie"
+    );
+    assert!(
+        common::error_msg(res, 403)
+            .await
+            .starts_with("you hold no role in this service")
+    );
+
+    // A flood of logins from one address is bounded there (20 in progress), not in the
+    // table every address shares.
+    let mut statuses = Vec::new();
+    let mut refusal = String::new();
+    for _ in 0..25 {
+        let res = http
+            .get(format!("{}/auth/login", app.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if res.status().as_u16() == 429 {
+            refusal = common::error_msg(res, 429).await;
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        refusal.starts_with(
+            "too many logins in progress from your address (at most 20 in 10 minutes)"
+        ),
+        "{refusal}"
+    );
+
     // Neither the code, nor the session id, nor the token reach the logs.
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert!(logs.contains("browser login"));

@@ -19,9 +19,12 @@ fn redirect(to: &str) -> actix_web::HttpResponseBuilder {
 }
 
 /// Sends the browser to the provider (authorization code flow, PKCE S256, state, nonce).
-pub async fn login(sessions: Option<web::Data<Sessions>>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    req: HttpRequest,
+    sessions: Option<web::Data<Sessions>>,
+) -> Result<HttpResponse, ApiError> {
     let sessions = configured(sessions)?;
-    let (url, cookie) = sessions.begin().await?;
+    let (url, cookie) = sessions.begin(req.peer_addr().map(|a| a.ip())).await?;
     Ok(redirect(&url).cookie(cookie).finish())
 }
 
