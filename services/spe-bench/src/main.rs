@@ -85,6 +85,27 @@ fn dev_config(dir: &tempfile::TempDir, extra: &[(&str, String)]) -> anyhow::Resu
             "SPE__SERVER__RATE_LIMIT__PER_CALLER_BURST".to_owned(),
             "1000000".to_owned(),
         ),
+        // Nor the quotas: the load generator is one user submitting thousands of runs.
+        (
+            "SPE__QUOTAS__DEFAULT__LIVE_RUNS".to_owned(),
+            "100000000".to_owned(),
+        ),
+        (
+            "SPE__QUOTAS__DEFAULT__RUNS_PER_DAY".to_owned(),
+            "100000000".to_owned(),
+        ),
+        (
+            "SPE__QUOTAS__DEFAULT__SUBMISSIONS_PER_MINUTE".to_owned(),
+            "100000000".to_owned(),
+        ),
+        (
+            "SPE__QUOTAS__DEFAULT__LIVE_CORES".to_owned(),
+            "100000000".to_owned(),
+        ),
+        (
+            "SPE__QUOTAS__DEFAULT__LIVE_MEMORY_MB".to_owned(),
+            "100000000000".to_owned(),
+        ),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Ok(Config::parse(&yaml, env)?)
@@ -233,7 +254,23 @@ async fn submit_burst(runs: usize, concurrency: usize) -> anyhow::Result<()> {
         percentile(&ok, 0.5).as_secs_f64() * 1e3,
         percentile(&ok, 0.99).as_secs_f64() * 1e3,
     );
+    // wes-api runs in this process beside the load generator: the peak is both together.
+    if let Some(peak) = peak_rss_kib() {
+        println!(
+            "| peak RSS of the process (wes-api and the load generator) | {:.1} MiB | |",
+            peak as f64 / 1024.0
+        );
+    }
     Ok(())
+}
+
+/// The process's peak resident set (`VmHWM` in /proc/self/status), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[tokio::main]
