@@ -182,3 +182,40 @@ async fn neither_tokens_nor_the_introspection_secret_reach_logs_or_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_slow_provider_fails_only_its_opaque_tokens_and_never_holds_up_jwt_callers() {
+    let Some(peer) = peer().await else { return };
+    // The provider answers these credentials' introspections after 3 s; the service waits 1 s.
+    let mut yaml = peer.oidc_yaml();
+    yaml.push_str(
+        "userinfo: { enabled: true, cache_seconds: 60 }\n\
+         introspection: { client_id: spe-introspect-slow, \
+         client_secret: spe-introspect-slow-secret, cache_seconds: 60 }\n\
+         http_timeout_seconds: 1\n",
+    );
+    let config: OidcConfig = serde_yaml::from_str(&yaml).expect("oidc config");
+    let verifier = std::sync::Arc::new(Verifier::new(&config).unwrap());
+    let jwts = [
+        peer.token("researcher").await,
+        peer.token("operator").await,
+        peer.token("controller").await,
+    ];
+    verifier.verify(&jwts[0]).await.unwrap();
+    let opaque = peer.opaque_token("spe-api", "researcher").await;
+    let waiting = verifier.clone();
+    let slow = tokio::spawn(async move { waiting.verify(&opaque).await });
+    tokio::task::yield_now().await;
+    // While that introspection waits on the provider, bearer JWTs are answered.
+    for jwt in &jwts {
+        verifier.verify(jwt).await.unwrap();
+    }
+    assert!(
+        !slow.is_finished(),
+        "the opaque token's introspection was still waiting while the JWTs were verified"
+    );
+    match slow.await.unwrap() {
+        Err(AuthError::Unavailable(msg)) => assert!(!msg.contains("secret"), "{msg}"),
+        other => panic!("expected Unavailable (503), got {other:?}"),
+    }
+}

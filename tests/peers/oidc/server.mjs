@@ -20,7 +20,8 @@
 // is opaque, carries no LS-Login claims (they come from userinfo only, as at LS-Login), has no
 // `aud`, and is valid at userinfo and introspection. Client `spe-api` (secret `spe-api-secret`)
 // may use the grant too: its opaque tokens are issued to the client named as the API audience.
-// Client `spe-introspect` (secret `spe-introspect-secret`) introspects (RFC 7662).
+// Client `spe-introspect` (secret `spe-introspect-secret`) introspects (RFC 7662); client
+// `spe-introspect-slow` (secret `spe-introspect-slow-secret`) too, each answer after 3 s.
 // User `shapeshifter`: userinfo answers for its tokens with researcher's sub (a lying provider).
 //
 // Helper (base + 2):
@@ -190,6 +191,15 @@ function makeProvider(port, signingKey) {
         response_types: [],
       },
       {
+        // Introspection credentials whose every introspection answers after 3 s: the slow
+        // provider a real one can be, for the test that nobody else waits on it.
+        client_id: 'spe-introspect-slow',
+        client_secret: 'spe-introspect-slow-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+      },
+      {
         // The SPE's introspection credentials (RFC 7662).
         client_id: 'spe-introspect',
         client_secret: 'spe-introspect-secret',
@@ -261,6 +271,11 @@ function makeProvider(port, signingKey) {
 
   // Every token and code this provider hands out, for the no-secrets-in-logs check.
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/token/introspection') {
+      const basic = (ctx.get('authorization') || '').replace(/^Basic /i, '');
+      const client = Buffer.from(basic, 'base64').toString().split(':')[0];
+      if (client === 'spe-introspect-slow') await new Promise((r) => setTimeout(r, 3000));
+    }
     await next();
     if (ctx.path === '/me' && ctx.body?.sub === USERS.shapeshifter.sub) {
       // The lying provider: userinfo about someone else.
