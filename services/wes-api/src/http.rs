@@ -58,12 +58,17 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec
     Ok(body)
 }
 
+/// Reads a JSON body; 400 `body: <what is wrong>` otherwise.
+pub fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+}
+
 /// Reads an optional JSON body (`{}` or nothing at all is fine).
 pub fn optional_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+    json_body(body)
 }
 
 /// The optional `{"reason": "..."}` of a retirement.

@@ -67,8 +67,7 @@ pub async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: CreateBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: CreateBody = crate::http::json_body(&body)?;
     check_dataset_id(&body.id).map_err(|e| ApiError::bad_request(format!("id: {e}")))?;
     if body.description.len() > 4096
         || body

@@ -115,8 +115,7 @@ pub async fn add_share(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: ShareBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: ShareBody = crate::http::json_body(&body)?;
     let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
     let created = state
         .store
@@ -248,8 +247,7 @@ pub async fn create_link(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: LinkBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: LinkBody = crate::http::json_body(&body)?;
     let file = state
         .store
         .released_files(run.id)

@@ -219,8 +219,7 @@ pub async fn vote(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: VoteBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: VoteBody = crate::http::json_body(&body)?;
     let text = comment("comment", body.comment, body.vote == Vote::Reject)?;
     let outcome = review::vote(
         &state,
@@ -254,8 +253,7 @@ pub async fn return_request(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: CommentBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: CommentBody = crate::http::json_body(&body)?;
     let text = comment("comment", body.comment, true)?.unwrap_or_default();
     review::return_to_researcher(&state, &caller, &run, &text).await?;
     Ok(HttpResponse::Ok().json(json!({"run_id": run.id.to_string(), "state": "returned"})))
@@ -276,8 +274,7 @@ pub async fn revoke(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: RevokeBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: RevokeBody = crate::http::json_body(&body)?;
     let text = comment("comment", body.comment, true)?.unwrap_or_default();
     review::revoke(&state, &caller, &run, &body.path, &text).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -330,8 +327,7 @@ pub async fn answer(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: CommentBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: CommentBody = crate::http::json_body(&body)?;
     let text = comment("comment", body.comment, true)?.unwrap_or_default();
     review::answer(&state, &caller, &run, &text).await?;
     Ok(HttpResponse::Ok().json(json!({"run_id": run.id.to_string(), "state": "open"})))

@@ -134,8 +134,7 @@ pub async fn register(
     let v = if upload {
         registry::register_upload(&state, &caller, body).await?
     } else {
-        let body: RegisterBody = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let body: RegisterBody = crate::http::json_body(&body)?;
         let dir = check_absolute_path("source_dir", &body.source_dir)?;
         registry::register_folder(&state, &caller, dir).await?
     };
