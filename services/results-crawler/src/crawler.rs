@@ -140,6 +140,12 @@ fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now())
 }
 
+/// The wait before attempt `attempt + 1`: 1 s after the first, doubling, at most `max`.
+fn backoff(attempt: i64, max: Duration) -> Duration {
+    let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(1u64 << exp).min(max)
+}
+
 fn after(at: Timestamp, d: Duration) -> Timestamp {
     Timestamp::from_micros(
         at.micros()
@@ -330,11 +336,8 @@ impl Crawler {
         let reason = format!("cannot walk the run directory: {error}");
         let attempt = u32::try_from(run.attempts + 1).unwrap_or(u32::MAX);
         let at = now();
-        let retry_at = (attempt < inner.settings.walk_max_attempts).then(|| {
-            let wait = Duration::from_secs(1u64 << attempt.clamp(1, 20).saturating_sub(1))
-                .min(inner.settings.max_backoff);
-            after(at, wait)
-        });
+        let retry_at = (attempt < inner.settings.walk_max_attempts)
+            .then(|| after(at, backoff(i64::from(attempt), inner.settings.max_backoff)));
         inner
             .store
             .record_egress_failure(run.id, &reason, retry_at, at)
@@ -607,8 +610,7 @@ impl Crawler {
             }
             Transfer::Retry(reason) => {
                 Metrics::add(&m.errors_s3, 1);
-                let exp = u32::try_from(claimed.attempts.clamp(1, 20) - 1).unwrap_or(0);
-                let wait = Duration::from_secs(1u64 << exp).min(inner.settings.max_backoff);
+                let wait = backoff(claimed.attempts, inner.settings.max_backoff);
                 tracing::warn!(run_id = %run.id, path, reason, retry_in_seconds = wait.as_secs(), "upload failed; retried");
                 (
                     Some(EgressOutcome::Retry {
@@ -946,12 +948,6 @@ impl Crawler {
                 )
             })
             .map(|e| {
-                let who = match &e.actor {
-                    spe_core::Actor::Person(s) => {
-                        serde_json::json!({"issuer": s.issuer(), "sub": s.sub()})
-                    }
-                    spe_core::Actor::Service(s) => serde_json::json!({"service": s.as_str()}),
-                };
                 let checks_failed = files
                     .iter()
                     .find(|f| Some(f.path.as_str()) == e.path.as_deref())
@@ -961,7 +957,7 @@ impl Crawler {
                     "path": e.path,
                     "event": e.kind,
                     "decision": e.vote,
-                    "by": who,
+                    "by": e.actor,
                     "comment": e.comment,
                     "sha256": e.sha256,
                     "round": e.round,

@@ -15,16 +15,6 @@ use std::path::Path;
 use spe_core::jobfile;
 use spe_core::manifest::check_relative_path;
 
-/// Folders and files at the top of the run directory that the system and the engines write for
-/// their own bookkeeping; never outputs, whatever the egress rules say: the runner's `.spe` and
-/// `.weskit`, Snakemake's `.snakemake`, Nextflow's `.nextflow`, `work` and `.nextflow.log*`.
-pub const SYSTEM_ENTRIES: &[&str] = &[".spe", ".weskit", ".snakemake", ".nextflow", "work"];
-
-/// Whether a top-level name is the system's or an engine's bookkeeping.
-pub fn is_bookkeeping(name: &str) -> bool {
-    SYSTEM_ENTRIES.contains(&name) || name.starts_with(".nextflow.log")
-}
-
 /// The deepest folder a walk enters.
 const MAX_DEPTH: usize = 64;
 
@@ -87,7 +77,9 @@ pub fn walk_with(
                 });
                 continue;
             };
-            if prefix.is_empty() && (is_bookkeeping(name) || name == params_file) {
+            if prefix.is_empty()
+                && (spe_core::engine::is_bookkeeping(name, None) || name == params_file)
+            {
                 continue;
             }
             let rel = format!("{prefix}{name}");

@@ -103,6 +103,8 @@ impl Engine {
         }
     }
 
+    pub const ALL: [Engine; 2] = [Engine::Snakemake, Engine::Nextflow];
+
     /// Whether a top-level file name is the engine's own log (e.g. `.nextflow.log`,
     /// `.nextflow.log.1`).
     pub fn is_engine_log(self, top_level_name: &str) -> bool {
@@ -275,6 +277,20 @@ fn integer_parameter(
         return Err(bad(format!("must be between {min} and {max}")));
     }
     Ok(Some(value))
+}
+
+/// Whether a top-level entry of a run directory is bookkeeping, never an output whatever the
+/// egress rules say: the system's own folders (`.spe`, `.weskit`) and what `engine` writes for
+/// itself (its folders and logs); with `None`, what any engine writes.
+pub fn is_bookkeeping(top_level: &str, engine: Option<Engine>) -> bool {
+    let engines: &[Engine] = match &engine {
+        Some(e) => std::slice::from_ref(e),
+        None => &Engine::ALL,
+    };
+    crate::logjson::is_never_output(top_level)
+        || engines
+            .iter()
+            .any(|e| e.bookkeeping_paths().contains(&top_level) || e.is_engine_log(top_level))
 }
 
 #[cfg(test)]
@@ -513,6 +529,12 @@ mod tests {
 
     #[test]
     fn bookkeeping_paths_per_engine() {
+        assert!(is_bookkeeping("work", Some(Engine::Nextflow)));
+        assert!(!is_bookkeeping("work", Some(Engine::Snakemake)));
+        assert!(is_bookkeeping("work", None));
+        assert!(is_bookkeeping(".nextflow.log.1", None));
+        assert!(is_bookkeeping(".weskit", Some(Engine::Snakemake)));
+        assert!(!is_bookkeeping("results.csv", None));
         assert_eq!(Engine::Snakemake.bookkeeping_paths(), [".snakemake"]);
         assert!(Engine::Nextflow.is_engine_log(".nextflow.log.2"));
         assert!(!Engine::Snakemake.is_engine_log(".nextflow.log"));

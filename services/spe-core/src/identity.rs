@@ -227,6 +227,24 @@ impl Actor {
     }
 }
 
+/// As the API and released records show it: a person as `{"issuer", "sub"}`, a service loop as
+/// `{"service": <name>}`.
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct ServiceRepr {
+            service: &'static str,
+        }
+        match self {
+            Actor::Person(s) => s.serialize(serializer),
+            Actor::Service(s) => ServiceRepr {
+                service: s.as_str(),
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -250,6 +268,19 @@ mod tests {
         assert_ne!(a.key(), b.key());
         let g = Group::new("https://login.example/oidc", "urn:g#a").unwrap();
         assert_eq!(Group::from_key(&g.key()).unwrap(), g);
+    }
+
+    #[test]
+    fn actors_show_as_a_person_or_a_service() {
+        let person = Actor::Person(Subject::new("https://login.example", "u1").unwrap());
+        assert_eq!(
+            serde_json::to_value(&person).unwrap(),
+            serde_json::json!({"issuer": "https://login.example", "sub": "u1"})
+        );
+        assert_eq!(
+            serde_json::to_value(Actor::Service(ServiceActor::Crawler)).unwrap(),
+            serde_json::json!({"service": "crawler"})
+        );
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub fn snapshot(run_dir: &Path, engine: Engine) -> Snapshot {
             else {
                 continue;
             };
-            if dir == run_dir && is_bookkeeping(&rel, engine) {
+            if dir == run_dir && spe_core::engine::is_bookkeeping(&rel, Some(engine)) {
                 continue;
             }
             let Ok(kind) = entry.file_type() else {
@@ -193,12 +193,6 @@ pub fn snapshot(run_dir: &Path, engine: Engine) -> Snapshot {
         }
     }
     found
-}
-
-fn is_bookkeeping(top_level: &str, engine: Engine) -> bool {
-    logjson::is_never_output(top_level)
-        || engine.bookkeeping_paths().contains(&top_level)
-        || engine.is_engine_log(top_level)
 }
 
 /// Files present after the run that were not there before, or changed: the run's outputs.

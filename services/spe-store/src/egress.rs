@@ -320,18 +320,8 @@ impl Store {
         owner: &str,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE egress_files SET lease_until = $1 \
-             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
-        )
-        .bind(lease_until.micros())
-        .bind(run.to_string())
-        .bind(path)
-        .bind(EgressState::Uploading.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        self.set_while_leased(run, path, owner, "lease_until", lease_until.micros())
+            .await
     }
 
     /// Remembers (or forgets, with `None`) the multipart upload the owner has begun.
@@ -342,18 +332,8 @@ impl Store {
         owner: &str,
         upload_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE egress_files SET upload_id = $1 \
-             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
-        )
-        .bind(upload_id.map(str::to_owned))
-        .bind(run.to_string())
-        .bind(path)
-        .bind(EgressState::Uploading.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
+        self.set_while_leased(run, path, owner, "upload_id", upload_id.map(str::to_owned))
+            .await
     }
 
     /// Ends the owner's upload attempt; `false` if the file was no longer theirs (nothing
@@ -487,17 +467,35 @@ impl Store {
         owner: &str,
         report: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE egress_files SET checks = $1 \
-             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5",
-        )
-        .bind(report.to_string())
-        .bind(run.to_string())
-        .bind(path)
-        .bind(EgressState::Uploading.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        self.set_while_leased(run, path, owner, "checks", report.to_string())
+            .await
+    }
+
+    /// Sets one column of a file being uploaded while `owner` holds its lease; `false` if it is
+    /// no longer theirs.
+    async fn set_while_leased<T>(
+        &self,
+        run: RunId,
+        path: &str,
+        owner: &str,
+        column: &'static str,
+        value: T,
+    ) -> Result<bool, StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        let sql = format!(
+            "UPDATE egress_files SET {column} = $1 \
+             WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5"
+        );
+        let updated = sqlx::query(&sql)
+            .bind(value)
+            .bind(run.to_string())
+            .bind(path)
+            .bind(EgressState::Uploading.as_str())
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(updated.rows_affected() == 1)
     }
 

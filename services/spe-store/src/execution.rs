@@ -7,8 +7,9 @@ use spe_core::{RunId, RunState};
 use crate::runs::{RUN_COLUMNS, work_list};
 use crate::{RunRecord, Store, StoreError, UnreadableRun};
 
-/// States in which a submitted run's job may still be alive.
-const LIVE_STATES: [RunState; 6] = [
+/// States in which a run has not ended (a submitted run's job may still be alive); quotas
+/// count runs in these.
+pub(crate) const LIVE_STATES: [RunState; 6] = [
     RunState::Queued,
     RunState::Initializing,
     RunState::Running,

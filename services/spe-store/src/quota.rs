@@ -3,11 +3,11 @@
 //! limit (SQLite: the insert takes the write lock first; PostgreSQL: a transaction-scoped
 //! advisory lock per owner) and a refused submission leaves nothing behind.
 
-use spe_core::RunState;
 use spe_core::config::QuotaLimits;
 use spe_core::time::Timestamp;
 use sqlx::Row;
 
+use crate::execution::LIVE_STATES;
 use crate::{Backend, NewRun, Store, StoreError};
 
 /// A limit a submission would go over.
@@ -51,13 +51,13 @@ pub(crate) fn asks(run: &NewRun) -> (i64, i64) {
     (param("cores"), param("memory_mb"))
 }
 
-/// The states of a run that has not ended.
-pub(crate) const LIVE: [RunState; 4] = [
-    RunState::Queued,
-    RunState::Initializing,
-    RunState::Running,
-    RunState::Canceling,
-];
+/// `state IN (...)` over the live states, their placeholders from `$first` on.
+fn live_in(first: usize) -> String {
+    let marks: Vec<String> = (first..first + LIVE_STATES.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    format!("state IN ({})", marks.join(", "))
+}
 
 impl Store {
     /// Inside the insert's transaction, after the run's row: takes the owner's lock (PostgreSQL)
@@ -78,28 +78,24 @@ impl Store {
         }
         let minute = now.micros() - 60_000_000;
         let day = now.micros() - 86_400_000_000;
-        let [a, b, c, d] = LIVE.map(RunState::as_str);
-        let row = sqlx::query(
+        let live = live_in(4);
+        let sql = format!(
             "SELECT \
              COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_minute, \
              COALESCE(MIN(CASE WHEN created_at > $2 THEN created_at END), 0) AS first_in_minute, \
              COALESCE(SUM(CASE WHEN created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
              COALESCE(MIN(CASE WHEN created_at > $3 THEN created_at END), 0) AS first_in_day, \
-             COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN 1 ELSE 0 END), 0) AS live, \
-             CAST(COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
-             CAST(COALESCE(SUM(CASE WHEN state IN ($4, $5, $6, $7) THEN memory_mb ELSE 0 END), 0) \
-               AS BIGINT) AS memory_mb \
-             FROM runs WHERE owner = $1 AND (created_at > $3 OR state IN ($4, $5, $6, $7))",
-        )
-        .bind(owner_key)
-        .bind(minute)
-        .bind(day)
-        .bind(a)
-        .bind(b)
-        .bind(c)
-        .bind(d)
-        .fetch_one(&mut **tx)
-        .await?;
+             COALESCE(SUM(CASE WHEN {live} THEN 1 ELSE 0 END), 0) AS live, \
+             CAST(COALESCE(SUM(CASE WHEN {live} THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
+             CAST(COALESCE(SUM(CASE WHEN {live} THEN memory_mb ELSE 0 END), 0) AS BIGINT) \
+               AS memory_mb \
+             FROM runs WHERE owner = $1 AND (created_at > $3 OR {live})"
+        );
+        let mut query = sqlx::query(&sql).bind(owner_key).bind(minute).bind(day);
+        for state in LIVE_STATES {
+            query = query.bind(state.as_str());
+        }
+        let row = query.fetch_one(&mut **tx).await?;
         let n = |col: &str| -> Result<u64, StoreError> {
             let value: i64 = row.try_get(col)?;
             Ok(u64::try_from(value).unwrap_or(0))
@@ -163,29 +159,31 @@ impl Store {
         owner: Option<&spe_core::Subject>,
         since: Timestamp,
     ) -> Result<Vec<Usage>, StoreError> {
-        let [a, b, c, d] = LIVE.map(RunState::as_str);
-        let rows = sqlx::query(
+        let live = live_in(1);
+        let (since_at, owner_at) = (LIVE_STATES.len() + 1, LIVE_STATES.len() + 2);
+        let sql = format!(
             "SELECT owner, workflow_url, COUNT(*) AS runs, \
-             COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN 1 ELSE 0 END), 0) AS live, \
-             CAST(COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
-             CAST(COALESCE(SUM(CASE WHEN state IN ($1, $2, $3, $4) THEN memory_mb ELSE 0 END), 0) \
-               AS BIGINT) AS memory_mb, \
+             COALESCE(SUM(CASE WHEN {live} THEN 1 ELSE 0 END), 0) AS live, \
+             CAST(COALESCE(SUM(CASE WHEN {live} THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
+             CAST(COALESCE(SUM(CASE WHEN {live} THEN memory_mb ELSE 0 END), 0) AS BIGINT) \
+               AS memory_mb, \
              CAST(COALESCE(SUM(CASE WHEN start_time IS NOT NULL AND end_time IS NOT NULL \
                THEN end_time - start_time ELSE 0 END), 0) AS BIGINT) AS wall, \
              CAST(COALESCE(SUM(CASE WHEN start_time IS NOT NULL AND end_time IS NOT NULL \
                THEN (end_time - start_time) * (CASE WHEN cores > 0 THEN cores ELSE 1 END) \
                ELSE 0 END), 0) AS BIGINT) AS core_time \
-             FROM runs WHERE created_at >= $5 AND ($6 IS NULL OR owner = $6) \
-             GROUP BY owner, workflow_url ORDER BY owner, workflow_url",
-        )
-        .bind(a)
-        .bind(b)
-        .bind(c)
-        .bind(d)
-        .bind(since.micros())
-        .bind(owner.map(|o| o.key()))
-        .fetch_all(&self.pool)
-        .await?;
+             FROM runs WHERE created_at >= ${since_at} AND (${owner_at} IS NULL OR owner = ${owner_at}) \
+             GROUP BY owner, workflow_url ORDER BY owner, workflow_url"
+        );
+        let mut query = sqlx::query(&sql);
+        for state in LIVE_STATES {
+            query = query.bind(state.as_str());
+        }
+        let rows = query
+            .bind(since.micros())
+            .bind(owner.map(|o| o.key()))
+            .fetch_all(&self.pool)
+            .await?;
         const HOUR: f64 = 3_600_000_000.0;
         rows.iter()
             .map(|r| {

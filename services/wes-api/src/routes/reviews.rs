@@ -26,22 +26,11 @@ const MAX_REQUESTS: i64 = 500;
 /// Earlier runs of the same workflow version looked at for releases on the same datasets.
 const EARLIER_RUNS: i64 = 20;
 
-fn person(s: &spe_core::Subject) -> Value {
-    json!({"issuer": s.issuer(), "sub": s.sub()})
-}
-
-fn actor(a: &spe_core::Actor) -> Value {
-    match a {
-        spe_core::Actor::Person(s) => person(s),
-        spe_core::Actor::Service(s) => json!({"service": s.as_str()}),
-    }
-}
-
 fn request_view(r: &ReviewRequest) -> Value {
     json!({
         "run_id": r.run_id.to_string(),
         "workflow": r.workflow_url,
-        "owner": person(&r.owner),
+        "owner": r.owner,
         "opened_at": r.opened_at.to_rfc3339_micros(),
         "held_files": r.held_files,
         "state": r.state,
@@ -70,7 +59,7 @@ fn review_of(f: &EgressFile, events: &[ReviewEvent], required: u32) -> Value {
         "approvals": votes.iter().filter(|e| e.vote == Some(Vote::Approve)).count(),
         "rejections": votes.iter().filter(|e| e.vote == Some(Vote::Reject)).count(),
         "votes": votes.iter().map(|e| json!({
-            "reviewer": actor(&e.actor),
+            "reviewer": e.actor,
             "vote": e.vote,
             "comment": e.comment,
             "sha256": e.sha256,
@@ -84,7 +73,7 @@ fn event_view(e: &ReviewEvent) -> Value {
         "kind": e.kind,
         "path": e.path,
         "vote": e.vote,
-        "by": actor(&e.actor),
+        "by": e.actor,
         "comment": e.comment,
         "sha256": e.sha256,
         "round": e.round,
@@ -152,7 +141,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(json!({
         "run_id": run.id.to_string(),
         "workflow": run.submission.workflow_url,
-        "owner": person(&run.owner),
+        "owner": run.owner,
         "run_state": run.state,
         "datasets": datasets,
         "state": request_state,

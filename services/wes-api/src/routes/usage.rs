@@ -51,7 +51,7 @@ pub async fn get(
             "submissions_per_minute": limits.submissions_per_minute,
         },
         "usage": rows.iter().map(|u| json!({
-            "owner": {"issuer": u.owner.issuer(), "sub": u.owner.sub()},
+            "owner": u.owner,
             "workflow": u.workflow_url,
             "runs": u.runs,
             "live_runs": u.live_runs,
