@@ -1,10 +1,10 @@
 //! Quotas on both backends: a submission over a limit stores nothing and names the limit;
 //! another user is not affected; usage is summed per owner and workflow.
 
-use spe_core::RunId;
 use spe_core::config::QuotaLimits;
 use spe_core::time::Timestamp;
-use spe_store::NewRun;
+use spe_core::{RunId, RunState};
+use spe_store::{NewRun, Transition};
 use spe_test_support::store::*;
 
 fn run_of(owner: &str, cores: &str, at: i64) -> NewRun {
@@ -70,11 +70,36 @@ async fn a_submission_over_a_limit_stores_nothing_and_names_it() {
             .unwrap_err();
         assert_eq!((over.quota, over.would_have), ("live_cores", 6));
         // Another user is not affected.
+        let bobs = run_of("bob", "2", t0 + 12);
         store
-            .insert_run_within(&run_of("bob", "2", t0 + 12), None, Some(&limits))
+            .insert_run_within(&bobs, None, Some(&limits))
             .await
             .unwrap()
             .unwrap();
+        // Bob's run runs for an hour on its 2 cores: wall and core hours from its start and end.
+        let reconciler = spe_core::Actor::Service(spe_core::ServiceActor::Reconciler);
+        for (from, to, at) in [
+            (RunState::Queued, RunState::Running, t0 + 100),
+            (
+                RunState::Running,
+                RunState::Complete,
+                t0 + 100 + 3_600_000_000,
+            ),
+        ] {
+            store
+                .transition(&Transition {
+                    run: bobs.id,
+                    from: &[from],
+                    to,
+                    actor: &reconciler,
+                    reason: None,
+                    exit_code: None,
+                    at: Timestamp::from_micros(at),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        }
         // Submissions per minute: the oldest in the window says when to try again.
         let burst = QuotaLimits {
             submissions_per_minute: 2,
@@ -99,6 +124,8 @@ async fn a_submission_over_a_limit_stores_nothing_and_names_it() {
             .unwrap();
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].workflow_url, "quals@1.0.0");
+        assert_eq!((mine[0].runs, mine[0].live_runs), (1, 0));
+        assert_eq!((mine[0].wall_hours, mine[0].core_hours), (1.0, 2.0));
     })
     .await;
 }

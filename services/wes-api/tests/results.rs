@@ -70,6 +70,11 @@ workflows:
     SMK: ["9"]
   engines:
     snakemake: {{ workflow_type: SMK, versions: ["9.27"] }}
+  engine_parameters:
+    - {{ name: cores, type: integer, default: "1", min: 1, max: 2 }}
+    - {{ name: memory_mb, type: integer, default: "1024", min: 256, max: 8192 }}
+    - {{ name: runtime_minutes, type: integer, default: "60", min: 1, max: 1440 }}
+    - {{ name: partition, type: string, default: debug, allowed: [debug] }}
 slurm:
   enabled: false
 crawler:
@@ -160,13 +165,14 @@ async fn run_with_outputs(
     app: &App,
     s3: &aws_sdk_s3::Client,
     owner: spe_core::Subject,
+    dataset: Option<&str>,
 ) -> (RunId, Vec<u8>) {
     let id = RunId::new_random();
     app.store
         .insert_run(&NewRun {
             id,
             owner,
-            submission: submission("quals@1.0.0", &[]),
+            submission: quals_on(dataset),
             run_dir: format!("/nonexistent/{id}"),
             created_at: now(),
         })
@@ -227,6 +233,15 @@ async fn run_with_outputs(
     (id, released)
 }
 
+/// A submission of quals@1.0.0, reading `dataset` when one is named.
+fn quals_on(dataset: Option<&str>) -> spe_core::request::RunSubmission {
+    let mut s = submission("quals@1.0.0", &[]);
+    if let Some(id) = dataset {
+        s.workflow_params.insert("dataset".into(), json!(id));
+    }
+    s
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -265,7 +280,7 @@ async fn collaborators_download_released_results_shared_with_them() {
     let owner_sub = peer.sub("researcher").await;
     let collaborator_sub = peer.sub("collaborator").await;
     let owner = spe_core::Subject::new(peer.issuer.clone(), owner_sub.clone()).unwrap();
-    let (run, released) = run_with_outputs(&app, &s3, owner).await;
+    let (run, released) = run_with_outputs(&app, &s3, owner, None).await;
     let results = format!("/results/{run}");
     let links = format!("/results/{run}/links");
     let shares = format!("/runs/{run}/shares");
@@ -510,14 +525,19 @@ async fn collaborators_download_released_results_shared_with_them() {
 
 /// A COMPLETE run of `owner` whose outputs, as the crawler recorded them, are all held for
 /// review and are on disk in its run directory (`data_dir/<id>`), with these contents.
-async fn run_with_held(app: &App, owner: spe_core::Subject, files: &[(&str, &str)]) -> RunId {
+async fn run_with_held(
+    app: &App,
+    owner: spe_core::Subject,
+    dataset: Option<&str>,
+    files: &[(&str, &str)],
+) -> RunId {
     let id = RunId::new_random();
     let run_dir = app.runs.join(id.to_string());
     app.store
         .insert_run(&NewRun {
             id,
             owner,
-            submission: submission("quals@1.0.0", &[]),
+            submission: quals_on(dataset),
             run_dir: run_dir.display().to_string(),
             created_at: now(),
         })
@@ -576,12 +596,34 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     }
     let t = |user: &str| tokens[user].clone();
     let owner = spe_core::Subject::new(peer.issuer.clone(), peer.sub("steward").await).unwrap();
-    // An earlier run of the same workflow with a released file: the reviewer's differencing
-    // material.
-    let (earlier, _) = run_with_outputs(&app, &s3, owner.clone()).await;
+    // The approved workflow, whose manifest says which parameter names a dataset (registered
+    // by one controller, approved by another: the four-eyes rule).
+    let controller = t("controller");
+    let quals = spe_test_support::repo_root().join("workflows/quals");
+    let (status, body) = app
+        .post(
+            &controller,
+            "/admin/workflows",
+            json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post(
+            &t("steward"),
+            "/admin/workflows/quals/1.0.0/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Earlier runs of the same workflow with a released file, on the same dataset and on
+    // another: the first is the reviewer's differencing material, the second is not.
+    let (earlier, _) = run_with_outputs(&app, &s3, owner.clone(), Some("demo-1")).await;
+    let (_elsewhere, _) = run_with_outputs(&app, &s3, owner.clone(), Some("demo-2")).await;
     let run = run_with_held(
         &app,
         owner,
+        Some("demo-1"),
         &[
             ("results/table.csv", "sample,n\nA,12\n"),
             ("plots/q.svg", "<svg/>"),
@@ -596,12 +638,12 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, list) = app.get(&t("controller"), "/admin/reviews?state=open").await;
     assert_eq!(status, 200, "{list}");
-    // Oldest first: the earlier run holds a file too.
+    // Oldest first: the earlier runs hold a file too.
     let listed = list["requests"].as_array().unwrap();
-    assert_eq!(listed.len(), 2, "{list}");
-    assert_eq!(listed[1]["run_id"], run.to_string());
-    assert_eq!(listed[1]["held_files"], 2);
-    assert_eq!(listed[1]["overdue"], true, "{list}");
+    assert_eq!(listed.len(), 3, "{list}");
+    assert_eq!(listed[2]["run_id"], run.to_string());
+    assert_eq!(listed[2]["held_files"], 2);
+    assert_eq!(listed[2]["overdue"], true, "{list}");
 
     // The owner holds the controller role too, but never reviews their own run.
     let (status, body) = app
@@ -627,6 +669,12 @@ async fn controllers_who_do_not_own_a_run_review_its_held_outputs() {
     assert_eq!(body["files"][1]["path"], "results/table.csv");
     assert_eq!(body["files"][1]["reason"], "matches a review rule");
     assert_eq!(body["files"][1]["review"]["decision"], "awaiting");
+    assert_eq!(body["datasets"], json!(["demo-1"]));
+    assert_eq!(
+        body["earlier_releases"].as_array().unwrap().len(),
+        1,
+        "only the run on the same dataset: {body}"
+    );
     assert_eq!(body["earlier_releases"][0]["run_id"], earlier.to_string());
     assert_eq!(
         body["earlier_releases"][0]["files"][0]["path"],
@@ -841,6 +889,7 @@ async fn two_person_review_needs_two_distinct_controllers_and_a_third_breaks_a_t
     let run = run_with_held(
         &app,
         owner,
+        None,
         &[
             ("a.csv", "n\n12\n"),
             ("b.csv", "n\n15\n"),
