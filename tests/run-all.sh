@@ -6,7 +6,9 @@
 # 2. the Rust test suites of every crate: the store suite against SQLite and PostgreSQL, the
 #    API black-box suites, and end-to-end runs through a real one-node Slurm and real Snakemake
 # 3. API conformance with schemathesis against the official WES 1.1.0 spec
-# 4. no token handed out by the OIDC test provider during the run appears in anything the run
+# 4. the HTTP benchmark harness in its short mode (tests/bench/http.sh --short: wes-api beside
+#    Sapporo, small sizes), so that it cannot rot; the full mode is a documented command
+# 5. no token handed out by the OIDC test provider during the run appears in anything the run
 #    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +64,9 @@ skipped=$({ grep -o 'SKIPPED [^ ]*:' "$log" || true; } | sort -u | wc -l)
 
 step "API conformance (schemathesis)"
 tests/contract/schemathesis.sh "$root/target/debug/wes-api" 2>&1 | tee "$logs/schemathesis.log"
+
+step "benchmark harness, short mode (wes-api beside Sapporo; docs/benchmarks.md)"
+tests/bench/http.sh --short 2>&1 | tee "$logs/bench-http.log"
 
 step "no token issued during the run appears in its output or logs"
 peers_dir=${SPE_PEERS_DIR:-/tmp/spe-peers}

@@ -5,6 +5,10 @@
 //!   ticks and counts the scheduler processes each spawns.
 //! - `submit-burst`: N concurrent `POST /runs` against a real wes-api on 127.0.0.1; reports
 //!   the acceptance rate and latency.
+//! - `http`: wes-api (the binary, bearer JWTs) beside Sapporo under the same wrk load
+//!   (`http.rs`; tests/bench/http.sh installs the peers and runs it).
+
+mod http;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -47,6 +51,8 @@ enum Bench {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// wes-api beside Sapporo: reads under wrk, submissions, a burst, a large store.
+    Http(http::HttpArgs),
 }
 
 fn repo_root() -> PathBuf {
@@ -55,19 +61,29 @@ fn repo_root() -> PathBuf {
 
 fn dev_config(dir: &tempfile::TempDir, extra: &[(&str, String)]) -> anyhow::Result<Config> {
     let yaml = std::fs::read_to_string(repo_root().join("deploy/config/spe.dev.yaml"))?;
-    let mut env = vec![
+    let mut env = bench_env(dir.path());
+    env.extend([
+        ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("SPE__LOGGING__LEVEL".to_owned(), "warn".to_owned()),
+        // The in-process benchmarks measure the API and the store, not the identity provider.
+        ("SPE__AUTH".to_owned(), "disabled".to_owned()),
+    ]);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    Ok(Config::parse(&yaml, env)?)
+}
+
+/// The dev config's overrides for a benchmark deployment in `dir`: its own SQLite file and
+/// data folder, and limits raised for the one load generator.
+fn bench_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    vec![
         (
             "SPE__DATABASE__URL".to_owned(),
-            format!("sqlite://{}/spe.db", dir.path().display()),
+            format!("sqlite://{}/spe.db", dir.display()),
         ),
         (
             "SPE__DATA_DIR".to_owned(),
-            dir.path().join("runs").display().to_string(),
+            dir.join("runs").display().to_string(),
         ),
-        ("SPE__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("SPE__LOGGING__LEVEL".to_owned(), "warn".to_owned()),
-        // Benchmarks measure the API and the store, not the identity provider.
-        ("SPE__AUTH".to_owned(), "disabled".to_owned()),
         // Nor the per-caller rate limits: one load generator is one address and one caller.
         (
             "SPE__SERVER__RATE_LIMIT__PER_ADDRESS_PER_SECOND".to_owned(),
@@ -106,9 +122,7 @@ fn dev_config(dir: &tempfile::TempDir, extra: &[(&str, String)]) -> anyhow::Resu
             "SPE__QUOTAS__DEFAULT__LIVE_MEMORY_MB".to_owned(),
             "100000000000".to_owned(),
         ),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    Ok(Config::parse(&yaml, env)?)
+    ]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -278,5 +292,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Reconcile { jobs, ticks } => reconcile(jobs, ticks).await,
         Bench::SubmitBurst { runs, concurrency } => submit_burst(runs, concurrency).await,
+        Bench::Http(args) => http::run(args).await,
     }
 }

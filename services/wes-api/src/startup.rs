@@ -32,6 +32,8 @@ pub struct AppState {
     pub approved: ApprovedCache,
     /// Parsed tasks of ended runs, for the tasks endpoints.
     pub tasks: crate::app::tasks::TaskCache,
+    /// Owners and states read lately, for `GET /runs/{id}/status`.
+    pub run_states: crate::app::run_states::RunStates,
     /// The service's Crypt4GH public key (`crypt4gh.public_key`), published as is.
     pub service_key: Option<spe_crypt4gh::PublicKey>,
 }
@@ -193,6 +195,7 @@ impl Application {
             results,
             approved: ApprovedCache::default(),
             tasks: Default::default(),
+            run_states: Default::default(),
             service_key,
         });
         let authenticator = web::Data::new(authenticator);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{error_msg, spawn_app, spawn_app_with};
+use common::{TestApp, error_msg, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use wes_api::routes::table::{Policy, RunScope};
 
@@ -477,6 +477,76 @@ async fn cancel_of_an_unsubmitted_run_ends_it_and_a_second_cancel_is_409() {
         .await
         .unwrap();
     assert!(error_msg(res, 409).await.contains("CANCELED"));
+}
+
+/// The status path answers from what each instance read lately (`app::run_states`): two
+/// instances on one PostgreSQL database, both having just read a run QUEUED; a cancel taken
+/// by one shows at once there and within a second in the other. The service-info counts,
+/// kept by the store as states change, follow.
+#[tokio::test]
+async fn a_cancel_shows_at_once_where_it_was_taken_and_within_a_second_in_another_instance() {
+    let Some(url) = spe_test_support::store::fresh_postgres_url().await else {
+        return; // reported skipped (fails under CI)
+    };
+    let database = [("SPE__DATABASE__URL", url.expose())];
+    let a = spawn_app_with(&database).await;
+    a.register_examples().await;
+    let b = spawn_app_with(&database).await;
+    let id = a.submit_ok("{}").await;
+    let status = |app: &TestApp| {
+        let url = app.wes(&format!("/runs/{id}/status"));
+        let client = app.client.clone();
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(status(&a).await, "QUEUED");
+    assert_eq!(status(&b).await, "QUEUED");
+    async fn counts(app: &TestApp) -> Value {
+        app.get_json("/service-info").await.1["system_state_counts"].clone()
+    }
+    assert_eq!(counts(&b).await["QUEUED"], 1);
+
+    let res = b
+        .client
+        .post(b.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cancelled = std::time::Instant::now();
+    assert_eq!(status(&b).await, "CANCELED");
+    loop {
+        let seen = status(&a).await;
+        if seen == "CANCELED" {
+            break;
+        }
+        assert_eq!(seen, "QUEUED");
+        assert!(
+            cancelled.elapsed() < std::time::Duration::from_secs(1),
+            "the other instance still answers QUEUED a second after the cancel"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let after = counts(&a).await;
+    assert_eq!(
+        (after["QUEUED"].clone(), after["CANCELED"].clone()),
+        (json!(0), json!(1))
+    );
+
+    // Someone else's run, or no run at all, is 404 from the status path too.
+    let res = a
+        .client
+        .get(a.wes("/runs/not-a-run/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_msg(res, 404).await, "run not-a-run not found");
 }
 
 #[tokio::test]

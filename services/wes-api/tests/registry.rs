@@ -221,9 +221,24 @@ async fn changed_files_are_refused_at_approval_and_at_submission() {
         .await;
     assert!(error_msg(res, 409).await.contains("changed"));
 
-    // Changed after approval: submission refused with 400.
+    // Changed after approval and after a run was accepted (whose check left the files'
+    // stamps remembered, so later submissions do not hash them again): submission refused
+    // with 400, the change noticed through the stamps.
     let hello = copy_example("hello-nf", &dir);
     let url = app.register_and_approve(&hello).await;
+    let res = app
+        .post_json(
+            "/runs",
+            json!({
+                "workflow_type": "NFL",
+                "workflow_type_version": "DSL2",
+                "workflow_url": url,
+                "workflow_params": {"greeting": "hi"},
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let accepted = res.json::<Value>().await.unwrap()["run_id"].clone();
     std::fs::write(hello.join("main.nf"), "process evil { script: 'env' }\n").unwrap();
     let res = app
         .post_json(
@@ -255,7 +270,13 @@ async fn changed_files_are_refused_at_approval_and_at_submission() {
         .await;
     assert!(error_msg(res, 400).await.contains("digest"));
     let (_, list) = app.get_json("/runs").await;
-    assert_eq!(list["runs"], json!([]));
+    let listed: Vec<&Value> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["run_id"])
+        .collect();
+    assert_eq!(listed, [&accepted]);
 }
 
 #[tokio::test]

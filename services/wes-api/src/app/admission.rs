@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use actix_web::http::StatusCode;
 use serde_json::Value;
 use spe_core::config::{AuthConfig, EngineParameterSpec};
+use spe_core::digest::WorkflowDigest;
 use spe_core::manifest::{Manifest, ParamsSchema, WorkflowRef};
 use spe_core::request::{RequestError, RunRequestFields, RunSubmission};
-use spe_store::{DatasetState, WorkflowState};
+use spe_store::{DatasetState, WorkflowState, WorkflowVersion};
 
-use crate::app::registry::files_match;
+use crate::app::registry::{FileStamps, file_stamps, files_match};
 use crate::app::visas::VisaSnapshot;
 use crate::auth::{Caller, Visa};
 use crate::error::ApiError;
@@ -37,6 +38,33 @@ struct Compiled {
     engine_parameters: Result<Vec<EngineParameterSpec>, RequestError>,
     /// The deployment's parameters it does not let researchers set, with their defaults.
     fixed_parameters: BTreeMap<String, String>,
+    /// What `stat` said of its files when they last matched the approved digest.
+    verified: Mutex<Option<FileStamps>>,
+}
+
+impl Compiled {
+    /// Whether version `v`'s files still have the approved `digest`. Hashing them is the cost,
+    /// so they are hashed again only when what `stat` says of them changed since they last
+    /// matched (a write or a replaced file changes a file's ctime, which no user can set
+    /// back). The job checks the digest once more before its engine starts (spe-runner).
+    async fn files_still_approved(
+        &self,
+        v: &WorkflowVersion,
+        digest: &WorkflowDigest,
+    ) -> Result<bool, ApiError> {
+        let stamps = file_stamps(v);
+        if stamps.is_some() && *self.verified() == stamps {
+            return Ok(true);
+        }
+        // Stamps taken before hashing: a change while hashing makes the next request hash again.
+        let matched = files_match(v, digest).await?;
+        *self.verified() = if matched { stamps } else { None };
+        Ok(matched)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, Option<FileStamps>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Compiled approved versions by (name, version, digest). An approved version's content never
@@ -67,6 +95,7 @@ impl ApprovedCache {
             engine_parameters: manifest.effective_engine_parameters(engine_parameters),
             fixed_parameters: manifest.fixed_parameters(engine_parameters),
             manifest,
+            verified: Mutex::new(None),
         });
         self.lock().insert(key, compiled.clone());
         Ok(compiled)
@@ -195,7 +224,7 @@ pub async fn admit(
         .map_err(|e| ApiError::from(e.clone()))?;
     manifest.check_params_with(schema, &submission.workflow_params)?;
     let visas = check_datasets(state, caller, manifest, &submission).await?;
-    if !files_match(&v, &approved_digest).await? {
+    if !compiled.files_still_approved(&v, &approved_digest).await? {
         tracing::warn!(workflow = %r, "workflow files no longer match the approved digest");
         return Err(bad(
             "workflow_url",

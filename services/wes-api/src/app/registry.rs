@@ -103,6 +103,36 @@ fn digest_dir(dir: &Path, files: &[String]) -> Result<WorkflowDigest, String> {
     Ok(digest_files(&read))
 }
 
+/// What `stat` says of each of a version's files (device, inode, size, mode, change and
+/// modification times), to notice any change without reading them. `None` when a file cannot
+/// be read or is a symbolic link (whose target could change unseen).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStamps(Vec<[i64; 8]>);
+
+pub fn file_stamps(v: &WorkflowVersion) -> Option<FileStamps> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Path::new(&v.source_dir);
+    v.files
+        .iter()
+        .map(|f| {
+            let m = std::fs::symlink_metadata(dir.join(f)).ok()?;
+            (!m.file_type().is_symlink()).then(|| {
+                [
+                    m.dev() as i64,
+                    m.ino() as i64,
+                    m.size() as i64,
+                    i64::from(m.mode()),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                ]
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(FileStamps)
+}
+
 /// Whether a registered version's files still have the digest `expected` (off the async
 /// workers). Unreadable files do not.
 pub async fn files_match(v: &WorkflowVersion, expected: &WorkflowDigest) -> Result<bool, ApiError> {

@@ -3,11 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
-use spe_core::RunState;
 use spe_core::logjson::EngineLog;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_core::time::Timestamp;
+use spe_core::{RunId, RunState};
 use spe_store::{ReleasedFile, RunFilter, RunRecord};
 
 use crate::app::run_access::VisibleRun;
@@ -283,12 +283,29 @@ pub async fn get(
     }))
 }
 
+/// The state of a run its owner or an operator may reach (`app::run_states`: answered from
+/// what this instance read in the last half second); 404 otherwise, as for [`VisibleRun`].
 pub async fn status(
-    VisibleRun { run, .. }: VisibleRun<RunsRead>,
+    Authorized { caller, .. }: Authorized<RunsRead>,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let raw = path.into_inner();
+    let not_found = || {
+        let shown: String = raw.chars().take(64).collect();
+        ApiError::not_found(format!("run {shown} not found"))
+    };
+    let id: RunId = raw.parse().map_err(|_| not_found())?;
+    let run_state = state
+        .run_states
+        .state(&state.store, id, |owner| {
+            caller.owns(owner) || caller.sees_all_runs()
+        })
+        .await?
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(RunStatus {
-        run_id: run.id.to_string(),
-        state: run.state,
+        run_id: id.to_string(),
+        state: run_state,
     }))
 }
 
@@ -297,7 +314,11 @@ pub async fn cancel(
     VisibleRun { caller, run, .. }: VisibleRun<RunsCancel>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = runs::cancel(&state, &caller, run).await?;
+    let run_id = run.id;
+    let cancelled = runs::cancel(&state, &caller, run).await;
+    // Whatever the outcome, the next status read here asks the store.
+    state.run_states.forget(run_id);
+    let id = cancelled?;
     Ok(HttpResponse::Ok().json(wes::RunId {
         run_id: id.to_string(),
     }))
