@@ -11,6 +11,7 @@
 //! [`UnreadableRun`], which the work lists return per item so that one bad run is ended
 //! ([`Store::end_unreadable_run`]) without holding up the others.
 
+pub mod audit;
 mod egress;
 mod error;
 mod execution;
