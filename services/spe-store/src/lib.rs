@@ -19,6 +19,7 @@ mod people;
 mod quota;
 mod registry;
 mod results;
+mod retention;
 mod review;
 mod runs;
 mod states;
@@ -31,6 +32,7 @@ pub use registry::{
     WorkflowVersion,
 };
 pub use results::{ResultLink, RunShare, SharePrincipal};
+pub use retention::DeletedRunData;
 pub use review::{
     NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
     VoteOutcome,

@@ -343,3 +343,123 @@ async fn concurrent_writers_make_one_chain() {
         assert_eq!(check(&one).await.unwrap().unwrap().seq, 45);
     }
 }
+
+/// The store's changes write their records in their own transaction: each change is followed
+/// by exactly its record; a refused change leaves none; no record carries a dataset location.
+#[tokio::test]
+async fn changes_carry_their_records() {
+    use spe_store::{DeletedRunData, NewDataset, SharePrincipal, Transition};
+    on_each_backend(|store| async move {
+        let owner = person("alice");
+        let run = queued_run(&store, "alice", 10).await;
+        let ds = NewDataset {
+            id: "cohort-1".into(),
+            description: "a cohort".into(),
+            location: "/secret/place/cohort-1".into(),
+            crypt4gh: true,
+            visa: None,
+            created_by: person("carol"),
+            at: Timestamp::from_micros(20),
+        };
+        store.insert_dataset(&ds).await.unwrap().unwrap();
+        // Refused (exists already): no record.
+        assert!(store.insert_dataset(&ds).await.unwrap().is_err());
+        let bob = SharePrincipal::User(person("bob"));
+        assert!(
+            store
+                .add_share(run, &bob, &owner, Timestamp::from_micros(30))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_share(run, &bob, &owner, Timestamp::from_micros(31))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .remove_share(run, &bob, &owner, Timestamp::from_micros(40))
+                .await
+                .unwrap()
+        );
+        let system = Actor::Service(ServiceActor::Reconciler);
+        store
+            .transition(&Transition {
+                run,
+                from: &[spe_core::RunState::Queued],
+                to: spe_core::RunState::Complete,
+                actor: &system,
+                reason: None,
+                exit_code: Some(0),
+                at: Timestamp::from_micros(50),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let retention = Actor::Service(ServiceActor::Retention);
+        let deleted = DeletedRunData {
+            run,
+            actor: &retention,
+            run_dir: Some("/data/x"),
+            files: 3,
+            bytes: 42,
+            released_objects: &[],
+            cause: "retention",
+            at: Timestamp::from_micros(60),
+        };
+        assert!(store.record_run_data_deleted(&deleted).await.unwrap());
+        assert!(!store.record_run_data_deleted(&deleted).await.unwrap());
+        assert_eq!(
+            store.data_deleted_at(run).await.unwrap(),
+            Some(Timestamp::from_micros(60))
+        );
+
+        let records = audit::all_records(&store).await.unwrap();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "run.submitted",
+                "dataset.registered",
+                "share.added",
+                "share.removed",
+                "run.ended",
+                "run.data_deleted"
+            ]
+        );
+        assert_eq!(records[0].run_id.as_deref(), Some(run.to_string().as_str()));
+        assert_eq!(records[0].details, json!({"workflow": "quals@1.0.0"}));
+        assert_eq!(
+            records[1].details,
+            json!({"dataset": "cohort-1", "crypt4gh": true, "visa_required": false})
+        );
+        assert!(
+            !records
+                .iter()
+                .any(|r| r.details.to_string().contains("/secret/place"))
+        );
+        assert_eq!(
+            records[2].details,
+            json!({"principal": {"issuer": TEST_ISSUER, "sub": "bob"}})
+        );
+        assert_eq!(records[4].actor, json!({"service": "reconciler"}));
+        assert_eq!(records[4].details["state"], "COMPLETE");
+        assert_eq!(records[4].details["exit_code"], 0);
+        assert_eq!(records[5].details["cause"], "retention");
+        assert_eq!(records[5].details["files"], 3);
+        assert_eq!(
+            records[5].details["deleted_at"],
+            "1970-01-01T00:00:00.000060Z"
+        );
+        assert!(audit::verify(&records, None).is_ok());
+        assert!(
+            store
+                .runs_due_for_deletion(Timestamp::from_micros(1_000), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

@@ -30,3 +30,8 @@ CREATE TABLE audit_chain_lock (
     taken BIGINT NOT NULL
 );
 INSERT INTO audit_chain_lock (id, taken) VALUES (1, 0);
+
+-- Retention: when a run's directory (and, if configured, its released objects) was deleted,
+-- by the retention period or by DELETE /runs/{id}. Set once; the audit chain holds what was
+-- deleted.
+ALTER TABLE runs ADD COLUMN data_deleted_at BIGINT;
