@@ -324,6 +324,24 @@ fn released_outputs(run: &RunRecord, released: Vec<ReleasedFile>) -> serde_json:
     )
 }
 
+/// `DELETE /runs/{run_id}` (an extension): deletes an ended run's data now, as the retention
+/// period would (its directory and, with `retention.delete_released_objects`, its released
+/// objects), recorded in the audit chain. 409 for a run that has not ended.
+pub async fn delete_data(
+    VisibleRun { caller, run, .. }: VisibleRun<RunsDelete>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = spe_core::Actor::Person(caller.subject.clone());
+    let deleted = crate::app::retention::delete_run_data(&state, &run, &actor, "request").await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "run_id": run.id.to_string(),
+        "run_directory_deleted": deleted.run_dir.is_some(),
+        "files": deleted.files,
+        "bytes": deleted.bytes,
+        "released_objects_deleted": deleted.released_objects,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,22 +371,4 @@ mod tests {
             assert!(parse_list_query(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// `DELETE /runs/{run_id}` (an extension): deletes an ended run's data now, as the retention
-/// period would (its directory and, with `retention.delete_released_objects`, its released
-/// objects), recorded in the audit chain. 409 for a run that has not ended.
-pub async fn delete_data(
-    VisibleRun { caller, run, .. }: VisibleRun<RunsDelete>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let actor = spe_core::Actor::Person(caller.subject.clone());
-    let deleted = crate::app::retention::delete_run_data(&state, &run, &actor, "request").await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "run_id": run.id.to_string(),
-        "run_directory_deleted": deleted.run_dir.is_some(),
-        "files": deleted.files,
-        "bytes": deleted.bytes,
-        "released_objects_deleted": deleted.released_objects,
-    })))
 }
