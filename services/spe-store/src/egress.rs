@@ -240,6 +240,7 @@ impl Store {
         .bind(run.to_string())
         .execute(&mut *tx)
         .await?;
+        let mut entries = Vec::new();
         for f in files {
             let inserted = sqlx::query(
                 "INSERT INTO egress_files (run_id, path, state, size, reason, created_at, \
@@ -266,8 +267,12 @@ impl Store {
                     f.reason.as_deref(),
                 )
             {
-                audit::append(&mut tx, &entry, at).await?;
+                entries.push(entry);
             }
+        }
+        // Last in the transaction, as every append (spe_store::audit: lock order).
+        for entry in &entries {
+            audit::append(&mut tx, entry, at).await?;
         }
         tx.commit().await?;
         Ok(())

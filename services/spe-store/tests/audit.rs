@@ -463,3 +463,74 @@ async fn changes_carry_their_records() {
     })
     .await;
 }
+
+/// The crawler's scan and the review: held and refused files, a vote and the decision it
+/// completes, each a record (the vote's comment never is).
+#[tokio::test]
+async fn egress_and_review_carry_their_records() {
+    use spe_store::{EgressState, NewEgressFile, NewVote, Vote};
+    on_each_backend(|store| async move {
+        let run = queued_run(&store, "alice", 10).await;
+        let file = |path: &str, state| NewEgressFile {
+            path: path.into(),
+            state,
+            size: 7,
+            reason: Some("a reason".into()),
+        };
+        let files = [
+            file("results/table.csv", EgressState::Held),
+            file("results/raw.bam", EgressState::Refused),
+            file("results/ok.txt", EgressState::Pending),
+        ];
+        store
+            .record_egress_scan(run, &files, Timestamp::from_micros(20))
+            .await
+            .unwrap();
+        // A second scan records nothing new.
+        store
+            .record_egress_scan(run, &files, Timestamp::from_micros(21))
+            .await
+            .unwrap();
+        let sha = "ab".repeat(32);
+        store
+            .cast_vote(
+                NewVote {
+                    run,
+                    path: "results/table.csv",
+                    reviewer: &person("carol"),
+                    vote: Vote::Approve,
+                    comment: Some("cell 3 has 4 patients in it"),
+                    sha256: &sha,
+                    approvals_required: 1,
+                },
+                Timestamp::from_micros(30),
+            )
+            .await
+            .unwrap();
+        let records = audit::all_records(&store).await.unwrap();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "run.submitted",
+                "file.held",
+                "file.refused",
+                "review.vote",
+                "file.approved"
+            ]
+        );
+        assert_eq!(records[1].actor, json!({"service": "crawler"}));
+        assert_eq!(
+            records[1].details,
+            json!({"path": "results/table.csv", "size": 7, "reason": "a reason"})
+        );
+        assert_eq!(
+            records[3].details,
+            json!({"path": "results/table.csv", "vote": "approve", "sha256": sha, "round": 0, "tally": "approved"})
+        );
+        assert_eq!(records[4].actor, json!({"issuer": TEST_ISSUER, "sub": "carol"}));
+        assert!(!records.iter().any(|r| r.details.to_string().contains("patients")));
+        assert!(audit::verify(&records, None).is_ok());
+    })
+    .await;
+}
