@@ -311,6 +311,16 @@ async fn refused_tokens_are_recorded_per_address_and_window_and_shares_by_person
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["msg"], "limit: from 1 to 1000");
+    let (status, body) = app
+        .call(
+            &operator,
+            reqwest::Method::GET,
+            "/admin/audit?after_seq=-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["msg"], "after_seq: 0 or more");
     // Paging: the head and the next page.
     let (_, page) = app
         .call(
