@@ -11,6 +11,7 @@
 //! [`UnreadableRun`], which the work lists return per item so that one bad run is ended
 //! ([`Store::end_unreadable_run`]) without holding up the others.
 
+pub mod audit;
 mod egress;
 mod error;
 mod execution;
@@ -18,6 +19,7 @@ mod people;
 mod quota;
 mod registry;
 mod results;
+mod retention;
 mod review;
 mod runs;
 mod states;
@@ -30,6 +32,7 @@ pub use registry::{
     WorkflowVersion,
 };
 pub use results::{ResultLink, RunShare, SharePrincipal};
+pub use retention::DeletedRunData;
 pub use review::{
     NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
     VoteOutcome,

@@ -8,6 +8,8 @@
 
 mod api;
 mod archive;
+// issue 12 (audit)
+mod audit;
 mod download;
 mod keys;
 mod login;
@@ -105,6 +107,11 @@ enum Command {
     },
     /// Forget the cached tokens (and revoke the refresh token where the issuer allows).
     Logout,
+    // issue 12 (audit)
+    /// The audit hash chain: verify it here, or export it as JSON lines for a SIEM
+    /// (operators, data controllers).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -200,6 +207,10 @@ enum RunCommand {
     Shares { run_id: String },
     /// Cancel a run.
     Cancel { run_id: String },
+    // issue 12 (audit)
+    /// Delete an ended run's data now: its directory (and, where the service is configured
+    /// so, its released objects); recorded in the audit chain.
+    Delete { run_id: String },
     /// Where each output of a run stands (released, held for review, rejected...) and why.
     Egress { run_id: String },
     /// Answer a review a data controller returned to you.
@@ -308,6 +319,7 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Run(c) => run_command(api, json, c).await,
         Command::Results(c) => results::command(api, json, c).await,
         Command::Review(c) => review::command(api, json, c).await,
+        Command::Audit(c) => audit::command(api, json, c).await,
         Command::Usage { since } => usage(api, json, since).await,
         Command::Login { .. } | Command::Logout | Command::Keys(_) | Command::Completion { .. } => {
             Ok(())
@@ -954,6 +966,25 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             interval,
             timeout,
         } => wait(api, json, &run_id, interval, timeout).await?,
+        RunCommand::Delete { run_id } => {
+            let v = api.delete(&["runs", &run_id], &[]).await?;
+            report(json, &v, || {
+                format!(
+                    "{}: run directory {}, {} files, {} bytes; released objects deleted: {}",
+                    field(&v, "run_id"),
+                    if v["run_directory_deleted"] == true {
+                        "deleted"
+                    } else {
+                        "already gone"
+                    },
+                    field(&v, "files"),
+                    field(&v, "bytes"),
+                    v["released_objects_deleted"]
+                        .as_array()
+                        .map_or(0, |a| a.len())
+                )
+            });
+        }
     }
     Ok(())
 }

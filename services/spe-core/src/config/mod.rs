@@ -26,6 +26,8 @@ mod service;
 mod slurm;
 mod values;
 mod workflows;
+// issue 12 (audit)
+mod audit;
 
 pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
@@ -39,6 +41,8 @@ pub use service::{Organization, ServiceConfig};
 pub use slurm::{SlurmAccounting, SlurmConfig};
 pub use values::{CronSchedule, HttpUrl, LinkUrl};
 pub use workflows::{EngineConfig, EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
+// issue 12 (audit)
+pub use audit::{AuditConfig, RetentionConfig};
 
 /// Environment variables that start with this prefix override one config key each:
 /// `SPE__DATABASE__URL=...` sets `database.url`, `SPE__DATA_DIR=...` sets `data_dir`.
@@ -74,6 +78,13 @@ pub struct Config {
     /// The service's Crypt4GH keys (encrypted datasets, docs/crypt4gh.md).
     #[serde(default)]
     pub crypt4gh: Crypt4ghConfig,
+    // issue 12 (audit)
+    /// The audit chain's anchors and the recording of refused tokens.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// How long an ended run's data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 pub(crate) fn default_true() -> bool {
@@ -149,6 +160,8 @@ impl Config {
         self.review.check()?;
         self.quotas.check()?;
         self.crypt4gh.check()?;
+        self.audit.check()?;
+        self.retention.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
             return Err(ConfigError::at(
                 "slurm.sandbox",

@@ -15,3 +15,6 @@ pub mod run_states;
 pub mod runs;
 pub mod tasks;
 pub mod visas;
+// issue 12 (audit)
+pub mod audit;
+pub mod retention;
