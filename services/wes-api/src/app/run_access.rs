@@ -1,7 +1,8 @@
 //! Who may reach a run: its owner, operators, and (for released results) the users and groups
 //! it was shared with. Handlers take the run through an extractor, so none can forget the
 //! check: [`VisibleRun`] (owner or operator), [`SharedResults`] (owner, shared, or operator) and
-//! [`AuditedRun`] (owner, operator or data controller: a run's engine logs, `app::run_logs`).
+//! [`AuditedRun`] (owner, operator or data controller: a run's engine logs, `app::run_logs`);
+//! [`VisibleRunState`] is [`VisibleRun`]'s reach for the status path, without the whole run.
 //! A run the caller may not reach answers 404, exactly like a run that does not exist, so its
 //! existence is not revealed; so does a path id that is not a run id at all.
 //!
@@ -12,7 +13,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use spe_core::{RunId, Subject};
+use spe_core::{RunId, RunState, Subject};
 use spe_store::RunRecord;
 
 use crate::auth::{Action, Caller, authorize};
@@ -164,6 +165,49 @@ impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
                 caller,
                 run,
                 rule: PhantomData,
+            })
+        })
+    }
+}
+
+/// The state of the path's run, for its owner or an operator (the reach of [`VisibleRun`]),
+/// read through `app::run_states` (what this instance read in the last half second): the
+/// status path's extractor. Otherwise 404 `run <id> not found`, as [`VisibleRun`] answers.
+pub struct VisibleRunState<A: Action> {
+    pub id: RunId,
+    pub state: RunState,
+    action: PhantomData<A>,
+}
+
+impl<A: Action> FromRequest for VisibleRunState<A> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = authorize::<A>(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let raw_id = req
+            .match_info()
+            .get("run_id")
+            .unwrap_or_default()
+            .to_owned();
+        Box::pin(async move {
+            let caller = caller.await?;
+            let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
+            let shown: String = raw_id.chars().take(64).collect();
+            let not_found = || ApiError::not_found(format!("{} {shown} not found", Owner::WHAT));
+            let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+            let run_state = state
+                .run_states
+                .state(&state.store, id, |owner| {
+                    caller.owns(owner) || caller.sees_all_runs()
+                })
+                .await?
+                .ok_or_else(not_found)?;
+            Ok(VisibleRunState {
+                id,
+                state: run_state,
+                action: PhantomData,
             })
         })
     }

@@ -3,14 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde_json::json;
+use spe_core::RunState;
 use spe_core::logjson::EngineLog;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_core::time::Timestamp;
-use spe_core::{RunId, RunState};
 use spe_store::{ReleasedFile, RunFilter, RunRecord};
 
-use crate::app::run_access::VisibleRun;
+use crate::app::run_access::{VisibleRun, VisibleRunState};
 use crate::app::run_logs::{self, LogView};
 use crate::app::runs;
 use crate::auth::Authorized;
@@ -283,29 +283,14 @@ pub async fn get(
     }))
 }
 
-/// The state of a run its owner or an operator may reach (`app::run_states`: answered from
-/// what this instance read in the last half second); 404 otherwise, as for [`VisibleRun`].
+/// The state of a run its owner or an operator may reach (answered from what this instance
+/// read in the last half second: `app::run_states`).
 pub async fn status(
-    Authorized { caller, .. }: Authorized<RunsRead>,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
+    VisibleRunState { id, state, .. }: VisibleRunState<RunsRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = path.into_inner();
-    let not_found = || {
-        let shown: String = raw.chars().take(64).collect();
-        ApiError::not_found(format!("run {shown} not found"))
-    };
-    let id: RunId = raw.parse().map_err(|_| not_found())?;
-    let run_state = state
-        .run_states
-        .state(&state.store, id, |owner| {
-            caller.owns(owner) || caller.sees_all_runs()
-        })
-        .await?
-        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(RunStatus {
         run_id: id.to_string(),
-        state: run_state,
+        state,
     }))
 }
 

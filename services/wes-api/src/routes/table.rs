@@ -12,7 +12,7 @@
 use actix_web::{FromRequest, Handler, Responder, Route, web};
 
 pub use crate::app::run_access::RunScope;
-use crate::app::run_access::{Reach, ReachedRun};
+use crate::app::run_access::{Reach, ReachedRun, VisibleRunState};
 use crate::auth::{Action, Authorized, Role};
 use crate::routes::WES_BASE;
 
@@ -85,6 +85,11 @@ impl<A: Action> Guard for Authorized<A> {
 impl<A: Action, R: Reach> Guard for ReachedRun<A, R> {
     type Action = A;
     const RUN: RunScope = R::SCOPE;
+}
+
+impl<A: Action> Guard for VisibleRunState<A> {
+    type Action = A;
+    const RUN: RunScope = RunScope::Owner;
 }
 
 /// A handler's argument tuple, to read its first argument's type.
