@@ -239,8 +239,9 @@ impl Store {
         .bind(run.to_string())
         .execute(&mut *tx)
         .await?;
+        let mut held = 0;
         for f in files {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO egress_files (run_id, path, state, size, reason, created_at, \
                  updated_at, held_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (run_id, path) DO NOTHING",
@@ -254,6 +255,18 @@ impl Store {
             .bind(at.micros())
             .bind((f.state == EgressState::Held).then_some(at.micros()))
             .execute(&mut *tx)
+            .await?;
+            if f.state == EgressState::Held {
+                held += inserted.rows_affected();
+            }
+        }
+        if held > 0 {
+            crate::outbox::enqueue(
+                &mut tx,
+                &run.to_string(),
+                crate::NotificationEvent::Held,
+                at,
+            )
             .await?;
         }
         tx.commit().await?;
@@ -388,6 +401,7 @@ impl Store {
                 None,
             ),
         };
+        let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE egress_files SET state = $1, sha256 = COALESCE($2, sha256), \
              size = COALESCE($3, size), reason = $4, \
@@ -407,9 +421,20 @@ impl Store {
         .bind(path)
         .bind(EgressState::Uploading.as_str())
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(updated.rows_affected() == 1)
+        let finished = updated.rows_affected() == 1;
+        if finished && state == EgressState::Held {
+            crate::outbox::enqueue(
+                &mut tx,
+                &run.to_string(),
+                crate::NotificationEvent::Held,
+                at,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(finished)
     }
 
     /// Held again, in a new review round, with a `reset` event saying why; one transaction.
@@ -453,6 +478,13 @@ impl Store {
         .bind(run.to_string())
         .bind(path)
         .execute(&mut *tx)
+        .await?;
+        crate::outbox::enqueue(
+            &mut tx,
+            &run.to_string(),
+            crate::NotificationEvent::Held,
+            at,
+        )
         .await?;
         tx.commit().await?;
         Ok(true)

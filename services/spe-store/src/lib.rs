@@ -14,6 +14,7 @@
 mod egress;
 mod error;
 mod execution;
+mod outbox;
 mod people;
 mod quota;
 mod registry;
@@ -24,6 +25,7 @@ mod states;
 
 pub use egress::{EgressFile, EgressOutcome, EgressRun, NewEgressFile, ReleasedFile};
 pub use error::{StoreError, UnreadableRun};
+pub use outbox::{Delivery, DeliveryOutcome, DeliveryState, Notification, NotificationEvent};
 pub use quota::{QuotaExceeded, Usage};
 pub use registry::{
     Dataset, NewDataset, NewWorkflowVersion, Refusable, RegistryEvent, RegistryRefusal,

@@ -15,7 +15,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::egress::{FILE_COLUMNS, file_from_row};
-use crate::{EgressFile, EgressState, ReviewEventKind, Store, StoreError, Vote, people};
+use crate::{
+    EgressFile, EgressState, NotificationEvent, ReviewEventKind, Store, StoreError, Vote, outbox,
+    people,
+};
 
 /// One entry of a run's review history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +307,14 @@ impl Store {
             }
             Tally::Awaiting { .. } | Tally::Conflicted => {}
         }
+        let decided = match tally {
+            Tally::Approved => Some(NotificationEvent::Approved),
+            Tally::Rejected => Some(NotificationEvent::Rejected),
+            Tally::Awaiting { .. } | Tally::Conflicted => None,
+        };
+        if let Some(event) = decided {
+            outbox::enqueue(&mut tx, &run, event, at).await?;
+        }
         tx.commit().await?;
         Ok(VoteOutcome {
             tally,
@@ -417,6 +428,7 @@ impl Store {
             .bind(run.to_string())
             .execute(&mut *tx)
             .await?;
+        outbox::enqueue(&mut tx, &run.to_string(), NotificationEvent::Revoked, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -622,6 +634,15 @@ impl Store {
             at,
         )
         .await?;
+        let event = match kind {
+            ReviewEventKind::Return => Some(NotificationEvent::Returned),
+            ReviewEventKind::Resubmit => Some(NotificationEvent::Answered),
+            ReviewEventKind::Overdue => Some(NotificationEvent::Overdue),
+            _ => None,
+        };
+        if let Some(event) = event {
+            outbox::enqueue(&mut tx, &run.to_string(), event, at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

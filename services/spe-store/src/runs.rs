@@ -423,6 +423,15 @@ impl Store {
             .bind(change.reason.map(str::to_owned))
             .execute(&mut *tx)
             .await?;
+            if change.to.is_terminal() {
+                crate::outbox::enqueue(
+                    &mut tx,
+                    &change.run.to_string(),
+                    crate::NotificationEvent::RunEnded,
+                    Timestamp::from_micros(at),
+                )
+                .await?;
+            }
             tx.commit().await?;
             return Ok(Ok(()));
         }
