@@ -172,6 +172,16 @@ impl Application {
             std::time::Duration::from_secs(config.review.overdue_after_seconds),
             std::time::Duration::from_secs(config.review.overdue_check_every_seconds),
         ));
+        // Every instance delivers the shared outbox; leases keep them from sending one twice.
+        match spe_notify::Notifier::from_config(store.clone(), &config.notifications, |var| {
+            std::env::var(var).ok()
+        }) {
+            Ok(Some(notifier)) => {
+                tokio::spawn(notifier.run_forever());
+            }
+            Ok(None) => tracing::info!("notifications: no webhook or e-mail configured"),
+            Err(e) => return Err(StartupError::Config(e.to_string())),
+        }
         let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
             &config.server.rate_limit,
         ));
