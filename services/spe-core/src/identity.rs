@@ -181,6 +181,11 @@ pub enum ServiceActor {
     Crawler,
     /// wes-api's loop that reports review requests left undecided too long.
     ReviewMonitor,
+    /// wes-api itself, for what no person did: a refused token, a failed login (the audit
+    /// chain's records of them).
+    Api,
+    /// wes-api's retention loop, deleting what outlived the retention period.
+    Retention,
 }
 
 impl ServiceActor {
@@ -191,6 +196,8 @@ impl ServiceActor {
             ServiceActor::Bench => "bench",
             ServiceActor::Crawler => "crawler",
             ServiceActor::ReviewMonitor => "review-monitor",
+            ServiceActor::Api => "wes-api",
+            ServiceActor::Retention => "retention",
         }
     }
 }
@@ -211,6 +218,8 @@ impl Actor {
             ServiceActor::Bench,
             ServiceActor::Crawler,
             ServiceActor::ReviewMonitor,
+            ServiceActor::Api,
+            ServiceActor::Retention,
         ] {
             if key == s.as_str() {
                 return Ok(Actor::Service(s));

@@ -13,10 +13,11 @@
 //! release is settled (marked done, nothing recorded) the first time it is seen.
 
 use spe_core::time::Timestamp;
-use spe_core::{RunId, RunState};
+use spe_core::{Actor, RunId, RunState, ServiceActor};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::{EgressState, Store, StoreError};
 
 /// What the crawler needs to know about a run.
@@ -256,6 +257,18 @@ impl Store {
             .bind((f.state == EgressState::Held).then_some(at.micros()))
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() == 1
+                && let Some(entry) = file_entry(
+                    run,
+                    &f.path,
+                    f.state,
+                    None,
+                    Some(f.size),
+                    f.reason.as_deref(),
+                )
+            {
+                audit::append(&mut tx, &entry, at).await?;
+            }
             if f.state == EgressState::Held {
                 held += inserted.rows_affected();
             }
@@ -411,9 +424,9 @@ impl Store {
              WHERE run_id = $8 AND path = $9 AND state = $10 AND owner = $11",
         )
         .bind(state.as_str())
-        .bind(sha256)
+        .bind(sha256.clone())
         .bind(size)
-        .bind(reason)
+        .bind(reason.clone())
         .bind(next)
         .bind(released_at)
         .bind(at.micros())
@@ -423,8 +436,15 @@ impl Store {
         .bind(owner)
         .execute(&mut *tx)
         .await?;
-        let finished = updated.rows_affected() == 1;
-        if finished && state == EgressState::Held {
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(entry) =
+            file_entry(run, path, state, sha256.as_deref(), size, reason.as_deref())
+        {
+            audit::append(&mut tx, &entry, at).await?;
+        }
+        if state == EgressState::Held {
             crate::outbox::enqueue(
                 &mut tx,
                 &run.to_string(),
@@ -434,7 +454,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(finished)
+        Ok(true)
     }
 
     /// Held again, in a new review round, with a `reset` event saying why; one transaction.
@@ -486,6 +506,16 @@ impl Store {
             at,
         )
         .await?;
+        if let Some(entry) = file_entry(
+            run,
+            path,
+            EgressState::Held,
+            Some(sha256),
+            None,
+            Some("content changed after it was approved: its review starts again"),
+        ) {
+            audit::append(&mut tx, &entry, at).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -685,4 +715,35 @@ pub(crate) fn file_from_row(row: &AnyRow) -> Result<EgressFile, StoreError> {
         held_at: held_at.map(Timestamp::from_micros),
         path,
     })
+}
+
+/// The crawler's audit record of a file that settled in `state` (released, held or refused);
+/// `None` for the states the chain does not record (pending, uploading).
+fn file_entry(
+    run: RunId,
+    path: &str,
+    state: EgressState,
+    sha256: Option<&str>,
+    size: Option<i64>,
+    reason: Option<&str>,
+) -> Option<AuditEntry> {
+    let kind = match state {
+        EgressState::Released => AuditKind::FileReleased,
+        EgressState::Held => AuditKind::FileHeld,
+        EgressState::Refused => AuditKind::FileRefused,
+        _ => return None,
+    };
+    let mut entry = AuditEntry::new(kind, Actor::Service(ServiceActor::Crawler))
+        .run(run)
+        .with("path", path);
+    if let Some(sha256) = sha256 {
+        entry = entry.with("sha256", sha256);
+    }
+    if let Some(size) = size {
+        entry = entry.with("size", size);
+    }
+    if let Some(reason) = reason {
+        entry = entry.with("reason", reason);
+    }
+    Some(entry)
 }

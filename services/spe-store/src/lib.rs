@@ -11,6 +11,7 @@
 //! [`UnreadableRun`], which the work lists return per item so that one bad run is ended
 //! ([`Store::end_unreadable_run`]) without holding up the others.
 
+pub mod audit;
 mod egress;
 mod error;
 mod execution;
@@ -19,6 +20,7 @@ mod people;
 mod quota;
 mod registry;
 mod results;
+mod retention;
 mod review;
 mod runs;
 mod states;
@@ -32,6 +34,7 @@ pub use registry::{
     WorkflowVersion,
 };
 pub use results::{ResultLink, RunShare, SharePrincipal};
+pub use retention::DeletedRunData;
 pub use review::{
     NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
     VoteOutcome,

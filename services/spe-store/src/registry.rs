@@ -4,13 +4,14 @@
 use std::fmt;
 
 use serde_json::Value;
-use spe_core::Subject;
 use spe_core::digest::WorkflowDigest;
 use spe_core::request::WorkflowType;
 use spe_core::time::Timestamp;
+use spe_core::{Actor, Subject};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::{DatasetState, Store, StoreError, WorkflowState};
 
 /// One registered workflow version. What was registered never changes; only its lifecycle does.
@@ -198,6 +199,14 @@ impl Store {
             )),
         )
         .await?;
+        let entry = AuditEntry::new(
+            AuditKind::WorkflowRegistered,
+            Actor::Person(new.registered_by.clone()),
+        )
+        .with("workflow", format!("{}@{}", new.name, new.version))
+        .with("workflow_type", new.workflow_type.as_str())
+        .with("digest", new.registered_digest.as_str());
+        audit::append(&mut tx, &entry, new.at).await?;
         tx.commit().await?;
         self.workflow_version(&new.name, &new.version)
             .await?
@@ -300,6 +309,11 @@ impl Store {
             Some(&format!("digest={digest}")),
         )
         .await?;
+        let entry = AuditEntry::new(AuditKind::WorkflowApproved, Actor::Person(approver.clone()))
+            .with("workflow", format!("{name}@{version}"))
+            .with("digest", digest.as_str())
+            .with("registered_by", &current.registered_by);
+        audit::append(&mut tx, &entry, at).await?;
         tx.commit().await?;
         self.workflow_version(name, version)
             .await?
@@ -350,6 +364,10 @@ impl Store {
             reason,
         )
         .await?;
+        let entry = AuditEntry::new(AuditKind::WorkflowRetired, Actor::Person(actor.clone()))
+            .with("workflow", format!("{name}@{version}"))
+            .with("reason", reason);
+        audit::append(&mut tx, &entry, at).await?;
         tx.commit().await?;
         self.workflow_version(name, version)
             .await?
@@ -398,6 +416,15 @@ impl Store {
             )),
         )
         .await?;
+        // Never its location: the chain is exported to a SIEM.
+        let entry = AuditEntry::new(
+            AuditKind::DatasetRegistered,
+            Actor::Person(new.created_by.clone()),
+        )
+        .with("dataset", &new.id)
+        .with("crypt4gh", new.crypt4gh)
+        .with("visa_required", new.visa.is_some());
+        audit::append(&mut tx, &entry, new.at).await?;
         tx.commit().await?;
         self.dataset(&new.id)
             .await?
@@ -453,6 +480,10 @@ impl Store {
             return Ok(Err(RegistryRefusal::WrongState("changed meanwhile".into())));
         }
         insert_event(&mut tx, at, actor, "dataset", id, "retired", reason).await?;
+        let entry = AuditEntry::new(AuditKind::DatasetRetired, Actor::Person(actor.clone()))
+            .with("dataset", id)
+            .with("reason", reason);
+        audit::append(&mut tx, &entry, at).await?;
         tx.commit().await?;
         self.dataset(id)
             .await?

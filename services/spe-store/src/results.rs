@@ -2,10 +2,11 @@
 //! sub), LS-Login groups as (issuer, entitlement URN)), and every presigned download link issued.
 
 use spe_core::time::Timestamp;
-use spe_core::{Group, RunId, Subject};
+use spe_core::{Actor, Group, RunId, Subject};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::runs::{RUN_COLUMNS, run_from_row};
 use crate::{RunRecord, ShareKind, Store, StoreError};
 
@@ -28,6 +29,16 @@ impl SharePrincipal {
         match self {
             SharePrincipal::User(s) => s.key(),
             SharePrincipal::Group(g) => g.key(),
+        }
+    }
+
+    /// As the audit chain names it: `{"issuer", "sub"}` or `{"issuer", "group"}`.
+    fn audit_json(&self) -> serde_json::Value {
+        match self {
+            SharePrincipal::User(s) => serde_json::json!({"issuer": s.issuer(), "sub": s.sub()}),
+            SharePrincipal::Group(g) => {
+                serde_json::json!({"issuer": g.issuer(), "group": g.urn()})
+            }
         }
     }
 }
@@ -61,6 +72,7 @@ impl Store {
         by: &Subject,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO run_shares (run_id, kind, principal, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, kind, principal) DO NOTHING",
@@ -70,9 +82,17 @@ impl Store {
         .bind(principal.key())
         .bind(by.key())
         .bind(at.micros())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(inserted.rows_affected() == 1)
+        let created = inserted.rows_affected() == 1;
+        if created {
+            let entry = AuditEntry::new(AuditKind::ShareAdded, Actor::Person(by.clone()))
+                .run(run)
+                .with("principal", principal.audit_json());
+            audit::append(&mut tx, &entry, at).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Ends a share; `false` if there was none.
@@ -80,16 +100,27 @@ impl Store {
         &self,
         run: RunId,
         principal: &SharePrincipal,
+        by: &Subject,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query(
             "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
         )
         .bind(run.to_string())
         .bind(principal.kind().as_str())
         .bind(principal.key())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(deleted.rows_affected() == 1)
+        let removed = deleted.rows_affected() == 1;
+        if removed {
+            let entry = AuditEntry::new(AuditKind::ShareRemoved, Actor::Person(by.clone()))
+                .run(run)
+                .with("principal", principal.audit_json());
+            audit::append(&mut tx, &entry, at).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// The run's shares, oldest first.
@@ -146,6 +177,7 @@ impl Store {
 
     /// Records a presigned link as issued.
     pub async fn record_result_link(&self, link: &ResultLink) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO result_links (id, run_id, path, object_key, issued_to, issued_at, \
              expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -157,8 +189,16 @@ impl Store {
         .bind(link.issued_to.key())
         .bind(link.issued_at.micros())
         .bind(link.expires_at.micros())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // The link's id and the file, never the URL (it carries a signature).
+        let entry = AuditEntry::new(AuditKind::LinkIssued, Actor::Person(link.issued_to.clone()))
+            .run(link.run_id)
+            .with("link_id", &link.id)
+            .with("path", &link.path)
+            .with("expires_at", link.expires_at.to_rfc3339_micros());
+        audit::append(&mut tx, &entry, link.issued_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use spe_core::{Actor, RunId, Subject};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::egress::{FILE_COLUMNS, file_from_row};
 use crate::{
     EgressFile, EgressState, NotificationEvent, ReviewEventKind, Store, StoreError, Vote, outbox,
@@ -271,6 +272,30 @@ impl Store {
         let mut cast: Vec<Vote> = votes.iter().filter_map(|e| e.vote).collect();
         cast.push(v.vote);
         let tally = Tally::of(&cast, v.approvals_required);
+        // The vote and the bytes it is bound to; never the comment's text (it may quote them).
+        let reviewer = Actor::Person(v.reviewer.clone());
+        let vote_entry = AuditEntry::new(AuditKind::ReviewVote, reviewer.clone())
+            .run(v.run)
+            .with("path", v.path)
+            .with("vote", v.vote.as_str())
+            .with("sha256", v.sha256)
+            .with("round", round)
+            .with("tally", tally.as_str());
+        audit::append(&mut tx, &vote_entry, at).await?;
+        let decided = match tally {
+            Tally::Approved => Some(AuditKind::FileApproved),
+            Tally::Rejected => Some(AuditKind::FileRejected),
+            Tally::Awaiting { .. } | Tally::Conflicted => None,
+        };
+        if let Some(kind) = decided {
+            let entry = AuditEntry::new(kind, reviewer)
+                .run(v.run)
+                .with("path", v.path)
+                .with("sha256", v.sha256)
+                .with("round", round)
+                .with("votes", cast.len());
+            audit::append(&mut tx, &entry, at).await?;
+        }
         match tally {
             Tally::Approved => {
                 sqlx::query(
@@ -429,6 +454,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         outbox::enqueue(&mut tx, &run.to_string(), NotificationEvent::Revoked, at).await?;
+        let entry = AuditEntry::new(AuditKind::FileRevoked, Actor::Person(by.clone()))
+            .run(run)
+            .with("path", path);
+        audit::append(&mut tx, &entry, at).await?;
         tx.commit().await?;
         Ok(())
     }

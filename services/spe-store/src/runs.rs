@@ -11,6 +11,7 @@ use spe_core::{Actor, RunId, RunState, Subject};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::{Store, StoreError, UnreadableRun};
 
 /// A run about to be accepted: stored in state QUEUED together with its first event.
@@ -140,6 +141,23 @@ impl Store {
         access_visas: Option<&Value>,
         limits: Option<&spe_core::config::QuotaLimits>,
     ) -> Result<Result<(), crate::QuotaExceeded>, StoreError> {
+        let submitted = AuditEntry::new(AuditKind::RunSubmitted, Actor::Person(run.owner.clone()))
+            .run(run.id)
+            .with("workflow", &run.submission.workflow_url);
+        self.insert_run_audited(run, access_visas, limits, &[submitted])
+            .await
+    }
+
+    /// [`Store::insert_run_within`] appending `audit` (the submission's records: the workflow
+    /// and its digest, the datasets, any service key handed to the run) to the audit chain in
+    /// the same transaction.
+    pub async fn insert_run_audited(
+        &self,
+        run: &NewRun,
+        access_visas: Option<&Value>,
+        limits: Option<&spe_core::config::QuotaLimits>,
+        audit: &[AuditEntry],
+    ) -> Result<Result<(), crate::QuotaExceeded>, StoreError> {
         let submission = &run.submission;
         let request = serde_json::to_string(submission)
             .map_err(|e| StoreError::Corrupt(format!("submission of run {}: {e}", run.id)))?;
@@ -193,6 +211,9 @@ impl Store {
         .bind("accepted")
         .execute(&mut *tx)
         .await?;
+        for entry in audit {
+            audit::append(&mut tx, entry, run.created_at).await?;
+        }
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -431,6 +452,13 @@ impl Store {
                     Timestamp::from_micros(at),
                 )
                 .await?;
+                let entry = AuditEntry::new(AuditKind::RunEnded, change.actor.clone())
+                    .run(change.run)
+                    .with("from", current.as_str())
+                    .with("state", change.to.as_str())
+                    .with("exit_code", change.exit_code)
+                    .with("reason", change.reason);
+                audit::append(&mut tx, &entry, Timestamp::from_micros(at)).await?;
             }
             tx.commit().await?;
             return Ok(Ok(()));

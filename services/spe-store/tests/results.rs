@@ -100,8 +100,18 @@ async fn shares_decide_who_sees_results() {
         assert_eq!(shares[0].principal, user("bob"));
         assert_eq!(shares[0].created_by, p("alice"));
         assert_eq!(shares[0].created_at, t(5));
-        assert!(store.remove_share(a, &user("bob")).await.unwrap());
-        assert!(!store.remove_share(a, &user("bob")).await.unwrap());
+        assert!(
+            store
+                .remove_share(a, &user("bob"), &p("alice"), Timestamp::from_micros(9))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_share(a, &user("bob"), &p("alice"), Timestamp::from_micros(9))
+                .await
+                .unwrap()
+        );
         assert!(!store.is_shared_with(a, &p("bob"), &groups).await.unwrap());
     })
     .await;

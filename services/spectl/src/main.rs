@@ -8,6 +8,8 @@
 
 mod api;
 mod archive;
+// issue 12 (audit)
+mod audit;
 mod download;
 mod keys;
 mod login;
@@ -105,6 +107,11 @@ enum Command {
     },
     /// Forget the cached tokens (and revoke the refresh token where the issuer allows).
     Logout,
+    // issue 12 (audit)
+    /// The audit hash chain: verify it here, or export it as JSON lines for a SIEM
+    /// (operators, data controllers).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -308,6 +315,7 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Run(c) => run_command(api, json, c).await,
         Command::Results(c) => results::command(api, json, c).await,
         Command::Review(c) => review::command(api, json, c).await,
+        Command::Audit(c) => audit::command(api, json, c).await,
         Command::Usage { since } => usage(api, json, since).await,
         Command::Login { .. } | Command::Logout | Command::Keys(_) | Command::Completion { .. } => {
             Ok(())

@@ -104,6 +104,16 @@ pub mod actions {
         /// Share a run's results with users or groups (`VisibleRun` checks the run).
         ResultsShare = "results.share", [Researcher, Operator]
     );
+    // issue 12 (audit)
+    action!(
+        /// Read the audit chain (`GET /admin/audit`): the operators who run the service and
+        /// the data controllers who answer for what it did.
+        AuditRead = "audit.read", [DataController, Operator]
+    );
+    action!(
+        /// Delete an ended run's data at once (`VisibleRun`: its owner or an operator).
+        RunsDelete = "runs.delete", [Researcher, Operator]
+    );
 }
 
 /// The authenticated caller of a request.
@@ -237,6 +247,10 @@ pub(crate) fn authorize<A: Action>(
     let limits = req
         .app_data::<web::Data<crate::rate_limit::RateLimits>>()
         .cloned();
+    let refusals = req
+        .app_data::<web::Data<crate::app::audit::RefusalRecorder>>()
+        .cloned();
+    let address = req.peer_addr().map(|a| a.ip());
     // A bearer token wins; without one, the browser session's (auth.oidc.browser).
     let token = bearer(req).and_then(|token| match token {
         Some(token) => Ok(Some(token)),
@@ -249,7 +263,24 @@ pub(crate) fn authorize<A: Action>(
         let Some(auth) = auth else {
             return Err(ApiError::internal("no authenticator configured"));
         };
-        let caller = auth.resolve(token?).await?;
+        // A token sent and refused (or a malformed header) is an audit event, counted per
+        // address (bounded; app::audit); a request without any token is not.
+        let note = |e: &ApiError| {
+            if let Some(r) = &refusals {
+                r.note(
+                    spe_store::audit::AuditKind::TokenRefused,
+                    address,
+                    &e.to_string(),
+                );
+            }
+        };
+        let token = token.inspect_err(note)?;
+        let sent = token.is_some();
+        let caller = auth.resolve(token).await.inspect_err(|e| {
+            if sent && actix_web::ResponseError::status_code(e) == StatusCode::UNAUTHORIZED {
+                note(e);
+            }
+        })?;
         // The person's own bucket, whatever address they come from.
         if let Some(limits) = limits {
             limits.check_caller(&caller.subject.key())?;

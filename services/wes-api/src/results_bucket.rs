@@ -80,4 +80,20 @@ impl ResultsBucket {
             .map(|_| ())
             .map_err(|e| format!("DeleteObject: {}", DisplayErrorContext(&e)))
     }
+
+    /// Writes `body` at `key` (an audit chain anchor). With S3 Object Lock on the bucket (a
+    /// default retention in compliance mode), the object cannot be overwritten or deleted
+    /// until its retention ends.
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), String> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("PutObject: {}", DisplayErrorContext(&e)))
+    }
 }

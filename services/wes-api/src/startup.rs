@@ -41,6 +41,12 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    // issue 12 (audit)
+    /// Refused tokens counted but not yet written, flushed on shutdown.
+    refusals: Arc<crate::app::audit::RefusalRecorder>,
+    refusal_window: std::time::Duration,
+    /// Where the chain's head is anchored besides the log (`audit.anchor_s3_prefix`).
+    anchor_bucket: Option<(Arc<ResultsBucket>, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +211,39 @@ impl Application {
             tasks: Default::default(),
             service_key,
         });
+        // issue 12 (audit): refused tokens recorded per window; the head anchored; retention.
+        let refusal_window =
+            std::time::Duration::from_secs(state.config.audit.refusal_window_seconds);
+        let refusals = Arc::new(crate::app::audit::RefusalRecorder::new(&state.config.audit));
+        tokio::spawn(
+            refusals
+                .clone()
+                .flush_forever(store.clone(), refusal_window),
+        );
+        let anchor_bucket = match (&state.results, &state.config.audit.anchor_s3_prefix) {
+            (Some(bucket), Some(prefix)) => Some((bucket.clone(), prefix.clone())),
+            (None, Some(_)) => {
+                tracing::warn!(
+                    "audit.anchor_s3_prefix is set but no crawler: section names a bucket: anchors go to the log only"
+                );
+                None
+            }
+            _ => None,
+        };
+        tokio::spawn(crate::app::audit::anchor_forever(
+            store.clone(),
+            anchor_bucket.as_ref().map(|(b, _)| b.clone()),
+            anchor_bucket.as_ref().map(|(_, p)| p.clone()),
+            std::time::Duration::from_secs(state.config.audit.anchor_every_seconds),
+        ));
+        if let Some(after) = state.config.retention.run_directories_after_seconds {
+            tokio::spawn(crate::app::retention::retain_forever(
+                state.clone().into_inner(),
+                std::time::Duration::from_secs(after),
+                std::time::Duration::from_secs(state.config.retention.check_every_seconds),
+            ));
+        }
+        let refusals_data = web::Data::from(refusals.clone());
         let authenticator = web::Data::new(authenticator);
         let mut server =
             HttpServer::new(move || {
@@ -248,6 +287,7 @@ impl Application {
                     .app_data(state.clone())
                     .app_data(authenticator.clone())
                     .app_data(rate_limits.clone())
+                    .app_data(refusals_data.clone())
                     .configure({
                         let sessions = sessions.clone();
                         move |cfg: &mut web::ServiceConfig| {
@@ -285,6 +325,9 @@ impl Application {
             port,
             server,
             store,
+            refusals,
+            refusal_window,
+            anchor_bucket,
         })
     }
 
@@ -298,6 +341,18 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // On shutdown: what was counted is written, and the head is anchored once more.
+        if let Err(e) = self.refusals.flush(&self.store, self.refusal_window).await {
+            tracing::error!(error = %e, "cannot record refused tokens in the audit chain");
+        }
+        let target = self
+            .anchor_bucket
+            .as_ref()
+            .map(|(bucket, prefix)| (bucket.as_ref(), prefix.as_str()));
+        if let Err(e) = crate::app::audit::anchor(&self.store, target).await {
+            tracing::error!(error = %e, "cannot read the audit chain head to anchor it");
+        }
+        result
     }
 }

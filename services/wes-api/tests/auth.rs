@@ -452,6 +452,20 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             Some(json!({})),
             "U F F A F F F",
         ),
+        // issue 12 (audit): the chain for operators and data controllers; deleting a run's
+        // data is its owner's or an operator's (the matrix's run is live: 409, not a refusal).
+        (
+            "ListAuditRecords",
+            "/admin/audit".into(),
+            None,
+            "U F F A F A F",
+        ),
+        (
+            "DeleteRunData",
+            format!("/runs/{run}"),
+            None,
+            "U A H F F A F",
+        ),
     ];
     // The rows are the route table's (every documented route, none missing, none extra), and
     // each agrees with the policy the table gives its route.

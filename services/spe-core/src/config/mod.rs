@@ -27,6 +27,8 @@ mod service;
 mod slurm;
 mod values;
 mod workflows;
+// issue 12 (audit)
+mod audit;
 
 pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
@@ -43,6 +45,8 @@ pub use service::{Organization, ServiceConfig};
 pub use slurm::{SlurmAccounting, SlurmConfig};
 pub use values::{CronSchedule, HttpUrl, LinkUrl};
 pub use workflows::{EngineConfig, EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
+// issue 12 (audit)
+pub use audit::{AuditConfig, RetentionConfig};
 
 /// Environment variables that start with this prefix override one config key each:
 /// `SPE__DATABASE__URL=...` sets `database.url`, `SPE__DATA_DIR=...` sets `data_dir`.
@@ -84,6 +88,13 @@ pub struct Config {
     /// The key that signs released packages' RO-Crates (egress receipts).
     #[serde(default)]
     pub receipts: ReceiptsConfig,
+    // issue 12 (audit)
+    /// The audit chain's anchors and the recording of refused tokens.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// How long an ended run's data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 pub(crate) fn default_true() -> bool {
@@ -160,6 +171,8 @@ impl Config {
         self.quotas.check()?;
         self.crypt4gh.check()?;
         self.notifications.check()?;
+        self.audit.check()?;
+        self.retention.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {
             return Err(ConfigError::at(
                 "slurm.sandbox",

@@ -27,6 +27,11 @@ use crate::startup::AppState;
 pub struct Admitted {
     pub submission: RunSubmission,
     pub visas: Vec<VisaSnapshot>,
+    /// The approved digest the run is pinned to (for the audit chain's submission record).
+    pub digest: String,
+    /// The datasets the parameters name, by id, and whether each is Crypt4GH-encrypted (the
+    /// service key is then handed to the run's job).
+    pub datasets: Vec<(String, bool)>,
 }
 
 /// What admission needs of one approved version, compiled from its manifest once.
@@ -194,7 +199,7 @@ pub async fn admit(
         .as_ref()
         .map_err(|e| ApiError::from(e.clone()))?;
     manifest.check_params_with(schema, &submission.workflow_params)?;
-    let visas = check_datasets(state, caller, manifest, &submission).await?;
+    let (visas, datasets) = check_datasets(state, caller, manifest, &submission).await?;
     if !files_match(&v, &approved_digest).await? {
         tracing::warn!(workflow = %r, "workflow files no longer match the approved digest");
         return Err(bad(
@@ -206,7 +211,12 @@ pub async fn admit(
         ));
     }
     submission.workflow_url = r.to_string();
-    Ok(Admitted { submission, visas })
+    Ok(Admitted {
+        submission,
+        visas,
+        digest: approved_digest.as_str().to_owned(),
+        datasets,
+    })
 }
 
 /// The engine parameters of an admitted run: those the manifest lets researchers set (the
@@ -254,16 +264,18 @@ fn narrow_engine_parameters(
 }
 
 /// Checks every dataset the parameters name: registered and active, and (with `auth: oidc`)
-/// granted by one of the caller's visas when it names a visa value. Returns the granting visas.
+/// granted by one of the caller's visas when it names a visa value. Returns the granting visas
+/// and the datasets (id, encrypted) named.
 async fn check_datasets(
     state: &AppState,
     caller: &Caller,
     manifest: &Manifest,
     submission: &RunSubmission,
-) -> Result<Vec<VisaSnapshot>, ApiError> {
+) -> Result<(Vec<VisaSnapshot>, Vec<(String, bool)>), ApiError> {
     let check_visas = !matches!(state.config.auth, AuthConfig::Disabled);
     let mut snapshot: Vec<VisaSnapshot> = Vec::new();
     let mut checked: Vec<String> = Vec::new();
+    let mut named: Vec<(String, bool)> = Vec::new();
     for reference in manifest.dataset_references(&submission.workflow_params) {
         let dataset = state
             .store
@@ -276,6 +288,9 @@ async fn check_datasets(
                 format!("no active dataset {}", shorten(&reference.id)),
             ));
         };
+        if !named.iter().any(|(id, _)| *id == dataset.id) {
+            named.push((dataset.id.clone(), dataset.crypt4gh));
+        }
         if !check_visas || checked.contains(&dataset.id) {
             continue;
         }
@@ -308,7 +323,7 @@ async fn check_datasets(
                 .map(|v| VisaSnapshot::of(&dataset.id, v)),
         );
     }
-    Ok(snapshot)
+    Ok((snapshot, named))
 }
 
 #[cfg(test)]

@@ -14,3 +14,6 @@ pub mod run_logs;
 pub mod runs;
 pub mod tasks;
 pub mod visas;
+// issue 12 (audit)
+pub mod audit;
+pub mod retention;

@@ -3,6 +3,7 @@
 use spe_core::request::RunRequestFields;
 use spe_core::time::Timestamp;
 use spe_core::{Actor, RunId, RunState};
+use spe_store::audit::{AuditEntry, AuditKind};
 use spe_store::{NewRun, RunRecord, Transition};
 
 use crate::app::admission::{self, Admitted};
@@ -22,6 +23,8 @@ pub async fn accept(
     let Admitted {
         submission,
         visas: granted,
+        digest,
+        datasets,
     } = admission::admit(state, caller, fields).await?;
     let access_visas = visas::stored(&granted).map_err(ApiError::internal)?;
     let id = RunId::new_random();
@@ -38,9 +41,10 @@ pub async fn accept(
         .config
         .quotas
         .limits_for(caller.groups.iter().map(|g| g.urn()));
+    let audit = submission_records(caller, &new_run, &digest, &datasets);
     if let Err(exceeded) = state
         .store
-        .insert_run_within(&new_run, access_visas.as_ref(), Some(&limits))
+        .insert_run_audited(&new_run, access_visas.as_ref(), Some(&limits), &audit)
         .await?
     {
         tracing::info!(target: "spe_audit", owner = %caller.subject, quota = exceeded.quota, limit = exceeded.limit, "submission refused: quota exceeded");
@@ -51,6 +55,41 @@ pub async fn accept(
     }
     tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
     Ok(id)
+}
+
+/// The audit chain's records of an accepted run, stored with it: the submission (workflow,
+/// approved digest, datasets by id) and, when a dataset is Crypt4GH-encrypted, the service key
+/// handed to the run (its job decrypts with it).
+fn submission_records(
+    caller: &Caller,
+    run: &NewRun,
+    digest: &str,
+    datasets: &[(String, bool)],
+) -> Vec<AuditEntry> {
+    let person = Actor::Person(caller.subject.clone());
+    let ids: Vec<&str> = datasets.iter().map(|(id, _)| id.as_str()).collect();
+    let mut records = vec![
+        AuditEntry::new(AuditKind::RunSubmitted, person.clone())
+            .run(run.id)
+            .with("workflow", &run.submission.workflow_url)
+            .with("digest", digest)
+            .with("datasets", &ids),
+    ];
+    let encrypted: Vec<&str> = datasets
+        .iter()
+        .filter(|(_, encrypted)| *encrypted)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !encrypted.is_empty() {
+        records.push(
+            AuditEntry::new(AuditKind::KeyUsed, person)
+                .run(run.id)
+                .with("key", "crypt4gh.service")
+                .with("purpose", "decrypt datasets in the run's job")
+                .with("datasets", &encrypted),
+        );
+    }
+    records
 }
 
 /// Cancels a run. A run never handed to the scheduler is cancelled at once; one that was goes

@@ -4,6 +4,10 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use actix_web::ResponseError;
+use spe_store::audit::AuditKind;
+
+use crate::app::audit::RefusalRecorder;
 use crate::error::ApiError;
 use crate::session::Sessions;
 
@@ -33,8 +37,24 @@ pub async fn login(
 pub async fn callback(
     req: HttpRequest,
     sessions: Option<web::Data<Sessions>>,
+    refusals: Option<web::Data<RefusalRecorder>>,
 ) -> Result<HttpResponse, ApiError> {
     let sessions = configured(sessions)?;
+    let result = complete(&req, &sessions).await;
+    // A login that did not complete is an audit event, counted per address (bounded).
+    if let (Err(e), Some(refusals)) = (&result, refusals)
+        && e.status_code() == actix_web::http::StatusCode::BAD_REQUEST
+    {
+        refusals.note(
+            AuditKind::LoginFailed,
+            req.peer_addr().map(|a| a.ip()),
+            &e.to_string(),
+        );
+    }
+    result
+}
+
+async fn complete(req: &HttpRequest, sessions: &Sessions) -> Result<HttpResponse, ApiError> {
     let pairs = crate::http::query_pairs(req.query_string())?;
     let get = |name: &str| {
         pairs

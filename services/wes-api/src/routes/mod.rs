@@ -6,6 +6,8 @@
 //! the tests derive from it the role x endpoint matrix (tests/auth.rs), the check of the
 //! OpenAPI document's paths, security and roles, and the deny-by-default check (tests/api.rs).
 
+// issue 12 (audit)
+pub mod audit;
 pub mod datasets;
 pub mod health;
 pub mod keys;
@@ -92,6 +94,9 @@ pub fn table() -> Vec<RouteSpec> {
         public(Get, Base::Root, "/auth/login", None, login::login),
         public(Get, Base::Root, "/auth/callback", None, login::callback),
         public(Get, Base::Root, "/auth/logout", None, login::logout),
+        // issue 12 (audit)
+        protected(AuditRead, Get, "/admin/audit", "ListAuditRecords", audit::list),
+        protected(RunsDelete, Delete, "/runs/{run_id}", "DeleteRunData", runs::delete_data),
     ]
 }
 

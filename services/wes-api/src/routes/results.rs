@@ -176,7 +176,16 @@ pub async fn remove_share(
         }
     }
     let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
-    if !state.store.remove_share(run.id, &who).await? {
+    if !state
+        .store
+        .remove_share(
+            run.id,
+            &who,
+            &caller.subject,
+            Timestamp::from_datetime(chrono::Utc::now()),
+        )
+        .await?
+    {
         let kind = who.kind();
         return Err(ApiError::not_found(format!(
             "run {} is not shared with that {kind}",

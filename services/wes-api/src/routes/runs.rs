@@ -14,7 +14,7 @@ use crate::app::run_access::VisibleRun;
 use crate::app::run_logs::{self, LogView};
 use crate::app::runs;
 use crate::auth::Authorized;
-use crate::auth::actions::{RunsCancel, RunsRead, RunsSubmit};
+use crate::auth::actions::{RunsCancel, RunsDelete, RunsRead, RunsSubmit};
 use crate::error::ApiError;
 use crate::http::{check_content_length, media_type, query_pairs, read_limited};
 use crate::routes::WES_BASE;
@@ -322,6 +322,24 @@ fn released_outputs(run: &RunRecord, released: Vec<ReleasedFile>) -> serde_json:
             })
             .collect(),
     )
+}
+
+/// `DELETE /runs/{run_id}` (an extension): deletes an ended run's data now, as the retention
+/// period would (its directory and, with `retention.delete_released_objects`, its released
+/// objects), recorded in the audit chain. 409 for a run that has not ended.
+pub async fn delete_data(
+    VisibleRun { caller, run, .. }: VisibleRun<RunsDelete>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = spe_core::Actor::Person(caller.subject.clone());
+    let deleted = crate::app::retention::delete_run_data(&state, &run, &actor, "request").await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "run_id": run.id.to_string(),
+        "run_directory_deleted": deleted.run_dir.is_some(),
+        "files": deleted.files,
+        "bytes": deleted.bytes,
+        "released_objects_deleted": deleted.released_objects,
+    })))
 }
 
 #[cfg(test)]
