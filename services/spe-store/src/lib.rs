@@ -22,6 +22,7 @@ mod registry;
 mod results;
 mod retention;
 mod review;
+mod run_crate;
 mod runs;
 mod states;
 
@@ -39,6 +40,7 @@ pub use review::{
     NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
     VoteOutcome,
 };
+pub use run_crate::RunCrateFacts;
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
 pub use states::{
     DatasetState, EgressState, ReviewEventKind, ShareKind, UnknownState, Vote, WorkflowState,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub tasks: crate::app::tasks::TaskCache,
     /// The service's Crypt4GH public key (`crypt4gh.public_key`), published as is.
     pub service_key: Option<spe_crypt4gh::PublicKey>,
+    /// The receipt public key line (`receipts.public_key`), published as is.
+    pub receipt_key: Option<String>,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -132,6 +134,12 @@ impl Application {
             })?),
             None => None,
         };
+        let receipt_key = match &config.receipts.public_key {
+            Some(path) => Some(crate::app::receipts::load_public_key(path).map_err(|e| {
+                StartupError::Config(format!("receipts.public_key {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
             addr: addr.to_string(),
@@ -210,6 +218,7 @@ impl Application {
             approved: ApprovedCache::default(),
             tasks: Default::default(),
             service_key,
+            receipt_key,
         });
         // issue 12 (audit): refused tokens recorded per window; the head anchored; retention.
         let refusal_window =

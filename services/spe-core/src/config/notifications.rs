@@ -110,6 +110,11 @@ pub struct ReceiptsConfig {
     /// Without it, packages carry an unsigned RO-Crate.
     #[serde(default)]
     pub signing_key: Option<PathBuf>,
+    /// The matching public key (`ed25519 <base64>`, as spectl writes it), which wes-api
+    /// publishes at `GET /ga4gh/wes/v1/keys/receipt.pub` and in service-info's
+    /// `tags.receipt_public_key`. The API never needs the signing key.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
 }
 
 fn default_poll_every_millis() -> u64 {
