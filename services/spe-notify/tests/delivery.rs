@@ -343,16 +343,18 @@ impl SmtpSink {
             .arg(maildir.path().join("mail"))
             .spawn()
             .expect("start aiosmtpd");
+        // Owned by the sink from here: killed and reaped when it is dropped, panics included.
+        let sink = SmtpSink {
+            port,
+            maildir,
+            child,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Some(SmtpSink {
-                    port,
-                    maildir,
-                    child,
-                });
+                return Some(sink);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
