@@ -917,7 +917,11 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
     }
     for id in ids {
-        assert_eq!(keys(&w, id).await.len(), 5, "run {id}");
+        // Three outputs, manifest.json, disclosure.json and the run's RO-Crate (the binary
+        // always writes it; unsigned here: the test config has no receipts.signing_key).
+        let all = keys(&w, id).await;
+        assert_eq!(all.len(), 6, "run {id}: {all:?}");
+        assert!(all.contains(&format!("{id}/ro-crate-metadata.json")), "{all:?}");
         let released = w.store.released_files(id).await.unwrap();
         assert_eq!(released.len(), 3);
         for f in released {
