@@ -921,7 +921,10 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         // always writes it; unsigned here: the test config has no receipts.signing_key).
         let all = keys(&w, id).await;
         assert_eq!(all.len(), 6, "run {id}: {all:?}");
-        assert!(all.contains(&format!("{id}/ro-crate-metadata.json")), "{all:?}");
+        assert!(
+            all.contains(&format!("{id}/ro-crate-metadata.json")),
+            "{all:?}"
+        );
         let released = w.store.released_files(id).await.unwrap();
         assert_eq!(released.len(), 3);
         for f in released {
