@@ -15,6 +15,10 @@
 //! SQLite) is held until commit, so that the head read next is the newest and there is one
 //! chain, whatever the number of wes-api and crawler instances; `seq` is the primary key, so
 //! even a writer that bypassed the lock could not fork the chain.
+//!
+//! Lock order: an append is the last write of its transaction, so a transaction holding the
+//! chain lock waits for no other row, and none waits for it while holding a row it wants (no
+//! deadlock between a run's change and another change's record).
 
 use std::fmt;
 

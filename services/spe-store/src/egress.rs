@@ -241,6 +241,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let mut held = 0;
+        let mut entries = Vec::new();
         for f in files {
             let inserted = sqlx::query(
                 "INSERT INTO egress_files (run_id, path, state, size, reason, created_at, \
@@ -267,7 +268,7 @@ impl Store {
                     f.reason.as_deref(),
                 )
             {
-                audit::append(&mut tx, &entry, at).await?;
+                entries.push(entry);
             }
             if f.state == EgressState::Held {
                 held += inserted.rows_affected();
@@ -281,6 +282,10 @@ impl Store {
                 at,
             )
             .await?;
+        }
+        // Last in the transaction, as every append (spe_store::audit: lock order).
+        for entry in &entries {
+            audit::append(&mut tx, entry, at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -439,11 +444,6 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
-        if let Some(entry) =
-            file_entry(run, path, state, sha256.as_deref(), size, reason.as_deref())
-        {
-            audit::append(&mut tx, &entry, at).await?;
-        }
         if state == EgressState::Held {
             crate::outbox::enqueue(
                 &mut tx,
@@ -452,6 +452,12 @@ impl Store {
                 at,
             )
             .await?;
+        }
+        // Last in the transaction, as every append (spe_store::audit: lock order).
+        if let Some(entry) =
+            file_entry(run, path, state, sha256.as_deref(), size, reason.as_deref())
+        {
+            audit::append(&mut tx, &entry, at).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -29,12 +29,18 @@ pub struct DeletedRunData<'a> {
 
 impl Store {
     /// Ended runs that ended at or before `ended_before` and whose data was not deleted yet,
-    /// oldest first, at most `limit`.
+    /// oldest first (by end time, then id), at most `limit`, after the run `after` (a page's
+    /// last run: so that runs whose deletion fails do not hold up the others).
     pub async fn runs_due_for_deletion(
         &self,
         ended_before: Timestamp,
+        after: Option<(Timestamp, RunId)>,
         limit: i64,
     ) -> Result<Vec<RunRecord>, StoreError> {
+        let (after_end, after_id) = match after {
+            Some((t, id)) => (t.micros(), id.to_string()),
+            None => (i64::MIN, String::new()),
+        };
         let terminal: Vec<&str> = [
             RunState::Complete,
             RunState::ExecutorError,
@@ -47,13 +53,16 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE data_deleted_at IS NULL \
              AND end_time IS NOT NULL AND end_time <= $1 AND state IN ($2, $3, $4, $5) \
-             ORDER BY end_time, id LIMIT $6"
+             AND (end_time > $6 OR (end_time = $6 AND id > $7)) \
+             ORDER BY end_time, id LIMIT $8"
         ))
         .bind(ended_before.micros())
         .bind(terminal[0])
         .bind(terminal[1])
         .bind(terminal[2])
         .bind(terminal[3])
+        .bind(after_end)
+        .bind(after_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

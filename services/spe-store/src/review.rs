@@ -272,30 +272,6 @@ impl Store {
         let mut cast: Vec<Vote> = votes.iter().filter_map(|e| e.vote).collect();
         cast.push(v.vote);
         let tally = Tally::of(&cast, v.approvals_required);
-        // The vote and the bytes it is bound to; never the comment's text (it may quote them).
-        let reviewer = Actor::Person(v.reviewer.clone());
-        let vote_entry = AuditEntry::new(AuditKind::ReviewVote, reviewer.clone())
-            .run(v.run)
-            .with("path", v.path)
-            .with("vote", v.vote.as_str())
-            .with("sha256", v.sha256)
-            .with("round", round)
-            .with("tally", tally.as_str());
-        audit::append(&mut tx, &vote_entry, at).await?;
-        let decided = match tally {
-            Tally::Approved => Some(AuditKind::FileApproved),
-            Tally::Rejected => Some(AuditKind::FileRejected),
-            Tally::Awaiting { .. } | Tally::Conflicted => None,
-        };
-        if let Some(kind) = decided {
-            let entry = AuditEntry::new(kind, reviewer)
-                .run(v.run)
-                .with("path", v.path)
-                .with("sha256", v.sha256)
-                .with("round", round)
-                .with("votes", cast.len());
-            audit::append(&mut tx, &entry, at).await?;
-        }
         match tally {
             Tally::Approved => {
                 sqlx::query(
@@ -332,13 +308,38 @@ impl Store {
             }
             Tally::Awaiting { .. } | Tally::Conflicted => {}
         }
-        let decided = match tally {
+        let notify = match tally {
             Tally::Approved => Some(NotificationEvent::Approved),
             Tally::Rejected => Some(NotificationEvent::Rejected),
             Tally::Awaiting { .. } | Tally::Conflicted => None,
         };
-        if let Some(event) = decided {
+        if let Some(event) = notify {
             outbox::enqueue(&mut tx, &run, event, at).await?;
+        }
+        // Last in the transaction, as every append (spe_store::audit: lock order).
+        // The vote and the bytes it is bound to; never the comment's text (it may quote them).
+        let reviewer = Actor::Person(v.reviewer.clone());
+        let vote_entry = AuditEntry::new(AuditKind::ReviewVote, reviewer.clone())
+            .run(v.run)
+            .with("path", v.path)
+            .with("vote", v.vote.as_str())
+            .with("sha256", v.sha256)
+            .with("round", round)
+            .with("tally", tally.as_str());
+        audit::append(&mut tx, &vote_entry, at).await?;
+        let decided = match tally {
+            Tally::Approved => Some(AuditKind::FileApproved),
+            Tally::Rejected => Some(AuditKind::FileRejected),
+            Tally::Awaiting { .. } | Tally::Conflicted => None,
+        };
+        if let Some(kind) = decided {
+            let entry = AuditEntry::new(kind, reviewer)
+                .run(v.run)
+                .with("path", v.path)
+                .with("sha256", v.sha256)
+                .with("round", round)
+                .with("votes", cast.len());
+            audit::append(&mut tx, &entry, at).await?;
         }
         tx.commit().await?;
         Ok(VoteOutcome {

@@ -455,11 +455,148 @@ async fn changes_carry_their_records() {
         assert!(audit::verify(&records, None).is_ok());
         assert!(
             store
-                .runs_due_for_deletion(Timestamp::from_micros(1_000), 10)
+                .runs_due_for_deletion(Timestamp::from_micros(1_000), None, 10)
                 .await
                 .unwrap()
                 .is_empty()
         );
+    })
+    .await;
+}
+
+/// The crawler's scan and the review: held and refused files, a vote and the decision it
+/// completes, each a record (the vote's comment never is).
+#[tokio::test]
+async fn egress_and_review_carry_their_records() {
+    use spe_store::{EgressState, NewEgressFile, NewVote, Vote};
+    on_each_backend(|store| async move {
+        let run = queued_run(&store, "alice", 10).await;
+        let file = |path: &str, state| NewEgressFile {
+            path: path.into(),
+            state,
+            size: 7,
+            reason: Some("a reason".into()),
+        };
+        let files = [
+            file("results/table.csv", EgressState::Held),
+            file("results/raw.bam", EgressState::Refused),
+            file("results/ok.txt", EgressState::Pending),
+        ];
+        store
+            .record_egress_scan(run, &files, Timestamp::from_micros(20))
+            .await
+            .unwrap();
+        // A second scan records nothing new.
+        store
+            .record_egress_scan(run, &files, Timestamp::from_micros(21))
+            .await
+            .unwrap();
+        let sha = "ab".repeat(32);
+        store
+            .cast_vote(
+                NewVote {
+                    run,
+                    path: "results/table.csv",
+                    reviewer: &person("carol"),
+                    vote: Vote::Approve,
+                    comment: Some("cell 3 has 4 patients in it"),
+                    sha256: &sha,
+                    approvals_required: 1,
+                },
+                Timestamp::from_micros(30),
+            )
+            .await
+            .unwrap();
+        let records = audit::all_records(&store).await.unwrap();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "run.submitted",
+                "file.held",
+                "file.refused",
+                "review.vote",
+                "file.approved"
+            ]
+        );
+        assert_eq!(records[1].actor, json!({"service": "crawler"}));
+        assert_eq!(
+            records[1].details,
+            json!({"path": "results/table.csv", "size": 7, "reason": "a reason"})
+        );
+        assert_eq!(
+            records[3].details,
+            json!({"path": "results/table.csv", "vote": "approve", "sha256": sha, "round": 0, "tally": "approved"})
+        );
+        assert_eq!(records[4].actor, json!({"issuer": TEST_ISSUER, "sub": "carol"}));
+        assert!(!records.iter().any(|r| r.details.to_string().contains("patients")));
+        assert!(audit::verify(&records, None).is_ok());
+    })
+    .await;
+}
+
+/// Runs due for deletion: ended before the cut-off, not deleted yet, paged by (end, id).
+#[tokio::test]
+async fn runs_due_for_deletion_are_paged_oldest_first() {
+    use spe_store::{DeletedRunData, Transition};
+    on_each_backend(|store| async move {
+        let reconciler = Actor::Service(ServiceActor::Reconciler);
+        let mut ended = Vec::new();
+        for end in [300, 100, 200] {
+            let run = queued_run(&store, "alice", 10).await;
+            store
+                .transition(&Transition {
+                    run,
+                    from: &[spe_core::RunState::Queued],
+                    to: spe_core::RunState::Complete,
+                    actor: &reconciler,
+                    reason: None,
+                    exit_code: Some(0),
+                    at: Timestamp::from_micros(end),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            ended.push(run);
+        }
+        let live = queued_run(&store, "alice", 10).await;
+        let cutoff = Timestamp::from_micros(250);
+        let first = store.runs_due_for_deletion(cutoff, None, 1).await.unwrap();
+        assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), [ended[1]]);
+        let cursor = Some((first[0].end_time.unwrap(), first[0].id));
+        let next = store
+            .runs_due_for_deletion(cutoff, cursor, 10)
+            .await
+            .unwrap();
+        assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), [ended[2]]);
+        let all = store
+            .runs_due_for_deletion(Timestamp::from_micros(1_000), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [ended[1], ended[2], ended[0]]
+        );
+        assert!(!all.iter().any(|r| r.id == live));
+        let retention = Actor::Service(ServiceActor::Retention);
+        store
+            .record_run_data_deleted(&DeletedRunData {
+                run: ended[1],
+                actor: &retention,
+                run_dir: None,
+                files: 0,
+                bytes: 0,
+                released_objects: &[],
+                cause: "retention",
+                at: Timestamp::from_micros(400),
+            })
+            .await
+            .unwrap();
+        let left = store
+            .runs_due_for_deletion(Timestamp::from_micros(1_000), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 2);
     })
     .await;
 }

@@ -208,6 +208,10 @@ enum RunCommand {
     Shares { run_id: String },
     /// Cancel a run.
     Cancel { run_id: String },
+    // issue 12 (audit)
+    /// Delete an ended run's data now: its directory (and, where the service is configured
+    /// so, its released objects); recorded in the audit chain.
+    Delete { run_id: String },
     /// Where each output of a run stands (released, held for review, rejected...) and why.
     Egress { run_id: String },
     /// Answer a review a data controller returned to you.
@@ -963,6 +967,25 @@ async fn run_command(api: &Api, json: bool, command: RunCommand) -> Result<(), F
             interval,
             timeout,
         } => wait(api, json, &run_id, interval, timeout).await?,
+        RunCommand::Delete { run_id } => {
+            let v = api.delete(&["runs", &run_id], &[]).await?;
+            report(json, &v, || {
+                format!(
+                    "{}: run directory {}, {} files, {} bytes; released objects deleted: {}",
+                    field(&v, "run_id"),
+                    if v["run_directory_deleted"] == true {
+                        "deleted"
+                    } else {
+                        "already gone"
+                    },
+                    field(&v, "files"),
+                    field(&v, "bytes"),
+                    v["released_objects_deleted"]
+                        .as_array()
+                        .map_or(0, |a| a.len())
+                )
+            });
+        }
     }
     Ok(())
 }

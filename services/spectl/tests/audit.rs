@@ -17,6 +17,7 @@ use wes_api::startup::Application;
 struct TestApp {
     base: String,
     store: Store,
+    data_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -29,6 +30,7 @@ async fn spawn_app(postgres: Option<&DatabaseUrl>) -> TestApp {
         env.push(("SPE__DATABASE__URL".to_owned(), url.expose().to_owned()));
     }
     let config = Config::parse(&dev_yaml(), env).unwrap();
+    let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
@@ -36,6 +38,7 @@ async fn spawn_app(postgres: Option<&DatabaseUrl>) -> TestApp {
     TestApp {
         base,
         store,
+        data_dir: std::fs::canonicalize(data_dir).unwrap(),
         _dir: dir,
     }
 }
@@ -240,4 +243,58 @@ async fn verify_names_swapped_records() {
             "records were reordered: record 3 holds what was record 4",
         );
     }
+}
+
+#[tokio::test]
+async fn run_delete_deletes_an_ended_runs_directory_and_the_chain_says_so() {
+    use spe_core::{Actor, RunId, RunState, ServiceActor};
+    let app = spawn_app(None).await;
+    let id = RunId::new_random();
+    let run_dir = app.data_dir.join(id.to_string());
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("log.json"), b"{}").unwrap();
+    app.store
+        .insert_run(&spe_store::NewRun {
+            id,
+            owner: spe_core::Subject::local_dev_user(),
+            submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+            run_dir: run_dir.display().to_string(),
+            created_at: Timestamp::from_micros(1),
+        })
+        .await
+        .unwrap();
+    let run = id.to_string();
+    let out = spectl(&app, &["run", "delete", &run]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("is QUEUED: only an ended run's data can be deleted; cancel it first"),
+        "{out:?}"
+    );
+    app.store
+        .transition(&spe_store::Transition {
+            run: id,
+            from: &[RunState::Queued],
+            to: RunState::Canceled,
+            actor: &Actor::Service(ServiceActor::Reconciler),
+            reason: None,
+            exit_code: None,
+            at: Timestamp::from_micros(2),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let out = spectl(&app, &["run", "delete", &run]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{run}: run directory deleted, 1 files, 2 bytes; released objects deleted: 0")
+    );
+    assert!(!run_dir.exists());
+    let out = spectl(&app, &["audit", "export"]).await;
+    let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "run.data_deleted");
+    assert_eq!(last["run_id"], run.as_str());
+    assert_eq!(last["details"]["cause"], "request");
+    assert_eq!(spectl(&app, &["audit", "verify"]).await.code, 0);
 }

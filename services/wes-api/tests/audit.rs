@@ -35,9 +35,13 @@ struct App {
 /// wes-api with OIDC from the test provider, the `crawler:` section on the S3 server, and
 /// `extra` top-level YAML.
 async fn spawn(peer: &support::Peer, s3: &str, extra: &str) -> App {
+    spawn_oidc(peer, s3, "", extra).await
+}
+
+/// [`spawn`] with more `auth.oidc` keys (`oidc_extra`, YAML at that level).
+async fn spawn_oidc(peer: &support::Peer, s3: &str, oidc_extra: &str, extra: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let oidc: String = peer
-        .oidc_yaml()
+    let oidc: String = format!("{}{oidc_extra}", peer.oidc_yaml())
         .lines()
         .map(|l| format!("    {l}\n"))
         .collect();
@@ -307,6 +311,16 @@ async fn refused_tokens_are_recorded_per_address_and_window_and_shares_by_person
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["msg"], "limit: from 1 to 1000");
+    let (status, body) = app
+        .call(
+            &operator,
+            reqwest::Method::GET,
+            "/admin/audit?after_seq=-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["msg"], "after_seq: 0 or more");
     // Paging: the head and the next page.
     let (_, page) = app
         .call(
@@ -547,4 +561,56 @@ async fn the_head_is_anchored_to_the_log_and_the_bucket() {
                 && l.contains(&format!("sha256={}", head.sha256))),
         "no anchor line for the head in the log"
     );
+}
+
+#[tokio::test]
+async fn failed_browser_logins_are_recorded_per_address_and_window() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let Some(s3) = s3_url() else {
+        return;
+    };
+    let app = spawn_oidc(
+        &peer,
+        &s3,
+        "browser:\n  client_id: spe-web\n  client_secret: spe-web-secret\n  redirect_url: \"http://127.0.0.1:9/auth/callback\"\n  cookie_secure: false\n",
+        "audit: { refusal_window_seconds: 1 }",
+    )
+    .await;
+    let root = app.base.trim_end_matches("/ga4gh/wes/v1").to_owned();
+    for query in ["error=access_denied", "state=forged&code=stolen"] {
+        let res = app
+            .http
+            .get(format!("{root}/auth/callback?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{query}");
+    }
+    let operator = peer.token("operator").await;
+    let mut failed: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        failed = app
+            .records(&operator)
+            .await
+            .into_iter()
+            .filter(|r| r["kind"] == "login.failed")
+            .collect();
+        let counted: u64 = failed
+            .iter()
+            .map(|r| r["details"]["count"].as_u64().unwrap())
+            .sum();
+        if counted == 2 {
+            break;
+        }
+    }
+    let counted: u64 = failed
+        .iter()
+        .map(|r| r["details"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 2, "{failed:?}");
+    assert_eq!(failed[0]["details"]["address"], "127.0.0.1");
+    assert_eq!(failed[0]["actor"], json!({"service": "wes-api"}));
 }

@@ -109,3 +109,61 @@ impl RetentionConfig {
         ConfigError::at_least("retention.check_every_seconds", self.check_every_seconds, 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::config::tests::MINIMAL;
+
+    #[test]
+    fn defaults_keep_run_data_and_anchor_hourly() {
+        let c = Config::parse(MINIMAL, Vec::new()).unwrap();
+        assert_eq!(c.audit.anchor_every_seconds, 3600);
+        assert_eq!(c.audit.anchor_s3_prefix, None);
+        assert_eq!(c.audit.refusal_window_seconds, 60);
+        assert_eq!(c.retention.run_directories_after_seconds, None);
+        assert!(!c.retention.delete_released_objects);
+        assert_eq!(c.retention.check_every_seconds, 3600);
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        for (extra, message) in [
+            (
+                "audit: { anchor_every_seconds: 0 }",
+                "audit.anchor_every_seconds: must be at least 1",
+            ),
+            (
+                "audit: { refusal_max_addresses: 0 }",
+                "audit.refusal_max_addresses: must be at least 1",
+            ),
+            (
+                "audit: { anchor_s3_prefix: /abs }",
+                "audit.anchor_s3_prefix: must be a relative object key prefix",
+            ),
+            (
+                "retention: { run_directories_after_seconds: 0 }",
+                "retention.run_directories_after_seconds: must be at least 1",
+            ),
+            (
+                "retention: { check_every_seconds: 0 }",
+                "retention.check_every_seconds: must be at least 1",
+            ),
+            (
+                "retention: { keep_forever: true }",
+                "retention.keep_forever: unknown field",
+            ),
+        ] {
+            let err = Config::parse(&format!("{MINIMAL}{extra}\n"), Vec::new()).unwrap_err();
+            assert!(err.0.starts_with(message), "{extra}: {err}");
+        }
+        let c = Config::parse(
+            &format!("{MINIMAL}retention: {{ run_directories_after_seconds: 86400, delete_released_objects: true }}\n"),
+            vec![("SPE__AUDIT__ANCHOR_S3_PREFIX".to_owned(), "audit-anchors".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.retention.run_directories_after_seconds, Some(86400));
+        assert!(c.retention.delete_released_objects);
+        assert_eq!(c.audit.anchor_s3_prefix.as_deref(), Some("audit-anchors"));
+    }
+}

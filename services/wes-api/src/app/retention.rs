@@ -172,22 +172,30 @@ pub async fn retain_forever(state: Arc<AppState>, after: Duration, every: Durati
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
-        let due = match state
-            .store
-            .runs_due_for_deletion(Timestamp::from_datetime(cutoff), 100)
-            .await
-        {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::error!(error = %e, "retention: cannot list runs due for deletion");
-                continue;
+        let cutoff = Timestamp::from_datetime(
+            chrono::Utc::now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX),
+        );
+        // Page by page, so that a run whose deletion fails does not hold up the ones after it.
+        let mut cursor = None;
+        loop {
+            let due = match state.store.runs_due_for_deletion(cutoff, cursor, 100).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(error = %e, "retention: cannot list runs due for deletion");
+                    break;
+                }
+            };
+            let Some(last) = due.last() else {
+                break;
+            };
+            cursor = last.end_time.map(|t| (t, last.id));
+            for run in &due {
+                if let Err(e) = delete_run_data(&state, run, &actor, "retention").await {
+                    tracing::error!(run_id = %run.id, error = %e, "retention: run data not deleted; retried next round");
+                }
             }
-        };
-        for run in due {
-            if let Err(e) = delete_run_data(&state, &run, &actor, "retention").await {
-                tracing::error!(run_id = %run.id, error = %e, "retention: run data not deleted; retried next round");
+            if cursor.is_none() {
+                break;
             }
         }
     }

@@ -30,7 +30,12 @@ pub async fn list(
                 .map_err(|_| ApiError::bad_request(format!("{name}: a whole number")))
         };
         match key.as_str() {
-            "after_seq" => after_seq = number("after_seq")?.max(0),
+            "after_seq" => {
+                after_seq = number("after_seq")?;
+                if after_seq < 0 {
+                    return Err(ApiError::bad_request("after_seq: 0 or more"));
+                }
+            }
             "limit" => {
                 limit = number("limit")?;
                 if !(1..=MAX_LIMIT).contains(&limit) {
