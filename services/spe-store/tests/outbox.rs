@@ -261,3 +261,101 @@ async fn deliveries_are_claimed_by_one_instance_and_never_again_once_delivered()
     })
     .await;
 }
+
+#[tokio::test]
+async fn rejections_revocations_and_overdue_reports_are_notified() {
+    on_each_backend(|store| async move {
+        let run = queued_run(&store, "alice", 1_000).await;
+        store
+            .transition(&Transition {
+                run,
+                from: &[RunState::Queued],
+                to: RunState::Complete,
+                actor: &Actor::Service(ServiceActor::Reconciler),
+                reason: None,
+                exit_code: Some(0),
+                at: t(2_000),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let file = |path: &str, state| NewEgressFile {
+            path: path.into(),
+            state,
+            size: 3,
+            reason: None,
+        };
+        store
+            .record_egress_scan(
+                run,
+                &[
+                    file("held.csv", EgressState::Held),
+                    file("out.csv", EgressState::Pending),
+                ],
+                t(3_000),
+            )
+            .await
+            .unwrap();
+        // Released through a crawler's claim, then revoked.
+        store
+            .claim_egress_file(run, "out.csv", "c", t(3_100), t(9_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let released = spe_store::EgressOutcome::Released {
+            sha256: "ab",
+            size: 3,
+        };
+        assert!(
+            store
+                .finish_egress_file(run, "out.csv", "c", released, t(3_200))
+                .await
+                .unwrap()
+        );
+        let bob = person("bob");
+        store
+            .revoke_release(run, "out.csv", &bob, "a small cell", t(4_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .report_overdue_reviews(t(5_000), t(5_000))
+                .await
+                .unwrap(),
+            [run]
+        );
+        store
+            .cast_vote(
+                NewVote {
+                    run,
+                    path: "held.csv",
+                    reviewer: &bob,
+                    vote: Vote::Reject,
+                    comment: Some("identifying"),
+                    sha256: "cd",
+                    approvals_required: 1,
+                },
+                t(6_000),
+            )
+            .await
+            .unwrap();
+        let events: Vec<NotificationEvent> = store
+            .notifications(run)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                NotificationEvent::RunEnded,
+                NotificationEvent::Held,
+                NotificationEvent::Revoked,
+                NotificationEvent::Overdue,
+                NotificationEvent::Rejected,
+            ]
+        );
+    })
+    .await;
+}
