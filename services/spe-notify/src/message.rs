@@ -112,3 +112,45 @@ impl Message {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spe_core::time::Timestamp;
+    use spe_core::{RunId, RunState, Subject};
+    use spe_store::{Notification, NotificationEvent};
+
+    use super::*;
+
+    #[test]
+    fn every_event_says_what_happened_what_next_and_links_the_run() {
+        let url = HttpUrl::try_from("https://spe.example.org/".to_owned()).unwrap();
+        let run = RunId::new_random();
+        for event in NotificationEvent::ALL {
+            let n = Notification {
+                id: 1,
+                run_id: run,
+                event,
+                owner: Subject::new("https://login.example.org", "alice").unwrap(),
+                workflow_url: "quals@1.0.0".into(),
+                run_state: RunState::Complete,
+                created_at: Timestamp::from_micros(0),
+            };
+            let m = Message::of(&n, Some(&url));
+            assert!(m.summary.contains(&run.to_string()), "{m:?}");
+            assert!(m.subject.contains(&run.to_string()), "{m:?}");
+            assert!(!m.next_step.is_empty(), "{m:?}");
+            assert_eq!(
+                m.link.as_deref(),
+                Some(format!("https://spe.example.org/ga4gh/wes/v1/runs/{run}").as_str())
+            );
+            let who = match event {
+                NotificationEvent::Held
+                | NotificationEvent::Answered
+                | NotificationEvent::Overdue => "Data controllers:",
+                NotificationEvent::Revoked => "Everyone:",
+                _ => "Researcher:",
+            };
+            assert!(m.next_step.contains(who), "{event:?}: {m:?}");
+        }
+    }
+}
