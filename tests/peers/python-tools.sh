@@ -27,6 +27,8 @@ REQS=(
   # Crypt4GH interoperability (services/spe-crypt4gh/tests/python.rs) and the decryption
   # benchmark's baseline (docs/benchmarks.md).
   "crypt4gh==1.8.6"
+  # The SMTP sink of the notification tests (services/spe-notify/tests/delivery.rs).
+  "aiosmtpd==1.4.6"
 )
 PY=${SPE_TOOLS_PYTHON:-python3}
 command -v "$PY" >/dev/null || apt_install python3 python3-venv

@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use spe_core::config::{Config, ConfigError, CrawlerConfig, DatabaseConfig, LoggingConfig};
+use spe_core::config::{
+    Config, ConfigError, CrawlerConfig, DatabaseConfig, LoggingConfig, ReceiptsConfig,
+    ServiceConfig,
+};
 
 #[derive(Debug)]
 pub struct CrawlerServiceConfig {
@@ -15,6 +18,10 @@ pub struct CrawlerServiceConfig {
     /// The deployment's primary issuer: the store's migration carries people named by bare
     /// `sub` (rows from before identities were (issuer, sub)) to it.
     pub primary_issuer: String,
+    /// Names the deployment in each run's RO-Crate.
+    pub service: ServiceConfig,
+    /// The key that signs each package's RO-Crate.
+    pub receipts: ReceiptsConfig,
 }
 
 impl CrawlerServiceConfig {
@@ -31,6 +38,8 @@ impl CrawlerServiceConfig {
             logging,
             crawler,
             auth,
+            service,
+            receipts,
             ..
         } = config;
         let crawler = crawler.ok_or_else(|| {
@@ -42,6 +51,8 @@ impl CrawlerServiceConfig {
             logging,
             crawler,
             primary_issuer: auth.primary_issuer().to_owned(),
+            service,
+            receipts,
         })
     }
 }

@@ -124,6 +124,11 @@ struct Inner {
     busy: Mutex<HashSet<RunId>>,
     rules: Mutex<HashMap<String, Arc<Option<EgressMatcher>>>>,
     after_read: Option<AfterRead>,
+    /// Writes the run's RO-Crate (and, with a key, its signed receipt) into the package.
+    crate_writer: Option<(
+        crate::receipt::CrateIdentity,
+        Option<Arc<crate::receipt::Signer>>,
+    )>,
 }
 
 struct BusyGuard<'a>(&'a Mutex<HashSet<RunId>>, RunId);
@@ -166,6 +171,7 @@ impl Crawler {
                 busy: Mutex::new(HashSet::new()),
                 rules: Mutex::new(HashMap::new()),
                 after_read: None,
+                crate_writer: None,
             }),
         }
     }
@@ -186,6 +192,19 @@ impl Crawler {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Adds the run's Five Safes RO-Crate to every package, signed when `signer` is given.
+    /// Call before the crawler is cloned.
+    pub fn with_crate(
+        mut self,
+        identity: crate::receipt::CrateIdentity,
+        signer: Option<Arc<crate::receipt::Signer>>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.crate_writer = Some((identity, signer));
+        }
+        self
     }
 
     pub fn owner(&self) -> &str {
@@ -929,7 +948,47 @@ impl Crawler {
         });
         self.put_json(&bucket::manifest_key(run.id), &body).await?;
         let approvals = self.approvals(run).await?;
-        self.write_disclosure(run, approvals).await
+        self.write_disclosure(run, approvals).await?;
+        self.write_crate(run).await
+    }
+
+    /// `<run_id>/ro-crate-metadata.json` with the audit chain's head now, and with a signing
+    /// key its receipt `<run_id>/ro-crate-metadata.json.sig`, over the crate's exact bytes.
+    async fn write_crate(&self, run: &EgressRun) -> Result<(), CrawlError> {
+        let Some((identity, signer)) = &self.inner.crate_writer else {
+            return Ok(());
+        };
+        let Some(facts) = self.inner.store.run_crate_facts(run.id).await? else {
+            return Ok(());
+        };
+        let head = spe_store::audit::head(&self.inner.store).await?;
+        let doc = facts.build(
+            spe_core::rocrate::CrateService {
+                id: &identity.id,
+                name: &identity.name,
+                organization: &identity.organization,
+                organization_url: &identity.organization_url,
+            },
+            head.as_ref().map(|h| spe_core::rocrate::CrateChainHead {
+                seq: h.seq,
+                sha256: &h.sha256,
+            }),
+        );
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        if let Some(signer) = signer {
+            // The receipt first: a crate in the bucket always has its signature beside it.
+            let receipt = signer.sign(&bytes);
+            self.put_bytes(
+                &bucket::object_key(run.id, bucket::RECEIPT_FILE),
+                serde_json::to_vec_pretty(&receipt).unwrap_or_default(),
+            )
+            .await?;
+        }
+        self.put_bytes(&bucket::object_key(run.id, bucket::RO_CRATE_FILE), bytes)
+            .await?;
+        tracing::info!(target: "spe_audit", run_id = %run.id, signed = signer.is_some(),
+            chain_seq = head.as_ref().map(|h| h.seq), "RO-Crate written to the results");
+        Ok(())
     }
 
     /// Who decided what on the run's held files, from the review history: every vote (with the
@@ -984,7 +1043,12 @@ impl Crawler {
 
     /// PUTs a JSON document unless the bucket holds these bytes already.
     async fn put_json(&self, key: &str, body: &serde_json::Value) -> Result<(), CrawlError> {
-        let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+        self.put_bytes(key, serde_json::to_vec_pretty(body).unwrap_or_default())
+            .await
+    }
+
+    /// PUTs bytes unless the bucket holds them already.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), CrawlError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if self.already_there(key, bytes.len() as u64, &sha256).await? {
             return Ok(());

@@ -7,12 +7,14 @@
 //! the egress rules of the run's approved workflow version (from the store), uploads released
 //! files to `<bucket>/<run_id>/<path>` with their SHA-256 as metadata, records each file's
 //! state in the store (with its disclosure report, spe_core::disclosure), and writes
-//! `<run_id>/manifest.json` and `<run_id>/disclosure.json`. See docs/results-crawler.md and
+//! `<run_id>/manifest.json`, `<run_id>/disclosure.json` and the run's Five Safes RO-Crate with its
+//! signed receipt (`receipt`). See docs/results-crawler.md and
 //! docs/egress.md.
 
 pub mod config;
 pub mod crawler;
 pub mod metrics;
+pub mod receipt;
 pub mod s3;
 pub mod safe_fs;
 pub mod service;

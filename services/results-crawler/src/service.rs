@@ -35,7 +35,25 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {}: {e}", cc.metrics_listen))?;
     let metrics_addr = listener.local_addr()?;
     tokio::spawn(metrics::serve(listener, metrics.clone()));
-    let crawler = Crawler::new(store, bucket, Settings::from_config(cc), metrics);
+    // Read once: a configured key that cannot be used stops the start, naming the key.
+    let signer = match &config.receipts.signing_key {
+        Some(path) => Some(Arc::new(
+            crate::receipt::Signer::load(path)
+                .map_err(|e| anyhow::anyhow!("receipts.signing_key: {e}"))?,
+        )),
+        None => {
+            tracing::warn!("receipts.signing_key is not set: packages carry an unsigned RO-Crate");
+            None
+        }
+    };
+    let identity = crate::receipt::CrateIdentity {
+        id: config.service.id.clone(),
+        name: config.service.name.clone(),
+        organization: config.service.organization.name.clone(),
+        organization_url: config.service.organization.url.as_str().to_owned(),
+    };
+    let crawler = Crawler::new(store, bucket, Settings::from_config(cc), metrics)
+        .with_crate(identity, signer);
     println!("results-crawler metrics on http://{metrics_addr}/metrics");
     tracing::info!(owner = crawler.owner(), bucket = cc.bucket, data_dir = %config.data_dir.display(), watch = ?cc.watch, "results-crawler started");
 

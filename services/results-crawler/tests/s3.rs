@@ -378,6 +378,103 @@ async fn releases_the_example_outputs_and_nothing_else() {
     assert_eq!(c.rescan().await.unwrap(), (0, 0));
 }
 
+/// A receipt signing key file as `spectl keys generate --signing` writes it (PKCS#8 PEM).
+fn signing_key(dir: &Path, mode: u32) -> (PathBuf, Vec<u8>) {
+    use base64::Engine;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let path = dir.join(format!("receipt-{mode:o}.key"));
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    std::fs::write(
+        &path,
+        format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    (path, public)
+}
+
+#[tokio::test]
+async fn the_package_carries_the_runs_five_safes_crate_signed_with_the_chain_head() {
+    use base64::Engine;
+    use results_crawler::receipt::{CrateIdentity, Signer};
+    let Some(w) = world().await else { return };
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (readable, _) = signing_key(keys_dir.path(), 0o644);
+    let refused = Signer::load(&readable).unwrap_err();
+    assert!(
+        refused.contains("mode 644 lets others read the signing key"),
+        "{refused}"
+    );
+    let (key, public) = signing_key(keys_dir.path(), 0o600);
+    let signer = Signer::load(&key).unwrap();
+
+    let (id, run_dir) = finished_run(&w).await;
+    let c = crawler(&w).with_crate(
+        CrateIdentity {
+            id: "org.example.spe".into(),
+            name: "SPE".into(),
+            organization: "Example".into(),
+            organization_url: "https://example.org".into(),
+        },
+        Some(Arc::new(signer)),
+    );
+    c.rescan().await.unwrap();
+    let all = keys(&w, id).await;
+    assert!(
+        all.contains(&format!("{id}/ro-crate-metadata.json")),
+        "{all:?}"
+    );
+    let bytes = w
+        .bucket
+        .get(&format!("{id}/ro-crate-metadata.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &w.bucket
+            .get(&format!("{id}/ro-crate-metadata.json.sig"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    // The signature is the service key's, over the crate's exact bytes.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = b64.decode(receipt["signature"].as_str().unwrap()).unwrap();
+    let check = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public);
+    assert!(check.verify(&bytes, &signature).is_ok());
+    let mut changed = bytes.clone();
+    changed[10] ^= 1;
+    assert!(check.verify(&changed, &signature).is_err());
+
+    // The crate: this run, its released files with their checksums, the chain head now.
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let graph = doc["@graph"].as_array().unwrap();
+    let root = graph.iter().find(|e| e["@id"] == "./").unwrap();
+    assert_eq!(root["identifier"], id.to_string());
+    assert_eq!(root["conformsTo"]["@id"], "https://w3id.org/5s-crate/0.4");
+    let csv = std::fs::read(run_dir.join("results.csv")).unwrap();
+    let file = graph.iter().find(|e| e["@id"] == "results.csv").unwrap();
+    assert_eq!(file["sha256"], sha(&csv));
+    // The head is a record of the store's chain, with the seq the crate gives it.
+    let in_crate = graph
+        .iter()
+        .find(|e| e["@id"] == "#audit-chain-head")
+        .unwrap();
+    let seq: i64 = in_crate["identifier"].as_str().unwrap().parse().unwrap();
+    let found = spe_store::audit::find(&w.store, in_crate["value"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, Some(seq));
+}
+
 #[tokio::test]
 async fn a_symlinked_parent_folder_releases_nothing_under_it() {
     let Some(w) = world().await else { return };
@@ -820,7 +917,14 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
     }
     for id in ids {
-        assert_eq!(keys(&w, id).await.len(), 5, "run {id}");
+        // Three outputs, manifest.json, disclosure.json and the run's RO-Crate (the binary
+        // always writes it; unsigned here: the test config has no receipts.signing_key).
+        let all = keys(&w, id).await;
+        assert_eq!(all.len(), 6, "run {id}: {all:?}");
+        assert!(
+            all.contains(&format!("{id}/ro-crate-metadata.json")),
+            "{all:?}"
+        );
         let released = w.store.released_files(id).await.unwrap();
         assert_eq!(released.len(), 3);
         for f in released {

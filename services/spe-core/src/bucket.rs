@@ -10,6 +10,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// no output may take it either.
 pub const DISCLOSURE_FILE: &str = "disclosure.json";
 
+/// The file name of the run's Five Safes RO-Crate (`spe_core::rocrate`), beside its manifest.
+pub const RO_CRATE_FILE: &str = "ro-crate-metadata.json";
+
+/// The egress receipt: the Ed25519 signature of the RO-Crate's exact bytes (docs/ro-crate.md).
+pub const RECEIPT_FILE: &str = "ro-crate-metadata.json.sig";
+
 /// The object that holds the released file at `path` (relative to the run directory).
 pub fn object_key(run: RunId, path: &str) -> String {
     format!("{run}/{path}")
@@ -28,7 +34,7 @@ pub fn disclosure_key(run: RunId) -> String {
 
 /// Whether a run's output at `path` would take one of the crawler's own keys.
 pub fn is_reserved(path: &str) -> bool {
-    path == MANIFEST_FILE || path == DISCLOSURE_FILE
+    [MANIFEST_FILE, DISCLOSURE_FILE, RO_CRATE_FILE, RECEIPT_FILE].contains(&path)
 }
 
 #[cfg(test)]

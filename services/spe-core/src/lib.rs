@@ -17,6 +17,7 @@ pub mod logjson;
 pub mod manifest;
 pub mod page;
 pub mod request;
+pub mod rocrate;
 pub mod runspec;
 pub mod secret;
 pub mod slurm;

@@ -240,6 +240,7 @@ impl Store {
         .bind(run.to_string())
         .execute(&mut *tx)
         .await?;
+        let mut held = 0;
         let mut entries = Vec::new();
         for f in files {
             let inserted = sqlx::query(
@@ -269,6 +270,18 @@ impl Store {
             {
                 entries.push(entry);
             }
+            if f.state == EgressState::Held {
+                held += inserted.rows_affected();
+            }
+        }
+        if held > 0 {
+            crate::outbox::enqueue(
+                &mut tx,
+                &run.to_string(),
+                crate::NotificationEvent::Held,
+                at,
+            )
+            .await?;
         }
         // Last in the transaction, as every append (spe_store::audit: lock order).
         for entry in &entries {
@@ -431,6 +444,16 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
+        if state == EgressState::Held {
+            crate::outbox::enqueue(
+                &mut tx,
+                &run.to_string(),
+                crate::NotificationEvent::Held,
+                at,
+            )
+            .await?;
+        }
+        // Last in the transaction, as every append (spe_store::audit: lock order).
         if let Some(entry) =
             file_entry(run, path, state, sha256.as_deref(), size, reason.as_deref())
         {
@@ -481,6 +504,13 @@ impl Store {
         .bind(run.to_string())
         .bind(path)
         .execute(&mut *tx)
+        .await?;
+        crate::outbox::enqueue(
+            &mut tx,
+            &run.to_string(),
+            crate::NotificationEvent::Held,
+            at,
+        )
         .await?;
         if let Some(entry) = file_entry(
             run,

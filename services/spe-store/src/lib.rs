@@ -15,17 +15,20 @@ pub mod audit;
 mod egress;
 mod error;
 mod execution;
+mod outbox;
 mod people;
 mod quota;
 mod registry;
 mod results;
 mod retention;
 mod review;
+mod run_crate;
 mod runs;
 mod states;
 
 pub use egress::{EgressFile, EgressOutcome, EgressRun, NewEgressFile, ReleasedFile};
 pub use error::{StoreError, UnreadableRun};
+pub use outbox::{Delivery, DeliveryOutcome, DeliveryState, Notification, NotificationEvent};
 pub use quota::{QuotaExceeded, Usage};
 pub use registry::{
     Dataset, NewDataset, NewWorkflowVersion, Refusable, RegistryEvent, RegistryRefusal,
@@ -37,6 +40,7 @@ pub use review::{
     NewVote, RequestState, ReviewError, ReviewEvent, ReviewFilter, ReviewRequest, Tally,
     VoteOutcome,
 };
+pub use run_crate::RunCrateFacts;
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
 pub use states::{
     DatasetState, EgressState, ReviewEventKind, ShareKind, UnknownState, Vote, WorkflowState,

@@ -16,7 +16,10 @@ use sqlx::any::AnyRow;
 
 use crate::audit::{self, AuditEntry, AuditKind};
 use crate::egress::{FILE_COLUMNS, file_from_row};
-use crate::{EgressFile, EgressState, ReviewEventKind, Store, StoreError, Vote, people};
+use crate::{
+    EgressFile, EgressState, NotificationEvent, ReviewEventKind, Store, StoreError, Vote, outbox,
+    people,
+};
 
 /// One entry of a run's review history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +308,14 @@ impl Store {
             }
             Tally::Awaiting { .. } | Tally::Conflicted => {}
         }
+        let notify = match tally {
+            Tally::Approved => Some(NotificationEvent::Approved),
+            Tally::Rejected => Some(NotificationEvent::Rejected),
+            Tally::Awaiting { .. } | Tally::Conflicted => None,
+        };
+        if let Some(event) = notify {
+            outbox::enqueue(&mut tx, &run, event, at).await?;
+        }
         // Last in the transaction, as every append (spe_store::audit: lock order).
         // The vote and the bytes it is bound to; never the comment's text (it may quote them).
         let reviewer = Actor::Person(v.reviewer.clone());
@@ -443,6 +454,7 @@ impl Store {
             .bind(run.to_string())
             .execute(&mut *tx)
             .await?;
+        outbox::enqueue(&mut tx, &run.to_string(), NotificationEvent::Revoked, at).await?;
         let entry = AuditEntry::new(AuditKind::FileRevoked, Actor::Person(by.clone()))
             .run(run)
             .with("path", path);
@@ -652,6 +664,15 @@ impl Store {
             at,
         )
         .await?;
+        let event = match kind {
+            ReviewEventKind::Return => Some(NotificationEvent::Returned),
+            ReviewEventKind::Resubmit => Some(NotificationEvent::Answered),
+            ReviewEventKind::Overdue => Some(NotificationEvent::Overdue),
+            _ => None,
+        };
+        if let Some(event) = event {
+            outbox::enqueue(&mut tx, &run.to_string(), event, at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -466,6 +466,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if change.to.is_terminal() {
+                crate::outbox::enqueue(
+                    &mut tx,
+                    &change.run.to_string(),
+                    crate::NotificationEvent::RunEnded,
+                    Timestamp::from_micros(at),
+                )
+                .await?;
                 let entry = AuditEntry::new(AuditKind::RunEnded, change.actor.clone())
                     .run(change.run)
                     .with("from", current.as_str())

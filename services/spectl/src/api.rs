@@ -22,6 +22,8 @@ pub enum Failure {
     Other(String),
     /// `run wait`: the run ended in a state other than COMPLETE.
     RunEnded { run_id: String, state: String },
+    /// `results verify`: the downloaded results are not what the service signed.
+    Verify(String),
 }
 
 impl Failure {
@@ -32,6 +34,7 @@ impl Failure {
             Failure::Api { status, .. } if (400..500).contains(status) => 2,
             Failure::Usage(_) => 2,
             Failure::RunEnded { .. } => 3,
+            Failure::Verify(_) => 4,
             _ => 1,
         }
     }
@@ -52,6 +55,7 @@ impl std::fmt::Display for Failure {
             Failure::Api { status, msg } => write!(f, "{msg} (HTTP {status})"),
             Failure::Usage(msg) | Failure::Other(msg) => f.write_str(msg),
             Failure::RunEnded { run_id, state } => write!(f, "run {run_id} ended {state}"),
+            Failure::Verify(msg) => write!(f, "verification failed: {msg}"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `spectl keys generate`: a Crypt4GH key pair for the service (or anyone), the secret key
 //! passphrase-protected in the Crypt4GH private key format (mode 0600), the public key beside
 //! it. The passphrase comes from a file or an environment variable, never the command line,
-//! and is never printed.
+//! and is never printed. With `--signing`: the Ed25519 key pair that signs egress receipts
+//! (`receipts.signing_key`, PKCS#8 PEM, mode 0600; `receipts.public_key`, `ed25519 <base64>`).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -36,6 +37,10 @@ pub struct GenerateArgs {
     /// A comment stored in the secret key.
     #[arg(long)]
     comment: Option<String>,
+    /// An Ed25519 key pair for signing egress receipts instead (no passphrase: the crawler
+    /// reads it unattended; the file's mode 0600 protects it).
+    #[arg(long, conflicts_with_all = ["passphrase_file", "passphrase_env", "comment"])]
+    signing: bool,
     /// Replace existing key files.
     #[arg(long)]
     force: bool,
@@ -48,6 +53,9 @@ pub fn command(command: KeysCommand) -> Result<(), Failure> {
 }
 
 fn generate(args: &GenerateArgs) -> Result<(), Failure> {
+    if args.signing {
+        return generate_signing(args);
+    }
     let passphrase = passphrase(args)?;
     if passphrase.is_empty() {
         return Err(Failure::Usage("the passphrase is empty".into()));
@@ -75,6 +83,46 @@ fn generate(args: &GenerateArgs) -> Result<(), Failure> {
     )?;
     println!(
         "wrote {} (secret, mode 0600) and {}",
+        args.secret_key.display(),
+        args.public_key.display()
+    );
+    Ok(())
+}
+
+fn refuse_existing(args: &GenerateArgs) -> Result<(), Failure> {
+    if !args.force {
+        for path in [&args.secret_key, &args.public_key] {
+            if path.exists() {
+                return Err(Failure::Usage(format!(
+                    "{} exists (--force replaces it)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The receipt signing key pair: PKCS#8 PEM (0600) and the public key line (0644).
+fn generate_signing(args: &GenerateArgs) -> Result<(), Failure> {
+    use base64::Engine;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    refuse_existing(args)?;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| Failure::Other("cannot generate an Ed25519 key".into()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| Failure::Other("the generated key does not load".into()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.encode(pkcs8.as_ref());
+    let pem = Zeroizing::new(format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    ));
+    write(&args.secret_key, pem.as_bytes(), 0o600)?;
+    let public = format!("ed25519 {}\n", b64.encode(pair.public_key().as_ref()));
+    write(&args.public_key, public.as_bytes(), 0o644)?;
+    println!(
+        "wrote {} (receipt signing key, mode 0600) and {}",
         args.secret_key.display(),
         args.public_key.display()
     );

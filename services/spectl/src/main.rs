@@ -17,6 +17,7 @@ mod output;
 mod results;
 mod review;
 mod submit;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -28,6 +28,15 @@ pub enum ResultsCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Check downloaded results against the package's signed RO-Crate (the egress receipt):
+    /// the signature by the service's published receipt key, each file's SHA-256, and that the
+    /// audit chain head it carries is one the service issued. Exit 4 when anything differs.
+    Verify {
+        run_id: String,
+        /// Where `results download` wrote them (default: ./RUN_ID).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub async fn command(api: &Api, json: bool, command: ResultsCommand) -> Result<(), Failure> {
@@ -75,6 +84,9 @@ pub async fn command(api: &Api, json: bool, command: ResultsCommand) -> Result<(
         }
         ResultsCommand::Download { run_id, paths, dir } => {
             download(api, json, &run_id, &paths, dir).await?
+        }
+        ResultsCommand::Verify { run_id, dir } => {
+            crate::verify::command(api, json, &run_id, dir).await?
         }
     }
     Ok(())
@@ -160,10 +172,48 @@ async fn download(
             );
         }
     }
+    // The whole package also brings its signed RO-Crate, for `results verify`.
+    let receipt = if wanted.is_empty() {
+        receipt_parts(api, run_id, &dir).await?
+    } else {
+        false
+    };
     if json {
-        print_json(&json!({ "run_id": run_id, "files": done }));
+        print_json(&json!({ "run_id": run_id, "files": done, "receipt": receipt }));
+    } else if receipt {
+        println!(
+            "RO-Crate and its signed receipt saved (check with `spectl results verify {run_id}`)"
+        );
+    } else if wanted.is_empty() {
+        println!("the package has no signed RO-Crate (yet)");
     }
     Ok(())
+}
+
+/// Saves the package's `ro-crate-metadata.json` and its `.sig` into `dir`; `false` when the
+/// package has none (no signing key configured, or egress not finished).
+async fn receipt_parts(api: &Api, run_id: &str, dir: &std::path::Path) -> Result<bool, Failure> {
+    for name in [crate::verify::RECEIPT_FILE, crate::verify::CRATE_FILE] {
+        let url = link(api, run_id, name).await?;
+        let res = api.get_link(&url, 0).await?;
+        if res.status().as_u16() == 404 {
+            return Ok(false);
+        }
+        if !res.status().is_success() {
+            return Err(Failure::Other(format!(
+                "{name}: the bucket answered {}",
+                res.status()
+            )));
+        }
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| Failure::Other(format!("{name}: {}", crate::api::describe(e))))?;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(dir.join(name), &bytes))
+            .map_err(|e| Failure::Other(format!("{}: {e}", dir.join(name).display())))?;
+    }
+    Ok(true)
 }
 
 /// A fresh presigned link for one released file (each one is recorded by the service).

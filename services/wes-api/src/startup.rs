@@ -36,6 +36,8 @@ pub struct AppState {
     pub run_states: crate::app::run_states::RunStates,
     /// The service's Crypt4GH public key (`crypt4gh.public_key`), published as is.
     pub service_key: Option<spe_crypt4gh::PublicKey>,
+    /// The receipt public key line (`receipts.public_key`), published as is.
+    pub receipt_key: Option<String>,
 }
 
 /// A built, listening application that has not started serving yet.
@@ -134,6 +136,12 @@ impl Application {
             })?),
             None => None,
         };
+        let receipt_key = match &config.receipts.public_key {
+            Some(path) => Some(crate::app::receipts::load_public_key(path).map_err(|e| {
+                StartupError::Config(format!("receipts.public_key {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Listen {
             addr: addr.to_string(),
@@ -180,6 +188,16 @@ impl Application {
             std::time::Duration::from_secs(config.review.overdue_after_seconds),
             std::time::Duration::from_secs(config.review.overdue_check_every_seconds),
         ));
+        // Every instance delivers the shared outbox; leases keep them from sending one twice.
+        match spe_notify::Notifier::from_config(store.clone(), &config.notifications, |var| {
+            std::env::var(var).ok()
+        }) {
+            Ok(Some(notifier)) => {
+                tokio::spawn(notifier.run_forever());
+            }
+            Ok(None) => tracing::info!("notifications: no webhook or e-mail configured"),
+            Err(e) => return Err(StartupError::Config(e.to_string())),
+        }
         let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
             &config.server.rate_limit,
         ));
@@ -203,6 +221,7 @@ impl Application {
             tasks: Default::default(),
             run_states: Default::default(),
             service_key,
+            receipt_key,
         });
         // issue 12 (audit): refused tokens recorded per window; the head anchored; retention.
         let refusal_window =

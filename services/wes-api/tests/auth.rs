@@ -466,6 +466,26 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             None,
             "U A H F F A F",
         ),
+        // issue 12 (notify): a run's RO-Crate as its results; the receipt key for everyone;
+        // a chain head lookup for whoever may read results (an unknown head: 404, not refused).
+        (
+            "GetRunRoCrate",
+            format!("/runs/{run}/ro-crate"),
+            None,
+            "U A H F H A F",
+        ),
+        (
+            "GetReceiptPublicKey",
+            "/keys/receipt.pub".into(),
+            None,
+            "A A A A A A A",
+        ),
+        (
+            "FindAuditChainHead",
+            format!("/audit/heads/{}", "0".repeat(64)),
+            None,
+            "U A A F A A F",
+        ),
     ];
     // The rows are the route table's (every documented route, none missing, none extra), and
     // each agrees with the policy the table gives its route.
@@ -551,10 +571,12 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
 /// without a token is refused before any.
 #[tokio::test]
 async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
-    const PUBLIC: [&str; 8] = [
+    const PUBLIC: [&str; 9] = [
         "GET /auth/callback",
         "GET /auth/login",
         "GET /auth/logout",
+        // issue 12 (notify): the key that checks egress receipts.
+        "GET /ga4gh/wes/v1/keys/receipt.pub",
         "GET /ga4gh/wes/v1/keys/service.pub",
         "GET /ga4gh/wes/v1/openapi.json",
         "GET /ga4gh/wes/v1/service-info",

@@ -19,6 +19,7 @@ mod crypt4gh;
 mod database;
 mod env;
 mod logging;
+mod notifications;
 mod quotas;
 mod review;
 mod server;
@@ -34,6 +35,9 @@ pub use crawler::{CrawlerConfig, CrawlerWatch};
 pub use crypt4gh::Crypt4ghConfig;
 pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
+pub use notifications::{
+    EmailConfig, NotificationsConfig, ReceiptsConfig, SecretSource, WebhookConfig,
+};
 pub use quotas::{GroupQuota, QuotaLimits, QuotasConfig};
 pub use review::ReviewConfig;
 pub use server::{RateLimitConfig, ServerConfig};
@@ -78,6 +82,12 @@ pub struct Config {
     /// The service's Crypt4GH keys (encrypted datasets, docs/crypt4gh.md).
     #[serde(default)]
     pub crypt4gh: Crypt4ghConfig,
+    /// Webhooks and e-mail on run end and review steps (docs/notifications.md).
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+    /// The key that signs released packages' RO-Crates (egress receipts).
+    #[serde(default)]
+    pub receipts: ReceiptsConfig,
     // issue 12 (audit)
     /// The audit chain's anchors and the recording of refused tokens.
     #[serde(default)]
@@ -160,6 +170,7 @@ impl Config {
         self.review.check()?;
         self.quotas.check()?;
         self.crypt4gh.check()?;
+        self.notifications.check()?;
         self.audit.check()?;
         self.retention.check()?;
         if self.slurm.sandbox == Sandbox::None && !self.is_dev() {

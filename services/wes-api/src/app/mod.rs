@@ -18,3 +18,5 @@ pub mod visas;
 // issue 12 (audit)
 pub mod audit;
 pub mod retention;
+// issue 12 (notify)
+pub mod receipts;

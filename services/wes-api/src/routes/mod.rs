@@ -8,12 +8,14 @@
 
 // issue 12 (audit)
 pub mod audit;
+// issue 12 (notify)
 pub mod datasets;
 pub mod health;
 pub mod keys;
 pub mod login;
 pub mod logs;
 pub mod openapi;
+pub mod receipts;
 pub mod results;
 pub mod reviews;
 pub mod runs;
@@ -97,6 +99,10 @@ pub fn table() -> Vec<RouteSpec> {
         // issue 12 (audit)
         protected(AuditRead, Get, "/admin/audit", "ListAuditRecords", audit::list),
         protected(RunsDelete, Delete, "/runs/{run_id}", "DeleteRunData", runs::delete_data),
+        // issue 12 (notify): a run's Five Safes RO-Crate, the receipt key, a receipt's chain head.
+        protected(ResultsRead, Get, "/runs/{run_id}/ro-crate", "GetRunRoCrate", receipts::ro_crate),
+        public(Get, Base::Wes, "/keys/receipt.pub", Some("GetReceiptPublicKey"), receipts::receipt_pub),
+        protected(ResultsRead, Get, "/audit/heads/{sha256}", "FindAuditChainHead", receipts::chain_head),
     ]
 }
 

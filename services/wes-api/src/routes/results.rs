@@ -257,19 +257,35 @@ pub async fn create_link(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body: LinkBody = crate::http::json_body(&body)?;
-    let file = state
-        .store
-        .released_files(run.id)
-        .await?
-        .into_iter()
-        .find(|f| f.path == body.path)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "run {} has no released file {:?}",
-                run.id,
-                shorten(&body.path)
-            ))
-        })?;
+    // The package's RO-Crate and its signed receipt (docs/ro-crate.md) are the crawler's own
+    // objects, not released outputs: linked for whoever may read the results.
+    let receipt_part = [
+        spe_core::bucket::RO_CRATE_FILE,
+        spe_core::bucket::RECEIPT_FILE,
+    ]
+    .contains(&body.path.as_str());
+    let file = if receipt_part {
+        spe_store::ReleasedFile {
+            path: body.path.clone(),
+            size: 0,
+            sha256: String::new(),
+            released_at: now(),
+        }
+    } else {
+        state
+            .store
+            .released_files(run.id)
+            .await?
+            .into_iter()
+            .find(|f| f.path == body.path)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "run {} has no released file {:?}",
+                    run.id,
+                    shorten(&body.path)
+                ))
+            })?
+    };
     let Some(bucket) = state.results.as_ref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -305,7 +321,7 @@ pub async fn create_link(
         "expires_at": expires_at.to_wes(),
         "expires_in_seconds": bucket.ttl().as_secs(),
         "path": file.path,
-        "size": file.size,
-        "sha256": file.sha256,
+        "size": (!receipt_part).then_some(file.size),
+        "sha256": (!receipt_part).then_some(&file.sha256),
     })))
 }

@@ -87,6 +87,13 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
                     key.to_pem().lines().nth(1).unwrap_or_default().into(),
                 );
             }
+            // The key that checks released packages' signed RO-Crates (also /keys/receipt.pub).
+            if let Some(line) = &state.receipt_key {
+                tags.insert(
+                    "receipt_public_key".into(),
+                    line.trim_start_matches("ed25519 ").into(),
+                );
+            }
             tags
         },
     };
