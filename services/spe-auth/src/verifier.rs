@@ -75,6 +75,9 @@ pub struct Principal {
     pub visas: Vec<Visa>,
     /// `exp` of the access token (seconds since the epoch).
     pub expires_at: i64,
+    /// The `email` claim (from the token, or from userinfo when that was asked anyway), where
+    /// it looks like an address: where notifications about the caller's runs go.
+    pub email: Option<String>,
 }
 
 impl Principal {
@@ -581,6 +584,11 @@ impl Verifier {
                 }
             }
         }
+        let email = claims
+            .get("email")
+            .and_then(Value::as_str)
+            .filter(|e| looks_like_an_address(e))
+            .map(str::to_owned);
         let entitlements = strings(&claims, "eduperson_entitlement");
         let roles = roles::roles_for(&issuer.config.roles, subject.sub(), &entitlements);
         let passport = strings(&claims, "ga4gh_passport_v1");
@@ -598,10 +606,21 @@ impl Verifier {
                 entitlements,
                 visas,
                 expires_at,
+                email,
             },
             until,
         ))
     }
+}
+
+/// One `@` between a non-empty local part and a domain with a dot, no spaces or control
+/// characters, at most 254 bytes: enough to refuse what no mail relay would take.
+fn looks_like_an_address(text: &str) -> bool {
+    text.len() <= 254
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(text.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.contains('@') && domain.contains('.')
+                && !domain.starts_with('.') && !domain.ends_with('.'))
 }
 
 /// Removes a token's introspection from the in-flight table when its request ends, however
@@ -628,5 +647,34 @@ impl Issuer {
         if let Ok(mut answers) = self.answers.lock() {
             answers.insert(key, claims, until);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_an_address;
+
+    #[test]
+    fn only_plausible_addresses_are_taken_from_the_email_claim() {
+        for good in ["researcher@example.org", "a.b+c@sub.example.ac.uk"] {
+            assert!(looks_like_an_address(good), "{good}");
+        }
+        for bad in [
+            "",
+            "no-at.example.org",
+            "@example.org",
+            "a@localhost",
+            "a@b@example.org",
+            "a b@example.org",
+            "a@example.org\r\nBcc: x@example.org",
+            "a@.example.org",
+            "a@example.org.",
+        ] {
+            assert!(!looks_like_an_address(bad), "{bad:?}");
+        }
+        assert!(!looks_like_an_address(&format!(
+            "{}@example.org",
+            "a".repeat(250)
+        )));
     }
 }

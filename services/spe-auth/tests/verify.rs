@@ -35,6 +35,11 @@ async fn real_tokens_resolve_subject_and_roles_per_user() {
         assert!(p.subject.sub().ends_with("@lifescience-ri.eu"));
         assert_eq!(p.roles, roles, "{user}");
         assert_eq!(p.subject.issuer(), peer.issuer);
+        // The address the token carries, where notifications about their runs go.
+        assert_eq!(
+            p.email.as_deref(),
+            Some(format!("{user}@example.org").as_str())
+        );
     }
     // The researcher's passport carries one trusted ControlledAccessGrants visa.
     let p = verifier

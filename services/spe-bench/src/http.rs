@@ -174,41 +174,56 @@ pub async fn run(mut args: HttpArgs) -> anyhow::Result<()> {
         ));
     }
 
-    // A burst of concurrent submissions to each; then both count what they hold.
-    let researcher = token(&client, &issuer, "researcher").await?;
-    let wes_burst = concurrent(args.burst, |i| {
-        wes_submit(&client, &wes_base, &researcher, args.runs + i)
-    })
-    .await?;
-    let sap_burst = concurrent(args.burst, |i| {
-        sapporo_submit(&client, &sap_base, &attachment, args.runs + i)
-    })
-    .await?;
-    let held = wes_queued(&client, &wes_base, &researcher).await?;
-    let expected = (args.runs + args.burst) as i64;
-    if held != expected {
-        failures.push(format!(
-            "wes-api holds {held} runs after the burst, not {expected}"
+    // Bursts of concurrent submissions: all at once, then 64 in flight. wes-api's first, then
+    // Sapporo's, whose run scripts (a process per run) would otherwise still be running while
+    // wes-api is measured.
+    let bursts = [args.burst, 64.min(args.burst)];
+    let mut submitted = args.runs;
+    let mut ours = Vec::new();
+    for in_flight in bursts {
+        let researcher = token(&client, &issuer, "researcher").await?;
+        let burst = concurrent(args.burst, in_flight, |i| {
+            wes_submit(&client, &wes_base, &researcher, submitted + i)
+        })
+        .await?;
+        submitted += args.burst;
+        let held = wes_held(&client, &wes_base, &researcher).await?;
+        if held != submitted as i64 {
+            failures.push(format!(
+                "wes-api holds {held} runs after the burst, not {submitted}"
+            ));
+        }
+        ours.push((burst, held, submitted as i64));
+    }
+    for (in_flight, (wes_burst, held, expected)) in bursts.into_iter().zip(ours) {
+        let sap_burst = concurrent(args.burst, in_flight, |i| {
+            sapporo_submit(&client, &sap_base, &attachment, i)
+        })
+        .await?;
+        let how = if in_flight >= args.burst {
+            "all at once".to_owned()
+        } else {
+            format!("{in_flight} in flight")
+        };
+        rows.push(format!(
+            "| burst of {} concurrent POST /runs, {how} | {:.0} runs/s, p50 {:.1} ms | {:.0} runs/s, p50 {:.1} ms, p99 {:.1} ms; {held} of {expected} runs stored | {:.1}x | p50 < 50 ms, none lost: {} |",
+            args.burst,
+            sap_burst.per_second,
+            sap_burst.p50_ms,
+            wes_burst.per_second,
+            wes_burst.p50_ms,
+            wes_burst.p99_ms,
+            wes_burst.per_second / sap_burst.per_second,
+            met(wes_burst.p50_ms < 50.0 && held == expected),
         ));
     }
-    rows.push(format!(
-        "| burst of {} concurrent POST /runs | {:.0} runs/s, p50 {:.1} ms | {:.0} runs/s, p50 {:.1} ms, p99 {:.1} ms; {held} of {expected} runs stored | {:.1}x | p50 < 50 ms, none lost: {} |",
-        args.burst,
-        sap_burst.per_second,
-        sap_burst.p50_ms,
-        wes_burst.per_second,
-        wes_burst.p50_ms,
-        wes_burst.p99_ms,
-        wes_burst.per_second / sap_burst.per_second,
-        met(wes_burst.p50_ms < 50.0 && held == expected),
-    ));
     let mut peak_kib = wes.peak_rss_kib();
     drop(sapporo);
     wes.stop();
 
     // The large store: wes-api restarted on the same database with many more runs.
     if args.large_store > 0 {
-        let added = args.large_store.saturating_sub(args.runs + args.burst);
+        let added = args.large_store.saturating_sub(submitted);
         let t = Instant::now();
         seed(&dir.path().join("spe.db"), &wes_run, added).await?;
         eprintln!("seeded {added} runs in {:.1} s", t.elapsed().as_secs_f64());
@@ -524,7 +539,7 @@ where
     Ok(summarise(latencies, ids, started.elapsed()))
 }
 
-async fn concurrent<F, Fut>(n: usize, submit: F) -> anyhow::Result<Submissions>
+async fn concurrent<F, Fut>(n: usize, in_flight: usize, submit: F) -> anyhow::Result<Submissions>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
@@ -536,7 +551,7 @@ where
             let fut = submit(i);
             async move { fut.await.map(|id| (id, t.elapsed())) }
         })
-        .buffer_unordered(n.max(1))
+        .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
     let total = started.elapsed();
@@ -559,7 +574,7 @@ fn summarise(mut latencies: Vec<Duration>, ids: Vec<String>, total: Duration) ->
 }
 
 /// How many runs wes-api holds, all states together (service-info's counts).
-async fn wes_queued(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<i64> {
+async fn wes_held(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<i64> {
     let info: Value = client
         .get(format!("{base}/service-info"))
         .bearer_auth(token)

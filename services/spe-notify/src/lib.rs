@@ -104,7 +104,11 @@ impl Notifier {
     /// One round: expand, claim, send, record. Returns the deliveries sent successfully.
     pub async fn tick(&self, now: Timestamp) -> Result<usize, spe_store::StoreError> {
         let keys: Vec<String> = self.targets.iter().map(|(k, _)| k.clone()).collect();
-        self.store.expand_notifications(&keys, 100, now).await?;
+        // With e-mail configured, each run's owner is also written to, where their token gave
+        // an address when they submitted the run.
+        self.store
+            .expand_notifications(&keys, self.mailer.is_some(), 100, now)
+            .await?;
         let lease = Duration::from_secs(self.config.lease_seconds);
         let claimed = self
             .store
@@ -127,17 +131,17 @@ impl Notifier {
             match &outcome {
                 DeliveryOutcome::Delivered => {
                     sent += 1;
-                    tracing::info!(delivery = delivery.id, target = %delivery.target,
+                    tracing::info!(delivery = delivery.id, target = shown(&delivery.target),
                         event = delivery.notification.event.as_str(),
                         run_id = %delivery.notification.run_id, "notification delivered");
                 }
                 DeliveryOutcome::Retry { error, .. } => {
-                    tracing::warn!(delivery = delivery.id, target = %delivery.target,
+                    tracing::warn!(delivery = delivery.id, target = shown(&delivery.target),
                         attempts = delivery.attempts, error = %error,
                         "notification not delivered; will retry");
                 }
                 DeliveryOutcome::Failed { error } => {
-                    tracing::error!(delivery = delivery.id, target = %delivery.target,
+                    tracing::error!(delivery = delivery.id, target = shown(&delivery.target),
                         attempts = delivery.attempts, error = %error,
                         "notification given up after the configured attempts");
                 }
@@ -164,10 +168,16 @@ impl Notifier {
     }
 
     async fn send(&self, d: &Delivery) -> Result<(), String> {
+        let message = Message::of(&d.notification, self.config.public_url.as_ref());
+        if let Some(owner) = d.target.strip_prefix(spe_store::OWNER_EMAIL) {
+            return match &self.mailer {
+                Some(mailer) => mailer.send(owner, &message).await,
+                None => Err("e-mail is not configured".to_owned()),
+            };
+        }
         let Some((_, target)) = self.targets.iter().find(|(k, _)| *k == d.target) else {
             return Err(format!("target {} is no longer configured", d.target));
         };
-        let message = Message::of(&d.notification, self.config.public_url.as_ref());
         match target {
             Target::Webhook(hook) => hook.post(d, &message).await,
             Target::Email(to) => match &self.mailer {
@@ -175,6 +185,15 @@ impl Notifier {
                 None => Err("e-mail is not configured".to_owned()),
             },
         }
+    }
+}
+
+/// A delivery's target as logs show it: an owner's address is personal data, so it is not.
+fn shown(target: &str) -> &str {
+    if target.starts_with(spe_store::OWNER_EMAIL) {
+        "owner-email"
+    } else {
+        target
     }
 }
 

@@ -386,7 +386,7 @@ impl Drop for SmtpSink {
 }
 
 #[tokio::test]
-async fn controllers_get_an_email_saying_what_happened_and_what_to_do() {
+async fn controllers_and_the_owner_get_an_email_saying_what_happened_and_what_to_do() {
     let Some(sink) = SmtpSink::start().await else {
         return;
     };
@@ -404,11 +404,16 @@ async fn controllers_get_an_email_saying_what_happened_and_what_to_do() {
         ..NotificationsConfig::default()
     };
     let run = ended_run(&store).await;
+    // The owner's token carried an address when they submitted (wes-api records it).
+    store
+        .record_owner_contact(run, "alice@example.org")
+        .await
+        .unwrap();
     let notifier = notifier(&store, &config);
-    assert_eq!(notifier.tick(now()).await.unwrap(), 2);
+    assert_eq!(notifier.tick(now()).await.unwrap(), 3);
     assert_eq!(notifier.tick(now()).await.unwrap(), 0);
     let mail = sink.messages();
-    assert_eq!(mail.len(), 2, "{mail:?}");
+    assert_eq!(mail.len(), 3, "{mail:?}");
     for m in &mail {
         assert!(
             m.contains(&format!("Subject: [SPE] run ended: run {run}")),
@@ -422,9 +427,10 @@ async fn controllers_get_an_email_saying_what_happened_and_what_to_do() {
         );
         assert!(!m.contains("/secret/dataset"), "{m}");
     }
-    let recipients: std::collections::BTreeSet<bool> = ["dc1@example.org", "dc2@example.org"]
-        .iter()
-        .map(|to| mail.iter().any(|m| m.contains(&format!("To: {to}"))))
-        .collect();
+    let recipients: std::collections::BTreeSet<bool> =
+        ["dc1@example.org", "dc2@example.org", "alice@example.org"]
+            .iter()
+            .map(|to| mail.iter().any(|m| m.contains(&format!("To: {to}"))))
+            .collect();
     assert_eq!(recipients, [true].into());
 }

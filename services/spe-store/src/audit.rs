@@ -336,6 +336,7 @@ pub async fn record(
     entry: &AuditEntry,
     at: Timestamp,
 ) -> Result<ChainHead, StoreError> {
+    let _turn = store.write_turn().await;
     let mut tx = store.pool.begin().await?;
     let head = append(&mut tx, entry, at).await?;
     tx.commit().await?;

@@ -230,6 +230,7 @@ impl Store {
         files: &[NewEgressFile],
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // The write on runs comes first so that SQLite takes its write lock at once.
         sqlx::query(
@@ -419,6 +420,7 @@ impl Store {
                 None,
             ),
         };
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE egress_files SET state = $1, sha256 = COALESCE($2, sha256), \
@@ -472,6 +474,7 @@ impl Store {
         sha256: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE egress_files SET state = $1, reason = $2, approved_sha256 = NULL, \

@@ -49,6 +49,7 @@ impl Store {
         log_dir: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE runs SET slurm_job_id = $1, log_dir = $2, updated_at = $3, next_submit_at = NULL, reason = NULL \

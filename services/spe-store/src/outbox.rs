@@ -167,13 +167,42 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
+/// The target prefix of a delivery to a run's owner's address.
+pub const OWNER_EMAIL: &str = "owner-email:";
+
 impl Store {
+    /// Records where run `run`'s owner hears about it (their token's `email` claim at
+    /// submission).
+    pub async fn record_owner_contact(&self, run: RunId, email: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO run_contacts (run_id, email) VALUES ($1, $2) \
+             ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run.to_string())
+        .bind(email)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The address recorded for run `run`'s owner, if any.
+    pub async fn owner_contact(&self, run: RunId) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT email FROM run_contacts WHERE run_id = $1")
+                .bind(run.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Expands up to `limit` new notifications into one pending delivery per target, due at
-    /// `at`. Each notification is expanded once, by whichever instance sets its flag first.
-    /// Returns how many notifications this call expanded.
+    /// `at`; with `owner_email`, also one to the run owner's address where the run has one
+    /// (target `owner-email:<address>`). Each notification is expanded once, by whichever
+    /// instance sets its flag first. Returns how many notifications this call expanded.
     pub async fn expand_notifications(
         &self,
         targets: &[String],
+        owner_email: bool,
         limit: i64,
         at: Timestamp,
     ) -> Result<u64, StoreError> {
@@ -185,6 +214,7 @@ impl Store {
         .await?;
         let mut expanded = 0;
         for id in ids {
+            let _turn = self.write_turn().await;
             let mut tx = self.pool.begin().await?;
             let won =
                 sqlx::query("UPDATE notifications SET expanded = 1 WHERE id = $1 AND expanded = 0")
@@ -195,7 +225,19 @@ impl Store {
                 tx.rollback().await?;
                 continue;
             }
-            for target in targets {
+            let owner: Option<String> = if owner_email {
+                sqlx::query_scalar(
+                    "SELECT c.email FROM run_contacts c JOIN notifications n ON n.run_id = c.run_id \
+                     WHERE n.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+            } else {
+                None
+            };
+            let owner_target = owner.map(|email| format!("{OWNER_EMAIL}{email}"));
+            for target in targets.iter().chain(owner_target.as_ref()) {
                 sqlx::query(
                     "INSERT INTO notification_deliveries (notification_id, target, state, \
                      next_attempt_at) VALUES ($1, $2, $3, $4) \

@@ -78,24 +78,23 @@ impl Store {
         }
         let minute = now.micros() - 60_000_000;
         let day = now.micros() - 86_400_000_000;
-        let live = live_in(4);
-        let sql = format!(
+        // The windows: a range of the (owner, created_at) index. What is live: the owner's one
+        // row of `owner_live_usage`, kept by triggers as runs come and end (0017_hot_paths).
+        let row = sqlx::query(
             "SELECT \
              COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_minute, \
              COALESCE(MIN(CASE WHEN created_at > $2 THEN created_at END), 0) AS first_in_minute, \
-             COALESCE(SUM(CASE WHEN created_at > $3 THEN 1 ELSE 0 END), 0) AS last_day, \
-             COALESCE(MIN(CASE WHEN created_at > $3 THEN created_at END), 0) AS first_in_day, \
-             COALESCE(SUM(CASE WHEN {live} THEN 1 ELSE 0 END), 0) AS live, \
-             CAST(COALESCE(SUM(CASE WHEN {live} THEN cores ELSE 0 END), 0) AS BIGINT) AS cores, \
-             CAST(COALESCE(SUM(CASE WHEN {live} THEN memory_mb ELSE 0 END), 0) AS BIGINT) \
-               AS memory_mb \
-             FROM runs WHERE owner = $1 AND (created_at > $3 OR {live})"
-        );
-        let mut query = sqlx::query(&sql).bind(owner_key).bind(minute).bind(day);
-        for state in LIVE_STATES {
-            query = query.bind(state.as_str());
-        }
-        let row = query.fetch_one(&mut **tx).await?;
+             COUNT(*) AS last_day, COALESCE(MIN(created_at), 0) AS first_in_day, \
+             COALESCE((SELECT runs FROM owner_live_usage WHERE owner = $1), 0) AS live, \
+             COALESCE((SELECT cores FROM owner_live_usage WHERE owner = $1), 0) AS cores, \
+             COALESCE((SELECT memory_mb FROM owner_live_usage WHERE owner = $1), 0) AS memory_mb \
+             FROM runs WHERE owner = $1 AND created_at > $3",
+        )
+        .bind(owner_key)
+        .bind(minute)
+        .bind(day)
+        .fetch_one(&mut **tx)
+        .await?;
         let n = |col: &str| -> Result<u64, StoreError> {
             let value: i64 = row.try_get(col)?;
             Ok(u64::try_from(value).unwrap_or(0))

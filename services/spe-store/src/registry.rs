@@ -160,6 +160,7 @@ impl Store {
         }
         let files = serde_json::to_string(&new.files)
             .map_err(|e| StoreError::Corrupt(format!("files: {e}")))?;
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO workflow_versions (name, version, workflow_type, state, source_dir, \
@@ -276,6 +277,7 @@ impl Store {
         if require_distinct && current.registered_by == *approver {
             return Ok(Err(RegistryRefusal::SameApprover));
         }
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE workflow_versions SET state = $1, digest = $2, approved_by = $3, \
@@ -336,6 +338,7 @@ impl Store {
         if current.state == WorkflowState::Retired {
             return Ok(Err(RegistryRefusal::WrongState(current.state.to_string())));
         }
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE workflow_versions SET state = $1, retired_by = $2, retired_at = $3, \
@@ -380,6 +383,7 @@ impl Store {
         if self.dataset(&new.id).await?.is_some() {
             return Ok(Err(RegistryRefusal::AlreadyExists));
         }
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO datasets (id, description, location, crypt4gh, visa, state, \
@@ -465,6 +469,7 @@ impl Store {
         if current.state != DatasetState::Active {
             return Ok(Err(RegistryRefusal::WrongState(current.state.to_string())));
         }
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE datasets SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",

@@ -72,6 +72,7 @@ impl Store {
         by: &Subject,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO run_shares (run_id, kind, principal, created_by, created_at) \
@@ -103,6 +104,7 @@ impl Store {
         by: &Subject,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query(
             "DELETE FROM run_shares WHERE run_id = $1 AND kind = $2 AND principal = $3",
@@ -177,6 +179,7 @@ impl Store {
 
     /// Records a presigned link as issued.
     pub async fn record_result_link(&self, link: &ResultLink) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO result_links (id, run_id, path, object_key, issued_to, issued_at, \

@@ -85,6 +85,7 @@ impl Store {
         &self,
         d: &DeletedRunData<'_>,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE runs SET data_deleted_at = $1 WHERE id = $2 AND data_deleted_at IS NULL",

@@ -195,6 +195,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<VoteOutcome, ReviewError> {
         let run = v.run.to_string();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // A write first, so SQLite takes its write lock at once; it also says whether the file
         // is held.
@@ -405,6 +406,7 @@ impl Store {
         comment: &str,
         at: Timestamp,
     ) -> Result<(), ReviewError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE egress_files SET state = $1, reason = $2, updated_at = $3 \
@@ -650,6 +652,7 @@ impl Store {
         comment: Option<&str>,
         at: Timestamp,
     ) -> Result<(), ReviewError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         insert_event(
             &mut tx,

@@ -163,6 +163,7 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("submission of run {}: {e}", run.id)))?;
         let (cores, memory_mb) = crate::quota::asks(run);
         let owner = run.owner.key();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, state, owner, workflow_type, workflow_type_version, \
@@ -431,6 +432,7 @@ impl Store {
             let at = change.at.micros().max(updated_at);
             let start = change.to.has_started().then_some(at);
             let end = change.to.is_terminal().then_some(at);
+            let _turn = self.write_turn().await;
             let mut tx = self.pool.begin().await?;
             // The write comes first so that SQLite takes its write lock at once.
             let updated = sqlx::query(

@@ -174,7 +174,7 @@ async fn deliveries_are_claimed_by_one_instance_and_never_again_once_delivered()
         let targets = vec!["webhook:ops".to_owned(), "email:dc@example.org".to_owned()];
         assert_eq!(
             store
-                .expand_notifications(&targets, 10, t(3_000))
+                .expand_notifications(&targets, false, 10, t(3_000))
                 .await
                 .unwrap(),
             1
@@ -182,7 +182,7 @@ async fn deliveries_are_claimed_by_one_instance_and_never_again_once_delivered()
         // Expanded once only, whoever asks again.
         assert_eq!(
             store
-                .expand_notifications(&targets, 10, t(3_000))
+                .expand_notifications(&targets, false, 10, t(3_000))
                 .await
                 .unwrap(),
             0

@@ -129,3 +129,68 @@ async fn a_submission_over_a_limit_stores_nothing_and_names_it() {
     })
     .await;
 }
+
+/// What is live is kept per owner as runs come and end (`owner_live_usage`): a run that ends
+/// gives its run, cores and memory back at once, and only to its owner.
+#[tokio::test]
+async fn a_run_that_ends_gives_back_its_live_runs_cores_and_memory() {
+    on_each_backend(|store| async move {
+        let limits = QuotaLimits {
+            live_runs: 1,
+            live_cores: 3,
+            live_memory_mb: 100,
+            ..QuotaLimits::default()
+        };
+        let t0 = 1_700_000_000_000_000;
+        let first = run_of("carol", "3", t0);
+        store
+            .insert_run_within(&first, None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap();
+        let over = store
+            .insert_run_within(&run_of("carol", "1", t0 + 1), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("live_runs", 2));
+        // Dave is not Carol.
+        store
+            .insert_run_within(&run_of("dave", "3", t0 + 2), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap();
+        let owner = spe_core::Actor::Person(person("carol"));
+        for (from, to) in [
+            (RunState::Queued, RunState::Running),
+            (RunState::Running, RunState::Canceling),
+            (RunState::Canceling, RunState::Canceled),
+        ] {
+            store
+                .transition(&Transition {
+                    run: first.id,
+                    from: &[from],
+                    to,
+                    actor: &owner,
+                    reason: None,
+                    exit_code: None,
+                    at: Timestamp::from_micros(t0 + 3),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        store
+            .insert_run_within(&run_of("carol", "3", t0 + 4), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap();
+        let over = store
+            .insert_run_within(&run_of("dave", "1", t0 + 5), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("live_runs", 2));
+    })
+    .await;
+}

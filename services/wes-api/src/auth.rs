@@ -128,6 +128,8 @@ pub struct Caller {
     /// The caller's `eduperson_entitlement` values (LS-Login group URNs) as groups of the
     /// caller's issuer, for results shared with a group (empty with `auth: disabled`).
     pub groups: Vec<Group>,
+    /// The token's `email` claim, where notifications about the caller's runs go.
+    pub email: Option<String>,
 }
 
 impl Caller {
@@ -191,6 +193,7 @@ impl Authenticator {
                 ],
                 visas: Vec::new(),
                 groups: Vec::new(),
+                email: None,
             }),
             Authenticator::Oidc(verifier) => {
                 let Some(token) = token else {
@@ -209,6 +212,7 @@ impl Authenticator {
                         subject: p.subject,
                         roles: p.roles,
                         visas: p.visas,
+                        email: p.email,
                     }),
                     Err(spe_auth::AuthError::Invalid(reason)) => {
                         tracing::info!(%reason, "bearer token refused");

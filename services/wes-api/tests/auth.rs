@@ -722,6 +722,11 @@ async fn datasets_with_a_visa_value_need_a_matching_visa_and_runs_keep_a_snapsho
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
     let run: serde_json::Value = res.json().await.unwrap();
     let run: spe_core::RunId = run["run_id"].as_str().unwrap().parse().unwrap();
+    // The token's address is where notifications to the owner go (docs/notifications.md).
+    assert_eq!(
+        store.owner_contact(run).await.unwrap().as_deref(),
+        Some("researcher@example.org")
+    );
     let snapshot = store
         .access_visas(run)
         .await

@@ -264,7 +264,8 @@ function makeProvider(port, signingKey) {
       // Opaque tokens (no resource server) carry no LS-Login claims: userinfo has them.
       if (!token.resourceServer) return undefined;
       const user = token.accountId && findUser(token.accountId);
-      return user ? lsLoginClaims(user) : undefined;
+      // and the address, as LS-Login gives it under the email scope: the SPE writes to it.
+      return user ? { ...(await lsLoginClaims(user)), email: user.email } : undefined;
     },
     ttl: { AccessToken: 600, DeviceCode: 600, RefreshToken: 86400, Grant: 86400, Session: 86400, Interaction: 600 },
   });

@@ -31,3 +31,48 @@ CREATE TRIGGER run_state_counts_on_delete AFTER DELETE ON runs
 BEGIN
     UPDATE run_state_counts SET n = n - 1 WHERE state = OLD.state;
 END;
+
+-- What each owner has live (QUEUED, INITIALIZING, RUNNING, PAUSED, PREEMPTED, CANCELING: the
+-- store's LIVE_STATES), kept like the counts above, so that the quota check in a submission's
+-- transaction reads one row instead of every live run of the owner.
+CREATE TABLE owner_live_usage (
+    owner     TEXT PRIMARY KEY NOT NULL,
+    runs      INTEGER NOT NULL,
+    cores     INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL
+);
+INSERT INTO owner_live_usage (owner, runs, cores, memory_mb)
+    SELECT owner, COUNT(*), COALESCE(SUM(cores), 0), COALESCE(SUM(memory_mb), 0) FROM runs
+    WHERE state IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+    GROUP BY owner;
+
+CREATE TRIGGER owner_live_usage_on_insert AFTER INSERT ON runs
+    WHEN NEW.state IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+BEGIN
+    INSERT INTO owner_live_usage (owner, runs, cores, memory_mb)
+        VALUES (NEW.owner, 1, NEW.cores, NEW.memory_mb)
+        ON CONFLICT (owner) DO UPDATE SET runs = runs + 1, cores = cores + excluded.cores,
+            memory_mb = memory_mb + excluded.memory_mb;
+END;
+CREATE TRIGGER owner_live_usage_on_leaving AFTER UPDATE OF state ON runs
+    WHEN OLD.state IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+     AND NEW.state NOT IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+BEGIN
+    UPDATE owner_live_usage SET runs = runs - 1, cores = cores - OLD.cores,
+        memory_mb = memory_mb - OLD.memory_mb WHERE owner = OLD.owner;
+END;
+CREATE TRIGGER owner_live_usage_on_entering AFTER UPDATE OF state ON runs
+    WHEN OLD.state NOT IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+     AND NEW.state IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+BEGIN
+    INSERT INTO owner_live_usage (owner, runs, cores, memory_mb)
+        VALUES (NEW.owner, 1, NEW.cores, NEW.memory_mb)
+        ON CONFLICT (owner) DO UPDATE SET runs = runs + 1, cores = cores + excluded.cores,
+            memory_mb = memory_mb + excluded.memory_mb;
+END;
+CREATE TRIGGER owner_live_usage_on_delete AFTER DELETE ON runs
+    WHEN OLD.state IN ('QUEUED', 'INITIALIZING', 'RUNNING', 'PAUSED', 'PREEMPTED', 'CANCELING')
+BEGIN
+    UPDATE owner_live_usage SET runs = runs - 1, cores = cores - OLD.cores,
+        memory_mb = memory_mb - OLD.memory_mb WHERE owner = OLD.owner;
+END;

@@ -54,6 +54,13 @@ pub async fn accept(
         ));
     }
     tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
+    // Where the owner hears about the run (notifications). The run is accepted whatever
+    // happens here: a failure only means no e-mail to the owner, and says so.
+    if let Some(email) = &caller.email
+        && let Err(e) = state.store.record_owner_contact(id, email).await
+    {
+        tracing::warn!(run_id = %id, error = %e, "the owner's address was not recorded: no e-mail to them about this run");
+    }
     Ok(id)
 }
 
