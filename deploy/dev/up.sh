@@ -70,24 +70,30 @@ fi
 [ $# -eq 0 ] || { echo "usage: $0 [stop]" >&2; exit 2; }
 mkdir -p .spe-dev
 
-say "1/8 Slurm: one node on localhost"
+say "1/9 Slurm: one node on localhost"
 start_peer slurm
 sinfo
 
-say "2/8 identity provider and S3 server on 127.0.0.1"
+say "2/9 identity provider and S3 server on 127.0.0.1"
 issuer=$(start_peer oidc)
 echo "OIDC issuer: $issuer"
 s3=$(start_peer s3)
 echo "S3 endpoint: $s3"
 
-say "3/8 Snakemake (PyPI) in a venv"
+say "3/9 Snakemake (PyPI) in a venv"
 tools=$(tests/peers/python-tools.sh)
 "$tools/snakemake" --version
 
-say "4/8 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
-cargo build --quiet -p wes-api -p spe-runner -p results-crawler
+say "4/9 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
+cargo build --quiet -p wes-api -p spe-runner -p results-crawler -p spectl
 stop_service wes-api
 stop_service results-crawler
+# The crawler signs each released package's RO-Crate (an egress receipt); wes-api publishes the
+# public key (docs/ro-crate.md).
+[ -s .spe-dev/receipt.key ] || target/debug/spectl keys generate --signing \
+  --secret-key .spe-dev/receipt.key --public-key .spe-dev/receipt.pub >/dev/null
+export SPE__RECEIPTS__SIGNING_KEY=$root/.spe-dev/receipt.key
+export SPE__RECEIPTS__PUBLIC_KEY=$root/.spe-dev/receipt.pub
 export SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE="$tools/snakemake"
 export SPE__SLURM__JOB_PATH="$tools:/usr/local/bin:/usr/bin:/bin"
 export SPE__SERVER__LISTEN=$listen SPE__CRAWLER__METRICS_LISTEN=$metrics_listen
@@ -115,7 +121,7 @@ call() { # call TOKEN METHOD PATH [JSON]: prints the body, returns non-zero on a
   [ "$code" -lt 400 ] || { echo " (HTTP $code)" >&2; return 1; }
 }
 
-say "5/8 data controller: register and approve workflows/quals, register its demo dataset"
+say "5/9 data controller: register and approve workflows/quals, register its demo dataset"
 if out=$(call "$controller" POST /admin/workflows "{\"source_dir\": \"$root/workflows/quals\"}" 2>/dev/null); then
   echo "$out" | json '"registered %s@%s, digest %s..." % (d["name"], d["version"], d.get("registered_digest", "?")[:16])'
 else echo "quals@1.0.0 is already registered"; fi
@@ -124,7 +130,7 @@ call "$controller" POST /admin/workflows/quals/1.0.0/approve '{}' >/dev/null 2>&
 call "$controller" POST /admin/datasets "{\"id\": \"quals-demo\", \"description\": \"synthetic variant calls\", \"location\": \"$root/workflows/quals/data\", \"crypt4gh\": false}" >/dev/null 2>&1 &&
   echo "registered dataset quals-demo" || echo "dataset quals-demo is already registered"
 
-say "6/8 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
+say "6/9 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
 run_id=$(curl -fsS -X POST "$api/runs" -H "authorization: Bearer $researcher" \
   -F workflow_type=SMK -F workflow_type_version=9 -F workflow_url=quals@1.0.0 \
   -F 'workflow_params={"dataset": "quals-demo", "min_qual": 30}' -F 'tags={"source": "quick-start"}' |
@@ -140,7 +146,7 @@ done
 call "$researcher" GET "/runs/$run_id/tasks" | json '"tasks: " + ", ".join("%s (exit %s)" % (t["name"], t.get("exit_code")) for t in d["task_logs"])'
 [ "$state" = COMPLETE ] || { echo "the run ended $state"; exit 1; }
 
-say "7/8 egress: the crawler releases results.csv and holds the plot (an image) for review"
+say "7/9 egress: the crawler releases results.csv and holds the plot (an image) for review"
 egress=""
 for _ in $(seq 150); do
   egress=$(call "$researcher" GET "/runs/$run_id/egress")
@@ -151,7 +157,7 @@ done
 echo "$egress" | json '"\n".join("%s: %s%s" % (f["path"], f["state"], " (" + f["reason"] + ")" if f.get("reason") else "") for f in d["files"])'
 [ "$ready" = True ] || { echo "egress did not settle as expected"; exit 1; }
 
-say "8/8 data controller approves the plot; the researcher shares the results; a collaborator downloads"
+say "8/9 data controller approves the plot; the researcher shares the results; a collaborator downloads"
 call "$controller" GET "/admin/reviews?state=open" | json '"\n".join("review request: run %s, %s held file(s), opened %s" % (r["run_id"], r["held_files"], r["opened_at"]) for r in d["requests"])'
 call "$controller" GET "/admin/reviews/$run_id/preview?path=plots/quals.svg" |
   json '"looked at plots/quals.svg: %s, %s bytes, sha256 %s..." % (d["preview"].get("media_type", d["preview"]["kind"]), d["size"], d["sha256"][:12])'
@@ -173,6 +179,23 @@ echo "results.csv, downloaded with it (.spe-dev/results.csv):"
 curl -fsS -o .spe-dev/results.csv "$link"
 cat .spe-dev/results.csv
 echo "$run_id" >.spe-dev/last-run
+
+say "9/9 the collaborator checks the signed receipt; the data controller verifies the audit chain"
+export SPE_URL="http://$listen"
+verified=""
+for _ in $(seq 20); do
+  # The crawler re-signs the package's RO-Crate when the approved plot joins it.
+  rm -rf .spe-dev/package
+  if SPE_TOKEN=$collaborator target/debug/spectl results download "$run_id" --dir .spe-dev/package >/dev/null 2>&1 &&
+    verified=$(SPE_TOKEN=$collaborator target/debug/spectl results verify "$run_id" --dir .spe-dev/package 2>&1); then
+    break
+  fi
+  verified=""
+  sleep 0.5
+done
+[ -n "$verified" ] || { SPE_TOKEN=$collaborator target/debug/spectl results verify "$run_id" --dir .spe-dev/package; exit 1; }
+echo "$verified"
+SPE_TOKEN=$controller target/debug/spectl audit verify
 
 say "wes-api is serving at $api (OpenAPI: $api/openapi.json); browser login: http://$listen/auth/login"
 if [ "${SPE_DEV_DETACH:-0}" = 1 ]; then

@@ -8,7 +8,6 @@
 
 mod api;
 mod archive;
-// issue 12 (audit)
 mod audit;
 mod download;
 mod keys;
@@ -108,7 +107,6 @@ enum Command {
     },
     /// Forget the cached tokens (and revoke the refresh token where the issuer allows).
     Logout,
-    // issue 12 (audit)
     /// The audit hash chain: verify it here, or export it as JSON lines for a SIEM
     /// (operators, data controllers).
     #[command(subcommand)]
@@ -208,7 +206,6 @@ enum RunCommand {
     Shares { run_id: String },
     /// Cancel a run.
     Cancel { run_id: String },
-    // issue 12 (audit)
     /// Delete an ended run's data now: its directory (and, where the service is configured
     /// so, its released objects); recorded in the audit chain.
     Delete { run_id: String },

@@ -104,7 +104,6 @@ pub mod actions {
         /// Share a run's results with users or groups (`VisibleRun` checks the run).
         ResultsShare = "results.share", [Researcher, Operator]
     );
-    // issue 12 (audit)
     action!(
         /// Read the audit chain (`GET /admin/audit`): the operators who run the service and
         /// the data controllers who answer for what it did.

@@ -45,7 +45,6 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
-    // issue 12 (audit)
     /// Refused tokens counted but not yet written, flushed on shutdown.
     refusals: Arc<crate::app::audit::RefusalRecorder>,
     refusal_window: std::time::Duration,
@@ -223,7 +222,7 @@ impl Application {
             service_key,
             receipt_key,
         });
-        // issue 12 (audit): refused tokens recorded per window; the head anchored; retention.
+        // Refused tokens recorded per window; the head anchored; retention.
         let refusal_window =
             std::time::Duration::from_secs(state.config.audit.refusal_window_seconds);
         let refusals = Arc::new(crate::app::audit::RefusalRecorder::new(&state.config.audit));

@@ -452,7 +452,7 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             Some(json!({})),
             "U F F A F F F",
         ),
-        // issue 12 (audit): the chain for operators and data controllers; deleting a run's
+        // The chain for operators and data controllers; deleting a run's
         // data is its owner's or an operator's (the matrix's run is live: 409, not a refusal).
         (
             "ListAuditRecords",
@@ -466,7 +466,7 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
             None,
             "U A H F F A F",
         ),
-        // issue 12 (notify): a run's RO-Crate as its results; the receipt key for everyone;
+        // A run's RO-Crate as its results; the receipt key for everyone;
         // a chain head lookup for whoever may read results (an unknown head: 404, not refused).
         (
             "GetRunRoCrate",
@@ -575,7 +575,7 @@ async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
         "GET /auth/callback",
         "GET /auth/login",
         "GET /auth/logout",
-        // issue 12 (notify): the key that checks egress receipts.
+        // The key that checks egress receipts.
         "GET /ga4gh/wes/v1/keys/receipt.pub",
         "GET /ga4gh/wes/v1/keys/service.pub",
         "GET /ga4gh/wes/v1/openapi.json",

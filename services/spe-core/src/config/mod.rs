@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::runspec::Sandbox;
 
+mod audit;
 mod auth;
 mod crawler;
 mod crypt4gh;
@@ -27,9 +28,8 @@ mod service;
 mod slurm;
 mod values;
 mod workflows;
-// issue 12 (audit)
-mod audit;
 
+pub use audit::{AuditConfig, RetentionConfig};
 pub use auth::*;
 pub use crawler::{CrawlerConfig, CrawlerWatch};
 pub use crypt4gh::Crypt4ghConfig;
@@ -45,8 +45,6 @@ pub use service::{Organization, ServiceConfig};
 pub use slurm::{SlurmAccounting, SlurmConfig};
 pub use values::{CronSchedule, HttpUrl, LinkUrl};
 pub use workflows::{EngineConfig, EngineParameterKind, EngineParameterSpec, WorkflowsConfig};
-// issue 12 (audit)
-pub use audit::{AuditConfig, RetentionConfig};
 
 /// Environment variables that start with this prefix override one config key each:
 /// `SPE__DATABASE__URL=...` sets `database.url`, `SPE__DATA_DIR=...` sets `data_dir`.
@@ -88,7 +86,6 @@ pub struct Config {
     /// The key that signs released packages' RO-Crates (egress receipts).
     #[serde(default)]
     pub receipts: ReceiptsConfig,
-    // issue 12 (audit)
     /// The audit chain's anchors and the recording of refused tokens.
     #[serde(default)]
     pub audit: AuditConfig,

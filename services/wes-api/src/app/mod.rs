@@ -6,8 +6,11 @@
 //! path's run id).
 
 pub mod admission;
+pub mod audit;
 pub mod datasets;
+pub mod receipts;
 pub mod registry;
+pub mod retention;
 pub mod review;
 pub mod run_access;
 pub mod run_logs;
@@ -15,8 +18,3 @@ pub mod run_states;
 pub mod runs;
 pub mod tasks;
 pub mod visas;
-// issue 12 (audit)
-pub mod audit;
-pub mod retention;
-// issue 12 (notify)
-pub mod receipts;

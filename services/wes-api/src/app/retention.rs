@@ -84,7 +84,7 @@ pub async fn delete_run_data(
                 for key in [
                     spe_core::bucket::manifest_key(run.id),
                     spe_core::bucket::disclosure_key(run.id),
-                    // issue 12 (notify): the package's RO-Crate and its receipt.
+                    // The package's RO-Crate and its receipt too.
                     spe_core::bucket::object_key(run.id, spe_core::bucket::RO_CRATE_FILE),
                     spe_core::bucket::object_key(run.id, spe_core::bucket::RECEIPT_FILE),
                 ] {

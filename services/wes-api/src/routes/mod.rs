@@ -6,9 +6,7 @@
 //! the tests derive from it the role x endpoint matrix (tests/auth.rs), the check of the
 //! OpenAPI document's paths, security and roles, and the deny-by-default check (tests/api.rs).
 
-// issue 12 (audit)
 pub mod audit;
-// issue 12 (notify)
 pub mod datasets;
 pub mod health;
 pub mod keys;
@@ -96,10 +94,9 @@ pub fn table() -> Vec<RouteSpec> {
         public(Get, Base::Root, "/auth/login", None, login::login),
         public(Get, Base::Root, "/auth/callback", None, login::callback),
         public(Get, Base::Root, "/auth/logout", None, login::logout),
-        // issue 12 (audit)
         protected(AuditRead, Get, "/admin/audit", "ListAuditRecords", audit::list),
         protected(RunsDelete, Delete, "/runs/{run_id}", "DeleteRunData", runs::delete_data),
-        // issue 12 (notify): a run's Five Safes RO-Crate, the receipt key, a receipt's chain head.
+        // A run's Five Safes RO-Crate, the receipt key, a receipt's chain head.
         protected(ResultsRead, Get, "/runs/{run_id}/ro-crate", "GetRunRoCrate", receipts::ro_crate),
         public(Get, Base::Wes, "/keys/receipt.pub", Some("GetReceiptPublicKey"), receipts::receipt_pub),
         protected(ResultsRead, Get, "/audit/heads/{sha256}", "FindAuditChainHead", receipts::chain_head),
