@@ -269,7 +269,16 @@ pub async fn run(mut args: HttpArgs) -> anyhow::Result<()> {
     println!("| request | Sapporo | wes-api, bearer JWT | ratio | target |");
     println!("|---|---|---|---|---|");
     for row in rows {
-        println!("{row}");
+        if args.short {
+            // Small sizes on a debug build: the figures prove the harness runs, nothing more.
+            let cells = row
+                .trim_end_matches('|')
+                .rsplit_once('|')
+                .map_or(row.as_str(), |(head, _)| head);
+            println!("{cells}| not judged (short mode) |");
+        } else {
+            println!("{row}");
+        }
     }
     println!(
         "| peak RSS of wes-api over all of the above | - | {:.1} MiB | - | - |",

@@ -139,24 +139,58 @@ pub type RunUnderReview<A> = ReachedRun<A, UnderReview>;
 /// found`.
 pub type AuditedRun<A> = ReachedRun<A, Audit>;
 
+/// What every run extractor reads of a request: the caller allowed `A`, the application, the
+/// path's run id, and the text of the 404 a refusal answers (`<what> <id> not found`, the same
+/// for a run that does not exist, one the caller may not reach, and an id that is no run id).
+struct PathRun {
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: RunId,
+    not_found: String,
+}
+
+fn path_run<A: Action>(
+    req: &HttpRequest,
+    what: &'static str,
+) -> impl Future<Output = Result<PathRun, ApiError>> + 'static {
+    let caller = authorize::<A>(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let raw_id = req
+        .match_info()
+        .get("run_id")
+        .unwrap_or_default()
+        .to_owned();
+    async move {
+        let caller = caller.await?;
+        let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
+        let shown: String = raw_id.chars().take(64).collect();
+        let not_found = format!("{what} {shown} not found");
+        let id: RunId = raw_id
+            .parse()
+            .map_err(|_| ApiError::not_found(not_found.clone()))?;
+        Ok(PathRun {
+            caller,
+            state,
+            id,
+            not_found,
+        })
+    }
+}
+
 impl<A: Action, R: Reach> FromRequest for ReachedRun<A, R> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = authorize::<A>(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let raw_id = req
-            .match_info()
-            .get("run_id")
-            .unwrap_or_default()
-            .to_owned();
+        let path = path_run::<A>(req, R::WHAT);
         Box::pin(async move {
-            let caller = caller.await?;
-            let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
-            let shown: String = raw_id.chars().take(64).collect();
-            let not_found = || ApiError::not_found(format!("{} {shown} not found", R::WHAT));
-            let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+            let PathRun {
+                caller,
+                state,
+                id,
+                not_found,
+            } = path.await?;
+            let not_found = || ApiError::not_found(not_found.clone());
             let run = state.store.get_run(id).await?.ok_or_else(not_found)?;
             if !R::admits(&caller, &run, &state).await? {
                 return Err(not_found());
@@ -184,26 +218,21 @@ impl<A: Action> FromRequest for VisibleRunState<A> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = authorize::<A>(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let raw_id = req
-            .match_info()
-            .get("run_id")
-            .unwrap_or_default()
-            .to_owned();
+        let path = path_run::<A>(req, Owner::WHAT);
         Box::pin(async move {
-            let caller = caller.await?;
-            let state = state.ok_or_else(|| ApiError::internal("no application state"))?;
-            let shown: String = raw_id.chars().take(64).collect();
-            let not_found = || ApiError::not_found(format!("{} {shown} not found", Owner::WHAT));
-            let id: RunId = raw_id.parse().map_err(|_| not_found())?;
+            let PathRun {
+                caller,
+                state,
+                id,
+                not_found,
+            } = path.await?;
             let run_state = state
                 .run_states
                 .state(&state.store, id, |owner| {
                     caller.owns(owner) || caller.sees_all_runs()
                 })
                 .await?
-                .ok_or_else(not_found)?;
+                .ok_or_else(|| ApiError::not_found(not_found))?;
             Ok(VisibleRunState {
                 id,
                 state: run_state,
