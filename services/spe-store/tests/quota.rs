@@ -194,3 +194,48 @@ async fn a_run_that_ends_gives_back_its_live_runs_cores_and_memory() {
     })
     .await;
 }
+
+/// The triggers that keep `owner_live_usage` name the live states in SQL (0017_hot_paths), a
+/// second copy of the store's list: every state a run can move to counts as live exactly when
+/// it has not ended (UNKNOWN aside), on both backends.
+#[tokio::test]
+async fn the_kept_live_usage_counts_exactly_the_states_that_have_not_ended() {
+    on_each_backend(|store| async move {
+        let limits = QuotaLimits {
+            live_runs: 1,
+            ..QuotaLimits::default()
+        };
+        let t0 = 1_700_000_000_000_000;
+        for (i, state) in RunState::ALL.into_iter().enumerate() {
+            let owner = format!("owner-{i}");
+            let first = run_of(&owner, "1", t0);
+            store
+                .insert_run_within(&first, None, Some(&limits))
+                .await
+                .unwrap()
+                .unwrap();
+            if state != RunState::Queued {
+                store
+                    .transition(&Transition {
+                        run: first.id,
+                        from: &[RunState::Queued],
+                        to: state,
+                        actor: &spe_core::Actor::Person(person(&owner)),
+                        reason: None,
+                        exit_code: None,
+                        at: Timestamp::from_micros(t0 + 1),
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            let live = !state.is_terminal() && state != RunState::Unknown;
+            let second = store
+                .insert_run_within(&run_of(&owner, "1", t0 + 2), None, Some(&limits))
+                .await
+                .unwrap();
+            assert_eq!(second.is_err(), live, "{state}: live {live}");
+        }
+    })
+    .await;
+}
