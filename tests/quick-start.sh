@@ -35,6 +35,12 @@ written=.spe-dev/runs/${run_id:0:4}/$run_id/results.csv
   fail "results.csv has an unexpected header: $(head -n1 .spe-dev/results.csv)"
 [ "$(wc -l <.spe-dev/results.csv)" -ge 2 ] || fail "results.csv has no rows"
 cmp .spe-dev/results.csv "$written" || fail "the download differs from $written"
+# Step 10: the result of the run on the Crypt4GH dataset left encrypted to the collaborator's
+# key, and decrypts to the same table.
+[ "$(head -c 8 .spe-dev/sealed/results.csv.c4gh)" = crypt4gh ] ||
+  fail ".spe-dev/sealed/results.csv.c4gh is not a Crypt4GH file"
+cmp .spe-dev/sealed/results.csv .spe-dev/results.csv ||
+  fail "the decrypted results.csv of the encrypted run differs from the plaintext run's"
 pids=$(cat .spe-dev/wes-api.pid .spe-dev/results-crawler.pid)
 
 stop
@@ -45,4 +51,4 @@ done
 for peer in "${running_before[@]}"; do
   tests/peers/"$peer".sh status >/dev/null 2>&1 || fail "peer $peer was running before and is gone"
 done
-echo "quick start: downloaded results.csv matches the run's; everything up.sh started is stopped"
+echo "quick start: downloaded results.csv matches the run's, the encrypted run's decrypts to the same; everything up.sh started is stopped"

@@ -9,6 +9,11 @@
 #   6. a researcher (real token) submits a run over WES and follows it to its end
 #   7. the crawler releases the whitelisted outputs; the researcher shares them with the
 #      collaborators' group; a collaborator lists them and downloads one through a short-lived link
+#   8-9. a data controller approves the held plot; the collaborator verifies the signed receipt;
+#      the data controller verifies the audit chain
+#   10. Crypt4GH end to end: a run on the Crypt4GH-encrypted copy of the dataset (decrypted only
+#      inside the job's sandbox) whose results.csv is stored encrypted; the collaborator
+#      downloads it bound to their own key and decrypts it with Python crypt4gh
 # Then it keeps serving until Ctrl-C, which stops wes-api and the crawler.
 #
 # Usage: deploy/dev/up.sh          as above
@@ -70,21 +75,21 @@ fi
 [ $# -eq 0 ] || { echo "usage: $0 [stop]" >&2; exit 2; }
 mkdir -p .spe-dev
 
-say "1/9 Slurm: one node on localhost"
+say "1/10 Slurm: one node on localhost"
 start_peer slurm
 sinfo
 
-say "2/9 identity provider and S3 server on 127.0.0.1"
+say "2/10 identity provider and S3 server on 127.0.0.1"
 issuer=$(start_peer oidc)
 echo "OIDC issuer: $issuer"
 s3=$(start_peer s3)
 echo "S3 endpoint: $s3"
 
-say "3/9 Snakemake (PyPI) in a venv"
+say "3/10 Snakemake (PyPI) in a venv"
 tools=$(tests/peers/python-tools.sh)
 "$tools/snakemake" --version
 
-say "4/9 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
+say "4/10 building and starting wes-api on $listen and results-crawler (logs in .spe-dev/)"
 cargo build --quiet -p wes-api -p spe-runner -p results-crawler -p spectl
 stop_service wes-api
 stop_service results-crawler
@@ -92,6 +97,17 @@ stop_service results-crawler
 # public key (docs/ro-crate.md).
 [ -s .spe-dev/receipt.key ] || target/debug/spectl keys generate --signing \
   --secret-key .spe-dev/receipt.key --public-key .spe-dev/receipt.pub >/dev/null
+# The service's Crypt4GH key pair (docs/crypt4gh.md): data providers encrypt to its public key;
+# jobs decrypt encrypted datasets with the secret key, wes-api re-wraps encrypted results to
+# each reader. The passphrase stays in a 0600 file, never in the environment or a log.
+if [ ! -s .spe-dev/service-c4gh.sec ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 >.spe-dev/service-c4gh.pass)
+  target/debug/spectl keys generate --secret-key .spe-dev/service-c4gh.sec \
+    --public-key .spe-dev/service-c4gh.pub --passphrase-file .spe-dev/service-c4gh.pass >/dev/null
+fi
+export SPE__CRYPT4GH__SECRET_KEYS="[$root/.spe-dev/service-c4gh.sec]"
+export SPE__CRYPT4GH__PUBLIC_KEY=$root/.spe-dev/service-c4gh.pub
+export SPE__CRYPT4GH__PASSPHRASE_FILE=$root/.spe-dev/service-c4gh.pass
 export SPE__RECEIPTS__SIGNING_KEY=$root/.spe-dev/receipt.key
 export SPE__RECEIPTS__PUBLIC_KEY=$root/.spe-dev/receipt.pub
 export SPE__WORKFLOWS__ENGINES__SNAKEMAKE__EXECUTABLE="$tools/snakemake"
@@ -121,7 +137,7 @@ call() { # call TOKEN METHOD PATH [JSON]: prints the body, returns non-zero on a
   [ "$code" -lt 400 ] || { echo " (HTTP $code)" >&2; return 1; }
 }
 
-say "5/9 data controller: register and approve workflows/quals, register its demo dataset"
+say "5/10 data controller: register and approve workflows/quals (and quals-sealed), register its demo dataset and upload an encrypted copy"
 if out=$(call "$controller" POST /admin/workflows "{\"source_dir\": \"$root/workflows/quals\"}" 2>/dev/null); then
   echo "$out" | json '"registered %s@%s, digest %s..." % (d["name"], d["version"], d.get("registered_digest", "?")[:16])'
 else echo "quals@1.0.0 is already registered"; fi
@@ -130,7 +146,34 @@ call "$controller" POST /admin/workflows/quals/1.0.0/approve '{}' >/dev/null 2>&
 call "$controller" POST /admin/datasets "{\"id\": \"quals-demo\", \"description\": \"synthetic variant calls\", \"location\": \"$root/workflows/quals/data\", \"crypt4gh\": false}" >/dev/null 2>&1 &&
   echo "registered dataset quals-demo" || echo "dataset quals-demo is already registered"
 
-say "6/9 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
+# The data provider's side: the same calls, encrypted with Python crypt4gh to the service's
+# public key as wes-api publishes it. The data controller registers a Crypt4GH dataset and
+# uploads the file under a time-limited grant (spectl dataset upload); wes-api keeps it only
+# because its header opens with the service's key.
+mkdir -p .spe-dev/provider
+curl -fsS "$api/keys/service.pub" >.spe-dev/provider/service.pub
+"$tools/crypt4gh" encrypt --recipient_pk .spe-dev/provider/service.pub \
+  <workflows/quals/data/calls.tsv >.spe-dev/provider/calls.tsv.c4gh
+echo "data provider: calls.tsv encrypted to the service's published key (Python crypt4gh)"
+call "$controller" POST /admin/datasets "{\"id\": \"quals-demo-c4gh\", \"description\": \"synthetic variant calls, Crypt4GH-encrypted\", \"location\": \"$root/.spe-dev/quals-demo-c4gh\", \"crypt4gh\": true}" >/dev/null 2>&1 &&
+  echo "registered dataset quals-demo-c4gh (crypt4gh: true)" || echo "dataset quals-demo-c4gh is already registered"
+if [ -e .spe-dev/quals-demo-c4gh/calls.tsv.c4gh ]; then
+  echo "quals-demo-c4gh has calls.tsv.c4gh already"
+else
+  SPE_URL="http://$listen" SPE_TOKEN=$controller target/debug/spectl dataset upload quals-demo-c4gh \
+    .spe-dev/provider/calls.tsv.c4gh
+fi
+# A version of the workflow whose egress rule stores results.csv Crypt4GH-encrypted.
+rm -rf .spe-dev/quals-sealed && cp -r workflows/quals .spe-dev/quals-sealed
+sed -i 's/^name: quals$/name: quals-sealed/' .spe-dev/quals-sealed/workflow.yaml
+printf '  encrypt:\n    - { glob: results.csv, with: crypt4gh }\n' >>.spe-dev/quals-sealed/workflow.yaml
+if call "$controller" POST /admin/workflows "{\"source_dir\": \"$root/.spe-dev/quals-sealed\"}" >/dev/null 2>&1; then
+  echo "registered quals-sealed@1.0.0 (egress: results.csv stored encrypted)"
+else echo "quals-sealed@1.0.0 is already registered"; fi
+call "$controller" POST /admin/workflows/quals-sealed/1.0.0/approve '{}' >/dev/null 2>&1 && echo "approved quals-sealed@1.0.0" ||
+  echo "quals-sealed@1.0.0 is already approved"
+
+say "6/10 researcher: POST /runs (multipart/form-data, as any WES client) and follow the run"
 run_id=$(curl -fsS -X POST "$api/runs" -H "authorization: Bearer $researcher" \
   -F workflow_type=SMK -F workflow_type_version=9 -F workflow_url=quals@1.0.0 \
   -F 'workflow_params={"dataset": "quals-demo", "min_qual": 30}' -F 'tags={"source": "quick-start"}' |
@@ -146,7 +189,7 @@ done
 call "$researcher" GET "/runs/$run_id/tasks" | json '"tasks: " + ", ".join("%s (exit %s)" % (t["name"], t.get("exit_code")) for t in d["task_logs"])'
 [ "$state" = COMPLETE ] || { echo "the run ended $state"; exit 1; }
 
-say "7/9 egress: the crawler releases results.csv and holds the plot (an image) for review"
+say "7/10 egress: the crawler releases results.csv and holds the plot (an image) for review"
 egress=""
 for _ in $(seq 150); do
   egress=$(call "$researcher" GET "/runs/$run_id/egress")
@@ -157,7 +200,7 @@ done
 echo "$egress" | json '"\n".join("%s: %s%s" % (f["path"], f["state"], " (" + f["reason"] + ")" if f.get("reason") else "") for f in d["files"])'
 [ "$ready" = True ] || { echo "egress did not settle as expected"; exit 1; }
 
-say "8/9 data controller approves the plot; the researcher shares the results; a collaborator downloads"
+say "8/10 data controller approves the plot; the researcher shares the results; a collaborator downloads"
 call "$controller" GET "/admin/reviews?state=open" | json '"\n".join("review request: run %s, %s held file(s), opened %s" % (r["run_id"], r["held_files"], r["opened_at"]) for r in d["requests"])'
 call "$controller" GET "/admin/reviews/$run_id/preview?path=plots/quals.svg" |
   json '"looked at plots/quals.svg: %s, %s bytes, sha256 %s..." % (d["preview"].get("media_type", d["preview"]["kind"]), d["size"], d["sha256"][:12])'
@@ -180,7 +223,7 @@ curl -fsS -o .spe-dev/results.csv "$link"
 cat .spe-dev/results.csv
 echo "$run_id" >.spe-dev/last-run
 
-say "9/9 the collaborator checks the signed receipt; the data controller verifies the audit chain"
+say "9/10 the collaborator checks the signed receipt; the data controller verifies the audit chain"
 export SPE_URL="http://$listen"
 verified=""
 for _ in $(seq 20); do
@@ -196,6 +239,44 @@ done
 [ -n "$verified" ] || { SPE_TOKEN=$collaborator target/debug/spectl results verify "$run_id" --dir .spe-dev/package; exit 1; }
 echo "$verified"
 SPE_TOKEN=$controller target/debug/spectl audit verify
+
+say "10/10 Crypt4GH: a run on the encrypted dataset; its results.csv leaves encrypted to the collaborator's key"
+sealed_run=$(curl -fsS -X POST "$api/runs" -H "authorization: Bearer $researcher" \
+  -F workflow_type=SMK -F workflow_type_version=9 -F workflow_url=quals-sealed@1.0.0 \
+  -F 'workflow_params={"dataset": "quals-demo-c4gh", "min_qual": 30}' -F 'tags={"source": "quick-start"}' |
+  json 'd["run_id"]')
+echo "run_id: $sealed_run (decrypts its input only inside the job's sandbox)"
+for _ in $(seq 600); do
+  state=$(call "$researcher" GET "/runs/$sealed_run/status" | json 'd["state"]')
+  case $state in COMPLETE|EXECUTOR_ERROR|SYSTEM_ERROR|CANCELED) break ;; esac
+  sleep 0.5
+done
+echo "$(date +%T) $state"
+[ "$state" = COMPLETE ] || { call "$researcher" GET "/runs/$sealed_run" | head -c 2000; exit 1; }
+for _ in $(seq 150); do
+  stored=$(call "$researcher" GET "/results/$sealed_run" | json '[f.get("encryption") for f in d["files"] if f["path"] == "results.csv"]')
+  [ "$stored" = "['crypt4gh']" ] && break
+  sleep 0.2
+done
+[ "$stored" = "['crypt4gh']" ] || { echo "results.csv of $sealed_run was not released encrypted ($stored)"; exit 1; }
+echo "results.csv released, stored in the bucket encrypted to the service's key"
+call "$researcher" POST "/runs/$sealed_run/shares" \
+  '{"group": "urn:geant:lifescience-ri.eu:group:spe-demo:collaborators#login.aai.lifescience-ri.eu"}' >/dev/null
+# The collaborator's own key pair; its public half registered (LS-Login's crypt4ghPublicKeys
+# claim would do instead).
+if [ ! -s .spe-dev/collaborator-c4gh.sec ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 >.spe-dev/collaborator-c4gh.pass)
+  target/debug/spectl keys generate --secret-key .spe-dev/collaborator-c4gh.sec \
+    --public-key .spe-dev/collaborator-c4gh.pub --passphrase-file .spe-dev/collaborator-c4gh.pass >/dev/null
+fi
+SPE_TOKEN=$collaborator target/debug/spectl results register-key --public-key .spe-dev/collaborator-c4gh.pub
+rm -rf .spe-dev/sealed && SPE_TOKEN=$collaborator target/debug/spectl results download "$sealed_run" results.csv --dir .spe-dev/sealed
+C4GH_PASSPHRASE=$(cat .spe-dev/collaborator-c4gh.pass) "$tools/crypt4gh" decrypt --sk .spe-dev/collaborator-c4gh.sec \
+  <.spe-dev/sealed/results.csv.c4gh >.spe-dev/sealed/results.csv
+cmp .spe-dev/sealed/results.csv .spe-dev/results.csv ||
+  { echo "the decrypted results.csv differs from the plaintext run's"; exit 1; }
+echo "decrypted with Python crypt4gh and the collaborator's key: same as the plaintext run's results.csv"
+echo "$sealed_run" >.spe-dev/last-sealed-run
 
 say "wes-api is serving at $api (OpenAPI: $api/openapi.json); browser login: http://$listen/auth/login"
 if [ "${SPE_DEV_DETACH:-0}" = 1 ]; then

@@ -22,6 +22,9 @@ pub struct CrawlerServiceConfig {
     pub service: ServiceConfig,
     /// The key that signs each package's RO-Crate.
     pub receipts: ReceiptsConfig,
+    /// The service's Crypt4GH public key (`crypt4gh.public_key`): outputs an `encrypt` rule
+    /// names are stored encrypted to it.
+    pub crypt4gh_public_key: Option<PathBuf>,
 }
 
 impl CrawlerServiceConfig {
@@ -40,6 +43,7 @@ impl CrawlerServiceConfig {
             auth,
             service,
             receipts,
+            crypt4gh,
             ..
         } = config;
         let crawler = crawler.ok_or_else(|| {
@@ -53,6 +57,7 @@ impl CrawlerServiceConfig {
             primary_issuer: auth.primary_issuer().to_owned(),
             service,
             receipts,
+            crypt4gh_public_key: crypt4gh.public_key,
         })
     }
 }

@@ -16,9 +16,12 @@ use spe_core::config::CrawlerConfig;
 use spe_core::disclosure::{
     FileReport, Outcome, Sniffer, check_file, check_streamed, disclosure_document,
 };
-use spe_core::manifest::{EgressDecision, EgressMatcher, Manifest, OutputCheck, WorkflowRef};
+use spe_core::manifest::{
+    EgressDecision, EgressMatcher, Manifest, OutputCheck, OutputEncryption, WorkflowRef,
+};
 use spe_core::time::Timestamp;
 use spe_core::{RunId, RunState};
+use spe_crypt4gh::{PublicKey, SEGMENT_SIZE, Sealer};
 use spe_store::{
     EgressFile, EgressOutcome, EgressRun, EgressState, NewEgressFile, ReviewEventKind, Store,
     StoreError, Vote,
@@ -95,9 +98,11 @@ pub enum CrawlError {
 }
 
 enum Transfer {
+    /// Sent; `sha256` and `size` are the plaintext's, `encrypted` how the object is stored.
     Released {
         sha256: String,
         size: u64,
+        encrypted: Option<OutputEncryption>,
     },
     Held(String),
     Refused(String),
@@ -129,6 +134,9 @@ struct Inner {
         crate::receipt::CrateIdentity,
         Option<Arc<crate::receipt::Signer>>,
     )>,
+    /// The service's Crypt4GH public key: outputs an `encrypt` rule names are stored
+    /// encrypted to it (docs/crypt4gh.md).
+    seal_to: Option<PublicKey>,
 }
 
 struct BusyGuard<'a>(&'a Mutex<HashSet<RunId>>, RunId);
@@ -172,6 +180,7 @@ impl Crawler {
                 rules: Mutex::new(HashMap::new()),
                 after_read: None,
                 crate_writer: None,
+                seal_to: None,
             }),
         }
     }
@@ -203,6 +212,15 @@ impl Crawler {
     ) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.crate_writer = Some((identity, signer));
+        }
+        self
+    }
+
+    /// Stores the outputs an `encrypt: crypt4gh` rule names encrypted to `key`. Without it
+    /// such outputs wait (retried) rather than leave in plaintext. Call before cloning.
+    pub fn with_crypt4gh_key(mut self, key: PublicKey) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.seal_to = Some(key);
         }
         self
     }
@@ -587,7 +605,11 @@ impl Crawler {
         let transfer = self.transfer(run, run_dir, &key, &claimed, matcher).await;
         let path = claimed.path.as_str();
         let (outcome, log): (Option<EgressOutcome<'_>>, _) = match &transfer {
-            Transfer::Released { sha256, size } => {
+            Transfer::Released {
+                sha256,
+                size,
+                encrypted,
+            } => {
                 Metrics::add(&m.files_released, 1);
                 Metrics::add(&m.bytes_released, *size);
                 if let Ok(seen) = inner.first_seen.lock()
@@ -595,14 +617,18 @@ impl Crawler {
                 {
                     m.observe_latency(t.elapsed().as_secs_f64());
                 }
-                tracing::info!(target: "spe_audit", run_id = %run.id, path, sha256, size, "output released");
-                (
-                    Some(EgressOutcome::Released {
+                let size = i64::try_from(*size).unwrap_or(i64::MAX);
+                let stored = encrypted.map(OutputEncryption::as_str).unwrap_or("as is");
+                tracing::info!(target: "spe_audit", run_id = %run.id, path, sha256, size, stored, "output released");
+                let outcome = match encrypted {
+                    None => EgressOutcome::Released { sha256, size },
+                    Some(with) => EgressOutcome::ReleasedEncrypted {
                         sha256,
-                        size: i64::try_from(*size).unwrap_or(i64::MAX),
-                    }),
-                    (),
-                )
+                        size,
+                        with: *with,
+                    },
+                };
+                (Some(outcome), ())
             }
             Transfer::Held(reason) => {
                 Metrics::add(&m.files_held, 1);
@@ -689,9 +715,36 @@ impl Crawler {
             (None, EgressDecision::Hold { reason }) => return Transfer::Held(reason),
             (None, EgressDecision::Release { checks }) => checks,
         };
+        // How the object is stored: an `encrypt` rule seals it to the service's key, so the
+        // bucket never holds its plaintext; without the key it waits rather than leave as is.
+        let encrypted = matcher.encryption_for(&claimed.path);
+        let mut sealer = match (encrypted, &inner.seal_to) {
+            (None, _) => None,
+            (Some(OutputEncryption::Crypt4gh), Some(key)) => match Sealer::new(&[*key]) {
+                Ok(s) => Some(s),
+                Err(e) => return Transfer::Retry(format!("crypt4gh: {e}")),
+            },
+            (Some(OutputEncryption::Crypt4gh), None) => {
+                return Transfer::Retry(
+                    "its egress rule stores it Crypt4GH-encrypted, and crypt4gh.public_key is \
+                     not configured for the crawler"
+                        .into(),
+                );
+            }
+        };
+        let stored_size = sealer.as_ref().map_or(size, |s| s.encrypted_len(size));
+        let released = move |sha256: String| Transfer::Released {
+            sha256,
+            size,
+            encrypted,
+        };
         let before = Fingerprint::of(&meta);
         let file = Arc::new(file);
-        let ctype = content_type(&claimed.path);
+        let ctype = if encrypted.is_some() {
+            "application/octet-stream"
+        } else {
+            content_type(&claimed.path)
+        };
         if size <= inner.settings.multipart_threshold {
             let f = file.clone();
             let bytes = match tokio::task::spawn_blocking(move || read_range(&f, 0, size + 1)).await
@@ -732,13 +785,20 @@ impl Crawler {
                     sha256
                 }
             };
-            match self.already_there(key, size, &sha256).await {
-                Ok(true) => return Transfer::Released { sha256, size },
+            match self.already_there(key, stored_size, &sha256).await {
+                Ok(true) => return released(sha256),
                 Ok(false) => {}
                 Err(e) => return Transfer::Retry(e.to_string()),
             }
-            return match inner.bucket.put(key, bytes, &sha256, ctype).await {
-                Ok(()) => Transfer::Released { sha256, size },
+            let body = match sealer.as_mut() {
+                None => bytes,
+                Some(s) => match s.seal(&bytes) {
+                    Ok(sealed) => [s.header(), &sealed].concat(),
+                    Err(e) => return Transfer::Retry(format!("crypt4gh: {e}")),
+                },
+            };
+            return match inner.bucket.put(key, body, &sha256, ctype).await {
+                Ok(()) => released(sha256),
                 Err(e) => Transfer::Retry(e.to_string()),
             };
         }
@@ -774,13 +834,8 @@ impl Crawler {
             }
             Some(_) => {}
         }
-        match self.already_there(key, size, &first).await {
-            Ok(true) => {
-                return Transfer::Released {
-                    sha256: first,
-                    size,
-                };
-            }
+        match self.already_there(key, stored_size, &first).await {
+            Ok(true) => return released(first),
             Ok(false) => {}
             Err(e) => return Transfer::Retry(e.to_string()),
         }
@@ -803,7 +858,12 @@ impl Crawler {
             Ok(false) => return abort(Transfer::Lost).await,
             Err(e) => return abort(Transfer::Retry(e.to_string())).await,
         }
-        // Pass 2: the bytes sent, hashed again as they go.
+        // Pass 2: the bytes sent, hashed again as they go. Sealed parts must hold whole 64 KiB
+        // segments, so an encrypted upload's parts are rounded down to them.
+        let part = match sealer {
+            Some(_) => (part / SEGMENT_SIZE as u64).max(1) * SEGMENT_SIZE as u64,
+            None => part,
+        };
         let mut hasher = Sha256::new();
         let mut parts = Vec::new();
         let mut offset = 0u64;
@@ -821,6 +881,14 @@ impl Crawler {
                 Err(e) => return abort(Transfer::Retry(format!("internal: {e}"))).await,
             };
             hasher.update(&chunk);
+            let chunk = match sealer.as_mut() {
+                None => chunk,
+                Some(s) => match s.seal(&chunk) {
+                    Ok(sealed) if number == 1 => [s.header(), &sealed].concat(),
+                    Ok(sealed) => sealed,
+                    Err(e) => return abort(Transfer::Retry(format!("crypt4gh: {e}"))).await,
+                },
+            };
             match inner
                 .bucket
                 .upload_part(key, &upload_id, number, chunk)
@@ -865,10 +933,7 @@ impl Crawler {
             .complete_multipart(key, &upload_id, parts)
             .await
         {
-            Ok(()) => Transfer::Released {
-                sha256: first,
-                size,
-            },
+            Ok(()) => released(first),
             // The upload id stays recorded: the next attempt aborts it, or finds the object
             // complete after all (HEAD with the same digest).
             Err(e) => Transfer::Retry(e.to_string()),
@@ -933,12 +998,17 @@ impl Crawler {
         let files: Vec<serde_json::Value> = released
             .iter()
             .map(|f| {
-                serde_json::json!({
+                let mut entry = serde_json::json!({
                     "path": f.path,
                     "size": f.size,
                     "sha256": f.sha256,
                     "released_at": f.released_at.to_rfc3339_micros(),
-                })
+                });
+                // Size and SHA-256 are the plaintext's; the object is a Crypt4GH file.
+                if let Some(with) = f.encryption {
+                    entry["encryption"] = with.as_str().into();
+                }
+                entry
             })
             .collect();
         let body = serde_json::json!({

@@ -52,8 +52,14 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
         organization: config.service.organization.name.clone(),
         organization_url: config.service.organization.url.as_str().to_owned(),
     };
-    let crawler = Crawler::new(store, bucket, Settings::from_config(cc), metrics)
+    let mut crawler = Crawler::new(store, bucket, Settings::from_config(cc), metrics)
         .with_crate(identity, signer);
+    // The public half only: the crawler encrypts to the service's key and can decrypt nothing.
+    if let Some(path) = &config.crypt4gh_public_key {
+        let key = spe_crypt4gh::PublicKey::load(path)
+            .map_err(|e| anyhow::anyhow!("crypt4gh.public_key {}: {e}", path.display()))?;
+        crawler = crawler.with_crypt4gh_key(key);
+    }
     println!("results-crawler metrics on http://{metrics_addr}/metrics");
     tracing::info!(owner = crawler.owner(), bucket = cc.bucket, data_dir = %config.data_dir.display(), watch = ?cc.watch, "results-crawler started");
 

@@ -1529,3 +1529,121 @@ async fn a_run_with_a_hundred_thousand_files_releases_its_outputs() {
     // Files no rule names are not even recorded.
     assert_eq!(w.store.egress_files(id).await.unwrap().len(), 2);
 }
+
+/// The example manifest as version `version`, storing results.csv Crypt4GH-encrypted.
+fn quals_encrypting(version: &str) -> Manifest {
+    let text = example_yaml()
+        .replace("version: 1.0.0", &format!("version: {version}"))
+        .replace(
+            "  max_file_bytes: 10485760\n",
+            "  max_file_bytes: 10485760\n  encrypt: [{glob: results.csv, with: crypt4gh}]\n",
+        );
+    Manifest::from_yaml(&text).unwrap()
+}
+
+fn decrypt_with(key: &spe_crypt4gh::SecretKey, file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    spe_crypt4gh::decrypt(
+        file,
+        &mut out,
+        std::slice::from_ref(key),
+        Default::default(),
+    )
+    .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn an_encrypt_rule_stores_the_output_as_crypt4gh_to_the_service_key_small_or_multipart() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_encrypting("1.2.0")).await;
+    let service = spe_crypt4gh::SecretKey::generate().unwrap();
+    let c = crawler(&w).with_crypt4gh_key(service.public_key());
+    // One small file (one PUT) and one over the multipart threshold (sealed part by part).
+    let (small, small_dir) = ended_run(&w, "quals@1.2.0", RunState::Complete).await;
+    let (large, large_dir) = ended_run(&w, "quals@1.2.0", RunState::Complete).await;
+    let big: Vec<u8> = (0..7 * 1024 * 1024 + 12_345)
+        .map(|i: usize| b"0123456789,\n"[i % 12])
+        .collect();
+    std::fs::write(large_dir.join("results.csv"), &big).unwrap();
+    assert_eq!(c.rescan().await.unwrap(), (2, 0));
+    for (id, dir) in [(small, &small_dir), (large, &large_dir)] {
+        let plain = std::fs::read(dir.join("results.csv")).unwrap();
+        let stored = w
+            .bucket
+            .get(&format!("{id}/results.csv"))
+            .await
+            .unwrap()
+            .unwrap();
+        // The bucket holds a Crypt4GH file, never the plaintext; the service key opens it.
+        assert!(stored.starts_with(b"crypt4gh"));
+        assert!(!stored.windows(16).any(|win| plain.starts_with(win)));
+        assert_eq!(decrypt_with(&service, &stored), plain);
+        let released = w.store.released_files(id).await.unwrap();
+        let csv = released.iter().find(|f| f.path == "results.csv").unwrap();
+        assert_eq!(
+            csv.encryption,
+            Some(spe_core::manifest::OutputEncryption::Crypt4gh)
+        );
+        // Size and SHA-256 stay the plaintext's: what reviewers and the receipt name.
+        assert_eq!(
+            (csv.size as usize, csv.sha256.clone()),
+            (plain.len(), sha(&plain))
+        );
+        // The plot has no encrypt rule: stored as it is.
+        let svg = released
+            .iter()
+            .find(|f| f.path == "plots/quals.svg")
+            .unwrap();
+        assert_eq!(svg.encryption, None);
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &w.bucket
+                .get(&format!("{id}/manifest.json"))
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        let entry = |p: &str| {
+            manifest["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["path"] == p)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(entry("results.csv")["encryption"], "crypt4gh");
+        assert!(entry("plots/quals.svg").get("encryption").is_none());
+    }
+}
+
+#[tokio::test]
+async fn without_the_service_key_an_output_to_encrypt_waits_and_never_leaves_in_plaintext() {
+    let Some(w) = world().await else { return };
+    approve(&w.store, &quals_encrypting("1.2.0")).await;
+    let (id, _) = ended_run(&w, "quals@1.2.0", RunState::Complete).await;
+    let c = crawler(&w);
+    assert_eq!(c.rescan().await.unwrap(), (0, 1));
+    assert!(
+        w.bucket
+            .get(&format!("{id}/results.csv"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let file = w
+        .store
+        .egress_file(id, "results.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(file.state, EgressState::Pending);
+    assert_eq!(
+        file.reason.as_deref(),
+        Some(
+            "its egress rule stores it Crypt4GH-encrypted, and crypt4gh.public_key is not \
+             configured for the crawler"
+        )
+    );
+}

@@ -78,6 +78,9 @@ pub struct Principal {
     /// The `email` claim (from the token, or from userinfo when that was asked anyway), where
     /// it looks like an address: where notifications about the caller's runs go.
     pub email: Option<String>,
+    /// The `crypt4ghPublicKeys` claim (LS-Login): the Crypt4GH public keys the person's
+    /// encrypted downloads are bound to, as the claim gives them (checked where used).
+    pub crypt4gh_public_keys: Vec<String>,
 }
 
 impl Principal {
@@ -590,6 +593,7 @@ impl Verifier {
             .filter(|e| looks_like_an_address(e))
             .map(str::to_owned);
         let entitlements = strings(&claims, "eduperson_entitlement");
+        let crypt4gh_public_keys = strings(&claims, "crypt4ghPublicKeys");
         let roles = roles::roles_for(&issuer.config.roles, subject.sub(), &entitlements);
         let passport = strings(&claims, "ga4gh_passport_v1");
         let visas = self
@@ -607,6 +611,7 @@ impl Verifier {
                 visas,
                 expires_at,
                 email,
+                crypt4gh_public_keys,
             },
             until,
         ))

@@ -34,6 +34,9 @@
 //!   release_logs: [stderr]          # optional: engine logs that may leave, each only after a
 //!                                   # data controller's review (default none: the engine's
 //!                                   # output stays inside; the owner sees the runner's summary)
+//!   encrypt:                        # optional: released outputs stored Crypt4GH-encrypted to
+//!     - { glob: "results/*.csv", with: crypt4gh }   # the service's key, each download's
+//!                                   # header re-wrapped to the reader's key (docs/crypt4gh.md)
 //! ```
 //!
 //! Dataset parameters: a top-level property of `params` of type string carrying
@@ -160,6 +163,40 @@ pub struct EgressRules {
     /// form when empty, so manifests stored before the field existed read back unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_logs: Vec<EngineLog>,
+    /// Released outputs (by glob) stored encrypted: the bucket never holds their plaintext,
+    /// and each download is bound to its reader (docs/crypt4gh.md). Left out of the stored form
+    /// when empty, so manifests stored before the field existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypt: Vec<EncryptRule>,
+}
+
+/// Outputs matching `glob` leave encrypted `with` the named format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptRule {
+    pub glob: String,
+    pub with: OutputEncryption,
+}
+
+/// How a released output is stored in the results bucket when not as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputEncryption {
+    /// A Crypt4GH file encrypted to the service's public key; each download's header is
+    /// re-wrapped to the reader's own key.
+    Crypt4gh,
+}
+
+impl OutputEncryption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputEncryption::Crypt4gh => "crypt4gh",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OutputEncryption> {
+        (text == "crypt4gh").then_some(OutputEncryption::Crypt4gh)
+    }
 }
 
 /// The terminal states `egress.release_states` may name.
@@ -824,6 +861,9 @@ impl EgressRules {
                 return Err(at(&key, format!("{state} listed twice")));
             }
         }
+        for (i, rule) in self.encrypt.iter().enumerate() {
+            check_glob(&rule.glob).map_err(|e| at(&format!("egress.encrypt[{i}].glob"), e))?;
+        }
         let mut logs = BTreeSet::new();
         for (i, log) in self.release_logs.iter().enumerate() {
             if !logs.insert(*log) {
@@ -874,6 +914,18 @@ impl EgressRules {
             checks,
             release_states: self.release_states.clone(),
             release_logs: self.release_logs.clone(),
+            encrypt: self
+                .encrypt
+                .iter()
+                .map(|r| {
+                    Ok((
+                        compile_glob(&r.glob)
+                            .map_err(ManifestError)?
+                            .compile_matcher(),
+                        r.with,
+                    ))
+                })
+                .collect::<Result<Vec<_>, ManifestError>>()?,
         })
     }
 }
@@ -896,9 +948,19 @@ pub struct EgressMatcher {
     checks: Vec<(globset::GlobMatcher, OutputCheck)>,
     release_states: Vec<RunState>,
     release_logs: Vec<EngineLog>,
+    encrypt: Vec<(globset::GlobMatcher, OutputEncryption)>,
 }
 
 impl EgressMatcher {
+    /// How the output at `relative_path` is stored once released: the first `encrypt` rule
+    /// whose glob matches it, or as it is.
+    pub fn encryption_for(&self, relative_path: &str) -> Option<OutputEncryption> {
+        self.encrypt
+            .iter()
+            .find(|(m, _)| m.is_match(relative_path))
+            .map(|(_, with)| *with)
+    }
+
     /// Whether the engine's `log` may leave (after a data controller's review, never by itself).
     pub fn releases_log(&self, log: EngineLog) -> bool {
         self.release_logs.contains(&log)
@@ -1769,6 +1831,51 @@ egress:
                 .0
                 .starts_with("egress.release_states[0]:")
         );
+    }
+
+    #[test]
+    fn an_encrypt_rule_names_the_outputs_stored_encrypted() {
+        let m = quals();
+        assert!(m.egress.encrypt.is_empty());
+        assert!(m.to_json()["egress"].get("encrypt").is_none());
+        assert_eq!(
+            m.egress.matcher().unwrap().encryption_for("results.csv"),
+            None
+        );
+
+        let text = QUALS.replace(
+            "max_file_bytes: 1000",
+            "max_file_bytes: 1000\n  encrypt: [{glob: \"*.csv\", with: crypt4gh}]",
+        );
+        let m = Manifest::from_yaml(&text).unwrap();
+        let matcher = m.egress.matcher().unwrap();
+        assert_eq!(
+            matcher.encryption_for("results.csv"),
+            Some(OutputEncryption::Crypt4gh)
+        );
+        assert_eq!(matcher.encryption_for("plots/quals.svg"), None);
+        assert_eq!(
+            m.to_json()["egress"]["encrypt"],
+            json!([{"glob": "*.csv", "with": "crypt4gh"}])
+        );
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+
+        for (rule, want) in [
+            ("[{glob: \"*.csv\", with: gpg}]", "egress"),
+            (
+                "[{glob: \"../x\", with: crypt4gh}]",
+                "egress.encrypt[0].glob:",
+            ),
+            ("[{glob: \"*.csv\"}]", "egress"),
+        ] {
+            let e = bad(|s| {
+                s.replace(
+                    "max_file_bytes: 1000",
+                    &format!("max_file_bytes: 1000\n  encrypt: {rule}"),
+                )
+            });
+            assert!(e.starts_with(want), "{rule}: {e}");
+        }
     }
 
     #[test]

@@ -98,6 +98,15 @@ pub fn read_raw_header<R: Read>(input: &mut R) -> Result<RawHeader> {
     Ok(RawHeader { packets })
 }
 
+/// Opens the header at the start of `prefix` (a file's first bytes) with any of `keys`;
+/// returns it and its length, where the body starts. A prefix shorter than the header is
+/// reported as a truncated file.
+pub fn open_prefix(prefix: &[u8], keys: &[SecretKey]) -> Result<(Header, u64)> {
+    let mut cursor = io::Cursor::new(prefix);
+    let header = read_header(&mut cursor, keys)?;
+    Ok((header, cursor.position()))
+}
+
 /// Reads and opens a header with any of `keys`, leaving `input` at the body.
 pub fn read_header<R: Read>(input: &mut R, keys: &[SecretKey]) -> Result<Header> {
     read_raw_header(input)?.open(keys)

@@ -64,6 +64,15 @@ impl PublicKey {
     pub fn load(path: &Path) -> Result<Self> {
         PublicKey::from_pem(&read_key_file(path)?)
     }
+
+    /// SHA-256 of the key's 32 bytes, hex: how records and messages name a key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.0)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl fmt::Debug for PublicKey {

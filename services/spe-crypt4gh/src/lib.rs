@@ -28,11 +28,12 @@ pub mod encrypt;
 mod error;
 pub mod header;
 pub mod keys;
+pub mod service_keys;
 
 pub use decrypt::{DecryptOptions, decrypt, decrypt_body};
-pub use encrypt::encrypt;
+pub use encrypt::{Sealer, encrypt};
 pub use error::{Error, Result};
-pub use header::{Header, read_header, rewrap};
+pub use header::{Header, open_prefix, read_header, rewrap};
 pub use keys::{PublicKey, SecretKey};
 /// For callers holding a passphrase: zeroed when dropped.
 pub use zeroize::Zeroizing;

@@ -160,3 +160,51 @@ fn a_damaged_file_or_another_format_fails_with_what_is_wrong() {
     let err = open(b"", &[key], small_batches()).unwrap_err();
     assert!(matches!(err, Error::NotCrypt4gh));
 }
+
+#[test]
+fn a_file_sealed_in_chunks_is_one_crypt4gh_file_and_its_header_length_is_known() {
+    let reader = SecretKey::generate().unwrap();
+    let seg = spe_crypt4gh::SEGMENT_SIZE;
+    for len in [0, 1, seg, 3 * seg + 17, 5 * seg] {
+        let plain = data(len);
+        let mut sealer = spe_crypt4gh::Sealer::new(&[reader.public_key()]).unwrap();
+        let mut file = sealer.header().to_vec();
+        let header_len = file.len() as u64;
+        // Parts of two whole segments, as a multipart upload sends them, then the rest.
+        let mut chunks = plain.chunks(2 * seg).peekable();
+        if chunks.peek().is_none() {
+            file.extend(sealer.seal(&[]).unwrap());
+        }
+        for chunk in chunks {
+            file.extend(sealer.seal(chunk).unwrap());
+        }
+        assert_eq!(
+            sealer.encrypted_len(len as u64),
+            file.len() as u64,
+            "len {len}"
+        );
+        same(
+            &open(&file, std::slice::from_ref(&reader), small_batches()).unwrap(),
+            &plain,
+        );
+        let (_, body_at) =
+            spe_crypt4gh::open_prefix(&file[..file.len().min(4096)], std::slice::from_ref(&reader))
+                .unwrap();
+        assert_eq!(body_at, header_len);
+    }
+    let mut sealer = spe_crypt4gh::Sealer::new(&[reader.public_key()]).unwrap();
+    sealer.seal(&data(10)).unwrap();
+    let err = sealer.seal(&data(10)).unwrap_err().to_string();
+    assert!(err.contains("a chunk after the last one"), "{err}");
+    let stranger = SecretKey::generate().unwrap();
+    let file = seal(&data(100), &[&reader], None);
+    assert!(matches!(
+        spe_crypt4gh::open_prefix(&file, &[stranger]),
+        Err(Error::NoMatchingKey)
+    ));
+    assert_eq!(reader.public_key().fingerprint().len(), 64);
+    assert_ne!(
+        reader.public_key().fingerprint(),
+        SecretKey::generate().unwrap().public_key().fingerprint()
+    );
+}

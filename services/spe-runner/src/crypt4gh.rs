@@ -11,20 +11,18 @@
 //! passphrase from an environment variable of the runner; none of it reaches the engine, whose
 //! environment is the allowlist.
 
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use spe_core::runspec::{Crypt4ghInputs, PassphraseSource, RunSpec};
-use spe_crypt4gh::{DecryptOptions, SecretKey, Zeroizing};
+use spe_crypt4gh::{DecryptOptions, SecretKey, service_keys};
 
 use crate::sandbox;
 
 /// The plaintext folder's name inside the scratch.
 pub const PLAINTEXT_DIR: &str = "crypt4gh";
-/// Largest passphrase file read.
-const MAX_PASSPHRASE_FILE: u64 = 4096;
 
 /// The decrypted inputs of one run (host paths inside the runner's private folder).
 #[derive(Debug)]
@@ -127,43 +125,12 @@ fn load_keys(inputs: &Crypt4ghInputs) -> Result<Vec<SecretKey>, String> {
     if inputs.secret_keys.is_empty() {
         return Err("encrypted datasets, and no service secret key is configured".to_owned());
     }
-    let passphrase = Zeroizing::new(match &inputs.passphrase {
-        PassphraseSource::File(path) => {
-            only_ours(path, "passphrase file")?;
-            let mut text = String::new();
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_PASSPHRASE_FILE).read_to_string(&mut text))
-                .map_err(|e| format!("passphrase file {}: {e}", path.display()))?;
-            let first = text.lines().next().unwrap_or("").to_owned();
-            text.clear();
-            first
-        }
-        PassphraseSource::Env(var) => std::env::var(var).map_err(|_| {
-            format!("the passphrase variable {var} is not set in the job's environment")
-        })?,
-    });
-    inputs
-        .secret_keys
-        .iter()
-        .map(|path| {
-            only_ours(path, "service secret key")?;
-            SecretKey::load(path, passphrase.as_bytes())
-                .map_err(|e| format!("service secret key {}: {e}", path.display()))
-        })
-        .collect()
-}
-
-/// Refuses a secret file that other accounts can read.
-fn only_ours(path: &Path, what: &str) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{what} {} is readable by other accounts (mode {mode:04o}): it must be 0600 or 0400",
-            path.display()
-        ));
-    }
-    Ok(())
+    let passphrase = match &inputs.passphrase {
+        PassphraseSource::File(path) => service_keys::Passphrase::File(path.clone()),
+        PassphraseSource::Env(var) => service_keys::Passphrase::Env(var.clone()),
+    };
+    service_keys::load(&inputs.secret_keys, &passphrase)
+        .map_err(|e| e.replace("is not set", "is not set in the job's environment"))
 }
 
 fn private_dir(path: &Path) -> Result<(), String> {

@@ -72,13 +72,24 @@ pub enum AuditKind {
     ShareRemoved,
     /// A presigned download link issued.
     LinkIssued,
+    /// A Crypt4GH-encrypted result served, its header re-wrapped to the reader's key(s).
+    EncryptedDownload,
+    /// A person registered (or replaced) their Crypt4GH public key for encrypted downloads.
+    ReaderKeyRegistered,
+    /// A data controller was granted a time-limited upload into a dataset.
+    UploadGranted,
+    /// An uploaded file passed the header check and joined its dataset.
+    UploadAccepted,
+    /// An uploaded file was refused (not Crypt4GH, or not encrypted to the service) and
+    /// deleted.
+    UploadRefused,
     /// A run's directory (and possibly its released objects) deleted: by the retention
     /// period or at its owner's or an operator's request.
     RunDataDeleted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 26] = [
         AuditKind::LoginFailed,
         AuditKind::TokenRefused,
         AuditKind::RunSubmitted,
@@ -100,6 +111,11 @@ impl AuditKind {
         AuditKind::ShareRemoved,
         AuditKind::LinkIssued,
         AuditKind::RunDataDeleted,
+        AuditKind::EncryptedDownload,
+        AuditKind::ReaderKeyRegistered,
+        AuditKind::UploadGranted,
+        AuditKind::UploadAccepted,
+        AuditKind::UploadRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +140,11 @@ impl AuditKind {
             AuditKind::ShareAdded => "share.added",
             AuditKind::ShareRemoved => "share.removed",
             AuditKind::LinkIssued => "link.issued",
+            AuditKind::EncryptedDownload => "result.downloaded_encrypted",
+            AuditKind::ReaderKeyRegistered => "reader_key.registered",
+            AuditKind::UploadGranted => "upload.granted",
+            AuditKind::UploadAccepted => "upload.accepted",
+            AuditKind::UploadRefused => "upload.refused",
             AuditKind::RunDataDeleted => "run.data_deleted",
         }
     }

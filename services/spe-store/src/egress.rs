@@ -12,6 +12,7 @@
 //! `egress.release_states`, which the crawler applies: a run whose state its manifest does not
 //! release is settled (marked done, nothing recorded) the first time it is seen.
 
+use spe_core::manifest::OutputEncryption;
 use spe_core::time::Timestamp;
 use spe_core::{Actor, RunId, RunState, ServiceActor};
 use sqlx::Row;
@@ -82,9 +83,12 @@ pub struct EgressFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasedFile {
     pub path: String,
+    /// The plaintext's size and SHA-256, also for a file stored encrypted.
     pub size: i64,
     pub sha256: String,
     pub released_at: Timestamp,
+    /// How the object is stored, when not as it is (docs/crypt4gh.md).
+    pub encryption: Option<OutputEncryption>,
 }
 
 /// How an upload attempt ended.
@@ -93,6 +97,12 @@ pub enum EgressOutcome<'a> {
     Released {
         sha256: &'a str,
         size: i64,
+    },
+    /// Released, the object stored encrypted (`sha256` and `size` are the plaintext's).
+    ReleasedEncrypted {
+        sha256: &'a str,
+        size: i64,
+        with: OutputEncryption,
     },
     /// Never released (e.g. it changed while being uploaded).
     Refused {
@@ -378,6 +388,7 @@ impl Store {
         outcome: EgressOutcome<'_>,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut encryption = None;
         let (state, sha256, size, reason, next, released_at) = match outcome {
             EgressOutcome::ChangedAfterApproval { sha256 } => {
                 return self
@@ -392,6 +403,17 @@ impl Store {
                 None,
                 Some(at.micros()),
             ),
+            EgressOutcome::ReleasedEncrypted { sha256, size, with } => {
+                encryption = Some(with);
+                (
+                    EgressState::Released,
+                    Some(sha256.to_owned()),
+                    Some(size),
+                    None,
+                    None,
+                    Some(at.micros()),
+                )
+            }
             EgressOutcome::Refused { reason } => (
                 EgressState::Refused,
                 None,
@@ -427,7 +449,8 @@ impl Store {
              size = COALESCE($3, size), reason = $4, \
              next_attempt_at = COALESCE($5, next_attempt_at), released_at = $6, \
              owner = NULL, lease_until = NULL, upload_id = NULL, updated_at = $7, \
-             held_at = CASE WHEN $1 = 'held' THEN COALESCE(held_at, $7) ELSE held_at END \
+             held_at = CASE WHEN $1 = 'held' THEN COALESCE(held_at, $7) ELSE held_at END, \
+             encryption = $12 \
              WHERE run_id = $8 AND path = $9 AND state = $10 AND owner = $11",
         )
         .bind(state.as_str())
@@ -441,6 +464,7 @@ impl Store {
         .bind(path)
         .bind(EgressState::Uploading.as_str())
         .bind(owner)
+        .bind(encryption.map(OutputEncryption::as_str))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -456,9 +480,12 @@ impl Store {
             .await?;
         }
         // Last in the transaction, as every append (spe_store::audit: lock order).
-        if let Some(entry) =
+        if let Some(mut entry) =
             file_entry(run, path, state, sha256.as_deref(), size, reason.as_deref())
         {
+            if let Some(with) = encryption {
+                entry = entry.with("stored_encrypted", with.as_str());
+            }
             audit::append(&mut tx, &entry, at).await?;
         }
         tx.commit().await?;
@@ -600,7 +627,7 @@ impl Store {
     /// `RunLog.outputs` lists and what collaborators may download.
     pub async fn released_files(&self, run: RunId) -> Result<Vec<ReleasedFile>, StoreError> {
         let rows = sqlx::query(
-            "SELECT path, size, sha256, released_at FROM egress_files \
+            "SELECT path, size, sha256, released_at, encryption FROM egress_files \
              WHERE run_id = $1 AND state = $2 ORDER BY path",
         )
         .bind(run.to_string())
@@ -612,12 +639,21 @@ impl Store {
                 let sha256: Option<String> = r.try_get("sha256")?;
                 let released_at: Option<i64> = r.try_get("released_at")?;
                 let path: String = r.try_get("path")?;
+                let encryption = match r.try_get::<Option<String>, _>("encryption")? {
+                    None => None,
+                    Some(text) => Some(OutputEncryption::parse(&text).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "released file {path} of run {run}: unknown encryption {text:?}"
+                        ))
+                    })?),
+                };
                 match (sha256, released_at) {
                     (Some(sha256), Some(at)) => Ok(ReleasedFile {
                         size: r.try_get("size")?,
                         sha256,
                         released_at: Timestamp::from_micros(at),
                         path,
+                        encryption,
                     }),
                     _ => Err(StoreError::Corrupt(format!(
                         "released file {path} of run {run} lacks its checksum or time"

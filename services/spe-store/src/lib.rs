@@ -12,9 +12,11 @@
 //! ([`Store::end_unreadable_run`]) without holding up the others.
 
 pub mod audit;
+mod crypt4gh_keys;
 mod egress;
 mod error;
 mod execution;
+mod ingress;
 mod outbox;
 mod people;
 mod quota;
@@ -26,8 +28,10 @@ mod run_crate;
 mod runs;
 mod states;
 
+pub use crypt4gh_keys::{ReaderKey, ReaderKeySource};
 pub use egress::{EgressFile, EgressOutcome, EgressRun, NewEgressFile, ReleasedFile};
 pub use error::{StoreError, UnreadableRun};
+pub use ingress::{NewUploadGrant, UploadFile, UploadGrant, UploadOutcome, UploadState};
 pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryState, Notification, NotificationEvent, OWNER_EMAIL,
 };

@@ -223,6 +223,33 @@ impl Api {
         self.call(Method::DELETE, segments, query, Body::None).await
     }
 
+    /// The HTTP client, for a request the helpers here do not shape (an upload authorised by
+    /// a grant's token rather than the bearer token).
+    pub fn raw_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// An authenticated GET of an API path whose answer is a file, not JSON: the response to
+    /// stream when it succeeded, the service's refusal otherwise.
+    pub async fn get_file(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, Failure> {
+        let url = self.url(segments, query)?;
+        let mut req = self.http.get(url.clone()).timeout(DOWNLOAD_TIMEOUT);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let res = self.send(req, &url).await?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(res);
+        }
+        let text = res.text().await.unwrap_or_default();
+        Err(refusal(status, &text))
+    }
+
     /// A GET of a URL outside the API (a presigned S3 link), from byte `from` on. No bearer
     /// token: the link carries its own signature, and the token is not S3's business.
     pub async fn get_link(&self, link: &Url, from: u64) -> Result<reqwest::Response, Failure> {

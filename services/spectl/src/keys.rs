@@ -130,7 +130,19 @@ fn generate_signing(args: &GenerateArgs) -> Result<(), Failure> {
 }
 
 fn passphrase(args: &GenerateArgs) -> Result<Zeroizing<String>, Failure> {
-    match (&args.passphrase_file, &args.passphrase_env) {
+    read_passphrase(
+        args.passphrase_file.as_deref(),
+        args.passphrase_env.as_deref(),
+    )
+}
+
+/// The passphrase from the first line of `file` or from the variable `env`; never from the
+/// command line.
+pub fn read_passphrase(
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<Zeroizing<String>, Failure> {
+    match (file, env) {
         (Some(file), _) => {
             let text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
                 Failure::Other(format!("passphrase file {}: {e}", file.display()))

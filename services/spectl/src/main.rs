@@ -10,12 +10,14 @@ mod api;
 mod archive;
 mod audit;
 mod download;
+mod encrypted;
 mod keys;
 mod login;
 mod output;
 mod results;
 mod review;
 mod submit;
+mod upload;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -160,6 +162,18 @@ enum DatasetCommand {
     },
     /// List datasets (researchers see active ones, without locations).
     List,
+    /// Upload Crypt4GH files into a Crypt4GH dataset: a time-limited grant for exactly these
+    /// files, then each streamed with a progress bar. The service keeps a file only if its
+    /// header opens with the service's key (encrypt to `GET /keys/service.pub`).
+    Upload {
+        id: String,
+        /// The files (already Crypt4GH-encrypted), kept under their file names.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// How long the grant lasts (60 to 604800 seconds; default 3600).
+        #[arg(long = "expires-in", value_name = "SECONDS")]
+        expires_in: Option<u64>,
+    },
     /// Retire a dataset.
     Retire {
         id: String,
@@ -653,6 +667,11 @@ async fn dataset(api: &Api, json: bool, command: DatasetCommand) -> Result<(), F
             }
             table.print();
         }
+        DatasetCommand::Upload {
+            id,
+            files,
+            expires_in,
+        } => upload::upload(api, json, &id, &files, expires_in).await?,
         DatasetCommand::Retire { id, reason } => {
             let v = api
                 .post(&["admin", "datasets", &id, "retire"], reason_body(reason))

@@ -27,6 +27,15 @@ pub enum ResultsCommand {
         /// Where to write the files, under their run-relative paths (default: ./RUN_ID).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        decrypt: DecryptArgs,
+    },
+    /// Register your Crypt4GH public key: files stored encrypted are sent bound to it (unless
+    /// your login already carries one, LS-Login's crypt4ghPublicKeys).
+    RegisterKey {
+        /// The public key file (`spectl keys generate` or `crypt4gh-keygen` writes it).
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_key: PathBuf,
     },
     /// Check downloaded results against the package's signed RO-Crate (the egress receipt):
     /// the signature by the service's published receipt key, each file's SHA-256, and that the
@@ -37,6 +46,40 @@ pub enum ResultsCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// How files stored Crypt4GH-encrypted are written: as received (`<path>.c4gh`, encrypted to
+/// your key) or, with `--decrypt`, decrypted and checked against the release record.
+#[derive(clap::Args, Default)]
+pub struct DecryptArgs {
+    /// Decrypt files stored encrypted with your secret key, and check their SHA-256.
+    #[arg(long, requires = "secret_key")]
+    decrypt: bool,
+    /// Your Crypt4GH secret key (the public half registered, or in your login's claim).
+    #[arg(long = "secret-key", value_name = "FILE")]
+    secret_key: Option<PathBuf>,
+    /// A file whose first line is the secret key's passphrase.
+    #[arg(long = "passphrase-file", conflicts_with = "passphrase_env")]
+    passphrase_file: Option<PathBuf>,
+    /// The name of an environment variable holding the passphrase.
+    #[arg(long = "passphrase-env")]
+    passphrase_env: Option<String>,
+}
+
+impl DecryptArgs {
+    /// The secret key, when `--decrypt` was asked for.
+    fn key(&self) -> Result<Option<spe_crypt4gh::SecretKey>, Failure> {
+        let (true, Some(path)) = (self.decrypt, &self.secret_key) else {
+            return Ok(None);
+        };
+        let passphrase = crate::keys::read_passphrase(
+            self.passphrase_file.as_deref(),
+            self.passphrase_env.as_deref(),
+        )?;
+        spe_crypt4gh::SecretKey::load(path, passphrase.as_bytes())
+            .map(Some)
+            .map_err(|e| Failure::Usage(format!("secret key {}: {e}", path.display())))
+    }
 }
 
 pub async fn command(api: &Api, json: bool, command: ResultsCommand) -> Result<(), Failure> {
@@ -82,8 +125,32 @@ pub async fn command(api: &Api, json: bool, command: ResultsCommand) -> Result<(
             }
             table.print();
         }
-        ResultsCommand::Download { run_id, paths, dir } => {
-            download(api, json, &run_id, &paths, dir).await?
+        ResultsCommand::Download {
+            run_id,
+            paths,
+            dir,
+            decrypt,
+        } => download(api, json, &run_id, &paths, dir, decrypt.key()?).await?,
+        ResultsCommand::RegisterKey { public_key } => {
+            let key_text = std::fs::read_to_string(&public_key)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", public_key.display())))?;
+            let v = api
+                .post(
+                    &["me", "crypt4gh-key"],
+                    Body::Bytes {
+                        content_type: "text/plain",
+                        data: key_text.into_bytes(),
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&v);
+            } else {
+                println!(
+                    "registered your Crypt4GH public key (fingerprint {}): encrypted results are sent bound to it",
+                    text(&v["fingerprint"])
+                );
+            }
         }
         ResultsCommand::Verify { run_id, dir } => {
             crate::verify::command(api, json, &run_id, dir).await?
@@ -97,6 +164,8 @@ struct Released {
     path: String,
     size: u64,
     sha256: String,
+    /// Stored Crypt4GH-encrypted: sent bound to the caller's key.
+    encrypted: bool,
 }
 
 fn released(v: &Value) -> Result<Vec<Released>, Failure> {
@@ -118,6 +187,7 @@ fn released(v: &Value) -> Result<Vec<Released>, Failure> {
                     .as_u64()
                     .ok_or_else(|| bad("a file without size"))?,
                 sha256: sha256.to_ascii_lowercase(),
+                encrypted: f["encryption"].as_str() == Some("crypt4gh"),
             })
         })
         .collect()
@@ -129,6 +199,7 @@ async fn download(
     run_id: &str,
     wanted: &[String],
     dir: Option<PathBuf>,
+    key: Option<spe_crypt4gh::SecretKey>,
 ) -> Result<(), Failure> {
     let listing = api.get(&["results", run_id], &[]).await?;
     let mut files = released(&listing)?;
@@ -143,18 +214,37 @@ async fn download(
     let dir = dir.unwrap_or_else(|| PathBuf::from(run_id));
     let mut done = Vec::new();
     for file in &files {
-        let dest = download::destination(&dir, &file.path)?;
+        let mut dest = download::destination(&dir, &file.path)?;
         let expected = Expected {
             path: &file.path,
             size: file.size,
             sha256: &file.sha256,
         };
-        let outcome =
-            download::fetch(api, link(api, run_id, &file.path), &dest, &expected, !json).await?;
-        let how = match outcome {
-            Outcome::Fetched => "downloaded".to_owned(),
-            Outcome::Resumed(from) => format!("resumed at byte {from}"),
-            Outcome::Present => "already present".to_owned(),
+        let (how, checked) = if file.encrypted {
+            match crate::encrypted::fetch(api, run_id, &dest, &expected, key.as_ref()).await? {
+                crate::encrypted::Written::Decrypted => {
+                    ("downloaded bound to your key, decrypted".to_owned(), true)
+                }
+                crate::encrypted::Written::Encrypted(at) => {
+                    dest = at;
+                    (
+                        "downloaded encrypted to your key (decrypt with `crypt4gh decrypt --sk \
+                         <your secret key>`, or download with --decrypt)"
+                            .to_owned(),
+                        false,
+                    )
+                }
+            }
+        } else {
+            let outcome =
+                download::fetch(api, link(api, run_id, &file.path), &dest, &expected, !json)
+                    .await?;
+            let how = match outcome {
+                Outcome::Fetched => "downloaded".to_owned(),
+                Outcome::Resumed(from) => format!("resumed at byte {from}"),
+                Outcome::Present => "already present".to_owned(),
+            };
+            (how, true)
         };
         if json {
             done.push(json!({
@@ -163,13 +253,16 @@ async fn download(
                 "size": file.size,
                 "sha256": file.sha256,
                 "outcome": how,
+                "sha256_verified": checked,
             }));
-        } else {
+        } else if checked {
             println!(
                 "{} {how} ({} bytes, SHA-256 verified)",
                 text(&Value::String(dest.display().to_string())),
                 file.size
             );
+        } else {
+            println!("{} {how}", text(&Value::String(dest.display().to_string())));
         }
     }
     // The whole package also brings its signed RO-Crate, for `results verify`.

@@ -129,6 +129,9 @@ pub struct Caller {
     pub groups: Vec<Group>,
     /// The token's `email` claim, where notifications about the caller's runs go.
     pub email: Option<String>,
+    /// The token's `crypt4ghPublicKeys` claim (LS-Login), as given: encrypted downloads are
+    /// bound to these keys, or to the one the caller registered when the claim is absent.
+    pub crypt4gh_public_keys: Vec<String>,
 }
 
 impl Caller {
@@ -193,6 +196,7 @@ impl Authenticator {
                 visas: Vec::new(),
                 groups: Vec::new(),
                 email: None,
+                crypt4gh_public_keys: Vec::new(),
             }),
             Authenticator::Oidc(verifier) => {
                 let Some(token) = token else {
@@ -212,6 +216,7 @@ impl Authenticator {
                         roles: p.roles,
                         visas: p.visas,
                         email: p.email,
+                        crypt4gh_public_keys: p.crypt4gh_public_keys,
                     }),
                     Err(spe_auth::AuthError::Invalid(reason)) => {
                         tracing::info!(%reason, "bearer token refused");

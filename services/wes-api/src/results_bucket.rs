@@ -69,6 +69,48 @@ impl ResultsBucket {
         })
     }
 
+    /// The first `len` bytes of `key` (fewer when the object is shorter): an encrypted
+    /// result's header, read without its body.
+    pub async fn first_bytes(&self, key: &str, len: u64) -> Result<Vec<u8>, String> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(|e| format!("GetObject {key}: {}", DisplayErrorContext(&e)))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("GetObject {key}: {e}"))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// `key` from byte `from` to its end, streamed: its length and the bytes as they arrive.
+    pub async fn stream_from(
+        &self,
+        key: &str,
+        from: u64,
+    ) -> Result<(u64, aws_sdk_s3::primitives::ByteStream), String> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={from}-"))
+            .send()
+            .await
+            .map_err(|e| format!("GetObject {key}: {}", DisplayErrorContext(&e)))?;
+        let len = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| format!("GetObject {key}: no content length"))?;
+        Ok((len, out.body))
+    }
+
     /// Removes `key` (a revoked release). Removing an object that is not there succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), String> {
         self.client

@@ -36,6 +36,10 @@ pub struct AppState {
     pub run_states: crate::app::run_states::RunStates,
     /// The service's Crypt4GH public key (`crypt4gh.public_key`), published as is.
     pub service_key: Option<spe_crypt4gh::PublicKey>,
+    /// The service's secret keys (`crypt4gh.secret_keys`, current first), read once at start:
+    /// they open the headers of encrypted results (re-wrapped to each reader) and of uploads.
+    /// Empty when none are configured.
+    pub service_secret_keys: Arc<[spe_crypt4gh::SecretKey]>,
     /// The receipt public key line (`receipts.public_key`), published as is.
     pub receipt_key: Option<String>,
 }
@@ -135,6 +139,31 @@ impl Application {
             })?),
             None => None,
         };
+        let service_secret_keys: Arc<[spe_crypt4gh::SecretKey]> = match (
+            config.crypt4gh.secret_keys.as_slice(),
+            config.crypt4gh.passphrase(),
+        ) {
+            ([], _) => Arc::from(Vec::new()),
+            (paths, Some(source)) => {
+                let passphrase = match source {
+                    spe_core::runspec::PassphraseSource::File(p) => {
+                        spe_crypt4gh::service_keys::Passphrase::File(p)
+                    }
+                    spe_core::runspec::PassphraseSource::Env(v) => {
+                        spe_crypt4gh::service_keys::Passphrase::Env(v)
+                    }
+                };
+                Arc::from(
+                    spe_crypt4gh::service_keys::load(paths, &passphrase)
+                        .map_err(|e| StartupError::Config(format!("crypt4gh: {e}")))?,
+                )
+            }
+            (_, None) => {
+                return Err(StartupError::Config(
+                    "crypt4gh.secret_keys: set passphrase_file or passphrase_env".into(),
+                ));
+            }
+        };
         let receipt_key = match &config.receipts.public_key {
             Some(path) => Some(crate::app::receipts::load_public_key(path).map_err(|e| {
                 StartupError::Config(format!("receipts.public_key {}: {e}", path.display()))
@@ -220,6 +249,7 @@ impl Application {
             tasks: Default::default(),
             run_states: Default::default(),
             service_key,
+            service_secret_keys,
             receipt_key,
         });
         // Refused tokens recorded per window; the head anchored; retention.

@@ -938,3 +938,318 @@ async fn two_person_review_needs_two_distinct_controllers_and_a_third_breaks_a_t
         Some(hex(&Sha256::digest(b"n\n3\n")).as_str())
     );
 }
+
+/// The service's Crypt4GH key pair and passphrase as files a deployment keeps (0600), and the
+/// `crypt4gh:` section naming them.
+fn service_keys(dir: &std::path::Path) -> (spe_crypt4gh::SecretKey, String) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        path
+    };
+    let key = spe_crypt4gh::SecretKey::generate().unwrap();
+    let sk = write(
+        "service.sec",
+        &key.to_pem(b"test passphrase", None).unwrap(),
+    );
+    let pk = write("service.pub", &key.public_key().to_pem());
+    let pass = write("service.pass", "test passphrase\n");
+    let yaml = format!(
+        "crypt4gh:\n  secret_keys: [{}]\n  public_key: {}\n  passphrase_file: {}\n",
+        sk.display(),
+        pk.display(),
+        pass.display()
+    );
+    (key, yaml)
+}
+
+/// A run of `owner` whose `results.csv` the crawler stored encrypted to `service` (the bucket
+/// holds the Crypt4GH file; the row records the plaintext's size and SHA-256).
+async fn run_with_encrypted_output(
+    app: &App,
+    s3: &aws_sdk_s3::Client,
+    owner: spe_core::Subject,
+    service: &spe_crypt4gh::SecretKey,
+    plain: &[u8],
+) -> RunId {
+    let id = RunId::new_random();
+    app.store
+        .insert_run(&NewRun {
+            id,
+            owner,
+            submission: quals_on(None),
+            run_dir: format!("/nonexistent/{id}"),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let mut sealed = Vec::new();
+    spe_crypt4gh::encrypt(plain, &mut sealed, &[service.public_key()], None).unwrap();
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(format!("{id}/results.csv"))
+        .body(ByteStream::from(sealed))
+        .send()
+        .await
+        .unwrap();
+    let file = NewEgressFile {
+        path: "results.csv".into(),
+        state: EgressState::Pending,
+        size: 10,
+        reason: None,
+    };
+    app.store
+        .record_egress_scan(id, &[file], now())
+        .await
+        .unwrap();
+    let lease = Timestamp::from_micros(now().micros() + 60_000_000);
+    app.store
+        .claim_egress_file(id, "results.csv", "test-crawler", now(), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let sha = hex(&Sha256::digest(plain));
+    assert!(
+        app.store
+            .finish_egress_file(
+                id,
+                "results.csv",
+                "test-crawler",
+                EgressOutcome::ReleasedEncrypted {
+                    sha256: &sha,
+                    size: i64::try_from(plain.len()).unwrap(),
+                    with: spe_core::manifest::OutputEncryption::Crypt4gh,
+                },
+                now(),
+            )
+            .await
+            .unwrap()
+    );
+    id
+}
+
+#[tokio::test]
+async fn an_encrypted_result_downloads_bound_to_the_readers_own_key_and_is_audited() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let Some(s3_endpoint) = s3_url() else {
+        return;
+    };
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (service, section) = service_keys(keys_dir.path());
+    let app = spawn_with(&peer, &s3_endpoint, &section).await;
+    let s3 = s3_client(&s3_endpoint);
+    let researcher = peer.token("researcher").await;
+    let collaborator = peer.token("collaborator").await;
+    let operator = peer.token("operator").await;
+    let owner = spe_core::Subject::new(peer.issuer.clone(), peer.sub("researcher").await).unwrap();
+    // Several segments, so the body streams in more than one piece.
+    let plain: Vec<u8> = "sample,n_calls,mean_qual\n"
+        .to_string()
+        .into_bytes()
+        .into_iter()
+        .chain((0..200_000).map(|i: u32| b"0123456789,\n"[(i % 12) as usize]))
+        .collect();
+    let run = run_with_encrypted_output(&app, &s3, owner, &service, &plain).await;
+    let download = format!("{}/results/{run}/crypt4gh?path=results.csv", app.base);
+
+    // Listed with how it is stored; size and SHA-256 are the plaintext's.
+    let (status, body) = app.get(&researcher, &format!("/results/{run}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["files"][0]["encryption"], "crypt4gh");
+    assert_eq!(body["files"][0]["sha256"], hex(&Sha256::digest(&plain)));
+
+    // No presigned link for it: the object is encrypted to the service's key.
+    let (status, body) = app
+        .post(
+            &researcher,
+            &format!("/results/{run}/links"),
+            json!({"path": "results.csv"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["msg"],
+        format!(
+            "results.csv is stored Crypt4GH-encrypted and is sent only bound to your key: \
+             GET /ga4gh/wes/v1/results/{run}/crypt4gh?path=results.csv (`spectl results download`)"
+        )
+    );
+
+    // Without a key of their own, the reader is told how to get one.
+    let res = app
+        .http
+        .get(&download)
+        .bearer_auth(&researcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("register one with POST /ga4gh/wes/v1/me/crypt4gh-key"),
+        "{body}"
+    );
+    let (status, _) = app.get(&researcher, "/me/crypt4gh-key").await;
+    assert_eq!(status, 404);
+
+    // A key that is not one is refused, saying so; a real one is registered.
+    let res = app
+        .http
+        .post(format!("{}/me/crypt4gh-key", app.base))
+        .bearer_auth(&researcher)
+        .body("not a key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let reader = spe_crypt4gh::SecretKey::generate().unwrap();
+    let res = app
+        .http
+        .post(format!("{}/me/crypt4gh-key", app.base))
+        .bearer_auth(&researcher)
+        .header("content-type", "text/plain")
+        .body(reader.public_key().to_pem())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let registered: Value = res.json().await.unwrap();
+    let fingerprint = reader.public_key().fingerprint();
+    assert_eq!(registered["fingerprint"], fingerprint);
+    let (status, mine) = app.get(&researcher, "/me/crypt4gh-key").await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["source"], "registered");
+    assert_eq!(mine["fingerprints"], json!([fingerprint]));
+
+    // The download is one Crypt4GH file the reader's key opens, and only theirs.
+    let res = app
+        .http
+        .get(&download)
+        .bearer_auth(&researcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()["x-spe-crypt4gh-recipients"].to_str().unwrap(),
+        fingerprint
+    );
+    let file = res.bytes().await.unwrap().to_vec();
+    assert!(file.starts_with(b"crypt4gh"));
+    let mut got = Vec::new();
+    spe_crypt4gh::decrypt(
+        &file[..],
+        &mut got,
+        std::slice::from_ref(&reader),
+        Default::default(),
+    )
+    .unwrap();
+    assert!(
+        got == plain,
+        "the decrypted download differs from the output"
+    );
+    assert!(matches!(
+        spe_crypt4gh::decrypt(
+            &file[..],
+            Vec::new(),
+            std::slice::from_ref(&service),
+            Default::default()
+        ),
+        Err(spe_crypt4gh::Error::NoMatchingKey)
+    ));
+    // The body is the stored one, byte for byte: only the header changed.
+    let stored = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(format!("{run}/results.csv"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let (_, stored_at) =
+        spe_crypt4gh::open_prefix(&stored, std::slice::from_ref(&service)).unwrap();
+    let (_, file_at) = spe_crypt4gh::open_prefix(&file, std::slice::from_ref(&reader)).unwrap();
+    assert!(stored[stored_at as usize..] == file[file_at as usize..]);
+
+    // Shared runs only: a collaborator it was not shared with sees nothing.
+    let res = app
+        .http
+        .get(&download)
+        .bearer_auth(&collaborator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+
+    // Bad requests say what is wrong.
+    for (query, want) in [
+        (
+            "",
+            "name the file: ?path=<its path, as GET /results/{run_id} lists it>",
+        ),
+        ("?path=nope.csv", "run has no released file"),
+        (
+            "?path=results.csv&x=1",
+            "unknown query parameter \"x\"; known: path",
+        ),
+    ] {
+        let res = app
+            .http
+            .get(format!("{}/results/{run}/crypt4gh{query}", app.base))
+            .bearer_auth(&researcher)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        let msg = body["msg"]
+            .as_str()
+            .unwrap()
+            .replace(&format!("run {run} "), "run ");
+        assert!(matches!(status, 400 | 404), "{query}: {status}");
+        assert_eq!(
+            msg,
+            want.replace(
+                "run has no released file",
+                "run has no released file \"nope.csv\""
+            ),
+            "{query}"
+        );
+    }
+
+    // Each download is in the audit chain with the key it was bound to.
+    let (status, audit) = app.get(&operator, "/admin/audit?limit=1000").await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().unwrap();
+    let downloads: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "result.downloaded_encrypted")
+        .collect();
+    assert_eq!(downloads.len(), 1, "{records:?}");
+    assert_eq!(downloads[0]["run_id"], run.to_string());
+    assert_eq!(downloads[0]["details"]["path"], "results.csv");
+    assert_eq!(
+        downloads[0]["details"]["recipient_fingerprints"],
+        json!([fingerprint])
+    );
+    assert_eq!(downloads[0]["details"]["key_source"], "registered");
+    assert!(records.iter().any(
+        |r| r["kind"] == "reader_key.registered" && r["details"]["fingerprint"] == fingerprint
+    ));
+}

@@ -8,6 +8,8 @@
 pub mod admission;
 pub mod audit;
 pub mod datasets;
+pub mod encrypted_results;
+pub mod ingress;
 pub mod receipts;
 pub mod registry;
 pub mod retention;

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod login;
 pub mod logs;
 pub mod openapi;
+pub mod reader_keys;
 pub mod receipts;
 pub mod results;
 pub mod reviews;
@@ -20,6 +21,7 @@ pub mod runs;
 pub mod service_info;
 pub mod table;
 pub mod tasks;
+pub mod uploads;
 pub mod usage;
 pub mod workflows;
 
@@ -67,6 +69,10 @@ pub fn table() -> Vec<RouteSpec> {
         protected(ReviewsManage, Post, "/admin/reviews/{run_id}/revoke", "RevokeRelease", reviews::revoke),
         protected(ResultsRead, Get, "/results/{run_id}", "GetResults", results::get),
         protected(ResultsRead, Post, "/results/{run_id}/links", "CreateResultLink", results::create_link),
+        // Results stored Crypt4GH-encrypted leave bound to the reader's own key.
+        protected(ResultsRead, Get, "/results/{run_id}/crypt4gh", "DownloadEncryptedResult", results::download_encrypted),
+        protected(ResultsRead, Get, "/me/crypt4gh-key", "GetMyCrypt4ghKey", reader_keys::get),
+        protected(ResultsRead, Post, "/me/crypt4gh-key", "RegisterMyCrypt4ghKey", reader_keys::register),
         public(Get, Base::Wes, "/openapi.json", Some("GetOpenApi"), openapi::get),
         // The service's Crypt4GH public key, for data providers encrypting to it.
         public(Get, Base::Wes, "/keys/service.pub", Some("GetServicePublicKey"), keys::service_pub),
@@ -86,6 +92,11 @@ pub fn table() -> Vec<RouteSpec> {
         protected(DatasetsManage, Post, "/admin/datasets", "RegisterDataset", datasets::create),
         protected(DatasetsManage, Get, "/admin/datasets/{id}", "AdminGetDataset", datasets::admin_get),
         protected(DatasetsManage, Post, "/admin/datasets/{id}/retire", "RetireDataset", datasets::retire),
+        // Ingress into Crypt4GH datasets: grants for data controllers; the upload itself is
+        // authorised by the grant's token (X-SPE-Upload-Token), not a person's login.
+        protected(DatasetsManage, Post, "/admin/datasets/{id}/uploads", "CreateUploadGrant", uploads::create_grant),
+        protected(DatasetsManage, Get, "/admin/datasets/{id}/files", "ListDatasetFiles", uploads::list_files),
+        public(Post, Base::Wes, "/uploads/{grant_id}", Some("UploadDatasetFile"), uploads::upload),
         protected(WorkflowsManage, Get, "/admin/events", "RegistryEvents", workflows::events),
         // Outside the WES base path: health checks, and browser login for the web UI
         // (auth.oidc.browser), which the OpenAPI document does not describe.

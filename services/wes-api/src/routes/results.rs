@@ -238,6 +238,7 @@ pub async fn get(
             "size": f.size,
             "sha256": f.sha256,
             "released_at": f.released_at.to_wes(),
+            "encryption": f.encryption.map(|e| e.as_str()),
         })).collect::<Vec<_>>(),
     })))
 }
@@ -270,6 +271,7 @@ pub async fn create_link(
             size: 0,
             sha256: String::new(),
             released_at: now(),
+            encryption: None,
         }
     } else {
         state
@@ -286,6 +288,17 @@ pub async fn create_link(
                 ))
             })?
     };
+    if file.encryption.is_some() {
+        // A presigned GET would hand out the file encrypted to the service's key: it leaves
+        // only bound to its reader.
+        return Err(ApiError::conflict(format!(
+            "{} is stored Crypt4GH-encrypted and is sent only bound to your key: \
+             GET /ga4gh/wes/v1/results/{}/crypt4gh?path={} (`spectl results download`)",
+            shorten(&file.path),
+            run.id,
+            shorten(&file.path)
+        )));
+    }
     let Some(bucket) = state.results.as_ref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -324,4 +337,58 @@ pub async fn create_link(
         "size": (!receipt_part).then_some(file.size),
         "sha256": (!receipt_part).then_some(&file.sha256),
     })))
+}
+
+/// `GET /results/{run_id}/crypt4gh?path=...`: a released file stored encrypted, as one Crypt4GH
+/// file whose header is re-wrapped to the caller's key (`app::encrypted_results`); the body
+/// streams from the results bucket as stored.
+pub async fn download_encrypted(
+    SharedResults { caller, run, .. }: SharedResults<ResultsRead>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut path = None;
+    for (key, value) in query_pairs(req.query_string())? {
+        match key.as_str() {
+            "path" if path.is_none() => path = Some(value),
+            "path" => return Err(ApiError::bad_request("path given twice")),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: path",
+                    shorten(other)
+                )));
+            }
+        }
+    }
+    let path = path.ok_or_else(|| {
+        ApiError::bad_request("name the file: ?path=<its path, as GET /results/{run_id} lists it>")
+    })?;
+    let download = crate::app::encrypted_results::download(&state, &caller, run.id, &path).await?;
+    let file_name: String = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("result")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    let header = actix_web::web::Bytes::from(download.header);
+    let length = header.len() as u64 + download.body_len;
+    let head = futures_util::stream::once(async move { Ok::<_, std::io::Error>(header) });
+    let body = futures_util::stream::unfold(download.body, |mut body| async move {
+        match body.try_next().await {
+            Ok(Some(bytes)) => Some((Ok(bytes), body)),
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e)), body)),
+        }
+    });
+    use futures_util::StreamExt as _;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file_name}.c4gh\""),
+        ))
+        .insert_header(("x-spe-crypt4gh-recipients", download.fingerprints.join(",")))
+        .no_chunking(length)
+        .streaming(head.chain(body)))
 }
