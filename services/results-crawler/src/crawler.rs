@@ -602,7 +602,13 @@ impl Crawler {
         {
             tracing::warn!(key, error = %e, "cannot abort an unfinished multipart upload");
         }
-        let transfer = self.transfer(run, run_dir, &key, &claimed, matcher).await;
+        // The lease is renewed every third of its length while the transfer runs, however long
+        // one PUT or part takes; losing it (another crawler took the file over) stops the
+        // transfer (an unfinished multipart upload is aborted by whoever holds the file next).
+        let transfer = tokio::select! {
+            t = self.transfer(run, run_dir, &key, &claimed, matcher) => t,
+            () = self.keep_lease(run.id, &claimed.path) => Transfer::Lost,
+        };
         let path = claimed.path.as_str();
         let (outcome, log): (Option<EgressOutcome<'_>>, _) = match &transfer {
             Transfer::Released {
@@ -686,6 +692,38 @@ impl Crawler {
         }
     }
 
+    /// The test hook, on the blocking pool (it may sleep to stand for a slow transfer).
+    async fn after_read(&self, run_dir: &Path, path: &str) {
+        if let Some(hook) = self.inner.after_read.clone() {
+            let (dir, path) = (run_dir.to_path_buf(), path.to_owned());
+            let _ = tokio::task::spawn_blocking(move || hook(&dir, &path)).await;
+        }
+    }
+
+    /// Renews this crawler's lease on the file every third of the lease; returns only when the
+    /// lease is lost.
+    async fn keep_lease(&self, run: RunId, path: &str) {
+        let inner = &self.inner;
+        let period = (inner.settings.lease / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let until = after(now(), inner.settings.lease);
+            match inner
+                .store
+                .renew_egress_lease(run, path, &inner.owner, until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(run_id = %run, path, "lease lost to another crawler; transfer stopped");
+                    return;
+                }
+                // The lease still runs; the next renewal may work.
+                Err(e) => tracing::warn!(run_id = %run, path, error = %e, "cannot renew a lease"),
+            }
+        }
+    }
+
     async fn transfer(
         &self,
         run: &EgressRun,
@@ -756,9 +794,7 @@ impl Crawler {
                 }
                 Err(e) => return Transfer::Retry(format!("internal: {e}")),
             };
-            if let Some(hook) = &inner.after_read {
-                hook(run_dir, &claimed.path);
-            }
+            self.after_read(run_dir, &claimed.path).await;
             if let Some(changed) = changed(&file, before, bytes.len() as u64) {
                 return Transfer::Changed(changed);
             }
@@ -915,9 +951,7 @@ impl Crawler {
             offset += len;
             number += 1;
         }
-        if let Some(hook) = &inner.after_read {
-            hook(run_dir, &claimed.path);
-        }
+        self.after_read(run_dir, &claimed.path).await;
         let second = hex::encode(hasher.finalize());
         if second != first {
             return abort(Transfer::Changed(

@@ -1647,3 +1647,92 @@ async fn without_the_service_key_an_output_to_encrypt_waits_and_never_leaves_in_
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_slower_than_its_lease_keeps_it_and_a_dead_crawlers_files_are_taken_over_soon() {
+    let Some(w) = world().await else { return };
+    let lease = Duration::from_millis(600);
+    let short = Settings {
+        lease,
+        ..settings()
+    };
+    // Crawler A's transfers stand still for 4 leases after reading each file.
+    let slow: results_crawler::crawler::AfterRead =
+        Arc::new(|_: &Path, _: &str| std::thread::sleep(Duration::from_millis(2400)));
+    let a = Crawler::with_after_read(w.store.clone(), w.bucket.clone(), short.clone(), slow);
+    let b = Crawler::new(
+        w.store.clone(),
+        w.bucket.clone(),
+        short.clone(),
+        Arc::new(Metrics::default()),
+    );
+    let (id, _) = finished_run(&w).await;
+    let a_pass = tokio::spawn({
+        let a = a.clone();
+        async move { a.rescan().await.unwrap() }
+    });
+    // Well past the lease: A is still uploading and renewing, so B takes nothing over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leased: Vec<_> = w
+        .store
+        .egress_files(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.state == EgressState::Uploading)
+        .collect();
+    assert!(!leased.is_empty(), "A should be uploading now");
+    assert!(leased.iter().all(|f| f.owner.as_deref() == Some(a.owner())));
+    assert_eq!(b.rescan().await.unwrap(), (0, 1));
+    assert_eq!(a_pass.await.unwrap(), (1, 0));
+    let rendered = |c: &Crawler| c.metrics().render();
+    let released = "spe_crawler_files_total{outcome=\"released\"}";
+    assert!(
+        rendered(&a).contains(&format!("{released} 2")),
+        "{}",
+        rendered(&a)
+    );
+    assert!(
+        rendered(&b).contains(&format!("{released} 0")),
+        "{}",
+        rendered(&b)
+    );
+
+    // A crawler that dies mid-upload (its task aborted, as a kill -9 would leave it): its
+    // file is taken over once the short lease runs out, not minutes later.
+    let (other, _) = finished_run(&w).await;
+    let dying = Crawler::with_after_read(
+        w.store.clone(),
+        w.bucket.clone(),
+        short,
+        Arc::new(|_: &Path, _: &str| std::thread::sleep(Duration::from_secs(3))),
+    );
+    let dying_owner = dying.owner().to_owned();
+    let doomed = tokio::spawn(async move { dying.process_run_id(other).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held: Vec<_> = w
+        .store
+        .egress_files(other)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|f| f.owner)
+        .collect();
+    assert!(
+        !held.is_empty() && held.iter().all(|o| *o == dying_owner),
+        "{held:?}"
+    );
+    doomed.abort();
+    let died = std::time::Instant::now();
+    loop {
+        if b.process_run_id(other).await.unwrap() == results_crawler::crawler::RunOutcome::Done {
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "not taken over soon after its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.store.released_files(other).await.unwrap().len(), 2);
+}

@@ -166,19 +166,7 @@ async fn transfer(
         .truncate(!append)
         .open(part)
         .map_err(|e| local(part, e))?;
-    let bar = if progress {
-        ProgressBar::new(expected.size)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(expected.path.to_owned());
+    let bar = progress_bar(progress, expected.size, expected.path);
     bar.set_position(have);
     while let Some(chunk) = res.chunk().await.map_err(|e| {
         Failure::Other(format!(
@@ -198,6 +186,24 @@ async fn transfer(
     file.flush().map_err(|e| local(part, e))?;
     bar.finish_and_clear();
     Ok(append)
+}
+
+/// A transfer's progress bar on stderr (hidden when not asked for, or stderr is no terminal).
+pub fn progress_bar(shown: bool, total: u64, name: &str) -> ProgressBar {
+    let bar = if shown {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(name.to_owned());
+    bar
 }
 
 /// Renames `part` to `dest` when its digest is the recorded one; else removes it and says

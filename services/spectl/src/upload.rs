@@ -6,7 +6,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::api::{Api, Body, Failure, describe};
@@ -81,19 +80,7 @@ async fn send(
     let mut file = std::fs::File::open(path)
         .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = if progress {
-        ProgressBar::new(size)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(name.to_owned());
+    let bar = crate::download::progress_bar(progress, size, name);
     let shown = path.display().to_string();
     let counter = bar.clone();
     let stream = futures_util::stream::unfold((), move |()| {

@@ -16,6 +16,24 @@ pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
 }
 
+/// The one query parameter `name` a route takes: `None` when absent; 400 when given twice or
+/// beside any other parameter.
+pub fn only_query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    let mut found = None;
+    for (key, value) in query_pairs(query)? {
+        if key != name {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {:?}; known: {name}",
+                key.chars().take(64).collect::<String>()
+            )));
+        }
+        if found.replace(value).is_some() {
+            return Err(ApiError::bad_request(format!("{name} given twice")));
+        }
+    }
+    Ok(found)
+}
+
 /// Refuses, before reading it, a body whose declared length is over `limit` (413).
 pub fn check_content_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
     let declared = req

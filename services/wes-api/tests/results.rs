@@ -210,27 +210,32 @@ async fn run_with_outputs(
         )
         .await
         .unwrap();
+    let sha = hex(&Sha256::digest(&released));
+    let size = i64::try_from(released.len()).unwrap();
+    release(
+        app,
+        id,
+        "results/report.txt",
+        EgressOutcome::Released { sha256: &sha, size },
+    )
+    .await;
+    (id, released)
+}
+
+/// Claims a pending output as a crawler would and settles it with `outcome`.
+async fn release(app: &App, id: RunId, path: &str, outcome: EgressOutcome<'_>) {
     let lease = Timestamp::from_micros(now().micros() + 60_000_000);
     app.store
-        .claim_egress_file(id, "results/report.txt", "test-crawler", now(), lease)
+        .claim_egress_file(id, path, "test-crawler", now(), lease)
         .await
         .unwrap()
         .unwrap();
-    let sha = hex(&Sha256::digest(&released));
-    let size = i64::try_from(released.len()).unwrap();
     assert!(
         app.store
-            .finish_egress_file(
-                id,
-                "results/report.txt",
-                "test-crawler",
-                EgressOutcome::Released { sha256: &sha, size },
-                now(),
-            )
+            .finish_egress_file(id, path, "test-crawler", outcome, now())
             .await
             .unwrap()
     );
-    (id, released)
 }
 
 /// A submission of quals@1.0.0, reading `dataset` when one is named.
@@ -1009,29 +1014,13 @@ async fn run_with_encrypted_output(
         .record_egress_scan(id, &[file], now())
         .await
         .unwrap();
-    let lease = Timestamp::from_micros(now().micros() + 60_000_000);
-    app.store
-        .claim_egress_file(id, "results.csv", "test-crawler", now(), lease)
-        .await
-        .unwrap()
-        .unwrap();
     let sha = hex(&Sha256::digest(plain));
-    assert!(
-        app.store
-            .finish_egress_file(
-                id,
-                "results.csv",
-                "test-crawler",
-                EgressOutcome::ReleasedEncrypted {
-                    sha256: &sha,
-                    size: i64::try_from(plain.len()).unwrap(),
-                    with: spe_core::manifest::OutputEncryption::Crypt4gh,
-                },
-                now(),
-            )
-            .await
-            .unwrap()
-    );
+    let outcome = EgressOutcome::ReleasedEncrypted {
+        sha256: &sha,
+        size: i64::try_from(plain.len()).unwrap(),
+        with: spe_core::manifest::OutputEncryption::Crypt4gh,
+    };
+    release(app, id, "results.csv", outcome).await;
     id
 }
 

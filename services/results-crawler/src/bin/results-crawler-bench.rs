@@ -9,6 +9,7 @@
 //! target/release/results-crawler-bench rescan --runs 100000
 //! target/release/results-crawler-bench per-run --runs 500
 //! target/release/results-crawler-bench throughput --files 16 --mib 64
+//! target/release/results-crawler-bench takeover --mib 1024
 //! ```
 //! docs/benchmarks.md ("Results crawler") has the figures.
 
@@ -82,6 +83,16 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         mib: usize,
     },
+    /// Takeover after a crash: a crawler process releasing one `--mib` MiB file is killed -9
+    /// mid-upload; a new one (the restart) is timed from its start to the file's takeover and
+    /// to the run's manifest object. Leases as configured (`crawler.lease_seconds`).
+    Takeover {
+        #[arg(long, default_value_t = 1024)]
+        mib: usize,
+    },
+    /// (internal) the crawler process `takeover` kills.
+    #[command(hide = true)]
+    TakeoverChild { run: String },
 }
 
 const ACCESS_KEY: &str = "spe-test-access";
@@ -537,6 +548,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::RescanPass => rescan_pass(&cli).await,
             Cmd::PerRun { runs } => per_run(&cli, *runs).await,
             Cmd::Throughput { files, mib } => throughput(&cli, *files, *mib).await,
+            Cmd::Takeover { mib } => takeover(&cli, *mib).await,
+            Cmd::TakeoverChild { run } => takeover_child(&cli, run).await,
         }
     })
 }
@@ -544,4 +557,124 @@ fn main() -> anyhow::Result<()> {
 /// The person the benchmark's runs and workflow belong to.
 fn bench_subject() -> spe_core::Subject {
     spe_core::Subject::local_dev_user()
+}
+
+async fn takeover(cli: &Cli, mib: usize) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = cli
+        .workdir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let cli = Cli {
+        endpoint: cli.endpoint.clone(),
+        bucket: cli.bucket.clone(),
+        workdir: Some(dir.clone()),
+        cmd: Cmd::Takeover { mib },
+    };
+    let w = world(&cli, true).await?;
+    let id = finished_run(&w, true).await?;
+    let big = run_dir_of(&w.data, id).join("big");
+    std::fs::create_dir_all(&big)?;
+    let mut buf = vec![0u8; 64 * 1024 * 1024];
+    let mut f = std::fs::File::create(big.join("part-00.bin"))?;
+    for i in 0..mib.div_ceil(64) {
+        fill(&mut buf, 0x51f1_5eed ^ i as u64);
+        f.write_all(&buf)?;
+    }
+    f.sync_all()?;
+    drop(buf);
+    // The crawler to be killed, in its own process.
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["--endpoint", &cli.endpoint, "--bucket", &cli.bucket])
+        .arg("--workdir")
+        .arg(&dir)
+        .args(["takeover-child", &id.to_string()])
+        .spawn()?;
+    // Killed once its multipart upload has started and about a quarter of it is sent.
+    let path = "big/part-00.bin";
+    let started = Instant::now();
+    loop {
+        let f = w.store.egress_file(id, path).await?;
+        if let Some(f) = f
+            && f.upload_id.is_some()
+            && started.elapsed() > Duration::from_millis(250)
+        {
+            // About a quarter of the file at the throughput measured above (~200 MiB/s).
+            let quarter = (mib as u64 * 1024 * 1024) / 4;
+            tokio::time::sleep(Duration::from_secs_f64(
+                quarter as f64 / (200.0 * 1024.0 * 1024.0),
+            ))
+            .await;
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill()?;
+            bail!("the first crawler never started the multipart upload");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    let killed_at = Instant::now();
+    let lease_left = w
+        .store
+        .egress_file(id, path)
+        .await?
+        .and_then(|f| f.lease_until)
+        .map(|t| (t.micros() - now().micros()) as f64 / 1e6)
+        .unwrap_or(0.0);
+    // The restart: a new crawler (new owner) working the run until its manifest is written.
+    let c = crawler(&w);
+    let restart = Instant::now();
+    let mut taken = None;
+    loop {
+        let pass = tokio::spawn({
+            let c = c.clone();
+            async move { c.process_run_id(id).await }
+        });
+        // Watch for the takeover while the pass runs.
+        while !pass.is_finished() {
+            if taken.is_none()
+                && let Some(f) = w.store.egress_file(id, path).await?
+                && f.owner.as_deref() == Some(c.owner())
+            {
+                taken = Some(restart.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if pass.await?? == RunOutcome::Done {
+            break;
+        }
+        if restart.elapsed() > Duration::from_secs(900) {
+            bail!("not released 15 minutes after the restart");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let done = restart.elapsed();
+    let manifest = w
+        .bucket
+        .get(&spe_core::bucket::manifest_key(id))
+        .await?
+        .context("no manifest object")?;
+    println!(
+        "takeover: {mib} MiB file, killed -9 {:.1} s into its upload with {lease_left:.1} s of \
+         its {} s lease left; restart -> takeover {:.1} s, restart -> manifest.json {:.1} s \
+         ({} bytes of manifest)",
+        killed_at.duration_since(started).as_secs_f64(),
+        w.config.lease_seconds,
+        taken.map_or(f64::NAN, |t| t.as_secs_f64()),
+        done.as_secs_f64(),
+        manifest.len()
+    );
+    Ok(())
+}
+
+async fn takeover_child(cli: &Cli, run: &str) -> anyhow::Result<()> {
+    let id: RunId = run
+        .parse()
+        .map_err(|_| anyhow::anyhow!("not a run id: {run}"))?;
+    let w = world(cli, false).await?;
+    crawler(&w).process_run_id(id).await?;
+    Ok(())
 }

@@ -54,8 +54,9 @@ pub struct CrawlerConfig {
     /// Failed uploads (S3 unavailable) are retried with exponential backoff up to this.
     #[serde(default = "default_retry_max_backoff")]
     pub retry_max_backoff_seconds: u64,
-    /// How long one crawler holds a file it uploads before another may take it over; renewed
-    /// while the upload goes on.
+    /// How long one crawler holds a file it uploads before another may take it over. Renewed
+    /// every third of it while the transfer goes on (a single multi-GiB upload included), so
+    /// it can be short: a crashed crawler's files are taken over within it.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
     /// A run whose directory cannot be walked is tried this many times (with backoff up to
@@ -104,7 +105,7 @@ fn default_retry_max_backoff() -> u64 {
     300
 }
 fn default_lease_seconds() -> u64 {
-    300
+    15
 }
 fn default_walk_max_attempts() -> u32 {
     5

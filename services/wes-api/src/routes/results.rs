@@ -347,19 +347,7 @@ pub async fn download_encrypted(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut path = None;
-    for (key, value) in query_pairs(req.query_string())? {
-        match key.as_str() {
-            "path" if path.is_none() => path = Some(value),
-            "path" => return Err(ApiError::bad_request("path given twice")),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {:?}; known: path",
-                    shorten(other)
-                )));
-            }
-        }
-    }
+    let path = crate::http::only_query_param(req.query_string(), "path")?;
     let path = path.ok_or_else(|| {
         ApiError::bad_request("name the file: ?path=<its path, as GET /results/{run_id} lists it>")
     })?;

@@ -10,7 +10,6 @@ use serde_json::json;
 use crate::auth::Authorized;
 use crate::auth::actions::DatasetsManage;
 use crate::error::ApiError;
-use crate::http::query_pairs;
 use crate::startup::AppState;
 
 /// The header carrying an upload grant's token.
@@ -94,19 +93,7 @@ pub async fn upload(
             )
         })?
         .to_owned();
-    let mut name = None;
-    for (key, value) in query_pairs(req.query_string())? {
-        match key.as_str() {
-            "name" if name.is_none() => name = Some(value),
-            "name" => return Err(ApiError::bad_request("name given twice")),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter {:?}; known: name",
-                    other.chars().take(64).collect::<String>()
-                )));
-            }
-        }
-    }
+    let name = crate::http::only_query_param(req.query_string(), "name")?;
     let name = name
         .ok_or_else(|| ApiError::bad_request("name the file: ?name=<one of the grant's files>"))?;
     let accepted =
