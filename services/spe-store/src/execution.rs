@@ -39,6 +39,92 @@ impl Store {
         work_list(&rows)
     }
 
+    /// Claims up to `limit` due runs (as [`Store::runs_to_submit`] lists them) for `holder`
+    /// until `until`: runs claimed by another holder whose claim has not run out are skipped,
+    /// so instances sharing the database never take the same run (on PostgreSQL the rows are
+    /// picked with `FOR UPDATE SKIP LOCKED`). Oldest first.
+    pub async fn claim_runs_to_submit(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Result<RunRecord, UnreadableRun>>, StoreError> {
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let _turn = self.write_turn().await;
+        let rows = sqlx::query(&format!(
+            "UPDATE runs SET submit_claim = $1, submit_claim_until = $2 WHERE id IN (\
+             SELECT id FROM runs WHERE state = $3 AND slurm_job_id IS NULL \
+             AND (next_submit_at IS NULL OR next_submit_at <= $4) \
+             AND (submit_claim_until IS NULL OR submit_claim_until <= $4 OR submit_claim = $1) \
+             ORDER BY created_at, id LIMIT $5{lock}) RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(holder)
+        .bind(until.micros())
+        .bind(RunState::Queued.as_str())
+        .bind(now.micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = work_list(&rows)?;
+        // RETURNING keeps no order: oldest first, as listed; unreadable rows first.
+        claimed.sort_by_key(|item| match item {
+            Ok(run) => (1, run.created_at.micros(), run.id.to_string()),
+            Err(bad) => (0, 0, bad.id.to_string()),
+        });
+        Ok(claimed)
+    }
+
+    /// Extends `holder`'s claim on a run it is about to submit; `false` when the claim is no
+    /// longer its own (it ran out and another instance took the run) or the run left QUEUED.
+    pub async fn renew_submit_claim(
+        &self,
+        run: RunId,
+        holder: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE runs SET submit_claim_until = $1 WHERE id = $2 AND submit_claim = $3 \
+             AND state = $4 AND slurm_job_id IS NULL",
+        )
+        .bind(until.micros())
+        .bind(run.to_string())
+        .bind(holder)
+        .bind(RunState::Queued.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Holds (or renews) the lease `name` for `holder` until `until`: `true` when `holder` has
+    /// it now, `false` while another holder's lease runs. One instance runs a singleton loop's
+    /// tick; when it dies, another takes the lease once it runs out.
+    pub async fn hold_leader_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "INSERT INTO leader_leases (name, holder, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leader_leases.holder = excluded.holder OR leader_leases.until <= $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until.micros())
+        .bind(now.micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Records that the run is now Slurm job `job`. Returns `false` (and changes nothing) if the
     /// run is no longer a QUEUED run without a job, e.g. because it was cancelled meanwhile;
     /// the caller must then cancel the job it just created.

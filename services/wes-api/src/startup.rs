@@ -191,12 +191,7 @@ impl Application {
         match &slurm {
             Some(client) => {
                 tokio::spawn(
-                    Submitter {
-                        store: store.clone(),
-                        config: config.clone(),
-                        slurm: client.clone(),
-                    }
-                    .run_forever(),
+                    Submitter::new(store.clone(), config.clone(), client.clone()).run_forever(),
                 );
                 tokio::spawn(
                     Reconciler::new(store.clone(), config.clone(), client.clone()).run_forever(),

@@ -941,11 +941,12 @@ async fn a_queued_run_whose_dataset_was_retired_ends_system_error_naming_it() {
     let store = spe_store::Store::connect(&spe_core::secret::DatabaseUrl::new(url.clone()), 1)
         .await
         .unwrap();
-    let submitter = wes_api::slurm::submitter::Submitter {
-        store: store.clone(),
-        slurm: std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm)),
-        config: std::sync::Arc::new(config),
-    };
+    let slurm = std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm));
+    let submitter = wes_api::slurm::submitter::Submitter::new(
+        store.clone(),
+        std::sync::Arc::new(config),
+        slurm,
+    );
     submitter.pass().await.unwrap();
     let run = store.get_run(id).await.unwrap().unwrap();
     assert_eq!(run.state, spe_core::RunState::SystemError);

@@ -425,11 +425,12 @@ async fn a_job_of_another_account_named_like_a_run_is_not_adopted() {
     let store = Store::connect(&DatabaseUrl::new(url.clone()), 1)
         .await
         .unwrap();
-    let submitter = wes_api::slurm::submitter::Submitter {
-        store: store.clone(),
-        slurm: std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm)),
-        config: std::sync::Arc::new(config),
-    };
+    let slurm = std::sync::Arc::new(wes_api::slurm::SlurmClient::new(&config.slurm));
+    let submitter = wes_api::slurm::submitter::Submitter::new(
+        store.clone(),
+        std::sync::Arc::new(config),
+        slurm,
+    );
     let passed = submitter.pass().await;
     let run = store.get_run(id).await.unwrap().unwrap();
     // Clean up both jobs before asserting.

@@ -28,6 +28,8 @@ pub struct Reconciler {
     /// When each job was first found missing from every source (kept in memory: after a
     /// restart the grace period simply starts again).
     missing_since: Mutex<HashMap<SlurmJobId, Instant>>,
+    /// This instance's name on the reconciler's leader lease: one instance reconciles per tick.
+    holder: String,
 }
 
 /// What one tick did, for logs, tests and benchmarks.
@@ -45,14 +47,34 @@ impl Reconciler {
             config,
             slurm,
             missing_since: Mutex::new(HashMap::new()),
+            holder: format!("reconciler-{}", uuid::Uuid::new_v4()),
         }
     }
 
     pub async fn run_forever(self) {
         let interval = Duration::from_secs(self.config.slurm.poll_interval_seconds);
         loop {
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "reconcile tick failed; will retry");
+            // Several instances on one database: the lease's holder reconciles, the others wait
+            // to take it over when it stops renewing (three ticks).
+            let now = spe_core::time::Timestamp::from_datetime(chrono::Utc::now());
+            let until = spe_core::time::Timestamp::from_micros(
+                now.micros()
+                    .saturating_add(3 * interval.as_micros().max(1_000_000) as i64),
+            );
+            match self
+                .store
+                .hold_leader_lease("reconciler", &self.holder, now, until)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = self.tick().await {
+                        tracing::warn!(error = %e, "reconcile tick failed; will retry");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the reconciler's lease; will retry")
+                }
             }
             tokio::time::sleep(interval).await;
         }

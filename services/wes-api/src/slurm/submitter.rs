@@ -29,9 +29,28 @@ pub struct Submitter {
     pub store: Store,
     pub config: Arc<Config>,
     pub slurm: Arc<SlurmClient>,
+    /// This instance's name on the runs it claims (several wes-api may share a database).
+    pub holder: String,
+}
+
+/// How long a claim on a run lasts: renewed right before its sbatch, so it only has to cover
+/// one run's preparation and submission.
+const CLAIM: Duration = Duration::from_secs(60);
+
+fn after(at: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_micros(at.micros().saturating_add(d.as_micros() as i64))
 }
 
 impl Submitter {
+    pub fn new(store: Store, config: Arc<Config>, slurm: Arc<SlurmClient>) -> Self {
+        Submitter {
+            store,
+            config,
+            slurm,
+            holder: format!("submitter-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
     /// Runs until the process ends, one pass per `slurm.submit_interval_seconds`.
     pub async fn run_forever(self) {
         let interval = Duration::from_secs(self.config.slurm.submit_interval_seconds);
@@ -49,7 +68,11 @@ impl Submitter {
     /// One pass: submits every run that is due. Returns how many runs it looked at.
     pub async fn pass(&self) -> Result<usize, spe_store::StoreError> {
         let now = Timestamp::from_datetime(Utc::now());
-        let listed = self.store.runs_to_submit(now, BATCH).await?;
+        // Claimed, not just listed: another instance's submitter skips these runs.
+        let listed = self
+            .store
+            .claim_runs_to_submit(&self.holder, now, after(now, CLAIM), BATCH)
+            .await?;
         let listed_count = listed.len();
         let mut due = Vec::with_capacity(listed_count);
         for item in listed {
@@ -104,6 +127,16 @@ impl Submitter {
                 tracing::info!(run_id = %run.id, job = %job, "adopting a job submitted before a restart");
                 let log_dir = newest_log_dir(&run.run_dir).await.unwrap_or_default();
                 self.record(run, job, &log_dir).await?;
+                continue;
+            }
+            // The claim may have run out during a slow pass and the run gone to another instance.
+            let now = Timestamp::from_datetime(Utc::now());
+            if !self
+                .store
+                .renew_submit_claim(run.id, &self.holder, after(now, CLAIM))
+                .await?
+            {
+                tracing::info!(run_id = %run.id, "claimed by another instance meanwhile; not submitted here");
                 continue;
             }
             self.submit(run).await?;
