@@ -1,0 +1,278 @@
+//! The web UI's pages (docs/ui.md): HTTP only. Each handler's guard is a [`Page`] around the
+//! API's own guard for the same action (so the route table, the deny-by-default test and the
+//! run extractors hold for pages as for the API), reads what the API's handlers read (store,
+//! `app`), and renders an askama template of `crate::ui::pages`. Forms post with the session's
+//! CSRF token (`crate::ui::check_csrf`).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use spe_core::RunState;
+use spe_core::page::{PageSize, PageToken};
+use spe_core::request::TagFilter;
+use spe_store::RunFilter;
+
+use crate::app::run_access::VisibleRun;
+use crate::app::run_logs::{self, LogView};
+use crate::app::{runs, tasks};
+use crate::auth::Authorized;
+use crate::auth::actions::{RunsCancel, RunsRead, UiHome};
+use crate::error::ApiError;
+use crate::routes::WES_BASE;
+use crate::session::Sessions;
+use crate::startup::AppState;
+use crate::ui::pages::{EventRow, HomePage, Layout, OutputRow, RunPage, RunRow, RunsPage, TaskRow};
+use crate::ui::{self, Page, PageError, assets};
+
+/// The most tasks a run's page lists (a log may hold 100,000).
+pub const MAX_TASKS_SHOWN: usize = 500;
+
+fn layout(req: &HttpRequest, caller: &crate::auth::Caller) -> Layout {
+    let logout = req.app_data::<web::Data<Sessions>>().is_some();
+    Layout::new(caller, logout, ui::csrf_token(req))
+}
+
+/// `GET /`: where the browser lands after login; links by the caller's roles.
+pub async fn home(
+    Page(Authorized { caller, .. }): Page<Authorized<UiHome>>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    ui::render(&HomePage {
+        layout: layout(&req, &caller),
+    })
+}
+
+/// The run list's query: one state, one tag, a page token (all optional, empty = none).
+struct ListQuery {
+    state: Option<RunState>,
+    tag: Option<TagFilter>,
+    tag_text: String,
+    page_token: Option<String>,
+}
+
+fn list_query(query: &str) -> Result<ListQuery, ApiError> {
+    let mut out = ListQuery {
+        state: None,
+        tag: None,
+        tag_text: String::new(),
+        page_token: None,
+    };
+    for (key, value) in crate::http::query_pairs(query)? {
+        let value = value.trim();
+        match key.as_str() {
+            _ if value.is_empty() => {}
+            "state" => {
+                out.state = Some(
+                    value
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(format!("state: {e}")))?,
+                )
+            }
+            "tag" => {
+                out.tag = Some(
+                    value
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(format!("tag: {e}")))?,
+                );
+                out.tag_text = value.to_owned();
+            }
+            "page_token" => out.page_token = Some(value.to_owned()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: state, tag, page_token",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// `GET /ui/runs`: the caller's runs (every run for operators), newest first, one page off the
+/// `(owner, created_at, id)` index, filtered by state and tag.
+pub async fn runs(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let query = list_query(req.query_string())?;
+    let server = &state.config.server;
+    let size = PageSize::parse(None, server.default_page_size, server.max_page_size)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let token = match &query.page_token {
+        Some(t) => Some(PageToken::decode(t).map_err(|e| ApiError::bad_request(e.to_string()))?),
+        None => None,
+    };
+    let filter = RunFilter {
+        owner: caller.listed_owner(),
+        states: query.state.into_iter().collect(),
+        tags: query
+            .tag
+            .iter()
+            .map(|t| (t.key.as_str().to_owned(), t.value.clone()))
+            .collect(),
+        ..RunFilter::default()
+    };
+    let page = state.store.list_runs(&filter, size, token).await?;
+    let state_name = query.state.map(|s| s.as_str()).unwrap_or_default();
+    let token_text = query.page_token.clone().unwrap_or_default();
+    let next = page.next.map(|t| {
+        with_query(
+            "/ui/runs",
+            &[
+                ("state", state_name),
+                ("tag", &query.tag_text),
+                ("page_token", &t.encode()),
+            ],
+        )
+    });
+    let page_size = size.get().to_string();
+    ui::render(&RunsPage {
+        layout: layout(&req, &caller),
+        states: RunsPage::state_options(&filter.states),
+        tag: query.tag_text.clone(),
+        any_state: query.state.is_none(),
+        runs: page.runs.iter().map(RunRow::of).collect(),
+        next,
+        later_page: query.page_token.is_some(),
+        first: with_query(
+            "/ui/runs",
+            &[("state", state_name), ("tag", &query.tag_text)],
+        ),
+        poll: with_query(
+            &format!("{WES_BASE}/runs"),
+            &[
+                ("page_size", &page_size),
+                ("state", state_name),
+                ("tag", &query.tag_text),
+                ("page_token", &token_text),
+            ],
+        ),
+    })
+}
+
+/// `GET /ui/runs/{run_id}`: one run as its owner (or an operator) may see it: the same views
+/// of logs, tasks and outputs as `GET /runs/{id}`, `/tasks` and `/egress`.
+pub async fn run(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<RunsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let view = LogView::of(&caller, &run);
+    let log_json = crate::run_files::log_json(&run).await;
+    let released = state.store.released_files(run.id).await?;
+    let shown = run_logs::run_log(view, &run, log_json.as_ref(), &released);
+    let all_tasks = tasks::visible_tasks(&state.tasks, view, &run).await;
+    let events = state.store.run_events(run.id).await?;
+    let outputs = state.store.egress_files(run.id).await?;
+    ui::render(&RunPage {
+        layout: layout(&req, &caller),
+        run: RunRow::of(&run),
+        workflow_version: run.workflow_type_version.clone(),
+        started: run.start_time.map(|t| t.to_wes()).unwrap_or_default(),
+        ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
+        exit_code: run.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        cancelable: run.state.is_cancelable(),
+        poll: format!("{WES_BASE}/runs/{}/status", run.id),
+        events: events.iter().map(EventRow::of).collect(),
+        messages: shown.system_logs,
+        tasks: all_tasks
+            .iter()
+            .take(MAX_TASKS_SHOWN)
+            .map(TaskRow::of)
+            .collect(),
+        more_tasks: all_tasks.len().saturating_sub(MAX_TASKS_SHOWN),
+        outputs: outputs.iter().map(OutputRow::of).collect(),
+    })
+}
+
+/// `POST /ui/runs/{run_id}/cancel` (form, CSRF): cancels the run (`app::runs::cancel`), then
+/// back to its page.
+pub async fn cancel(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<RunsCancel>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let fields = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&fields, "csrf"))?;
+    let run_id = run.id;
+    let cancelled = runs::cancel(&state, &caller, run).await;
+    state.run_states.forget(run_id);
+    cancelled?;
+    Ok(ui::see_other(&format!("/ui/runs/{run_id}")))
+}
+
+/// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked
+/// for by the version the pages write (`?v=`); otherwise revalidated by `ETag`.
+pub async fn asset(req: HttpRequest) -> HttpResponse {
+    let name = req.match_info().get("file").unwrap_or_default();
+    let Some(asset) = assets::find(name) else {
+        return actix_web::ResponseError::error_response(&PageError(ApiError::not_found(
+            "no such asset",
+        )));
+    };
+    let etag = format!("\"{}\"", asset.version);
+    let versioned = crate::http::query_pairs(req.query_string())
+        .ok()
+        .is_some_and(|q| q.iter().any(|(k, v)| k == "v" && *v == asset.version));
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut res = HttpResponse::build(if matches {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    });
+    ui::secure_headers(&mut res)
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache));
+    if matches {
+        res.finish()
+    } else {
+        res.content_type(asset.content_type).body(asset.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_takes_empty_fields_as_no_filter_and_refuses_unknown_ones() {
+        let q = list_query("state=&tag=&page_token=").unwrap();
+        assert!(q.state.is_none() && q.tag.is_none() && q.page_token.is_none());
+        let q = list_query("state=RUNNING&tag=project%3Ap1").unwrap();
+        assert_eq!(q.state, Some(RunState::Running));
+        assert_eq!(q.tag_text, "project:p1");
+        assert!(list_query("state=running").is_err());
+        assert!(list_query("tag=nocolon").is_err());
+        assert!(list_query("sort=asc").is_err());
+    }
+
+    #[test]
+    fn links_leave_out_empty_fields() {
+        assert_eq!(
+            with_query("/ui/runs", &[("state", ""), ("tag", "")]),
+            "/ui/runs"
+        );
+        assert_eq!(
+            with_query("/ui/runs", &[("state", "QUEUED"), ("tag", "a:b c")]),
+            "/ui/runs?state=QUEUED&tag=a%3Ab+c"
+        );
+    }
+}

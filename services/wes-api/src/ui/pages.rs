@@ -1,0 +1,252 @@
+//! The pages' view structs, one per template under `templates/ui/` (askama checks each template
+//! against its struct when the crate compiles). They take records the handlers read and shape
+//! them for display only: no access decisions here (those are the guards' and `app`'s).
+
+use actix_web::http::StatusCode;
+use askama::Template;
+use spe_core::RunState;
+use spe_core::tasks::TaskRecord;
+use spe_store::{EgressFile, RunEvent, RunRecord};
+
+use crate::auth::{Caller, Role};
+use crate::ui::assets;
+
+/// What the layout (`base.html`) shows on every page.
+pub struct Layout {
+    pub css: String,
+    pub js: String,
+    /// Whether someone is signed in (the navigation and logout are shown).
+    pub signed_in: bool,
+    pub user: String,
+    pub researcher: bool,
+    pub controller: bool,
+    pub collaborator: bool,
+    pub operator: bool,
+    /// Browser login is configured: logout is a form posting to `/auth/logout`.
+    pub logout: bool,
+    pub csrf: String,
+}
+
+impl Layout {
+    pub fn new(caller: &Caller, logout: bool, csrf: String) -> Layout {
+        Layout {
+            signed_in: true,
+            user: caller.subject.sub().to_owned(),
+            researcher: caller.has(Role::Researcher),
+            controller: caller.has(Role::DataController),
+            collaborator: caller.has(Role::Collaborator),
+            operator: caller.has(Role::Operator),
+            logout,
+            csrf,
+            ..Layout::anonymous()
+        }
+    }
+
+    /// For a page shown without a caller (an error before the caller was known).
+    pub fn anonymous() -> Layout {
+        Layout {
+            css: assets::url("ui.css"),
+            js: assets::url("ui.js"),
+            signed_in: false,
+            user: String::new(),
+            researcher: false,
+            controller: false,
+            collaborator: false,
+            operator: false,
+            logout: false,
+            csrf: String::new(),
+        }
+    }
+}
+
+/// An error as a page.
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub status: u16,
+    pub reason: String,
+    pub message: String,
+    /// 401: offer the login.
+    pub login: bool,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, message: &str) -> ErrorPage {
+        ErrorPage {
+            layout: Layout::anonymous(),
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: message.to_owned(),
+            login: status == StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// The landing page after login: what each of the caller's roles can do.
+#[derive(Template)]
+#[template(path = "ui/home.html")]
+pub struct HomePage {
+    pub layout: Layout,
+}
+
+/// A run's state as shown: its WES name and the CSS class of its badge.
+pub struct StateView {
+    pub name: &'static str,
+    pub class: String,
+    pub ended: bool,
+}
+
+impl StateView {
+    pub fn of(state: RunState) -> StateView {
+        StateView {
+            name: state.as_str(),
+            class: format!("state state-{}", state.as_str().to_ascii_lowercase()),
+            ended: state.is_terminal(),
+        }
+    }
+}
+
+pub struct RunRow {
+    pub id: String,
+    pub workflow: String,
+    pub state: StateView,
+    pub created: String,
+    pub tags: String,
+}
+
+impl RunRow {
+    pub fn of(run: &RunRecord) -> RunRow {
+        RunRow {
+            id: run.id.to_string(),
+            workflow: format!("{} ({})", run.workflow_url, run.workflow_type),
+            state: StateView::of(run.state),
+            created: run.created_at.to_wes(),
+            tags: tags_text(run),
+        }
+    }
+}
+
+fn tags_text(run: &RunRecord) -> String {
+    run.tags()
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One option of the state filter.
+pub struct StateOption {
+    pub name: &'static str,
+    pub selected: bool,
+}
+
+/// The researcher's runs, one page, filtered.
+#[derive(Template)]
+#[template(path = "ui/runs.html")]
+pub struct RunsPage {
+    pub layout: Layout,
+    pub states: Vec<StateOption>,
+    /// The tag filter as typed (`key:value`).
+    pub tag: String,
+    pub any_state: bool,
+    pub runs: Vec<RunRow>,
+    /// The link to the next page, if there is one.
+    pub next: Option<String>,
+    /// Whether this is a later page (a link back to the first is shown).
+    pub later_page: bool,
+    pub first: String,
+    /// The JSON the script polls for this page's states (`GET /ga4gh/wes/v1/runs` with the
+    /// same filter and page).
+    pub poll: String,
+}
+
+impl RunsPage {
+    pub fn state_options(chosen: &[RunState]) -> Vec<StateOption> {
+        RunState::ALL
+            .iter()
+            .filter(|s| **s != RunState::Unknown)
+            .map(|s| StateOption {
+                name: s.as_str(),
+                selected: chosen.contains(s),
+            })
+            .collect()
+    }
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub from: String,
+    pub to: String,
+    pub by: String,
+    pub reason: String,
+}
+
+impl EventRow {
+    pub fn of(e: &RunEvent) -> EventRow {
+        EventRow {
+            at: e.at.to_wes(),
+            from: e.from_state.map(|s| s.as_str()).unwrap_or("—").to_owned(),
+            to: e.to_state.as_str().to_owned(),
+            by: e.actor.to_string(),
+            reason: e.reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+pub struct TaskRow {
+    pub name: String,
+    pub started: String,
+    pub ended: String,
+    pub exit_code: String,
+}
+
+impl TaskRow {
+    pub fn of(t: &TaskRecord) -> TaskRow {
+        TaskRow {
+            name: t.name.clone(),
+            started: t.start_time.map(|t| t.to_wes()).unwrap_or_default(),
+            ended: t.end_time.map(|t| t.to_wes()).unwrap_or_default(),
+            exit_code: t.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+pub struct OutputRow {
+    pub path: String,
+    pub state: String,
+    pub size: i64,
+    pub reason: String,
+}
+
+impl OutputRow {
+    pub fn of(f: &EgressFile) -> OutputRow {
+        OutputRow {
+            path: f.path.clone(),
+            state: f.state.as_str().to_owned(),
+            size: f.size,
+            reason: f.reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// One run: facts, live state, history, runner messages, tasks, outputs, cancel.
+#[derive(Template)]
+#[template(path = "ui/run.html")]
+pub struct RunPage {
+    pub layout: Layout,
+    pub run: RunRow,
+    pub workflow_version: String,
+    pub started: String,
+    pub ended: String,
+    pub exit_code: String,
+    pub cancelable: bool,
+    /// The JSON the script polls for the state (`GET /ga4gh/wes/v1/runs/{id}/status`).
+    pub poll: String,
+    pub events: Vec<EventRow>,
+    pub messages: Vec<String>,
+    pub tasks: Vec<TaskRow>,
+    /// Tasks not listed (only the first [`crate::routes::ui::MAX_TASKS_SHOWN`] are).
+    pub more_tasks: usize,
+    pub outputs: Vec<OutputRow>,
+}

@@ -1,0 +1,271 @@
+//! The web UI (docs/ui.md) as a browser meets it, over HTTP against the real server: pages and
+//! their security headers, the runs list with its filters and paging, a run's page, the cancel
+//! form and its CSRF token, the embedded assets and their caching, refusals as pages. The
+//! browser login itself is tests/auth.rs's; the real browser is tests/browser/.
+
+mod common;
+
+use common::{TestApp, spawn_app, spawn_app_with};
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+fn assert_page_headers(res: &reqwest::Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(h["content-security-policy"], CSP, "{what}");
+    assert_eq!(h["x-frame-options"], "DENY", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+}
+
+/// A page: asserts the status, HTML and the UI's headers; returns the body.
+async fn page(app: &TestApp, path: &str, status: u16) -> String {
+    let res = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), status, "{path}");
+    assert_page_headers(&res, path);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    res.text().await.unwrap()
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[at..].split('"').next().unwrap().to_owned()
+}
+
+fn no_inline_script_or_style(body: &str) {
+    assert!(!body.contains("<script>"), "inline script");
+    assert!(!body.contains("style="), "inline style");
+    assert!(!body.contains("<style"), "inline style");
+    // An inline event handler: ` on<letters>=` inside a tag.
+    let handler = body.match_indices(" on").any(|(i, _)| {
+        let rest = &body[i + 3..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase())
+            .collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    });
+    assert!(!handler, "an inline event handler");
+}
+
+#[tokio::test]
+async fn the_start_page_links_what_the_callers_roles_allow_under_a_strict_policy() {
+    let app = spawn_app_with(&[]).await;
+    let body = page(&app, "/", 200).await;
+    no_inline_script_or_style(&body);
+    // `auth: disabled`: the one local user holds every role.
+    for heading in ["Researcher", "Data controller", "Collaborator", "Operator"] {
+        assert!(body.contains(&format!(">{heading}</h2>")), "{heading}");
+    }
+    assert!(body.contains("href=\"/ui/runs\""));
+    assert!(body.contains("<main id=\"main\""));
+    assert!(body.contains("<nav aria-label=\"Main\">"));
+    // Without browser login there is nothing to log out of.
+    assert!(!body.contains("/auth/logout"));
+}
+
+#[tokio::test]
+async fn the_runs_page_lists_filters_and_pages_and_polls_the_wes_list_with_the_same_query() {
+    let app = spawn_app_with(&[("SPE__SERVER__DEFAULT_PAGE_SIZE", "2")]).await;
+    app.register_examples().await;
+    let a = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let b = app.submit_ok(r#"{"project": "p2"}"#).await;
+    let c = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let first = page(&app, "/ui/runs", 200).await;
+    no_inline_script_or_style(&first);
+    // Newest first, two a page, each with its state in a live badge.
+    assert!(first.contains(&format!(
+        "<span class=\"state state-queued\" data-run-id=\"{c}\">QUEUED</span>"
+    )));
+    assert!(first.contains(&b) && !first.contains(&a));
+    assert!(
+        first.contains("data-poll=\"/ga4gh/wes/v1/runs?page_size=2\""),
+        "{first}"
+    );
+    let next = first
+        .split("href=\"")
+        .find_map(|s| s.strip_prefix("/ui/runs?page_token="))
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .expect("a next page link");
+    let second = page(&app, &format!("/ui/runs?page_token={next}"), 200).await;
+    assert!(second.contains(&a) && !second.contains(&b) && !second.contains(&c));
+    assert!(second.contains(">First page</a>"));
+    assert!(!second.contains("rel=\"next\""));
+    // The tag filter, kept in the form and in the polled URL.
+    let p1 = page(&app, "/ui/runs?state=&tag=project%3Ap1", 200).await;
+    assert!(p1.contains(&a) && p1.contains(&c) && !p1.contains(&b));
+    assert!(p1.contains("value=\"project:p1\""));
+    assert!(
+        p1.contains("data-poll=\"/ga4gh/wes/v1/runs?page_size=2&#38;tag=project%3Ap1\""),
+        "{p1}"
+    );
+    // The state filter.
+    let complete = page(&app, "/ui/runs?state=COMPLETE", 200).await;
+    assert!(complete.contains("No runs match."));
+    assert!(complete.contains("<option value=\"COMPLETE\" selected>"));
+    // Bad filters are a 400 page naming the field.
+    let bad = page(&app, "/ui/runs?state=finished", 400).await;
+    assert!(bad.contains("state: unknown state"), "{bad}");
+    let bad = page(&app, "/ui/runs?tag=nocolon", 400).await;
+    assert!(bad.contains("tag:"), "{bad}");
+}
+
+#[tokio::test]
+async fn a_runs_page_shows_its_history_and_cancels_only_with_the_forms_csrf_token() {
+    let app = spawn_app().await;
+    let id = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let body = page(&app, &format!("/ui/runs/{id}"), 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains(&format!("data-poll=\"/ga4gh/wes/v1/runs/{id}/status\"")));
+    assert!(
+        body.contains("<td>QUEUED</td>"),
+        "the QUEUED event in the history"
+    );
+    assert!(body.contains("project: p1"));
+    assert!(body.contains(&format!("action=\"/ui/runs/{id}/cancel\"")));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cancel = format!("{}/ui/runs/{id}/cancel", app.base);
+    // Without the token, or with another: 403 as a page, and the run goes on.
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let res = no_redirect.post(&cancel).form(&form).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 403);
+        assert_page_headers(&res, "refused cancel");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("this form has expired or did not come from this service"));
+    }
+    let (_, status) = app.get_json(&format!("/runs/{id}/status")).await;
+    assert_eq!(status["state"], "QUEUED");
+    // With it: back to the run's page, which shows the run canceled and no cancel form.
+    let res = no_redirect
+        .post(&cancel)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], format!("/ui/runs/{id}"));
+    let body = page(&app, &format!("/ui/runs/{id}"), 200).await;
+    assert!(body.contains(">CANCELED</span>"));
+    assert!(!body.contains("/cancel\""));
+    assert!(body.contains("canceled before it was submitted to the scheduler"));
+    // A second cancel: 409 as a page naming the state.
+    let res = no_redirect
+        .post(&cancel)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("has already ended (CANCELED)")
+    );
+    // A run that does not exist, or an id that is none: 404 pages alike.
+    for other in ["0b0e5a4e-8c1e-4c57-9a55-3b1f3a1d2c10", "nonsense"] {
+        let body = page(&app, &format!("/ui/runs/{other}"), 404).await;
+        assert!(body.contains(&format!("run {other} not found")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn assets_are_served_from_the_binary_with_a_year_of_cache_under_their_version() {
+    let app = spawn_app_with(&[]).await;
+    let home = page(&app, "/", 200).await;
+    for (name, kind) in [("ui.css", "text/css"), ("ui.js", "text/javascript")] {
+        let href = home
+            .split('"')
+            .find(|s| s.starts_with(&format!("/ui/assets/{name}?v=")))
+            .unwrap_or_else(|| panic!("{name} linked with its version"))
+            .to_owned();
+        let version = href.rsplit('=').next().unwrap().to_owned();
+        assert_eq!(version.len(), 16);
+        let res = app
+            .client
+            .get(format!("{}{href}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert_page_headers(&res, name);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(etag, format!("\"{version}\""));
+        assert!(!res.bytes().await.unwrap().is_empty());
+        // Without the version: revalidated, and 304 for the same ETag.
+        let res = app
+            .client
+            .get(format!("{}/ui/assets/{name}", app.base))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 304);
+        assert_eq!(res.headers()["cache-control"], "no-cache");
+    }
+    let res = app
+        .client
+        .get(format!("{}/ui/assets/..%2FCargo.toml", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn an_anonymous_browser_gets_a_401_page_offering_the_login_and_the_api_its_json() {
+    // OIDC configured (no provider needed: a request without a token is refused before any).
+    let app = spawn_app_with(&[
+        ("SPE__AUTH__OIDC__ISSUER", "http://127.0.0.1:9"),
+        ("SPE__AUTH__OIDC__AUDIENCE", "spe-api"),
+    ])
+    .await;
+    for path in [
+        "/",
+        "/ui/runs",
+        "/ui/runs/0b0e5a4e-8c1e-4c57-9a55-3b1f3a1d2c10",
+    ] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{path}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"spe\"");
+        assert_page_headers(&res, path);
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains("<a class=\"button\" href=\"/auth/login\">Log in</a>"),
+            "{body}"
+        );
+        assert!(!body.contains("Signed in as"));
+    }
+    // The API itself still answers JSON.
+    let res = app.client.get(app.wes("/runs")).send().await.unwrap();
+    common::error_msg(res, 401).await;
+}
