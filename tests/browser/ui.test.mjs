@@ -1,0 +1,199 @@
+// The web UI in a real browser (Debian's Chromium, headless, driven by playwright-core) against
+// the real stack that tests/browser/run.sh starts (deploy/dev/up.sh: wes-api, results-crawler,
+// one-node Slurm, S3, the test OIDC provider). See docs/ui.md.
+//
+// The researcher logs in through the provider's own login form, lands on the start page, sees
+// their runs, opens a run submitted just now and watches it reach COMPLETE without a reload,
+// then logs out with the form. Every page is checked with axe-core (no serious or critical
+// violation) and for Content-Security-Policy violations; screenshots at desktop and phone width
+// go to docs/ui/.
+//
+// Environment: SPE_UI_URL (wes-api), SPE_UI_RESEARCHER_TOKEN (a bearer token of the same
+// researcher, to submit the run), SPE_UI_OIDC_HELPER (the provider's test helper, for the
+// researcher's sub), SPE_CHROMIUM (default /usr/bin/chromium),
+// SPE_UI_SCREENSHOTS (default <repo>/docs/ui).
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const BASE = process.env.SPE_UI_URL || 'http://127.0.0.1:8089';
+const TOKEN = process.env.SPE_UI_RESEARCHER_TOKEN;
+// The provider's test helper (its port + 2): the users and their subs.
+const HELPER = process.env.SPE_UI_OIDC_HELPER || 'http://127.0.0.1:59102';
+const SHOTS = process.env.SPE_UI_SCREENSHOTS || path.join(here, '..', '..', 'docs', 'ui');
+const ENDED = ['COMPLETE', 'EXECUTOR_ERROR', 'SYSTEM_ERROR', 'CANCELED'];
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+assert.ok(TOKEN, 'SPE_UI_RESEARCHER_TOKEN must be set');
+mkdirSync(SHOTS, { recursive: true });
+
+let step = 'start';
+const say = (text) => { step = text; console.log(`browser: ${text}`); };
+
+// CSP violations and script errors on any page fail the test.
+const problems = [];
+function watch(page) {
+  page.on('console', (msg) => {
+    if (/Content[- ]Security[- ]Policy/i.test(msg.text())) problems.push(`${page.url()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`${page.url()}: ${err.message}`));
+}
+
+// axe-core on the page as it is: zero serious or critical violations.
+async function accessible(page, what) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`),
+    [],
+    `axe-core on ${what}`,
+  );
+  console.log(`browser: axe-core on ${what}: ${result.violations.length} minor or moderate, none serious or critical`);
+}
+
+async function shoot(page, phone, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}-desktop.png`), fullPage: true });
+  const small = await phone.newPage();
+  watch(small);
+  await small.goto(page.url());
+  await accessible(small, `${name} at 390px`);
+  // Usable at phone width: nothing wider than the screen (wide tables scroll in their box).
+  const wide = await small.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(wide <= PHONE.width, `${name} at 390px is ${wide}px wide`);
+  await small.screenshot({ path: path.join(SHOTS, `${name}-phone.png`), fullPage: true });
+  await small.close();
+}
+
+async function submitRun() {
+  const form = new FormData();
+  form.set('workflow_type', 'SMK');
+  form.set('workflow_type_version', '9');
+  form.set('workflow_url', 'quals@1.0.0');
+  form.set('workflow_params', JSON.stringify({ dataset: 'quals-demo', min_qual: 30 }));
+  form.set('tags', JSON.stringify({ source: 'browser-test' }));
+  const res = await fetch(`${BASE}/ga4gh/wes/v1/runs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: form,
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()).run_id;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.SPE_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  // As root (CI) Chromium's own sandbox cannot start; the pages are this service's only.
+  args: ['--no-sandbox'],
+});
+try {
+  const desktop = await browser.newContext({ viewport: DESKTOP });
+  const page = await desktop.newPage();
+  watch(page);
+
+  say('an anonymous browser gets the 401 page offering the login');
+  const anonymous = await page.goto(`${BASE}/`);
+  assert.equal(anonymous.status(), 401);
+  const headers = anonymous.headers();
+  assert.match(headers['content-security-policy'], /default-src 'self'/);
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.equal(headers['x-frame-options'], 'DENY');
+  await accessible(page, 'the 401 page');
+
+  say("logging in through the provider's login form as the researcher");
+  await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Log in' }).click()]);
+  if ((await page.locator('input[name="login"]').count()) === 0) {
+    throw new Error(`no login form at ${page.url()}: ${(await page.textContent('body')).slice(0, 500)}`);
+  }
+  // The provider's dev login takes the account id, which is the user's `sub`.
+  const users = await (await fetch(`${HELPER}/users`)).json();
+  await page.fill('input[name="login"]', users.researcher.sub);
+  await page.fill('input[name="password"]', 'any');
+  await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
+  // The provider's consent page, once per client and user.
+  for (let i = 0; i < 3 && !page.url().startsWith(BASE); i++) {
+    const consent = page.locator('input[name="prompt"][value="consent"]');
+    if ((await consent.count()) === 0) {
+      throw new Error(`unexpected page at ${page.url()}: ${(await page.textContent('body')).slice(0, 500)}`);
+    }
+    await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
+  }
+  await page.waitForURL(`${BASE}/`);
+
+  say('the start page shows the researcher what they can do, and nothing of other roles');
+  await page.getByRole('heading', { name: /^Welcome/ }).waitFor();
+  assert.equal(await page.getByRole('heading', { name: 'Researcher' }).count(), 1);
+  assert.equal(await page.getByRole('heading', { name: 'Data controller' }).count(), 0);
+  await accessible(page, 'the start page');
+  const state = await desktop.storageState();
+  const phone = await browser.newContext({ viewport: PHONE, storageState: state, isMobile: true, hasTouch: true });
+  await shoot(page, phone, 'home');
+
+  say('a run submitted now appears on the runs page');
+  const runId = await submitRun();
+  await page.getByRole('link', { name: 'My runs' }).first().click();
+  await page.waitForURL(`${BASE}/ui/runs`);
+  const badge = page.locator(`[data-run-id="${runId}"]`);
+  await badge.waitFor();
+  await accessible(page, 'the runs page');
+
+  say(`the run page follows run ${runId} to its end without a reload`);
+  await page.getByRole('link', { name: runId }).click();
+  await page.waitForURL(`${BASE}/ui/runs/${runId}`);
+  await page.getByRole('heading', { name: 'State history' }).waitFor();
+  await accessible(page, 'a live run page');
+  // A marker a reload would lose.
+  await page.evaluate(() => { window.speNotReloaded = true; });
+  const seen = new Set();
+  const live = page.locator(`[data-run-id="${runId}"]`);
+  const deadline = Date.now() + 300_000;
+  let shown = (await live.textContent()).trim();
+  while (!ENDED.includes(shown)) {
+    assert.ok(Date.now() < deadline, `the run did not end in 300 s (last state ${shown})`);
+    seen.add(shown);
+    await page.waitForTimeout(500);
+    shown = (await live.textContent()).trim();
+  }
+  console.log(`browser: states shown live: ${[...seen].join(' -> ')} -> ${shown}`);
+  assert.equal(shown, 'COMPLETE');
+  assert.equal(await page.evaluate(() => window.speNotReloaded), true, 'the page was reloaded');
+  assert.equal(await page.locator('#cancel-form').count(), 0, 'the cancel form is gone');
+  assert.ok(await page.locator('#ended-notice').isVisible(), 'the ended notice shows');
+
+  say('the runs page shows the run COMPLETE; its page lists its outputs once the crawler has looked');
+  await page.goto(`${BASE}/ui/runs`);
+  assert.equal((await page.locator(`[data-run-id="${runId}"]`).textContent()).trim(), 'COMPLETE');
+  await shoot(page, phone, 'runs');
+  for (let i = 0; i < 60; i++) {
+    await page.goto(`${BASE}/ui/runs/${runId}`);
+    if ((await page.locator('td code', { hasText: 'results.csv' }).count()) > 0) break;
+    await page.waitForTimeout(500);
+  }
+  await page.locator('td code', { hasText: 'results.csv' }).waitFor({ timeout: 1000 });
+  await accessible(page, 'an ended run page');
+  await shoot(page, phone, 'run');
+
+  say('logout is a form post; afterwards the pages ask for a login again');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL((url) => !url.href.startsWith(`${BASE}/ui/`));
+  const after = await page.goto(`${BASE}/ui/runs`);
+  assert.equal(after.status(), 401);
+
+  assert.deepEqual(problems, [], 'no CSP violation or script error on any page');
+  await phone.close();
+  await desktop.close();
+  console.log(`browser: all checks passed; screenshots in ${SHOTS}`);
+} catch (e) {
+  console.error(`browser: FAILED at "${step}"`);
+  if (problems.length) console.error(problems.join('\n'));
+  throw e;
+} finally {
+  await browser.close();
+}
