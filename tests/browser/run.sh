@@ -49,10 +49,8 @@ if ! SPE_DEV_DETACH=1 deploy/dev/up.sh >"$log" 2>&1; then
   echo "browser tests: FAILED: the stack did not come up" >&2
   exit 1
 fi
-# A bearer token of the researcher the browser logs in as, to submit the run it watches.
-token=$(tests/peers/oidc-token.sh researcher)
 issuer=$(tests/peers/oidc.sh url)
 helper="http://127.0.0.1:$((${issuer##*:} + 2))"
-SPE_UI_URL="http://$listen" SPE_UI_RESEARCHER_TOKEN=$token SPE_UI_OIDC_HELPER=$helper SPE_CHROMIUM=$chromium \
+SPE_UI_URL="http://$listen" SPE_UI_OIDC_HELPER=$helper SPE_CHROMIUM=$chromium \
   node "$src/ui.test.mjs"
 echo "browser tests: passed"

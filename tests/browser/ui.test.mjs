@@ -2,14 +2,14 @@
 // the real stack that tests/browser/run.sh starts (deploy/dev/up.sh: wes-api, results-crawler,
 // one-node Slurm, S3, the test OIDC provider). See docs/ui.md.
 //
-// The researcher logs in through the provider's own login form, lands on the start page, sees
-// their runs, opens a run submitted just now and watches it reach COMPLETE without a reload,
-// then logs out with the form. Every page is checked with axe-core (no serious or critical
+// The researcher logs in through the provider's own login form, lands on the start page,
+// submits the example workflow from the form made from its parameter schema, watches the run
+// reach COMPLETE on its page without a reload, sees it on the runs page and its outputs, then
+// logs out with the form. Every page is checked with axe-core (no serious or critical
 // violation) and for Content-Security-Policy violations; screenshots at desktop and phone width
 // go to docs/ui/.
 //
-// Environment: SPE_UI_URL (wes-api), SPE_UI_RESEARCHER_TOKEN (a bearer token of the same
-// researcher, to submit the run), SPE_UI_OIDC_HELPER (the provider's test helper, for the
+// Environment: SPE_UI_URL (wes-api), SPE_UI_OIDC_HELPER (the provider's test helper, for the
 // researcher's sub), SPE_CHROMIUM (default /usr/bin/chromium),
 // SPE_UI_SCREENSHOTS (default <repo>/docs/ui).
 import assert from 'node:assert/strict';
@@ -23,14 +23,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const BASE = process.env.SPE_UI_URL || 'http://127.0.0.1:8089';
-const TOKEN = process.env.SPE_UI_RESEARCHER_TOKEN;
 // The provider's test helper (its port + 2): the users and their subs.
 const HELPER = process.env.SPE_UI_OIDC_HELPER || 'http://127.0.0.1:59102';
 const SHOTS = process.env.SPE_UI_SCREENSHOTS || path.join(here, '..', '..', 'docs', 'ui');
 const ENDED = ['COMPLETE', 'EXECUTOR_ERROR', 'SYSTEM_ERROR', 'CANCELED'];
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
-assert.ok(TOKEN, 'SPE_UI_RESEARCHER_TOKEN must be set');
 mkdirSync(SHOTS, { recursive: true });
 
 let step = 'start';
@@ -69,22 +67,6 @@ async function shoot(page, phone, name) {
   assert.ok(wide <= PHONE.width, `${name} at 390px is ${wide}px wide`);
   await small.screenshot({ path: path.join(SHOTS, `${name}-phone.png`), fullPage: true });
   await small.close();
-}
-
-async function submitRun() {
-  const form = new FormData();
-  form.set('workflow_type', 'SMK');
-  form.set('workflow_type_version', '9');
-  form.set('workflow_url', 'quals@1.0.0');
-  form.set('workflow_params', JSON.stringify({ dataset: 'quals-demo', min_qual: 30 }));
-  form.set('tags', JSON.stringify({ source: 'browser-test' }));
-  const res = await fetch(`${BASE}/ga4gh/wes/v1/runs`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}` },
-    body: form,
-  });
-  assert.equal(res.status, 200, await res.clone().text());
-  return (await res.json()).run_id;
 }
 
 const browser = await chromium.launch({
@@ -136,17 +118,24 @@ try {
   const phone = await browser.newContext({ viewport: PHONE, storageState: state, isMobile: true, hasTouch: true });
   await shoot(page, phone, 'home');
 
-  say('a run submitted now appears on the runs page');
-  const runId = await submitRun();
-  await page.getByRole('link', { name: 'My runs' }).first().click();
-  await page.waitForURL(`${BASE}/ui/runs`);
-  const badge = page.locator(`[data-run-id="${runId}"]`);
-  await badge.waitFor();
-  await accessible(page, 'the runs page');
+  say('the submit form, made from the workflow\'s parameter schema, submits a run');
+  await page.getByRole('link', { name: 'Submit', exact: true }).click();
+  await page.waitForURL(`${BASE}/ui/submit`);
+  await accessible(page, 'the workflow list');
+  await page.getByRole('link', { name: 'quals@1.0.0' }).click();
+  await page.waitForURL(`${BASE}/ui/submit/quals/1.0.0`);
+  await page.getByLabel('dataset').selectOption('quals-demo');
+  assert.equal(await page.getByLabel('min_qual').inputValue(), '30', 'the schema default');
+  await page.getByLabel(/^Tags/).fill('source:browser-test');
+  await accessible(page, 'the submit form');
+  await shoot(page, phone, 'submit');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Submit the run' }).click()]);
+  if (!/\/ui\/runs\/[0-9a-f-]{36}$/.test(page.url())) {
+    throw new Error(`not submitted (${page.url()}): ${(await page.textContent('main')).trim().slice(0, 400)}`);
+  }
+  const runId = page.url().split('/').pop();
 
   say(`the run page follows run ${runId} to its end without a reload`);
-  await page.getByRole('link', { name: runId }).click();
-  await page.waitForURL(`${BASE}/ui/runs/${runId}`);
   await page.getByRole('heading', { name: 'State history' }).waitFor();
   await accessible(page, 'a live run page');
   // A marker a reload would lose.

@@ -14,7 +14,8 @@ fn assert_page_headers(res: &reqwest::Response, what: &str) {
     let h = res.headers();
     assert_eq!(h["content-security-policy"], CSP, "{what}");
     assert_eq!(h["x-frame-options"], "DENY", "{what}");
-    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    // Not `no-referrer`: browsers would then post forms with `Origin: null` (docs/ui.md).
+    assert_eq!(h["referrer-policy"], "same-origin", "{what}");
     assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
 }
 
@@ -268,4 +269,98 @@ async fn an_anonymous_browser_gets_a_401_page_offering_the_login_and_the_api_its
     // The API itself still answers JSON.
     let res = app.client.get(app.wes("/runs")).send().await.unwrap();
     common::error_msg(res, 401).await;
+}
+
+#[tokio::test]
+async fn the_submit_form_is_made_from_the_params_schema_and_submits_through_admission() {
+    let app = spawn_app().await;
+    app.register_dataset("demo-2").await;
+    let res = app
+        .post_json("/admin/datasets/demo-2/retire", serde_json::json!({}))
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let list = page(&app, "/ui/submit", 200).await;
+    assert!(list.contains("href=\"/ui/submit/quals/1.0.0\""), "{list}");
+    let form = page(&app, "/ui/submit/quals/1.0.0", 200).await;
+    no_inline_script_or_style(&form);
+    // The schema's number: its bounds, default and description; the dataset: a picker of the
+    // active datasets only; the engine parameters narrowed to the deployment's bounds (cores: the
+    // manifest allows 4, the dev deployment 2).
+    assert!(form.contains(
+        "<input type=\"number\" id=\"f-min_qual\" name=\"param.min_qual\" value=\"30\" step=\"any\" min=\"0\" max=\"100\" aria-describedby=\"d-min_qual\">"
+    ), "{form}");
+    assert!(form.contains("QUAL threshold for the `passing` column."));
+    assert!(form.contains("<option value=\"demo-1\">demo-1 — synthetic test data</option>"));
+    assert!(!form.contains("demo-2"), "a retired dataset is offered");
+    assert!(
+        form.contains("name=\"engine.cores\" value=\"1\" step=\"1\" min=\"1\" max=\"2\""),
+        "{form}"
+    );
+    assert!(form.contains("<input type=\"hidden\" name=\"workflow_type_version\" value=\"9\">"));
+    let token = csrf_of(&form);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/ui/submit/quals/1.0.0", app.base);
+    let post = |fields: Vec<(&'static str, String)>| {
+        let req = no_redirect.post(&url).form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    let good = |min_qual: &str, csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("param.dataset", "demo-1".to_owned()),
+            ("param.min_qual", min_qual.to_owned()),
+            ("workflow_type_version", "9".to_owned()),
+            ("engine.cores", "2".to_owned()),
+            ("engine.partition", "debug".to_owned()),
+            ("tags", "project:p7, cohort:c1".to_owned()),
+        ]
+    };
+    // No token: 403, nothing stored.
+    let res = post(good("12.5", "forged")).await;
+    assert_eq!(res.status().as_u16(), 403);
+    // Out of the schema's bounds: the form again, with admission's reason and what was typed.
+    let res = post(good("150", &token)).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_page_headers(&res, "refused submission");
+    let again = res.text().await.unwrap();
+    assert!(again.contains("Not submitted: workflow_params"), "{again}");
+    assert!(again.contains("value=\"150\""));
+    assert!(again.contains("value=\"project:p7, cohort:c1\""));
+    let res = post(good("many", &token)).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Not submitted: min_qual: must be a number")
+    );
+    let (_, list) = app.get_json("/runs").await;
+    assert_eq!(list["runs"], serde_json::json!([]));
+    // Within them: the run's page, and the run as the API shows it.
+    let res = post(good("12.5", &token)).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let id = location
+        .strip_prefix("/ui/runs/")
+        .expect("the run's page")
+        .to_owned();
+    let (status, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(status, 200);
+    let request = &run["request"];
+    assert_eq!(request["workflow_url"], "quals@1.0.0");
+    assert_eq!(
+        request["workflow_params"],
+        serde_json::json!({"dataset": "demo-1", "min_qual": 12.5})
+    );
+    assert_eq!(
+        request["tags"],
+        serde_json::json!({"project": "p7", "cohort": "c1"})
+    );
+    assert_eq!(request["workflow_engine_parameters"]["cores"], "2");
+    // A version that is not approved (or not there) has no form.
+    let body = page(&app, "/ui/submit/quals/9.9.9", 404).await;
+    assert!(body.contains("no approved workflow quals@9.9.9"));
 }

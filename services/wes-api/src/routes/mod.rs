@@ -107,6 +107,9 @@ pub fn table() -> Vec<RouteSpec> {
         page(RunsRead, Get, "/ui/runs", ui::runs),
         page(RunsRead, Get, "/ui/runs/{run_id}", ui::run),
         page(RunsCancel, Post, "/ui/runs/{run_id}/cancel", ui::cancel),
+        page(RunsSubmit, Get, "/ui/submit", ui::workflows),
+        page(RunsSubmit, Get, "/ui/submit/{name}/{version}", ui::submit_form),
+        page(RunsSubmit, Post, "/ui/submit/{name}/{version}", ui::submit),
         public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),
     ]
 }

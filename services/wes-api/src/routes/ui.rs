@@ -4,23 +4,29 @@
 //! `app`), and renders an askama template of `crate::ui::pages`. Forms post with the session's
 //! CSRF token (`crate::ui::check_csrf`).
 
+use actix_web::ResponseError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::RunState;
+use spe_core::manifest::Manifest;
 use spe_core::page::{PageSize, PageToken};
-use spe_core::request::TagFilter;
-use spe_store::RunFilter;
+use spe_core::request::{RunRequestFields, TagFilter};
+use spe_store::{RunFilter, WorkflowState, WorkflowVersion};
 
 use crate::app::run_access::VisibleRun;
 use crate::app::run_logs::{self, LogView};
-use crate::app::{runs, tasks};
+use crate::app::{datasets, runs, tasks};
 use crate::auth::Authorized;
-use crate::auth::actions::{RunsCancel, RunsRead, UiHome};
+use crate::auth::actions::{RunsCancel, RunsRead, RunsSubmit, UiHome};
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
-use crate::ui::pages::{EventRow, HomePage, Layout, OutputRow, RunPage, RunRow, RunsPage, TaskRow};
+use crate::ui::pages::{
+    EngineField, EventRow, HomePage, Layout, OutputRow, RunPage, RunRow, RunsPage, SubmitPage,
+    TaskRow, WorkflowRow, WorkflowsPage,
+};
+use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
 
 /// The most tasks a run's page lists (a log may hold 100,000).
@@ -208,6 +214,216 @@ pub async fn cancel(
     state.run_states.forget(run_id);
     cancelled?;
     Ok(ui::see_other(&format!("/ui/runs/{run_id}")))
+}
+
+/// `GET /ui/submit`: the approved workflow versions, each with a link to its form.
+pub async fn workflows(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let versions = state
+        .store
+        .list_workflow_versions(Some(WorkflowState::Approved))
+        .await?;
+    ui::render(&WorkflowsPage {
+        layout: layout(&req, &caller),
+        workflows: versions
+            .iter()
+            .map(|v| WorkflowRow {
+                url: v.workflow_url(),
+                workflow_type: v.workflow_type.to_string(),
+                description: v.description.clone(),
+                form: format!("/ui/submit/{}/{}", v.name, v.version),
+            })
+            .collect(),
+    })
+}
+
+/// The approved version of the path (`{name}/{version}`) and its manifest; 404 otherwise.
+async fn approved(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(WorkflowVersion, Manifest), PageError> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let version = req.match_info().get("version").unwrap_or_default();
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no approved workflow {}@{}",
+            name.chars().take(64).collect::<String>(),
+            version.chars().take(64).collect::<String>()
+        ))
+    };
+    let v = state
+        .store
+        .workflow_version(name, version)
+        .await?
+        .filter(|v| v.state == WorkflowState::Approved)
+        .ok_or_else(not_found)?;
+    let manifest = Manifest::from_json(&v.manifest).map_err(ApiError::internal)?;
+    Ok((v, manifest))
+}
+
+/// The submit form of `v`, filled from `posted` after a refusal (with its reason).
+async fn submit_page(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    (v, manifest): (&WorkflowVersion, &Manifest),
+    posted: Option<&[(String, String)]>,
+    error: Option<String>,
+) -> Result<SubmitPage, PageError> {
+    let usable: Vec<(String, String)> = datasets::usable_by(state, caller)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.description))
+        .collect();
+    let posted_value = |name: &str| posted.and_then(|p| ui::field(p, name)).map(str::to_owned);
+    let engine = manifest
+        .effective_engine_parameters(&state.config.workflows.engine_parameters)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|spec| {
+            let field = format!("engine.{}", spec.name);
+            let value = posted_value(&field).unwrap_or_else(|| spec.default.clone());
+            let options: Vec<FieldOption> = spec
+                .allowed
+                .iter()
+                .flatten()
+                .map(|a| FieldOption {
+                    value: a.clone(),
+                    label: a.clone(),
+                    selected: *a == value,
+                })
+                .collect();
+            EngineField {
+                kind: if !options.is_empty() {
+                    "select"
+                } else if spec.kind == spe_core::config::EngineParameterKind::Integer {
+                    "number"
+                } else {
+                    "text"
+                },
+                min: spec.min.map(|m| m.to_string()).unwrap_or_default(),
+                max: spec.max.map(|m| m.to_string()).unwrap_or_default(),
+                name: spec.name,
+                field,
+                value,
+                options,
+            }
+        })
+        .collect();
+    let chosen_version = posted_value("workflow_type_version");
+    let type_versions = state
+        .config
+        .workflows
+        .types
+        .get(&v.workflow_type)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, t)| FieldOption {
+            value: t.clone(),
+            label: t.clone(),
+            selected: chosen_version.as_deref().map_or(i == 0, |c| c == t),
+        })
+        .collect();
+    Ok(SubmitPage {
+        layout: layout(req, caller),
+        url: v.workflow_url(),
+        action: format!("/ui/submit/{}/{}", v.name, v.version),
+        description: v.description.clone(),
+        type_versions,
+        params: params_form::fields(&manifest.params, &usable, posted),
+        engine,
+        tags: posted_value("tags").unwrap_or_default(),
+        error,
+    })
+}
+
+/// `GET /ui/submit/{name}/{version}`: the form generated from the version's parameter schema.
+pub async fn submit_form(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (v, manifest) = approved(&req, &state).await?;
+    ui::render(&submit_page(&req, &state, &caller, (&v, &manifest), None, None).await?)
+}
+
+/// The run request a posted form makes: the same fields a WES client sends, so admission
+/// checks it exactly as `POST /runs`.
+fn run_request(
+    v: &WorkflowVersion,
+    manifest: &Manifest,
+    posted: &[(String, String)],
+) -> Result<RunRequestFields, String> {
+    let params = params_form::params(&manifest.params, posted)?;
+    let tags = params_form::tags(ui::field(posted, "tags").unwrap_or_default())?;
+    let engine: serde_json::Map<String, serde_json::Value> = posted
+        .iter()
+        .filter_map(|(k, value)| {
+            let name = k.strip_prefix("engine.")?;
+            (!value.trim().is_empty()).then(|| (name.to_owned(), value.trim().into()))
+        })
+        .collect();
+    let mut fields = RunRequestFields::default();
+    let mut set = |name: &str, value: String| {
+        fields
+            .set_form_field(name, value)
+            .map_err(|e| e.to_string())
+    };
+    set("workflow_type", v.workflow_type.to_string())?;
+    set(
+        "workflow_type_version",
+        ui::field(posted, "workflow_type_version")
+            .unwrap_or_default()
+            .to_owned(),
+    )?;
+    set("workflow_url", v.workflow_url())?;
+    set(
+        "workflow_params",
+        serde_json::Value::Object(params).to_string(),
+    )?;
+    set("tags", serde_json::Value::Object(tags).to_string())?;
+    set(
+        "workflow_engine_parameters",
+        serde_json::Value::Object(engine).to_string(),
+    )?;
+    Ok(fields)
+}
+
+/// `POST /ui/submit/{name}/{version}` (form, CSRF): submits the run (`app::runs::accept`, as
+/// `POST /runs`) and goes to its page; a refused request shows the form again with the reason
+/// and what was typed.
+pub async fn submit(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let (v, manifest) = approved(&req, &state).await?;
+    let refused = match run_request(&v, &manifest, &posted) {
+        Ok(fields) => match runs::accept(&state, &caller, fields).await {
+            Ok(id) => return Ok(ui::see_other(&format!("/ui/runs/{id}"))),
+            Err(e) if e.status_code().is_client_error() => (e.status_code(), e.to_string()),
+            Err(e) => return Err(e.into()),
+        },
+        Err(reason) => (StatusCode::BAD_REQUEST, reason),
+    };
+    let page = submit_page(
+        &req,
+        &state,
+        &caller,
+        (&v, &manifest),
+        Some(&posted),
+        Some(refused.1),
+    )
+    .await?;
+    let body = askama::Template::render(&page).map_err(ApiError::internal)?;
+    Ok(ui::html(refused.0, body))
 }
 
 /// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod pages;
+pub mod params_form;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,11 +27,14 @@ use crate::session::Sessions;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The headers of every UI response (pages, errors, assets).
+/// The headers of every UI response (pages, errors, assets). The referrer policy is
+/// `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with a
+/// form post (the Fetch standard), which the session's `Origin` check would refuse; other sites
+/// still get no referrer.
 pub fn secure_headers(res: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
     res.insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header(("cross-origin-opener-policy", "same-origin"))
 }

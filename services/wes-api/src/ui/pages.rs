@@ -250,3 +250,48 @@ pub struct RunPage {
     pub more_tasks: usize,
     pub outputs: Vec<OutputRow>,
 }
+
+/// One approved workflow version the researcher may run.
+pub struct WorkflowRow {
+    pub url: String,
+    pub workflow_type: String,
+    pub description: String,
+    /// `/ui/submit/<name>/<version>`.
+    pub form: String,
+}
+
+/// The approved workflows, each with a link to its submit form.
+#[derive(Template)]
+#[template(path = "ui/workflows.html")]
+pub struct WorkflowsPage {
+    pub layout: Layout,
+    pub workflows: Vec<WorkflowRow>,
+}
+
+/// One engine parameter of the submit form (`engine.<name>`), within the deployment's bounds.
+pub struct EngineField {
+    pub name: String,
+    pub field: String,
+    /// `number`, `select` or `text`.
+    pub kind: &'static str,
+    pub value: String,
+    pub min: String,
+    pub max: String,
+    pub options: Vec<crate::ui::params_form::FieldOption>,
+}
+
+/// The submit form of one approved workflow version, generated from its parameter schema.
+#[derive(Template)]
+#[template(path = "ui/submit.html")]
+pub struct SubmitPage {
+    pub layout: Layout,
+    pub url: String,
+    pub action: String,
+    pub description: String,
+    pub type_versions: Vec<crate::ui::params_form::FieldOption>,
+    pub params: Vec<crate::ui::params_form::ParamField>,
+    pub engine: Vec<EngineField>,
+    pub tags: String,
+    /// Why the last submission was refused, if it was.
+    pub error: Option<String>,
+}
