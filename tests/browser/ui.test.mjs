@@ -69,6 +69,22 @@ async function shoot(page, phone, name) {
   await small.close();
 }
 
+// The provider's dev login and consent forms, from its login page; `login` is the account id,
+// which is the test user's `sub`.
+async function providerLogin(page, login) {
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', 'any');
+  await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
+  // The provider's consent page, once per client and user.
+  for (let i = 0; i < 3 && !page.url().startsWith(BASE); i++) {
+    const consent = page.locator('input[name="prompt"][value="consent"]');
+    if ((await consent.count()) === 0) {
+      throw new Error(`unexpected page at ${page.url()}: ${(await page.textContent('body')).slice(0, 500)}`);
+    }
+    await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.SPE_CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -94,19 +110,8 @@ try {
   if ((await page.locator('input[name="login"]').count()) === 0) {
     throw new Error(`no login form at ${page.url()}: ${(await page.textContent('body')).slice(0, 500)}`);
   }
-  // The provider's dev login takes the account id, which is the user's `sub`.
   const users = await (await fetch(`${HELPER}/users`)).json();
-  await page.fill('input[name="login"]', users.researcher.sub);
-  await page.fill('input[name="password"]', 'any');
-  await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
-  // The provider's consent page, once per client and user.
-  for (let i = 0; i < 3 && !page.url().startsWith(BASE); i++) {
-    const consent = page.locator('input[name="prompt"][value="consent"]');
-    if ((await consent.count()) === 0) {
-      throw new Error(`unexpected page at ${page.url()}: ${(await page.textContent('body')).slice(0, 500)}`);
-    }
-    await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
-  }
+  await providerLogin(page, users.researcher.sub);
   await page.waitForURL(`${BASE}/`);
 
   say('the start page shows the researcher what they can do, and nothing of other roles');
@@ -162,10 +167,12 @@ try {
   await shoot(page, phone, 'runs');
   for (let i = 0; i < 60; i++) {
     await page.goto(`${BASE}/ui/runs/${runId}`);
-    if ((await page.locator('td code', { hasText: 'results.csv' }).count()) > 0) break;
+    const listed = page.locator('td code', { hasText: /^(results\.csv|plots\/quals\.svg)$/ });
+    if ((await listed.count()) === 2) break;
     await page.waitForTimeout(500);
   }
   await page.locator('td code', { hasText: 'results.csv' }).waitFor({ timeout: 1000 });
+  await page.locator('td code', { hasText: 'plots/quals.svg' }).waitFor({ timeout: 1000 });
   await accessible(page, 'an ended run page');
   await shoot(page, phone, 'run');
 
@@ -174,6 +181,38 @@ try {
   await page.waitForURL((url) => !url.href.startsWith(`${BASE}/ui/`));
   const after = await page.goto(`${BASE}/ui/runs`);
   assert.equal(after.status(), 401);
+
+  say('a data controller approves the held plot from the review queue, looking at it first');
+  const controller = await browser.newContext({ viewport: DESKTOP });
+  const cpage = await controller.newPage();
+  watch(cpage);
+  await cpage.goto(`${BASE}/auth/login`);
+  await providerLogin(cpage, users.controller.sub);
+  await cpage.waitForURL(`${BASE}/`);
+  assert.equal(await cpage.getByRole('heading', { name: 'Researcher' }).count(), 0);
+  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Review queue' }).click();
+  await cpage.waitForURL(`${BASE}/ui/reviews`);
+  await accessible(cpage, 'the review queue');
+  const cphone = await browser.newContext({
+    viewport: PHONE, storageState: await controller.storageState(), isMobile: true, hasTouch: true,
+  });
+  await shoot(cpage, cphone, 'reviews');
+  await cpage.getByRole('link', { name: runId }).click();
+  await cpage.waitForURL(`${BASE}/ui/reviews/${runId}`);
+  const plot = cpage.locator('section.review-file', { has: cpage.locator('h2', { hasText: 'plots/quals.svg' }) });
+  const image = plot.locator('img.preview-image');
+  await image.waitFor();
+  assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the held image shows');
+  await accessible(cpage, 'a review request');
+  await shoot(cpage, cphone, 'review');
+  await plot.getByLabel(/^Comment/).fill('aggregate histogram, no small cells');
+  await Promise.all([cpage.waitForNavigation(), plot.getByRole('button', { name: 'Approve' }).click()]);
+  assert.equal(cpage.url(), `${BASE}/ui/reviews/${runId}`);
+  const decided = cpage.locator('section.review-file', { has: cpage.locator('h2', { hasText: 'plots/quals.svg' }) });
+  await decided.locator('strong', { hasText: /^approved$/ }).waitFor();
+  assert.ok((await decided.textContent()).includes('aggregate histogram, no small cells'));
+  await cphone.close();
+  await controller.close();
 
   assert.deepEqual(problems, [], 'no CSP violation or script error on any page');
   await phone.close();

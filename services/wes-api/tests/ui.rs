@@ -6,8 +6,12 @@
 mod common;
 
 use common::{TestApp, spawn_app, spawn_app_with};
+use spe_core::RunId;
+use spe_core::secret::DatabaseUrl;
+use spe_core::time::Timestamp;
+use spe_store::{EgressState, NewEgressFile, NewRun, Store};
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 fn assert_page_headers(res: &reqwest::Response, what: &str) {
@@ -363,4 +367,190 @@ async fn the_submit_form_is_made_from_the_params_schema_and_submits_through_admi
     // A version that is not approved (or not there) has no form.
     let body = page(&app, "/ui/submit/quals/9.9.9", 404).await;
     assert!(body.contains("no approved workflow quals@9.9.9"));
+}
+
+/// A run of `owner` whose outputs, as the crawler recorded them, are held for review and on
+/// disk in its run directory, with these contents.
+async fn run_with_held(app: &TestApp, owner: spe_core::Subject, files: &[(&str, &[u8])]) -> RunId {
+    let db = app.data_dir.parent().unwrap().join("spe.db");
+    let store = Store::connect(&DatabaseUrl::new(format!("sqlite://{}", db.display())), 2)
+        .await
+        .unwrap();
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let id = RunId::new_random();
+    let run_dir = app.data_dir.join(id.to_string());
+    store
+        .insert_run(&NewRun {
+            id,
+            owner,
+            submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+            run_dir: run_dir.display().to_string(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for (path, body) in files {
+        let file = run_dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        held.push(NewEgressFile {
+            path: (*path).into(),
+            state: EgressState::Held,
+            size: body.len() as i64,
+            reason: Some("matches a review rule".into()),
+        });
+    }
+    store.record_egress_scan(id, &held, now).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_page() {
+    let app = spawn_app().await;
+    let other = spe_core::Subject::new("https://login.example", "someone-else").unwrap();
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>"#;
+    let theirs = run_with_held(
+        &app,
+        other,
+        &[
+            ("results/table.csv", b"site,n\nA,12\nB,40\n".as_slice()),
+            ("plots/quals.svg", svg.as_slice()),
+        ],
+    )
+    .await;
+    let mine = run_with_held(
+        &app,
+        spe_core::Subject::local_dev_user(),
+        &[("notes.txt", b"my own".as_slice())],
+    )
+    .await;
+    // The queue, oldest first; a bad filter is a 400 page.
+    let queue = page(&app, "/ui/reviews", 200).await;
+    no_inline_script_or_style(&queue);
+    let (a, b) = (
+        queue.find(&theirs.to_string()),
+        queue.find(&mine.to_string()),
+    );
+    assert!(a.is_some() && b.is_some() && a < b, "{queue}");
+    assert!(
+        page(&app, "/ui/reviews?state=returned", 200)
+            .await
+            .contains("No review request in this state.")
+    );
+    page(&app, "/ui/reviews?state=closed", 400).await;
+    // A request: the table as a table, the image inline (a data: URL the CSP allows), a vote
+    // form per held file.
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    no_inline_script_or_style(&body);
+    assert!(
+        body.contains("<th scope=\"col\">site</th><th scope=\"col\">n</th>"),
+        "{body}"
+    );
+    assert!(body.contains("<td>A</td><td>12</td>"));
+    assert!(body.contains("<img src=\"data:image/svg+xml;base64,"));
+    assert_eq!(body.matches("action=\"/ui/reviews/").count(), 2);
+    assert!(body.contains("matches a review rule"));
+    // Their own run: no vote form, and a vote is refused.
+    let own = page(&app, &format!("/ui/reviews/{mine}"), 200).await;
+    assert!(own.contains("This is your own run"));
+    assert!(!own.contains("action=\"/ui/reviews/"));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let vote = |run: RunId, fields: Vec<(&'static str, String)>| {
+        let req = no_redirect
+            .post(format!("{}/ui/reviews/{run}/votes", app.base))
+            .form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    let res = vote(
+        mine,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "notes.txt".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 403);
+    // Without the token: 403; a rejection without a comment: 400 naming it.
+    let res = vote(
+        theirs,
+        vec![
+            ("path", "plots/quals.svg".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 403);
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "results/table.csv".into()),
+            ("vote", "reject".into()),
+            ("comment", " ".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("comment: required"));
+    // Approve the plot, reject the table with a reason: back to the page, which shows both.
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "plots/quals.svg".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], format!("/ui/reviews/{theirs}"));
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "results/table.csv".into()),
+            ("vote", "reject".into()),
+            ("comment", "site A is small".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    assert!(
+        body.contains("Decision: <strong>approved</strong>"),
+        "{body}"
+    );
+    assert!(body.contains("Decision: <strong>rejected</strong>"));
+    assert!(body.contains("site A is small"));
+    assert_eq!(
+        body.matches("action=\"/ui/reviews/").count(),
+        0,
+        "nothing is held any more"
+    );
+    // The API agrees.
+    let (_, egress) = app.get_json(&format!("/runs/{theirs}/egress")).await;
+    let states: Vec<(String, String)> = egress["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["decision"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("plots/quals.svg".to_owned(), "approved".to_owned()),
+            ("results/table.csv".to_owned(), "rejected".to_owned())
+        ]
+    );
 }

@@ -110,6 +110,9 @@ pub fn table() -> Vec<RouteSpec> {
         page(RunsSubmit, Get, "/ui/submit", ui::workflows),
         page(RunsSubmit, Get, "/ui/submit/{name}/{version}", ui::submit_form),
         page(RunsSubmit, Post, "/ui/submit/{name}/{version}", ui::submit),
+        page(ReviewsManage, Get, "/ui/reviews", ui::reviews),
+        page(ReviewsManage, Get, "/ui/reviews/{run_id}", ui::review),
+        page(ReviewsManage, Post, "/ui/reviews/{run_id}/votes", ui::vote),
         public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),
     ]
 }

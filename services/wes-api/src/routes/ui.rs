@@ -11,20 +11,24 @@ use spe_core::RunState;
 use spe_core::manifest::Manifest;
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
-use spe_store::{RunFilter, WorkflowState, WorkflowVersion};
+use spe_store::{
+    EgressState, RequestState, ReviewFilter, RunFilter, Vote, WorkflowState, WorkflowVersion,
+};
 
-use crate::app::run_access::VisibleRun;
+use crate::app::review;
+use crate::app::run_access::{RunUnderReview, VisibleRun};
 use crate::app::run_logs::{self, LogView};
 use crate::app::{datasets, runs, tasks};
 use crate::auth::Authorized;
-use crate::auth::actions::{RunsCancel, RunsRead, RunsSubmit, UiHome};
+use crate::auth::actions::{ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome};
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    EngineField, EventRow, HomePage, Layout, OutputRow, RunPage, RunRow, RunsPage, SubmitPage,
-    TaskRow, WorkflowRow, WorkflowsPage,
+    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, ReviewFileView, ReviewPage,
+    ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage, SubmitPage, TaskRow, VoteRow, WorkflowRow,
+    WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -424,6 +428,152 @@ pub async fn submit(
     .await?;
     let body = askama::Template::render(&page).map_err(ApiError::internal)?;
     Ok(ui::html(refused.0, body))
+}
+
+/// Most requests the queue lists; most held files a review page previews (each is read from
+/// the run directory).
+const MAX_REQUESTS_SHOWN: i64 = 200;
+const MAX_PREVIEWS: usize = 5;
+
+/// `GET /ui/reviews?state=open|returned|decided`: the data controllers' queue, oldest first.
+pub async fn reviews(
+    Page(Authorized { caller, .. }): Page<Authorized<ReviewsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let mut chosen = RequestState::Open;
+    for (key, value) in crate::http::query_pairs(req.query_string())? {
+        match key.as_str() {
+            "state" => {
+                chosen = RequestState::parse(&value)
+                    .ok_or_else(|| ApiError::bad_request("state: one of open, returned, decided"))?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: state",
+                    other.chars().take(64).collect::<String>()
+                ))
+                .into());
+            }
+        }
+    }
+    let filter = ReviewFilter {
+        state: Some(chosen),
+        ..ReviewFilter::default()
+    };
+    let requests = state
+        .store
+        .review_requests(&filter, MAX_REQUESTS_SHOWN)
+        .await?;
+    let states = [
+        (RequestState::Open, "Open"),
+        (RequestState::Returned, "Returned to the researcher"),
+        (RequestState::Decided, "Decided"),
+    ]
+    .into_iter()
+    .map(|(s, label)| FieldOption {
+        value: s.as_str().to_owned(),
+        label: label.to_owned(),
+        selected: s == chosen,
+    })
+    .collect();
+    ui::render(&ReviewsPage {
+        layout: layout(&req, &caller),
+        states,
+        requests: requests.iter().map(ReviewRow::of).collect(),
+    })
+}
+
+/// `GET /ui/reviews/{run_id}`: a run under review, each output with its reason, a preview of
+/// the first held ones (`app::review::look_at`, as `GET /admin/reviews/{id}/preview`), this
+/// round's votes and the vote form.
+pub async fn review(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let store = &state.store;
+    let required = state.config.review.approvals_required;
+    let files = store.egress_files(run.id).await?;
+    let events = store.review_events(run.id).await?;
+    let request_state = store.review_request_state(run.id).await?;
+    let mut views = Vec::with_capacity(files.len());
+    let mut previewed = 0;
+    let mut unpreviewed = 0;
+    for (n, f) in files.iter().enumerate() {
+        let held = f.state == EgressState::Held;
+        let preview = if held && previewed < MAX_PREVIEWS {
+            previewed += 1;
+            // A file gone from the run directory is shown without a preview, not as an error.
+            review::look_at(&state, &run, &f.path)
+                .await
+                .ok()
+                .and_then(|v| PreviewView::of(&v))
+        } else {
+            unpreviewed += usize::from(held);
+            None
+        };
+        let standing = review::standing(f, &events, required);
+        views.push(ReviewFileView {
+            path: f.path.clone(),
+            state: f.state.as_str().to_owned(),
+            size: f.size,
+            reason: f.reason.clone().unwrap_or_default(),
+            decision: standing.decision.unwrap_or_default().to_owned(),
+            approvals: standing.count(Vote::Approve),
+            rejections: standing.count(Vote::Reject),
+            votes: standing
+                .votes
+                .iter()
+                .map(|e| VoteRow {
+                    by: e.actor.to_string(),
+                    vote: e.vote.map(|v| v.to_string()).unwrap_or_default(),
+                    comment: e.comment.clone().unwrap_or_default(),
+                    at: e.at.to_wes(),
+                })
+                .collect(),
+            held,
+            preview,
+            n,
+        });
+    }
+    ui::render(&ReviewPage {
+        layout: layout(&req, &caller),
+        run_id: run.id.to_string(),
+        workflow: run.submission.workflow_url.clone(),
+        owner: run.owner.to_string(),
+        request_state: request_state
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "none".to_owned()),
+        approvals_required: required,
+        may_vote: !caller.owns(&run.owner),
+        files: views,
+        unpreviewed,
+    })
+}
+
+/// `POST /ui/reviews/{run_id}/votes` (form, CSRF): `path`, `vote` (approve|reject), `comment`
+/// (required to reject): `app::review::vote`, as `POST /admin/reviews/{id}/votes`; then back.
+pub async fn vote(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let path = ui::field(&posted, "path").ok_or_else(|| ApiError::bad_request("path: required"))?;
+    let vote = match ui::field(&posted, "vote") {
+        Some("approve") => Vote::Approve,
+        Some("reject") => Vote::Reject,
+        _ => return Err(ApiError::bad_request("vote: approve or reject").into()),
+    };
+    let text = ui::field(&posted, "comment")
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_owned);
+    let text = review::comment("comment", text, vote == Vote::Reject)?;
+    review::vote(&state, &caller, &run, path, vote, text.as_deref()).await?;
+    Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
 }
 
 /// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked

@@ -21,10 +21,12 @@ use crate::routes::table::{Guard, RunScope};
 use crate::session::Sessions;
 
 /// The Content-Security-Policy of every page: only this service's own script, styles, images
-/// and connections; no inline script or style (the templates have none); never framed.
+/// and connections; no inline script or style (the templates have none); never framed. Images
+/// may also be `data:` URLs: a reviewer's preview of a held image (an `<img>` runs no script,
+/// SVG included).
 /// `form-action` is left out on purpose: logout's redirect to the identity provider's
 /// end-session endpoint follows a form post, which `form-action 'self'` would block.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The headers of every UI response (pages, errors, assets). The referrer policy is

@@ -295,3 +295,140 @@ pub struct SubmitPage {
     /// Why the last submission was refused, if it was.
     pub error: Option<String>,
 }
+
+/// One review request in the data controllers' queue.
+pub struct ReviewRow {
+    pub run_id: String,
+    pub workflow: String,
+    pub owner: String,
+    pub opened: String,
+    pub held: i64,
+    pub state: String,
+    pub overdue: bool,
+}
+
+impl ReviewRow {
+    pub fn of(r: &spe_store::ReviewRequest) -> ReviewRow {
+        ReviewRow {
+            run_id: r.run_id.to_string(),
+            workflow: r.workflow_url.clone(),
+            owner: r.owner.to_string(),
+            opened: r.opened_at.to_wes(),
+            held: r.held_files,
+            state: r.state.as_str().to_owned(),
+            overdue: r.overdue_reported,
+        }
+    }
+}
+
+/// The review queue, oldest first, by request state.
+#[derive(Template)]
+#[template(path = "ui/reviews.html")]
+pub struct ReviewsPage {
+    pub layout: Layout,
+    pub states: Vec<crate::ui::params_form::FieldOption>,
+    pub requests: Vec<ReviewRow>,
+}
+
+/// A held output as a reviewer sees it: a table, text, an image, or a hex dump of its head.
+pub struct PreviewView {
+    pub kind: &'static str,
+    pub text: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// `data:<media type>;base64,...` for an image (the page's CSP allows `data:` images).
+    pub image: String,
+    pub note: String,
+    pub sha256: String,
+}
+
+impl PreviewView {
+    /// From `app::review::look_at`'s answer.
+    pub fn of(looked: &serde_json::Value) -> Option<PreviewView> {
+        use spe_core::disclosure::Preview;
+        let preview: Preview = serde_json::from_value(looked.get("preview")?.clone()).ok()?;
+        let mut v = PreviewView {
+            kind: "text",
+            text: String::new(),
+            header: Vec::new(),
+            rows: Vec::new(),
+            image: String::new(),
+            note: String::new(),
+            sha256: looked
+                .get("sha256")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        match preview {
+            Preview::Text { text, truncated } => {
+                v.text = text;
+                if truncated {
+                    v.note = "the first lines only".into();
+                }
+            }
+            Preview::Table {
+                header,
+                rows,
+                total_rows,
+                truncated,
+            } => {
+                v.kind = "table";
+                if truncated {
+                    v.note = format!("the first {} of {total_rows} rows", rows.len());
+                }
+                v.header = header;
+                v.rows = rows;
+            }
+            Preview::Image { media_type, base64 } => {
+                v.kind = "image";
+                v.image = format!("data:{media_type};base64,{base64}");
+            }
+            Preview::Hex { head, size } => {
+                v.kind = "hex";
+                v.text = head;
+                v.note = format!("a binary file of {size} bytes: its head in hex");
+            }
+        }
+        Some(v)
+    }
+}
+
+pub struct VoteRow {
+    pub by: String,
+    pub vote: String,
+    pub comment: String,
+    pub at: String,
+}
+
+pub struct ReviewFileView {
+    pub path: String,
+    pub state: String,
+    pub size: i64,
+    pub reason: String,
+    pub decision: String,
+    pub approvals: usize,
+    pub rejections: usize,
+    pub votes: Vec<VoteRow>,
+    pub held: bool,
+    pub preview: Option<PreviewView>,
+    /// Its index on the page, for element ids.
+    pub n: usize,
+}
+
+/// One review request: each output with its checks' reason, preview, votes and vote form.
+#[derive(Template)]
+#[template(path = "ui/review.html")]
+pub struct ReviewPage {
+    pub layout: Layout,
+    pub run_id: String,
+    pub workflow: String,
+    pub owner: String,
+    pub request_state: String,
+    pub approvals_required: u32,
+    /// False on the reviewer's own run: nobody votes on a run they own.
+    pub may_vote: bool,
+    pub files: Vec<ReviewFileView>,
+    /// Held files not previewed here (only the first few are).
+    pub unpreviewed: usize,
+}
