@@ -4,8 +4,9 @@
 //
 // The researcher logs in through the provider's own login form, lands on the start page,
 // submits the example workflow from the form made from its parameter schema, watches the run
-// reach COMPLETE on its page without a reload, sees it on the runs page and its outputs, then
-// logs out with the form. Every page is checked with axe-core (no serious or critical
+// reach COMPLETE on its page without a reload, sees it on the runs page and its outputs, cancels
+// a second run with its button, then logs out with the form; a data controller then looks at the
+// held plot in the review queue and approves it. Every page is checked with axe-core (no serious or critical
 // violation) and for Content-Security-Policy violations; screenshots at desktop and phone width
 // go to docs/ui/.
 //
@@ -175,6 +176,22 @@ try {
   await page.locator('td code', { hasText: 'plots/quals.svg' }).waitFor({ timeout: 1000 });
   await accessible(page, 'an ended run page');
   await shoot(page, phone, 'run');
+
+  say('a second run, cancelled with its button, shows CANCELED without a reload');
+  await page.goto(`${BASE}/ui/submit/quals/1.0.0`);
+  await page.getByLabel('dataset').selectOption('quals-demo');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Submit the run' }).click()]);
+  const second = page.url().split('/').pop();
+  assert.match(second, /^[0-9a-f-]{36}$/, page.url());
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Cancel this run' }).click()]);
+  assert.equal(page.url(), `${BASE}/ui/runs/${second}`, 'back on the run page after the cancel');
+  await page.evaluate(() => { window.speNotReloaded = true; });
+  const canceled = page.locator(`[data-run-id="${second}"]`);
+  for (let t = Date.now(); (await canceled.textContent()).trim() !== 'CANCELED'; ) {
+    assert.ok(Date.now() - t < 120_000, `the cancelled run shows ${(await canceled.textContent()).trim()}`);
+    await page.waitForTimeout(500);
+  }
+  assert.equal(await page.evaluate(() => window.speNotReloaded), true, 'the page was reloaded');
 
   say('logout is a form post; afterwards the pages ask for a login again');
   await page.getByRole('button', { name: 'Log out' }).click();

@@ -26,6 +26,7 @@
 
   function watch(root) {
     var url = root.getAttribute("data-poll");
+    var stopped = false;
     var cells = root.hasAttribute("data-run-id") ? [root] : Array.prototype.slice.call(root.querySelectorAll("[data-run-id]"));
     function live() {
       return cells.some(function (c) { return ENDED.indexOf(c.textContent.trim()) < 0; });
@@ -34,7 +35,11 @@
       if (!live()) return;
       if (document.hidden) { setTimeout(tick, PERIOD_MS); return; }
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (res) { return res.ok ? res.json() : null; })
+        .then(function (res) {
+          // The session has ended (or the run is gone): stop; the next page load says why.
+          if (res.status === 401 || res.status === 404) { stopped = true; return null; }
+          return res.ok ? res.json() : null;
+        })
         .then(function (body) {
           var states = statesOf(body);
           cells.forEach(function (c) {
@@ -44,7 +49,7 @@
           if (!live()) ended();
         })
         .catch(function () { /* a missed poll is retried at the next tick */ })
-        .then(function () { setTimeout(tick, PERIOD_MS); });
+        .then(function () { if (!stopped) setTimeout(tick, PERIOD_MS); });
     }
     setTimeout(tick, PERIOD_MS);
   }
