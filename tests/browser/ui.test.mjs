@@ -4,9 +4,10 @@
 //
 // The researcher logs in through the provider's own login form, lands on the start page,
 // submits the example workflow from the form made from its parameter schema, watches the run
-// reach COMPLETE on its page without a reload, sees it on the runs page and its outputs, cancels
-// a second run with its button, then logs out with the form; a data controller then looks at the
-// held plot in the review queue and approves it. Every page is checked with axe-core (no serious or critical
+// reach COMPLETE on its page without a reload, sees it on the runs page and its outputs; a data
+// controller looks at the held plot in the review queue and returns the request, the researcher
+// answers on the run page, the controller approves the plot; the researcher cancels a second run
+// with its button and logs out with the form. Every page is checked with axe-core (no serious or critical
 // violation) and for Content-Security-Policy violations; screenshots at desktop and phone width
 // go to docs/ui/.
 //
@@ -177,6 +178,55 @@ try {
   await accessible(page, 'an ended run page');
   await shoot(page, phone, 'run');
 
+  say('a data controller looks at the held plot in the review queue and returns the request');
+  const controller = await browser.newContext({ viewport: DESKTOP });
+  const cpage = await controller.newPage();
+  watch(cpage);
+  await cpage.goto(`${BASE}/auth/login`);
+  await providerLogin(cpage, users.controller.sub);
+  await cpage.waitForURL(`${BASE}/`);
+  assert.equal(await cpage.getByRole('heading', { name: 'Researcher' }).count(), 0);
+  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Review queue' }).click();
+  await cpage.waitForURL(`${BASE}/ui/reviews`);
+  await accessible(cpage, 'the review queue');
+  const cphone = await browser.newContext({
+    viewport: PHONE, storageState: await controller.storageState(), isMobile: true, hasTouch: true,
+  });
+  await shoot(cpage, cphone, 'reviews');
+  await cpage.getByRole('link', { name: runId }).click();
+  await cpage.waitForURL(`${BASE}/ui/reviews/${runId}`);
+  const plotSection = () => cpage.locator('section.review-file', { has: cpage.locator('h2', { hasText: 'plots/quals.svg' }) });
+  const image = plotSection().locator('img.preview-image');
+  await image.waitFor();
+  assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the held image shows');
+  await accessible(cpage, 'a review request');
+  await cpage.getByLabel(/^Return the request/).fill('Which samples are in the histogram?');
+  await Promise.all([cpage.waitForNavigation(), cpage.getByRole('button', { name: 'Return to the researcher' }).click()]);
+  assert.equal(cpage.url(), `${BASE}/ui/reviews/${runId}`);
+  await cpage.getByText('Which samples are in the histogram?').waitFor();
+
+  say('the researcher reads the return on the run page and answers it');
+  await page.goto(`${BASE}/ui/runs/${runId}`);
+  await page.getByText('Which samples are in the histogram?').waitFor();
+  await page.getByLabel(/^Your answer/).fill('All samples of the demo dataset; no sample is identifiable.');
+  await accessible(page, 'a run page with a returned review');
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Send the answer' }).click()]);
+  assert.equal(page.url(), `${BASE}/ui/runs/${runId}`);
+  await page.getByText('The researcher answered').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Send the answer' }).count(), 0);
+
+  say('the data controller sees the answer and approves the plot');
+  await cpage.reload();
+  await cpage.getByText('All samples of the demo dataset').waitFor();
+  await shoot(cpage, cphone, 'review');
+  await plotSection().getByLabel(/^Comment/).fill('aggregate histogram, no small cells');
+  await Promise.all([cpage.waitForNavigation(), plotSection().getByRole('button', { name: 'Approve' }).click()]);
+  assert.equal(cpage.url(), `${BASE}/ui/reviews/${runId}`);
+  await plotSection().locator('strong', { hasText: /^approved$/ }).waitFor();
+  assert.ok((await plotSection().textContent()).includes('aggregate histogram, no small cells'));
+  await cphone.close();
+  await controller.close();
+
   say('a second run, cancelled with its button, shows CANCELED without a reload');
   await page.goto(`${BASE}/ui/submit/quals/1.0.0`);
   await page.getByLabel('dataset').selectOption('quals-demo');
@@ -198,38 +248,6 @@ try {
   await page.waitForURL((url) => !url.href.startsWith(`${BASE}/ui/`));
   const after = await page.goto(`${BASE}/ui/runs`);
   assert.equal(after.status(), 401);
-
-  say('a data controller approves the held plot from the review queue, looking at it first');
-  const controller = await browser.newContext({ viewport: DESKTOP });
-  const cpage = await controller.newPage();
-  watch(cpage);
-  await cpage.goto(`${BASE}/auth/login`);
-  await providerLogin(cpage, users.controller.sub);
-  await cpage.waitForURL(`${BASE}/`);
-  assert.equal(await cpage.getByRole('heading', { name: 'Researcher' }).count(), 0);
-  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Review queue' }).click();
-  await cpage.waitForURL(`${BASE}/ui/reviews`);
-  await accessible(cpage, 'the review queue');
-  const cphone = await browser.newContext({
-    viewport: PHONE, storageState: await controller.storageState(), isMobile: true, hasTouch: true,
-  });
-  await shoot(cpage, cphone, 'reviews');
-  await cpage.getByRole('link', { name: runId }).click();
-  await cpage.waitForURL(`${BASE}/ui/reviews/${runId}`);
-  const plot = cpage.locator('section.review-file', { has: cpage.locator('h2', { hasText: 'plots/quals.svg' }) });
-  const image = plot.locator('img.preview-image');
-  await image.waitFor();
-  assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 0), 'the held image shows');
-  await accessible(cpage, 'a review request');
-  await shoot(cpage, cphone, 'review');
-  await plot.getByLabel(/^Comment/).fill('aggregate histogram, no small cells');
-  await Promise.all([cpage.waitForNavigation(), plot.getByRole('button', { name: 'Approve' }).click()]);
-  assert.equal(cpage.url(), `${BASE}/ui/reviews/${runId}`);
-  const decided = cpage.locator('section.review-file', { has: cpage.locator('h2', { hasText: 'plots/quals.svg' }) });
-  await decided.locator('strong', { hasText: /^approved$/ }).waitFor();
-  assert.ok((await decided.textContent()).includes('aggregate histogram, no small cells'));
-  await cphone.close();
-  await controller.close();
 
   assert.deepEqual(problems, [], 'no CSP violation or script error on any page');
   await phone.close();

@@ -449,12 +449,12 @@ async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_pa
     );
     assert!(body.contains("<td>A</td><td>12</td>"));
     assert!(body.contains("<img src=\"data:image/svg+xml;base64,"));
-    assert_eq!(body.matches("action=\"/ui/reviews/").count(), 2);
+    assert_eq!(body.matches("/votes\"").count(), 2);
     assert!(body.contains("matches a review rule"));
     // Their own run: no vote form, and a vote is refused.
     let own = page(&app, &format!("/ui/reviews/{mine}"), 200).await;
     assert!(own.contains("This is your own run"));
-    assert!(!own.contains("action=\"/ui/reviews/"));
+    assert!(!own.contains("/votes\"") && !own.contains("/return\""));
     let token = csrf_of(&body);
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -498,6 +498,46 @@ async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_pa
     .await;
     assert_eq!(res.status().as_u16(), 400);
     assert!(res.text().await.unwrap().contains("comment: required"));
+    // Returning the request needs a comment; with one, the request is returned, the exchange
+    // shows on the review page and on the run's page (the answer form only for the run's owner,
+    // who alone may answer).
+    let ret = format!("{}/ui/reviews/{theirs}/return", app.base);
+    let res = no_redirect
+        .post(&ret)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let res = no_redirect
+        .post(&ret)
+        .form(&[("csrf", token.as_str()), ("comment", "what does n count?")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    assert!(
+        body.contains("A data controller returned the request"),
+        "{body}"
+    );
+    assert!(body.contains("what does n count?"));
+    assert!(
+        !body.contains("/return\""),
+        "no second return while returned"
+    );
+    let (_, returned) = app.get_json("/admin/reviews?state=returned").await;
+    assert_eq!(returned["requests"][0]["run_id"], theirs.to_string());
+    let run_page = page(&app, &format!("/ui/runs/{theirs}"), 200).await;
+    assert!(run_page.contains("what does n count?"));
+    assert!(!run_page.contains("/answer\""), "only the owner answers");
+    let res = no_redirect
+        .post(format!("{}/ui/runs/{theirs}/answer", app.base))
+        .form(&[("csrf", token.as_str()), ("comment", "counts of samples")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
     // Approve the plot, reject the table with a reason: back to the page, which shows both.
     let res = vote(
         theirs,
@@ -529,7 +569,7 @@ async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_pa
     assert!(body.contains("Decision: <strong>rejected</strong>"));
     assert!(body.contains("site A is small"));
     assert_eq!(
-        body.matches("action=\"/ui/reviews/").count(),
+        body.matches("/votes\"").count(),
         0,
         "nothing is held any more"
     );

@@ -107,12 +107,14 @@ pub fn table() -> Vec<RouteSpec> {
         page(RunsRead, Get, "/ui/runs", ui::runs),
         page(RunsRead, Get, "/ui/runs/{run_id}", ui::run),
         page(RunsCancel, Post, "/ui/runs/{run_id}/cancel", ui::cancel),
+        page(ReviewsAnswer, Post, "/ui/runs/{run_id}/answer", ui::answer),
         page(RunsSubmit, Get, "/ui/submit", ui::workflows),
         page(RunsSubmit, Get, "/ui/submit/{name}/{version}", ui::submit_form),
         page(RunsSubmit, Post, "/ui/submit/{name}/{version}", ui::submit),
         page(ReviewsManage, Get, "/ui/reviews", ui::reviews),
         page(ReviewsManage, Get, "/ui/reviews/{run_id}", ui::review),
         page(ReviewsManage, Post, "/ui/reviews/{run_id}/votes", ui::vote),
+        page(ReviewsManage, Post, "/ui/reviews/{run_id}/return", ui::return_request),
         public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),
     ]
 }

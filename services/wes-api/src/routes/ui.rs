@@ -20,15 +20,17 @@ use crate::app::run_access::{RunUnderReview, VisibleRun};
 use crate::app::run_logs::{self, LogView};
 use crate::app::{datasets, runs, tasks};
 use crate::auth::Authorized;
-use crate::auth::actions::{ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome};
+use crate::auth::actions::{
+    ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome,
+};
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, ReviewFileView, ReviewPage,
-    ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage, SubmitPage, TaskRow, VoteRow, WorkflowRow,
-    WorkflowsPage,
+    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, ReviewFileView, ReviewMessage,
+    ReviewPage, ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage, SubmitPage, TaskRow, VoteRow,
+    WorkflowRow, WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -182,6 +184,8 @@ pub async fn run(
     let all_tasks = tasks::visible_tasks(&state.tasks, view, &run).await;
     let events = state.store.run_events(run.id).await?;
     let outputs = state.store.egress_files(run.id).await?;
+    let review_events = state.store.review_events(run.id).await?;
+    let returned = state.store.review_request_state(run.id).await? == Some(RequestState::Returned);
     ui::render(&RunPage {
         layout: layout(&req, &caller),
         run: RunRow::of(&run),
@@ -200,7 +204,45 @@ pub async fn run(
             .collect(),
         more_tasks: all_tasks.len().saturating_sub(MAX_TASKS_SHOWN),
         outputs: outputs.iter().map(OutputRow::of).collect(),
+        review_messages: ReviewMessage::all(&review_events),
+        answerable: returned && caller.owns(&run.owner),
     })
+}
+
+/// The `comment` of a posted review form: required, as the API's `comment` rule says.
+fn posted_comment(posted: &[(String, String)]) -> Result<String, PageError> {
+    let text = ui::field(posted, "comment").map(str::to_owned);
+    Ok(review::comment("comment", text, true)?.unwrap_or_default())
+}
+
+/// `POST /ui/runs/{run_id}/answer` (form, CSRF, `comment`): the owner answers a returned review
+/// (`app::review::answer`, as `POST /runs/{id}/egress/answer`), which opens it again.
+pub async fn answer(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<ReviewsAnswer>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let text = posted_comment(&posted)?;
+    review::answer(&state, &caller, &run, &text).await?;
+    Ok(ui::see_other(&format!("/ui/runs/{}", run.id)))
+}
+
+/// `POST /ui/reviews/{run_id}/return` (form, CSRF, `comment`): sends the request back to the
+/// researcher (`app::review::return_to_researcher`, as `POST /admin/reviews/{id}/return`).
+pub async fn return_request(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let text = posted_comment(&posted)?;
+    review::return_to_researcher(&state, &caller, &run, &text).await?;
+    Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
 }
 
 /// `POST /ui/runs/{run_id}/cancel` (form, CSRF): cancels the run (`app::runs::cancel`), then
@@ -537,7 +579,10 @@ pub async fn review(
             n,
         });
     }
+    let may_vote = !caller.owns(&run.owner);
     ui::render(&ReviewPage {
+        messages: ReviewMessage::all(&events),
+        returnable: may_vote && request_state == Some(RequestState::Open),
         layout: layout(&req, &caller),
         run_id: run.id.to_string(),
         workflow: run.submission.workflow_url.clone(),
@@ -546,7 +591,7 @@ pub async fn review(
             .map(|s| s.as_str().to_owned())
             .unwrap_or_else(|| "none".to_owned()),
         approvals_required: required,
-        may_vote: !caller.owns(&run.owner),
+        may_vote,
         files: views,
         unpreviewed,
     })

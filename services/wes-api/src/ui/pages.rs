@@ -249,6 +249,39 @@ pub struct RunPage {
     /// Tasks not listed (only the first [`crate::routes::ui::MAX_TASKS_SHOWN`] are).
     pub more_tasks: usize,
     pub outputs: Vec<OutputRow>,
+    /// What reviewers and the researcher said about the outputs (returns and answers).
+    pub review_messages: Vec<ReviewMessage>,
+    /// The review was returned to the researcher: the answer form is shown.
+    pub answerable: bool,
+}
+
+/// A return or an answer in a review's history.
+pub struct ReviewMessage {
+    pub who: &'static str,
+    pub comment: String,
+    pub at: String,
+}
+
+impl ReviewMessage {
+    /// The returns and answers of a run's review history, oldest first.
+    pub fn all(events: &[spe_store::ReviewEvent]) -> Vec<ReviewMessage> {
+        use spe_store::ReviewEventKind;
+        events
+            .iter()
+            .filter_map(|e| {
+                let who = match e.kind {
+                    ReviewEventKind::Return => "A data controller returned the request",
+                    ReviewEventKind::Resubmit => "The researcher answered",
+                    _ => return None,
+                };
+                Some(ReviewMessage {
+                    who,
+                    comment: e.comment.clone().unwrap_or_default(),
+                    at: e.at.to_wes(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// One approved workflow version the researcher may run.
@@ -431,4 +464,7 @@ pub struct ReviewPage {
     pub files: Vec<ReviewFileView>,
     /// Held files not previewed here (only the first few are).
     pub unpreviewed: usize,
+    pub messages: Vec<ReviewMessage>,
+    /// The request is open and the reviewer may act: the return form is shown.
+    pub returnable: bool,
 }
