@@ -224,6 +224,11 @@ try {
   assert.equal(cpage.url(), `${BASE}/ui/reviews/${runId}`);
   await plotSection().locator('strong', { hasText: /^approved$/ }).waitFor();
   assert.ok((await plotSection().textContent()).includes('aggregate histogram, no small cells'));
+  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Workflows' }).click();
+  await cpage.waitForURL(`${BASE}/ui/workflows`);
+  await cpage.getByRole('heading', { name: /quals@1\.0\.0/ }).waitFor();
+  await accessible(cpage, 'the workflow registry');
+  await shoot(cpage, cphone, 'workflows');
   await cphone.close();
   await controller.close();
 

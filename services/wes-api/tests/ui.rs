@@ -594,3 +594,90 @@ async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_pa
         ]
     );
 }
+
+#[tokio::test]
+async fn data_controllers_approve_and_retire_workflow_versions_from_the_registry_page() {
+    let app = spawn_app_with(&[]).await;
+    let quals = common::repo_root().join("workflows/quals");
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            serde_json::json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let body = page(&app, "/ui/workflows", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(
+        body.contains("<span class=\"egress wf-draft\">draft</span>"),
+        "{body}"
+    );
+    assert!(body.contains("action=\"/ui/workflows/quals/1.0.0/approve\""));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |what: &str, fields: Vec<(&'static str, String)>| {
+        let req = no_redirect
+            .post(format!("{}/ui/workflows/quals/1.0.0/{what}", app.base))
+            .form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(post("approve", vec![]).await.status().as_u16(), 403);
+    let res = post("approve", vec![("csrf", token.clone())]).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/ui/workflows");
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("<span class=\"egress wf-approved\">approved</span>"));
+    assert!(body.contains("<dt>Approved</dt>"));
+    assert!(!body.contains("/approve\""));
+    let (_, v) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(v["name"], "quals", "approved and offered to researchers");
+    // Approving again: the registry's refusal as a page.
+    let res = post("approve", vec![("csrf", token.clone())]).await;
+    assert_eq!(res.status().as_u16(), 409);
+    let res = post(
+        "retire",
+        vec![
+            ("csrf", token.clone()),
+            ("reason", "superseded by 1.1.0".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("<span class=\"egress wf-retired\">retired</span>"));
+    assert!(body.contains(": superseded by 1.1.0"), "{body}");
+    assert!(!body.contains("/retire\""));
+    let (status, _) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_registry_page_shows_the_four_eyes_rule_to_the_registrar() {
+    let app = spawn_app_with(&[("SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER", "true")]).await;
+    let quals = common::repo_root().join("workflows/quals");
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            serde_json::json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("You registered this version: another data controller must approve it."));
+    assert!(!body.contains("/approve\""));
+    let token = csrf_of(&body);
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/ui/workflows/quals/1.0.0/approve", app.base))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert_page_headers(&res, "four eyes");
+}

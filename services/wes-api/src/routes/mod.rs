@@ -115,6 +115,9 @@ pub fn table() -> Vec<RouteSpec> {
         page(ReviewsManage, Get, "/ui/reviews/{run_id}", ui::review),
         page(ReviewsManage, Post, "/ui/reviews/{run_id}/votes", ui::vote),
         page(ReviewsManage, Post, "/ui/reviews/{run_id}/return", ui::return_request),
+        page(WorkflowsManage, Get, "/ui/workflows", ui::registry_page),
+        page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/approve", ui::approve_workflow),
+        page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/retire", ui::retire_workflow),
         public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),
     ]
 }

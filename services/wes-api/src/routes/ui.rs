@@ -8,7 +8,7 @@ use actix_web::ResponseError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::RunState;
-use spe_core::manifest::Manifest;
+use spe_core::manifest::{Manifest, WorkflowRef};
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_store::{
@@ -18,19 +18,19 @@ use spe_store::{
 use crate::app::review;
 use crate::app::run_access::{RunUnderReview, VisibleRun};
 use crate::app::run_logs::{self, LogView};
-use crate::app::{datasets, runs, tasks};
+use crate::app::{datasets, registry, runs, tasks};
 use crate::auth::Authorized;
 use crate::auth::actions::{
-    ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome,
+    ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome, WorkflowsManage,
 };
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, ReviewFileView, ReviewMessage,
-    ReviewPage, ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage, SubmitPage, TaskRow, VoteRow,
-    WorkflowRow, WorkflowsPage,
+    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, RegistryPage, RegistryRow,
+    ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage,
+    SubmitPage, TaskRow, VoteRow, WorkflowRow, WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -619,6 +619,111 @@ pub async fn vote(
     let text = review::comment("comment", text, vote == Vote::Reject)?;
     review::vote(&state, &caller, &run, path, vote, text.as_deref()).await?;
     Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
+}
+
+/// `GET /ui/workflows`: the registry for data controllers: every version with its state,
+/// digest, who registered, approved and retired it; approve (four eyes shown) and retire.
+pub async fn registry_page(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let versions = state.store.list_workflow_versions(None).await?;
+    let distinct = state.config.workflows.require_distinct_approver;
+    let by = |who: &spe_core::Subject, at: &spe_core::time::Timestamp| {
+        format!("{} by {who}", at.to_wes())
+    };
+    ui::render(&RegistryPage {
+        layout: layout(&req, &caller),
+        distinct_approver: distinct,
+        versions: versions
+            .iter()
+            .enumerate()
+            .map(|(n, v)| {
+                let draft = v.state == WorkflowState::Draft;
+                let own = caller.owns(&v.registered_by);
+                RegistryRow {
+                    url: v.workflow_url(),
+                    workflow_type: v.workflow_type.to_string(),
+                    state: v.state.to_string(),
+                    description: v.description.clone(),
+                    digest: v
+                        .digest
+                        .as_ref()
+                        .unwrap_or(&v.registered_digest)
+                        .to_string(),
+                    registered: by(&v.registered_by, &v.registered_at),
+                    approved: match (&v.approved_by, &v.approved_at) {
+                        (Some(who), Some(at)) => by(who, at),
+                        _ => String::new(),
+                    },
+                    retired: match (&v.retired_by, &v.retired_at) {
+                        (Some(who), Some(at)) => {
+                            let reason = v.retire_reason.as_deref().unwrap_or_default();
+                            format!(
+                                "{}{}{reason}",
+                                by(who, at),
+                                if reason.is_empty() { "" } else { ": " }
+                            )
+                        }
+                        _ => String::new(),
+                    },
+                    base: format!("/ui/workflows/{}/{}", v.name, v.version),
+                    approvable: draft && !(distinct && own),
+                    four_eyes: draft && distinct && own,
+                    retirable: v.state != WorkflowState::Retired,
+                    n,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The `{name}/{version}` of a registry form's path; anything else is not found.
+fn path_workflow(req: &HttpRequest) -> Result<WorkflowRef, PageError> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let version = req.match_info().get("version").unwrap_or_default();
+    WorkflowRef::new(name, version).map_err(|_| {
+        PageError(ApiError::not_found(format!(
+            "workflow {}@{} not found",
+            name.chars().take(64).collect::<String>(),
+            version.chars().take(64).collect::<String>()
+        )))
+    })
+}
+
+/// `POST /ui/workflows/{name}/{version}/approve` (form, CSRF): `app::registry::approve`, as
+/// `POST /admin/workflows/{name}/{version}/approve` (digest re-checked, four eyes); then back.
+pub async fn approve_workflow(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    registry::approve(&state, &caller, &path_workflow(&req)?).await?;
+    Ok(ui::see_other("/ui/workflows"))
+}
+
+/// `POST /ui/workflows/{name}/{version}/retire` (form, CSRF, optional `reason`):
+/// `app::registry::retire`, as `POST /admin/workflows/{name}/{version}/retire`; then back.
+pub async fn retire_workflow(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let reason = ui::field(&posted, "reason")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    // The API's rule for a retirement's reason.
+    let reason = crate::http::ReasonBody { reason }.checked()?;
+    registry::retire(&state, &caller, &path_workflow(&req)?, reason.as_deref()).await?;
+    Ok(ui::see_other("/ui/workflows"))
 }
 
 /// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked

@@ -468,3 +468,31 @@ pub struct ReviewPage {
     /// The request is open and the reviewer may act: the return form is shown.
     pub returnable: bool,
 }
+
+/// One version in the data controllers' registry page.
+pub struct RegistryRow {
+    pub url: String,
+    pub workflow_type: String,
+    pub state: String,
+    pub description: String,
+    pub digest: String,
+    pub registered: String,
+    pub approved: String,
+    pub retired: String,
+    /// `/ui/workflows/<name>/<version>`: the approve and retire forms post below it.
+    pub base: String,
+    pub approvable: bool,
+    /// Why this caller may not approve it (the four-eyes rule), if so.
+    pub four_eyes: bool,
+    pub retirable: bool,
+    pub n: usize,
+}
+
+/// The workflow registry: every version, its digest and history, approve and retire.
+#[derive(Template)]
+#[template(path = "ui/registry.html")]
+pub struct RegistryPage {
+    pub layout: Layout,
+    pub versions: Vec<RegistryRow>,
+    pub distinct_approver: bool,
+}
