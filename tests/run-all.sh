@@ -8,7 +8,9 @@
 # 3. API conformance with schemathesis against the official WES 1.1.0 spec
 # 4. the HTTP benchmark harness in its short mode (tests/bench/http.sh --short: wes-api beside
 #    Sapporo, small sizes), so that it cannot rot; the full mode is a documented command
-# 5. no token handed out by the OIDC test provider during the run appears in anything the run
+# 5. the web UI in Debian's headless Chromium against the real stack (tests/browser/run.sh:
+#    login through the provider's form, live run states, axe-core, screenshots to docs/ui/)
+# 6. no token handed out by the OIDC test provider during the run appears in anything the run
 #    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,6 +69,9 @@ tests/contract/schemathesis.sh "$root/target/debug/wes-api" 2>&1 | tee "$logs/sc
 
 step "benchmark harness, short mode (wes-api beside Sapporo; docs/benchmarks.md)"
 tests/bench/http.sh --short 2>&1 | tee "$logs/bench-http.log"
+
+step "web UI in a real browser (tests/browser/run.sh; docs/ui.md)"
+tests/browser/run.sh 2>&1 | tee "$logs/browser.log"
 
 step "no token issued during the run appears in its output or logs"
 peers_dir=${SPE_PEERS_DIR:-/tmp/spe-peers}

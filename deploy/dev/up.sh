@@ -278,7 +278,11 @@ cmp .spe-dev/sealed/results.csv .spe-dev/results.csv ||
 echo "decrypted with Python crypt4gh and the collaborator's key: same as the plaintext run's results.csv"
 echo "$sealed_run" >.spe-dev/last-sealed-run
 
-say "wes-api is serving at $api (OpenAPI: $api/openapi.json); browser login: http://$listen/auth/login"
+say "wes-api is serving at $api (OpenAPI: $api/openapi.json)"
+# The provider's dev login form takes the account id, which is the test user's `sub`.
+helper="http://127.0.0.1:$((${issuer##*:} + 2))"
+login=$(curl -fsS "$helper/users" | json 'd["researcher"]["sub"]')
+say "web UI: http://$listen/ (docs/ui.md) -- log in as the researcher: login $login, any password"
 if [ "${SPE_DEV_DETACH:-0}" = 1 ]; then
   echo "detached: deploy/dev/up.sh stop stops what this started"
   exit 0

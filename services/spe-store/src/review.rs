@@ -112,6 +112,15 @@ impl RequestState {
             _ => None,
         }
     }
+
+    /// The name `parse` reads (and the JSON shows).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Open => "open",
+            RequestState::Returned => "returned",
+            RequestState::Decided => "decided",
+        }
+    }
 }
 
 /// A review request as the controllers' listing shows it.

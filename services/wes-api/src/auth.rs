@@ -110,6 +110,10 @@ pub mod actions {
         AuditRead = "audit.read", [DataController, Operator]
     );
     action!(
+        /// See the web UI's start page, which shows each role what it can do there (docs/ui.md).
+        UiHome = "ui.home", [Researcher, DataController, Collaborator, Operator]
+    );
+    action!(
         /// Delete an ended run's data at once (`VisibleRun`: its owner or an operator).
         RunsDelete = "runs.delete", [Researcher, Operator]
     );

@@ -149,12 +149,13 @@ impl ResponseError for ApiError {
 /// Rewrites any error response that is not already JSON (actix's own 404/405/413 and
 /// extractor errors) into an `ErrorResponse`, so clients see one error shape everywhere.
 pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    // JSON already, or a page of the web UI answering its own error as HTML (`crate::ui`).
     let is_json = res
         .response()
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }

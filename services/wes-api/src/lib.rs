@@ -18,5 +18,6 @@ pub mod session;
 pub mod slurm;
 pub mod startup;
 pub mod telemetry;
+pub mod ui;
 pub mod wes;
 pub mod workflow_upload;

@@ -8,7 +8,8 @@
 //! Sessions live in memory on the server, holding the tokens; the browser never sees a token.
 //! A request with the session cookie and no `Authorization` header is authenticated with the
 //! session's access token; one that changes state (not GET/HEAD/OPTIONS) must also carry an
-//! `Origin` equal to this service's (from `redirect_url`), else 403.
+//! `Origin` equal to this service's (from `redirect_url`), else 403. Each session also holds a
+//! CSRF token that the web UI's forms carry (`crate::ui`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,9 @@ const MAX_SESSIONS: usize = 100_000;
 struct Session {
     access_token: Secret,
     id_token: Secret,
+    /// The session's CSRF token: every form of the web UI carries it and every POST of one is
+    /// checked against it (`crate::ui::check_csrf`), besides the `Origin` check below.
+    csrf: String,
     expires: Instant,
 }
 
@@ -267,6 +271,7 @@ impl Sessions {
                 Session {
                     access_token: tokens.access_token,
                     id_token: tokens.id_token,
+                    csrf: spe_auth::random_secret(),
                     expires: Instant::now() + ttl,
                 },
             );
@@ -285,6 +290,15 @@ impl Sessions {
             Some(url) => url,
             None => self.after_login_path().to_owned(),
         }
+    }
+
+    /// The CSRF token of the request's live session; `None` without one.
+    pub fn csrf_token(&self, req: &HttpRequest) -> Option<String> {
+        let cookie = req.cookie(self.session_cookie())?;
+        locked(&self.sessions)
+            .get(cookie.value())
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| s.csrf.clone())
     }
 
     /// The access token of the request's session: `None` without a session cookie; 401 for

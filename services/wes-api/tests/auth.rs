@@ -610,10 +610,9 @@ async fn every_endpoint_by_every_role_follows_the_matrix() {
 /// without a token is refused before any.
 #[tokio::test]
 async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
-    const PUBLIC: [&str; 10] = [
+    const PUBLIC: [&str; 12] = [
         "GET /auth/callback",
         "GET /auth/login",
-        "GET /auth/logout",
         // The key that checks egress receipts.
         "GET /ga4gh/wes/v1/keys/receipt.pub",
         "GET /ga4gh/wes/v1/keys/service.pub",
@@ -621,6 +620,11 @@ async fn every_route_but_the_reviewed_public_ones_refuses_anonymous_callers() {
         "GET /ga4gh/wes/v1/service-info",
         "GET /healthz",
         "GET /readyz",
+        // The web UI's stylesheet and script (its 401 page uses them).
+        "GET /ui/assets/{file}",
+        // Logout (a form with the session's CSRF token; without a session there is nothing
+        // to end).
+        "POST /auth/logout",
         // Authorised by an upload grant's token (X-SPE-Upload-Token), not a login: 400
         // without it, 404 for a grant and token that do not match (tests/ingress.rs).
         "POST /ga4gh/wes/v1/uploads/{grant_id}",
@@ -1198,8 +1202,36 @@ async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_
         .unwrap();
     assert!(common::error_msg(res, 400).await.contains("browser"));
 
-    // Logout: the session is gone, the cookie cleared, the browser sent to end_session.
+    // The session lands on the web UI's start page, whose logout form carries the session's
+    // CSRF token. Logout is a POST (a GET is 405), refused without that token.
+    let res = with_session(http.get(format!("{}/", app.base)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let home = res.text().await.unwrap();
+    assert!(home.contains(">Researcher</h2>") && !home.contains(">Data controller</h2>"));
+    let at = home
+        .find("name=\"csrf\" value=\"")
+        .expect("the logout form")
+        + 19;
+    let csrf = home[at..].split('"').next().unwrap().to_owned();
     let res = with_session(http.get(format!("{}/auth/logout", app.base)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let res = with_session(http.post(format!("{}/auth/logout", app.base)))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 403);
+    }
+    // Logout: the session is gone, the cookie cleared, the browser sent to end_session.
+    let res = with_session(http.post(format!("{}/auth/logout", app.base)))
+        .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
@@ -1277,11 +1309,7 @@ async fn without_browser_settings_the_login_endpoints_do_not_exist() {
         return;
     };
     let app = spawn_oidc_app(&peer).await;
-    for path in [
-        "/auth/login",
-        "/auth/callback?state=a&code=b",
-        "/auth/logout",
-    ] {
+    for path in ["/auth/login", "/auth/callback?state=a&code=b"] {
         let res = app
             .http
             .get(format!("{}{path}", app.base))
@@ -1290,6 +1318,13 @@ async fn without_browser_settings_the_login_endpoints_do_not_exist() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 404, "{path}");
     }
+    let res = app
+        .http
+        .post(format!("{}/auth/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
 }
 
 /// `auth.oidc` trusting the peer's provider A (the primary issuer, LS-Login's role) and its

@@ -208,11 +208,17 @@ function makeProvider(port, signingKey) {
         response_types: [],
       },
       {
-        // The web UI: authorization code with PKCE (S256).
+        // The web UI: authorization code with PKCE (S256). Port 8080 is the dev deployment's
+        // (deploy/dev/up.sh), 8089 the browser tests' (tests/browser/run.sh), so that they can
+        // run beside a developer's stack.
         client_id: 'spe-web',
         client_secret: 'spe-web-secret',
         grant_types: ['authorization_code', 'refresh_token'],
-        redirect_uris: ['http://127.0.0.1:8080/auth/callback', 'http://localhost:8080/auth/callback'],
+        redirect_uris: [
+          'http://127.0.0.1:8080/auth/callback',
+          'http://localhost:8080/auth/callback',
+          'http://127.0.0.1:8089/auth/callback',
+        ],
         response_types: ['code'],
       },
       {

@@ -42,3 +42,20 @@ pub async fn apply(
     tracing::info!(dataset = %d.id, by = %caller.subject, action, "dataset changed");
     Ok(d)
 }
+
+/// The active datasets `caller` may name in a run (the submit form's pickers): those without a
+/// visa value, and those whose value one of the caller's unexpired ControlledAccessGrants visas
+/// holds — the rule admission applies (`app::admission`); with `auth: disabled`, every active one.
+pub async fn usable_by(state: &AppState, caller: &Caller) -> Result<Vec<Dataset>, ApiError> {
+    let check_visas = !matches!(state.config.auth, spe_core::config::AuthConfig::Disabled);
+    let now = chrono::Utc::now().timestamp();
+    let mut all = state.store.list_datasets().await?;
+    all.retain(|d| {
+        d.state == spe_store::DatasetState::Active
+            && (!check_visas
+                || d.visa
+                    .as_deref()
+                    .is_none_or(|value| caller.grants(value).any(|v| v.expires_at > now)))
+    });
+    Ok(all)
+}

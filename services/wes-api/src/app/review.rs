@@ -239,6 +239,41 @@ pub async fn earlier_releases(
     Ok((mine, same))
 }
 
+/// Where one file's review stands: this round's votes and what they come to (`held` files: the
+/// tally; `approved`/`rejected` once decided; `None` for a file never held).
+pub struct Standing<'e> {
+    pub decision: Option<&'static str>,
+    pub votes: Vec<&'e spe_store::ReviewEvent>,
+}
+
+impl Standing<'_> {
+    pub fn count(&self, vote: Vote) -> usize {
+        self.votes.iter().filter(|e| e.vote == Some(vote)).count()
+    }
+}
+
+pub fn standing<'e>(
+    f: &spe_store::EgressFile,
+    events: &'e [spe_store::ReviewEvent],
+    required: u32,
+) -> Standing<'e> {
+    use spe_store::EgressState;
+    let votes = Store::current_votes(f, events);
+    let decision = match f.state {
+        EgressState::Held => {
+            let cast: Vec<Vote> = votes.iter().filter_map(|e| e.vote).collect();
+            Some(spe_store::Tally::of(&cast, required).as_str())
+        }
+        EgressState::Rejected => Some("rejected"),
+        EgressState::Pending | EgressState::Uploading if f.approved_sha256.is_some() => {
+            Some("approved")
+        }
+        EgressState::Released if f.held_at.is_some() => Some("approved"),
+        _ => None,
+    };
+    Standing { decision, votes }
+}
+
 /// Casts the caller's vote on one held output of the run, bound to the bytes there now.
 pub async fn vote(
     state: &AppState,

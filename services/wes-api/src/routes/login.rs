@@ -1,4 +1,4 @@
-//! `/auth/login`, `/auth/callback`, `/auth/logout`: browser login for the web UI
+//! `/auth/login`, `/auth/callback`, `POST /auth/logout`: browser login for the web UI
 //! (`auth.oidc.browser`; without it these answer 404). See [`crate::session`].
 
 use actix_web::http::header;
@@ -88,12 +88,20 @@ async fn complete(req: &HttpRequest, sessions: &Sessions) -> Result<HttpResponse
         .finish())
 }
 
-/// Ends the session and sends the browser to the provider's end-session endpoint, if any.
+/// `POST /auth/logout` (the UI's logout form, with its CSRF token): ends the session and sends
+/// the browser to the provider's end-session endpoint, if any. A POST, so that another site
+/// cannot log anyone out with a link or an image; a request whose session has already ended
+/// needs no token (there is nothing left to protect) and is sent on the same way.
 pub async fn logout(
     req: HttpRequest,
+    body: web::Bytes,
     sessions: Option<web::Data<Sessions>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, crate::ui::PageError> {
     let sessions = configured(sessions)?;
+    if sessions.csrf_token(&req).is_some() {
+        let fields = crate::ui::form_fields(&body)?;
+        crate::ui::check_csrf(&req, crate::ui::field(&fields, "csrf"))?;
+    }
     let next = sessions.end(&req).await;
     Ok(redirect(&next)
         .cookie(sessions.removal(sessions.session_cookie()))

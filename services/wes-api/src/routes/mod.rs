@@ -21,6 +21,7 @@ pub mod runs;
 pub mod service_info;
 pub mod table;
 pub mod tasks;
+pub mod ui;
 pub mod uploads;
 pub mod usage;
 pub mod workflows;
@@ -29,7 +30,7 @@ use actix_web::web;
 
 use crate::auth::actions::*;
 use table::Method::{Delete, Get, Post};
-use table::{Base, RouteSpec, protected, public};
+use table::{Base, RouteSpec, page, protected, public};
 
 /// The WES base path, as the spec's server URL names it.
 pub const WES_BASE: &str = "/ga4gh/wes/v1";
@@ -104,13 +105,31 @@ pub fn table() -> Vec<RouteSpec> {
         public(Get, Base::Root, "/readyz", Some("Ready"), health::ready),
         public(Get, Base::Root, "/auth/login", None, login::login),
         public(Get, Base::Root, "/auth/callback", None, login::callback),
-        public(Get, Base::Root, "/auth/logout", None, login::logout),
+        public(Post, Base::Root, "/auth/logout", None, login::logout),
         protected(AuditRead, Get, "/admin/audit", "ListAuditRecords", audit::list),
         protected(RunsDelete, Delete, "/runs/{run_id}", "DeleteRunData", runs::delete_data),
         // A run's Five Safes RO-Crate, the receipt key, a receipt's chain head.
         protected(ResultsRead, Get, "/runs/{run_id}/ro-crate", "GetRunRoCrate", receipts::ro_crate),
         public(Get, Base::Wes, "/keys/receipt.pub", Some("GetReceiptPublicKey"), receipts::receipt_pub),
         protected(ResultsRead, Get, "/audit/heads/{sha256}", "FindAuditChainHead", receipts::chain_head),
+        // The web UI (docs/ui.md): HTML pages, not in the OpenAPI document; the same actions
+        // and run extractors as the API. Its two assets are public (the error pages use them).
+        page(UiHome, Get, "/", ui::home),
+        page(RunsRead, Get, "/ui/runs", ui::runs),
+        page(RunsRead, Get, "/ui/runs/{run_id}", ui::run),
+        page(RunsCancel, Post, "/ui/runs/{run_id}/cancel", ui::cancel),
+        page(ReviewsAnswer, Post, "/ui/runs/{run_id}/answer", ui::answer),
+        page(RunsSubmit, Get, "/ui/submit", ui::workflows),
+        page(RunsSubmit, Get, "/ui/submit/{name}/{version}", ui::submit_form),
+        page(RunsSubmit, Post, "/ui/submit/{name}/{version}", ui::submit),
+        page(ReviewsManage, Get, "/ui/reviews", ui::reviews),
+        page(ReviewsManage, Get, "/ui/reviews/{run_id}", ui::review),
+        page(ReviewsManage, Post, "/ui/reviews/{run_id}/votes", ui::vote),
+        page(ReviewsManage, Post, "/ui/reviews/{run_id}/return", ui::return_request),
+        page(WorkflowsManage, Get, "/ui/workflows", ui::registry_page),
+        page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/approve", ui::approve_workflow),
+        page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/retire", ui::retire_workflow),
+        public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),
     ]
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use spe_core::time::Timestamp;
 use spe_store::{
     EgressFile, EgressState, RequestState, ReviewEvent, ReviewEventKind, ReviewFilter,
-    ReviewRequest, Store, Tally, Vote,
+    ReviewRequest, Vote,
 };
 
 use crate::app::review::{self, comment};
@@ -40,25 +40,13 @@ fn request_view(r: &ReviewRequest) -> Value {
 
 /// Where one file's review stands: its votes this round and what they come to.
 fn review_of(f: &EgressFile, events: &[ReviewEvent], required: u32) -> Value {
-    let votes = Store::current_votes(f, events);
-    let decision = match f.state {
-        EgressState::Held => {
-            let cast: Vec<Vote> = votes.iter().filter_map(|e| e.vote).collect();
-            Some(Tally::of(&cast, required).as_str())
-        }
-        EgressState::Rejected => Some("rejected"),
-        EgressState::Pending | EgressState::Uploading if f.approved_sha256.is_some() => {
-            Some("approved")
-        }
-        EgressState::Released if f.held_at.is_some() => Some("approved"),
-        _ => None,
-    };
+    let standing = review::standing(f, events, required);
     json!({
-        "decision": decision,
+        "decision": standing.decision,
         "round": f.review_round,
-        "approvals": votes.iter().filter(|e| e.vote == Some(Vote::Approve)).count(),
-        "rejections": votes.iter().filter(|e| e.vote == Some(Vote::Reject)).count(),
-        "votes": votes.iter().map(|e| json!({
+        "approvals": standing.count(Vote::Approve),
+        "rejections": standing.count(Vote::Reject),
+        "votes": standing.votes.iter().map(|e| json!({
             "reviewer": e.actor,
             "vote": e.vote,
             "comment": e.comment,

@@ -153,6 +153,32 @@ where
     }
 }
 
+/// A page of the web UI (`routes::ui`, docs/ui.md), at the root, for callers whose roles grant
+/// `action`; its handler's first argument is a [`Guard`] of that action, as for [`protected`].
+/// Pages answer HTML, not the API's JSON, so the OpenAPI document does not describe them (no
+/// operation); the deny-by-default test covers them like every protected route.
+pub fn page<A, F, Args>(_action: A, method: Method, path: &'static str, handler: F) -> RouteSpec
+where
+    A: Action,
+    F: Handler<Args>,
+    Args: FromRequest + HandlerArgs + 'static,
+    Args::First: Guard<Action = A>,
+    F::Output: Responder + 'static,
+{
+    RouteSpec {
+        method,
+        base: Base::Root,
+        path,
+        operation: None,
+        policy: Policy::Protected {
+            action: A::NAME,
+            roles: A::ROLES,
+            run: <Args::First as Guard>::RUN,
+        },
+        route: Box::new(move || method.route().to(handler.clone())),
+    }
+}
+
 /// A route anyone may call without a token.
 pub fn public<F, Args>(
     method: Method,

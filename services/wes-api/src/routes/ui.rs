@@ -1,0 +1,794 @@
+//! The web UI's pages (docs/ui.md): HTTP only. Each handler's guard is a [`Page`] around the
+//! API's own guard for the same action (so the route table, the deny-by-default test and the
+//! run extractors hold for pages as for the API), reads what the API's handlers read (store,
+//! `app`), and renders an askama template of `crate::ui::pages`. Forms post with the session's
+//! CSRF token (`crate::ui::check_csrf`).
+
+use actix_web::ResponseError;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use spe_core::RunState;
+use spe_core::manifest::{Manifest, WorkflowRef};
+use spe_core::page::{PageSize, PageToken};
+use spe_core::request::{RunRequestFields, TagFilter};
+use spe_store::{
+    EgressState, RequestState, ReviewFilter, RunFilter, Vote, WorkflowState, WorkflowVersion,
+};
+
+use crate::app::review;
+use crate::app::run_access::{RunUnderReview, VisibleRun};
+use crate::app::run_logs::{self, LogView};
+use crate::app::{datasets, registry, runs, tasks};
+use crate::auth::Authorized;
+use crate::auth::actions::{
+    ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome, WorkflowsManage,
+};
+use crate::error::ApiError;
+use crate::routes::WES_BASE;
+use crate::session::Sessions;
+use crate::startup::AppState;
+use crate::ui::pages::{
+    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, RegistryPage, RegistryRow,
+    ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage,
+    SubmitPage, TaskRow, VoteRow, WorkflowRow, WorkflowsPage,
+};
+use crate::ui::params_form::{self, FieldOption};
+use crate::ui::{self, Page, PageError, assets};
+
+/// The most tasks a run's page lists (a log may hold 100,000).
+pub const MAX_TASKS_SHOWN: usize = 500;
+
+fn layout(req: &HttpRequest, caller: &crate::auth::Caller) -> Layout {
+    let logout = req.app_data::<web::Data<Sessions>>().is_some();
+    Layout::new(caller, logout, ui::csrf_token(req))
+}
+
+/// `GET /`: where the browser lands after login; links by the caller's roles.
+pub async fn home(
+    Page(Authorized { caller, .. }): Page<Authorized<UiHome>>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    ui::render(&HomePage {
+        layout: layout(&req, &caller),
+    })
+}
+
+/// The run list's query: one state, one tag, a page token (all optional, empty = none).
+struct ListQuery {
+    state: Option<RunState>,
+    tag: Option<TagFilter>,
+    tag_text: String,
+    page_token: Option<String>,
+}
+
+fn list_query(query: &str) -> Result<ListQuery, ApiError> {
+    let mut out = ListQuery {
+        state: None,
+        tag: None,
+        tag_text: String::new(),
+        page_token: None,
+    };
+    for (key, value) in crate::http::query_pairs(query)? {
+        let value = value.trim();
+        match key.as_str() {
+            _ if value.is_empty() => {}
+            "state" => {
+                out.state = Some(
+                    value
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(format!("state: {e}")))?,
+                )
+            }
+            "tag" => {
+                out.tag = Some(
+                    value
+                        .parse()
+                        .map_err(|e| ApiError::bad_request(format!("tag: {e}")))?,
+                );
+                out.tag_text = value.to_owned();
+            }
+            "page_token" => out.page_token = Some(value.to_owned()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: state, tag, page_token",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// `GET /ui/runs`: the caller's runs (every run for operators), newest first, one page off the
+/// `(owner, created_at, id)` index, filtered by state and tag.
+pub async fn runs(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let query = list_query(req.query_string())?;
+    let server = &state.config.server;
+    let size = PageSize::parse(None, server.default_page_size, server.max_page_size)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let token = match &query.page_token {
+        Some(t) => Some(PageToken::decode(t).map_err(|e| ApiError::bad_request(e.to_string()))?),
+        None => None,
+    };
+    let filter = RunFilter {
+        owner: caller.listed_owner(),
+        states: query.state.into_iter().collect(),
+        tags: query
+            .tag
+            .iter()
+            .map(|t| (t.key.as_str().to_owned(), t.value.clone()))
+            .collect(),
+        ..RunFilter::default()
+    };
+    let page = state.store.list_runs(&filter, size, token).await?;
+    let state_name = query.state.map(|s| s.as_str()).unwrap_or_default();
+    let token_text = query.page_token.clone().unwrap_or_default();
+    let next = page.next.map(|t| {
+        with_query(
+            "/ui/runs",
+            &[
+                ("state", state_name),
+                ("tag", &query.tag_text),
+                ("page_token", &t.encode()),
+            ],
+        )
+    });
+    let page_size = size.get().to_string();
+    ui::render(&RunsPage {
+        layout: layout(&req, &caller),
+        states: RunsPage::state_options(&filter.states),
+        tag: query.tag_text.clone(),
+        any_state: query.state.is_none(),
+        runs: page.runs.iter().map(RunRow::of).collect(),
+        next,
+        later_page: query.page_token.is_some(),
+        first: with_query(
+            "/ui/runs",
+            &[("state", state_name), ("tag", &query.tag_text)],
+        ),
+        poll: with_query(
+            &format!("{WES_BASE}/runs"),
+            &[
+                ("page_size", &page_size),
+                ("state", state_name),
+                ("tag", &query.tag_text),
+                ("page_token", &token_text),
+            ],
+        ),
+    })
+}
+
+/// `GET /ui/runs/{run_id}`: one run as its owner (or an operator) may see it: the same views
+/// of logs, tasks and outputs as `GET /runs/{id}`, `/tasks` and `/egress`.
+pub async fn run(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<RunsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let view = LogView::of(&caller, &run);
+    let log_json = crate::run_files::log_json(&run).await;
+    let released = state.store.released_files(run.id).await?;
+    let shown = run_logs::run_log(view, &run, log_json.as_ref(), &released);
+    let all_tasks = tasks::visible_tasks(&state.tasks, view, &run).await;
+    let events = state.store.run_events(run.id).await?;
+    let outputs = state.store.egress_files(run.id).await?;
+    let review_events = state.store.review_events(run.id).await?;
+    let returned = state.store.review_request_state(run.id).await? == Some(RequestState::Returned);
+    ui::render(&RunPage {
+        layout: layout(&req, &caller),
+        run: RunRow::of(&run),
+        workflow_version: run.workflow_type_version.clone(),
+        started: run.start_time.map(|t| t.to_wes()).unwrap_or_default(),
+        ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
+        exit_code: run.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+        cancelable: run.state.is_cancelable(),
+        poll: format!("{WES_BASE}/runs/{}/status", run.id),
+        events: events.iter().map(EventRow::of).collect(),
+        messages: shown.system_logs,
+        tasks: all_tasks
+            .iter()
+            .take(MAX_TASKS_SHOWN)
+            .map(TaskRow::of)
+            .collect(),
+        more_tasks: all_tasks.len().saturating_sub(MAX_TASKS_SHOWN),
+        outputs: outputs.iter().map(OutputRow::of).collect(),
+        review_messages: ReviewMessage::all(&review_events),
+        answerable: returned && caller.owns(&run.owner),
+    })
+}
+
+/// The `comment` of a posted review form: required, as the API's `comment` rule says.
+fn posted_comment(posted: &[(String, String)]) -> Result<String, PageError> {
+    let text = ui::field(posted, "comment").map(str::to_owned);
+    Ok(review::comment("comment", text, true)?.unwrap_or_default())
+}
+
+/// `POST /ui/runs/{run_id}/answer` (form, CSRF, `comment`): the owner answers a returned review
+/// (`app::review::answer`, as `POST /runs/{id}/egress/answer`), which opens it again.
+pub async fn answer(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<ReviewsAnswer>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let text = posted_comment(&posted)?;
+    review::answer(&state, &caller, &run, &text).await?;
+    Ok(ui::see_other(&format!("/ui/runs/{}", run.id)))
+}
+
+/// `POST /ui/reviews/{run_id}/return` (form, CSRF, `comment`): sends the request back to the
+/// researcher (`app::review::return_to_researcher`, as `POST /admin/reviews/{id}/return`).
+pub async fn return_request(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let text = posted_comment(&posted)?;
+    review::return_to_researcher(&state, &caller, &run, &text).await?;
+    Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
+}
+
+/// `POST /ui/runs/{run_id}/cancel` (form, CSRF): cancels the run (`app::runs::cancel`), then
+/// back to its page.
+pub async fn cancel(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<RunsCancel>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let fields = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&fields, "csrf"))?;
+    let run_id = run.id;
+    let cancelled = runs::cancel(&state, &caller, run).await;
+    state.run_states.forget(run_id);
+    cancelled?;
+    Ok(ui::see_other(&format!("/ui/runs/{run_id}")))
+}
+
+/// `GET /ui/submit`: the approved workflow versions, each with a link to its form.
+pub async fn workflows(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let versions = state
+        .store
+        .list_workflow_versions(Some(WorkflowState::Approved))
+        .await?;
+    ui::render(&WorkflowsPage {
+        layout: layout(&req, &caller),
+        workflows: versions
+            .iter()
+            .map(|v| WorkflowRow {
+                url: v.workflow_url(),
+                workflow_type: v.workflow_type.to_string(),
+                description: v.description.clone(),
+                form: format!("/ui/submit/{}/{}", v.name, v.version),
+            })
+            .collect(),
+    })
+}
+
+/// The approved version of the path (`{name}/{version}`) and its manifest; 404 otherwise.
+async fn approved(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(WorkflowVersion, Manifest), PageError> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let version = req.match_info().get("version").unwrap_or_default();
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no approved workflow {}@{}",
+            name.chars().take(64).collect::<String>(),
+            version.chars().take(64).collect::<String>()
+        ))
+    };
+    let v = state
+        .store
+        .workflow_version(name, version)
+        .await?
+        .filter(|v| v.state == WorkflowState::Approved)
+        .ok_or_else(not_found)?;
+    let manifest = Manifest::from_json(&v.manifest).map_err(ApiError::internal)?;
+    Ok((v, manifest))
+}
+
+/// The submit form of `v`, filled from `posted` after a refusal (with its reason).
+async fn submit_page(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    (v, manifest): (&WorkflowVersion, &Manifest),
+    posted: Option<&[(String, String)]>,
+    error: Option<String>,
+) -> Result<SubmitPage, PageError> {
+    let usable: Vec<(String, String)> = datasets::usable_by(state, caller)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.description))
+        .collect();
+    let posted_value = |name: &str| posted.and_then(|p| ui::field(p, name)).map(str::to_owned);
+    let engine = manifest
+        .effective_engine_parameters(&state.config.workflows.engine_parameters)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|spec| {
+            let field = format!("engine.{}", spec.name);
+            let value = posted_value(&field).unwrap_or_else(|| spec.default.clone());
+            let options: Vec<FieldOption> = spec
+                .allowed
+                .iter()
+                .flatten()
+                .map(|a| FieldOption {
+                    value: a.clone(),
+                    label: a.clone(),
+                    selected: *a == value,
+                })
+                .collect();
+            EngineField {
+                kind: if !options.is_empty() {
+                    "select"
+                } else if spec.kind == spe_core::config::EngineParameterKind::Integer {
+                    "number"
+                } else {
+                    "text"
+                },
+                min: spec.min.map(|m| m.to_string()).unwrap_or_default(),
+                max: spec.max.map(|m| m.to_string()).unwrap_or_default(),
+                name: spec.name,
+                field,
+                value,
+                options,
+            }
+        })
+        .collect();
+    let chosen_version = posted_value("workflow_type_version");
+    let type_versions = state
+        .config
+        .workflows
+        .types
+        .get(&v.workflow_type)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, t)| FieldOption {
+            value: t.clone(),
+            label: t.clone(),
+            selected: chosen_version.as_deref().map_or(i == 0, |c| c == t),
+        })
+        .collect();
+    Ok(SubmitPage {
+        layout: layout(req, caller),
+        url: v.workflow_url(),
+        action: format!("/ui/submit/{}/{}", v.name, v.version),
+        description: v.description.clone(),
+        type_versions,
+        params: params_form::fields(&manifest.params, &usable, posted),
+        engine,
+        tags: posted_value("tags").unwrap_or_default(),
+        error,
+    })
+}
+
+/// `GET /ui/submit/{name}/{version}`: the form generated from the version's parameter schema.
+pub async fn submit_form(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (v, manifest) = approved(&req, &state).await?;
+    ui::render(&submit_page(&req, &state, &caller, (&v, &manifest), None, None).await?)
+}
+
+/// The run request a posted form makes: the same fields a WES client sends, so admission
+/// checks it exactly as `POST /runs`.
+fn run_request(
+    v: &WorkflowVersion,
+    manifest: &Manifest,
+    posted: &[(String, String)],
+) -> Result<RunRequestFields, String> {
+    let params = params_form::params(&manifest.params, posted)?;
+    let tags = params_form::tags(ui::field(posted, "tags").unwrap_or_default())?;
+    let engine: serde_json::Map<String, serde_json::Value> = posted
+        .iter()
+        .filter_map(|(k, value)| {
+            let name = k.strip_prefix("engine.")?;
+            (!value.trim().is_empty()).then(|| (name.to_owned(), value.trim().into()))
+        })
+        .collect();
+    let mut fields = RunRequestFields::default();
+    let mut set = |name: &str, value: String| {
+        fields
+            .set_form_field(name, value)
+            .map_err(|e| e.to_string())
+    };
+    set("workflow_type", v.workflow_type.to_string())?;
+    set(
+        "workflow_type_version",
+        ui::field(posted, "workflow_type_version")
+            .unwrap_or_default()
+            .to_owned(),
+    )?;
+    set("workflow_url", v.workflow_url())?;
+    set(
+        "workflow_params",
+        serde_json::Value::Object(params).to_string(),
+    )?;
+    set("tags", serde_json::Value::Object(tags).to_string())?;
+    set(
+        "workflow_engine_parameters",
+        serde_json::Value::Object(engine).to_string(),
+    )?;
+    Ok(fields)
+}
+
+/// `POST /ui/submit/{name}/{version}` (form, CSRF): submits the run (`app::runs::accept`, as
+/// `POST /runs`) and goes to its page; a refused request shows the form again with the reason
+/// and what was typed.
+pub async fn submit(
+    Page(Authorized { caller, .. }): Page<Authorized<RunsSubmit>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let (v, manifest) = approved(&req, &state).await?;
+    let refused = match run_request(&v, &manifest, &posted) {
+        Ok(fields) => match runs::accept(&state, &caller, fields).await {
+            Ok(id) => return Ok(ui::see_other(&format!("/ui/runs/{id}"))),
+            Err(e) if e.status_code().is_client_error() => (e.status_code(), e.to_string()),
+            Err(e) => return Err(e.into()),
+        },
+        Err(reason) => (StatusCode::BAD_REQUEST, reason),
+    };
+    let page = submit_page(
+        &req,
+        &state,
+        &caller,
+        (&v, &manifest),
+        Some(&posted),
+        Some(refused.1),
+    )
+    .await?;
+    let body = askama::Template::render(&page).map_err(ApiError::internal)?;
+    Ok(ui::html(refused.0, body))
+}
+
+/// Most requests the queue lists; most held files a review page previews (each is read from
+/// the run directory).
+const MAX_REQUESTS_SHOWN: i64 = 200;
+const MAX_PREVIEWS: usize = 5;
+
+/// `GET /ui/reviews?state=open|returned|decided`: the data controllers' queue, oldest first.
+pub async fn reviews(
+    Page(Authorized { caller, .. }): Page<Authorized<ReviewsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let mut chosen = RequestState::Open;
+    for (key, value) in crate::http::query_pairs(req.query_string())? {
+        match key.as_str() {
+            "state" => {
+                chosen = RequestState::parse(&value)
+                    .ok_or_else(|| ApiError::bad_request("state: one of open, returned, decided"))?
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: state",
+                    other.chars().take(64).collect::<String>()
+                ))
+                .into());
+            }
+        }
+    }
+    let filter = ReviewFilter {
+        state: Some(chosen),
+        ..ReviewFilter::default()
+    };
+    let requests = state
+        .store
+        .review_requests(&filter, MAX_REQUESTS_SHOWN)
+        .await?;
+    let states = [
+        (RequestState::Open, "Open"),
+        (RequestState::Returned, "Returned to the researcher"),
+        (RequestState::Decided, "Decided"),
+    ]
+    .into_iter()
+    .map(|(s, label)| FieldOption {
+        value: s.as_str().to_owned(),
+        label: label.to_owned(),
+        selected: s == chosen,
+    })
+    .collect();
+    ui::render(&ReviewsPage {
+        layout: layout(&req, &caller),
+        states,
+        requests: requests.iter().map(ReviewRow::of).collect(),
+    })
+}
+
+/// `GET /ui/reviews/{run_id}`: a run under review, each output with its reason, a preview of
+/// the first held ones (`app::review::look_at`, as `GET /admin/reviews/{id}/preview`), this
+/// round's votes and the vote form.
+pub async fn review(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let store = &state.store;
+    let required = state.config.review.approvals_required;
+    let files = store.egress_files(run.id).await?;
+    let events = store.review_events(run.id).await?;
+    let request_state = store.review_request_state(run.id).await?;
+    let mut views = Vec::with_capacity(files.len());
+    let mut previewed = 0;
+    let mut unpreviewed = 0;
+    for (n, f) in files.iter().enumerate() {
+        let held = f.state == EgressState::Held;
+        let preview = if held && previewed < MAX_PREVIEWS {
+            previewed += 1;
+            // A file gone from the run directory is shown without a preview, not as an error.
+            review::look_at(&state, &run, &f.path)
+                .await
+                .ok()
+                .and_then(|v| PreviewView::of(&v))
+        } else {
+            unpreviewed += usize::from(held);
+            None
+        };
+        let standing = review::standing(f, &events, required);
+        views.push(ReviewFileView {
+            path: f.path.clone(),
+            state: f.state.as_str().to_owned(),
+            size: f.size,
+            reason: f.reason.clone().unwrap_or_default(),
+            decision: standing.decision.unwrap_or_default().to_owned(),
+            approvals: standing.count(Vote::Approve),
+            rejections: standing.count(Vote::Reject),
+            votes: standing
+                .votes
+                .iter()
+                .map(|e| VoteRow {
+                    by: e.actor.to_string(),
+                    vote: e.vote.map(|v| v.to_string()).unwrap_or_default(),
+                    comment: e.comment.clone().unwrap_or_default(),
+                    at: e.at.to_wes(),
+                })
+                .collect(),
+            held,
+            preview,
+            n,
+        });
+    }
+    let may_vote = !caller.owns(&run.owner);
+    ui::render(&ReviewPage {
+        messages: ReviewMessage::all(&events),
+        returnable: may_vote && request_state == Some(RequestState::Open),
+        layout: layout(&req, &caller),
+        run_id: run.id.to_string(),
+        workflow: run.submission.workflow_url.clone(),
+        owner: run.owner.to_string(),
+        request_state: request_state
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "none".to_owned()),
+        approvals_required: required,
+        may_vote,
+        files: views,
+        unpreviewed,
+    })
+}
+
+/// `POST /ui/reviews/{run_id}/votes` (form, CSRF): `path`, `vote` (approve|reject), `comment`
+/// (required to reject): `app::review::vote`, as `POST /admin/reviews/{id}/votes`; then back.
+pub async fn vote(
+    Page(RunUnderReview { caller, run, .. }): Page<RunUnderReview<ReviewsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let path = ui::field(&posted, "path").ok_or_else(|| ApiError::bad_request("path: required"))?;
+    let vote = match ui::field(&posted, "vote") {
+        Some("approve") => Vote::Approve,
+        Some("reject") => Vote::Reject,
+        _ => return Err(ApiError::bad_request("vote: approve or reject").into()),
+    };
+    let text = ui::field(&posted, "comment")
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_owned);
+    let text = review::comment("comment", text, vote == Vote::Reject)?;
+    review::vote(&state, &caller, &run, path, vote, text.as_deref()).await?;
+    Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
+}
+
+/// `GET /ui/workflows`: the registry for data controllers: every version with its state,
+/// digest, who registered, approved and retired it; approve (four eyes shown) and retire.
+pub async fn registry_page(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let versions = state.store.list_workflow_versions(None).await?;
+    let distinct = state.config.workflows.require_distinct_approver;
+    let by = |who: &spe_core::Subject, at: &spe_core::time::Timestamp| {
+        format!("{} by {who}", at.to_wes())
+    };
+    ui::render(&RegistryPage {
+        layout: layout(&req, &caller),
+        distinct_approver: distinct,
+        versions: versions
+            .iter()
+            .enumerate()
+            .map(|(n, v)| {
+                let draft = v.state == WorkflowState::Draft;
+                let own = caller.owns(&v.registered_by);
+                RegistryRow {
+                    url: v.workflow_url(),
+                    workflow_type: v.workflow_type.to_string(),
+                    state: v.state.to_string(),
+                    description: v.description.clone(),
+                    digest: v
+                        .digest
+                        .as_ref()
+                        .unwrap_or(&v.registered_digest)
+                        .to_string(),
+                    registered: by(&v.registered_by, &v.registered_at),
+                    approved: match (&v.approved_by, &v.approved_at) {
+                        (Some(who), Some(at)) => by(who, at),
+                        _ => String::new(),
+                    },
+                    retired: match (&v.retired_by, &v.retired_at) {
+                        (Some(who), Some(at)) => {
+                            let reason = v.retire_reason.as_deref().unwrap_or_default();
+                            format!(
+                                "{}{}{reason}",
+                                by(who, at),
+                                if reason.is_empty() { "" } else { ": " }
+                            )
+                        }
+                        _ => String::new(),
+                    },
+                    base: format!("/ui/workflows/{}/{}", v.name, v.version),
+                    approvable: draft && !(distinct && own),
+                    four_eyes: draft && distinct && own,
+                    retirable: v.state != WorkflowState::Retired,
+                    n,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The `{name}/{version}` of a registry form's path; anything else is not found.
+fn path_workflow(req: &HttpRequest) -> Result<WorkflowRef, PageError> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let version = req.match_info().get("version").unwrap_or_default();
+    WorkflowRef::new(name, version).map_err(|_| {
+        PageError(ApiError::not_found(format!(
+            "workflow {}@{} not found",
+            name.chars().take(64).collect::<String>(),
+            version.chars().take(64).collect::<String>()
+        )))
+    })
+}
+
+/// `POST /ui/workflows/{name}/{version}/approve` (form, CSRF): `app::registry::approve`, as
+/// `POST /admin/workflows/{name}/{version}/approve` (digest re-checked, four eyes); then back.
+pub async fn approve_workflow(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    registry::approve(&state, &caller, &path_workflow(&req)?).await?;
+    Ok(ui::see_other("/ui/workflows"))
+}
+
+/// `POST /ui/workflows/{name}/{version}/retire` (form, CSRF, optional `reason`):
+/// `app::registry::retire`, as `POST /admin/workflows/{name}/{version}/retire`; then back.
+pub async fn retire_workflow(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let reason = ui::field(&posted, "reason")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    // The API's rule for a retirement's reason.
+    let reason = crate::http::ReasonBody { reason }.checked()?;
+    registry::retire(&state, &caller, &path_workflow(&req)?, reason.as_deref()).await?;
+    Ok(ui::see_other("/ui/workflows"))
+}
+
+/// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked
+/// for by the version the pages write (`?v=`); otherwise revalidated by `ETag`.
+pub async fn asset(req: HttpRequest) -> HttpResponse {
+    let name = req.match_info().get("file").unwrap_or_default();
+    let Some(asset) = assets::find(name) else {
+        return actix_web::ResponseError::error_response(&PageError(ApiError::not_found(
+            "no such asset",
+        )));
+    };
+    let etag = format!("\"{}\"", asset.version);
+    let versioned = crate::http::query_pairs(req.query_string())
+        .ok()
+        .is_some_and(|q| q.iter().any(|(k, v)| k == "v" && *v == asset.version));
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut res = HttpResponse::build(if matches {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    });
+    ui::secure_headers(&mut res)
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache));
+    if matches {
+        res.finish()
+    } else {
+        res.content_type(asset.content_type).body(asset.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_takes_empty_fields_as_no_filter_and_refuses_unknown_ones() {
+        let q = list_query("state=&tag=&page_token=").unwrap();
+        assert!(q.state.is_none() && q.tag.is_none() && q.page_token.is_none());
+        let q = list_query("state=RUNNING&tag=project%3Ap1").unwrap();
+        assert_eq!(q.state, Some(RunState::Running));
+        assert_eq!(q.tag_text, "project:p1");
+        assert!(list_query("state=running").is_err());
+        assert!(list_query("tag=nocolon").is_err());
+        assert!(list_query("sort=asc").is_err());
+    }
+
+    #[test]
+    fn links_leave_out_empty_fields() {
+        assert_eq!(
+            with_query("/ui/runs", &[("state", ""), ("tag", "")]),
+            "/ui/runs"
+        );
+        assert_eq!(
+            with_query("/ui/runs", &[("state", "QUEUED"), ("tag", "a:b c")]),
+            "/ui/runs?state=QUEUED&tag=a%3Ab+c"
+        );
+    }
+}

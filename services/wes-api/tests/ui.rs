@@ -1,0 +1,683 @@
+//! The web UI (docs/ui.md) as a browser meets it, over HTTP against the real server: pages and
+//! their security headers, the runs list with its filters and paging, a run's page, the cancel
+//! form and its CSRF token, the embedded assets and their caching, refusals as pages. The
+//! browser login itself is tests/auth.rs's; the real browser is tests/browser/.
+
+mod common;
+
+use common::{TestApp, spawn_app, spawn_app_with};
+use spe_core::RunId;
+use spe_core::secret::DatabaseUrl;
+use spe_core::time::Timestamp;
+use spe_store::{EgressState, NewEgressFile, NewRun, Store};
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+fn assert_page_headers(res: &reqwest::Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(h["content-security-policy"], CSP, "{what}");
+    assert_eq!(h["x-frame-options"], "DENY", "{what}");
+    // Not `no-referrer`: browsers would then post forms with `Origin: null` (docs/ui.md).
+    assert_eq!(h["referrer-policy"], "same-origin", "{what}");
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+}
+
+/// A page: asserts the status, HTML and the UI's headers; returns the body.
+async fn page(app: &TestApp, path: &str, status: u16) -> String {
+    let res = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), status, "{path}");
+    assert_page_headers(&res, path);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    res.text().await.unwrap()
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_of(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    body[at..].split('"').next().unwrap().to_owned()
+}
+
+fn no_inline_script_or_style(body: &str) {
+    assert!(!body.contains("<script>"), "inline script");
+    assert!(!body.contains("style="), "inline style");
+    assert!(!body.contains("<style"), "inline style");
+    // An inline event handler: ` on<letters>=` inside a tag.
+    let handler = body.match_indices(" on").any(|(i, _)| {
+        let rest = &body[i + 3..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase())
+            .collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    });
+    assert!(!handler, "an inline event handler");
+}
+
+#[tokio::test]
+async fn the_start_page_links_what_the_callers_roles_allow_under_a_strict_policy() {
+    let app = spawn_app_with(&[]).await;
+    let body = page(&app, "/", 200).await;
+    no_inline_script_or_style(&body);
+    // `auth: disabled`: the one local user holds every role.
+    for heading in ["Researcher", "Data controller", "Collaborator", "Operator"] {
+        assert!(body.contains(&format!(">{heading}</h2>")), "{heading}");
+    }
+    assert!(body.contains("href=\"/ui/runs\""));
+    assert!(body.contains("<main id=\"main\""));
+    assert!(body.contains("<nav aria-label=\"Main\">"));
+    // Without browser login there is nothing to log out of.
+    assert!(!body.contains("/auth/logout"));
+}
+
+#[tokio::test]
+async fn the_runs_page_lists_filters_and_pages_and_polls_the_wes_list_with_the_same_query() {
+    let app = spawn_app_with(&[("SPE__SERVER__DEFAULT_PAGE_SIZE", "2")]).await;
+    app.register_examples().await;
+    let a = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let b = app.submit_ok(r#"{"project": "p2"}"#).await;
+    let c = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let first = page(&app, "/ui/runs", 200).await;
+    no_inline_script_or_style(&first);
+    // Newest first, two a page, each with its state in a live badge.
+    assert!(first.contains(&format!(
+        "<span class=\"state state-queued\" data-run-id=\"{c}\">QUEUED</span>"
+    )));
+    assert!(first.contains(&b) && !first.contains(&a));
+    assert!(
+        first.contains("data-poll=\"/ga4gh/wes/v1/runs?page_size=2\""),
+        "{first}"
+    );
+    let next = first
+        .split("href=\"")
+        .find_map(|s| s.strip_prefix("/ui/runs?page_token="))
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .expect("a next page link");
+    let second = page(&app, &format!("/ui/runs?page_token={next}"), 200).await;
+    assert!(second.contains(&a) && !second.contains(&b) && !second.contains(&c));
+    assert!(second.contains(">First page</a>"));
+    assert!(!second.contains("rel=\"next\""));
+    // The tag filter, kept in the form and in the polled URL.
+    let p1 = page(&app, "/ui/runs?state=&tag=project%3Ap1", 200).await;
+    assert!(p1.contains(&a) && p1.contains(&c) && !p1.contains(&b));
+    assert!(p1.contains("value=\"project:p1\""));
+    assert!(
+        p1.contains("data-poll=\"/ga4gh/wes/v1/runs?page_size=2&#38;tag=project%3Ap1\""),
+        "{p1}"
+    );
+    // The state filter.
+    let complete = page(&app, "/ui/runs?state=COMPLETE", 200).await;
+    assert!(complete.contains("No runs match."));
+    assert!(complete.contains("<option value=\"COMPLETE\" selected>"));
+    // Bad filters are a 400 page naming the field.
+    let bad = page(&app, "/ui/runs?state=finished", 400).await;
+    assert!(bad.contains("state: unknown state"), "{bad}");
+    let bad = page(&app, "/ui/runs?tag=nocolon", 400).await;
+    assert!(bad.contains("tag:"), "{bad}");
+}
+
+#[tokio::test]
+async fn a_runs_page_shows_its_history_and_cancels_only_with_the_forms_csrf_token() {
+    let app = spawn_app().await;
+    let id = app.submit_ok(r#"{"project": "p1"}"#).await;
+    let body = page(&app, &format!("/ui/runs/{id}"), 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains(&format!("data-poll=\"/ga4gh/wes/v1/runs/{id}/status\"")));
+    assert!(
+        body.contains("<td>QUEUED</td>"),
+        "the QUEUED event in the history"
+    );
+    assert!(body.contains("project: p1"));
+    assert!(body.contains(&format!("action=\"/ui/runs/{id}/cancel\"")));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cancel = format!("{}/ui/runs/{id}/cancel", app.base);
+    // Without the token, or with another: 403 as a page, and the run goes on.
+    for form in [vec![], vec![("csrf", "forged")]] {
+        let res = no_redirect.post(&cancel).form(&form).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 403);
+        assert_page_headers(&res, "refused cancel");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("this form has expired or did not come from this service"));
+    }
+    let (_, status) = app.get_json(&format!("/runs/{id}/status")).await;
+    assert_eq!(status["state"], "QUEUED");
+    // With it: back to the run's page, which shows the run canceled and no cancel form.
+    let res = no_redirect
+        .post(&cancel)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], format!("/ui/runs/{id}"));
+    let body = page(&app, &format!("/ui/runs/{id}"), 200).await;
+    assert!(body.contains(">CANCELED</span>"));
+    assert!(!body.contains("/cancel\""));
+    assert!(body.contains("canceled before it was submitted to the scheduler"));
+    // A second cancel: 409 as a page naming the state.
+    let res = no_redirect
+        .post(&cancel)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("has already ended (CANCELED)")
+    );
+    // A run that does not exist, or an id that is none: 404 pages alike.
+    for other in ["0b0e5a4e-8c1e-4c57-9a55-3b1f3a1d2c10", "nonsense"] {
+        let body = page(&app, &format!("/ui/runs/{other}"), 404).await;
+        assert!(body.contains(&format!("run {other} not found")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn assets_are_served_from_the_binary_with_a_year_of_cache_under_their_version() {
+    let app = spawn_app_with(&[]).await;
+    let home = page(&app, "/", 200).await;
+    for (name, kind) in [("ui.css", "text/css"), ("ui.js", "text/javascript")] {
+        let href = home
+            .split('"')
+            .find(|s| s.starts_with(&format!("/ui/assets/{name}?v=")))
+            .unwrap_or_else(|| panic!("{name} linked with its version"))
+            .to_owned();
+        let version = href.rsplit('=').next().unwrap().to_owned();
+        assert_eq!(version.len(), 16);
+        let res = app
+            .client
+            .get(format!("{}{href}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert_page_headers(&res, name);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(etag, format!("\"{version}\""));
+        assert!(!res.bytes().await.unwrap().is_empty());
+        // Without the version: revalidated, and 304 for the same ETag.
+        let res = app
+            .client
+            .get(format!("{}/ui/assets/{name}", app.base))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 304);
+        assert_eq!(res.headers()["cache-control"], "no-cache");
+    }
+    let res = app
+        .client
+        .get(format!("{}/ui/assets/..%2FCargo.toml", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn an_anonymous_browser_gets_a_401_page_offering_the_login_and_the_api_its_json() {
+    // OIDC configured (no provider needed: a request without a token is refused before any).
+    let app = spawn_app_with(&[
+        ("SPE__AUTH__OIDC__ISSUER", "http://127.0.0.1:9"),
+        ("SPE__AUTH__OIDC__AUDIENCE", "spe-api"),
+    ])
+    .await;
+    for path in [
+        "/",
+        "/ui/runs",
+        "/ui/runs/0b0e5a4e-8c1e-4c57-9a55-3b1f3a1d2c10",
+    ] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{path}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"spe\"");
+        assert_page_headers(&res, path);
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains("<a class=\"button\" href=\"/auth/login\">Log in</a>"),
+            "{body}"
+        );
+        assert!(!body.contains("Signed in as"));
+    }
+    // The API itself still answers JSON.
+    let res = app.client.get(app.wes("/runs")).send().await.unwrap();
+    common::error_msg(res, 401).await;
+}
+
+#[tokio::test]
+async fn the_submit_form_is_made_from_the_params_schema_and_submits_through_admission() {
+    let app = spawn_app().await;
+    app.register_dataset("demo-2").await;
+    let res = app
+        .post_json("/admin/datasets/demo-2/retire", serde_json::json!({}))
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let list = page(&app, "/ui/submit", 200).await;
+    assert!(list.contains("href=\"/ui/submit/quals/1.0.0\""), "{list}");
+    let form = page(&app, "/ui/submit/quals/1.0.0", 200).await;
+    no_inline_script_or_style(&form);
+    // The schema's number: its bounds, default and description; the dataset: a picker of the
+    // active datasets only; the engine parameters narrowed to the deployment's bounds (cores: the
+    // manifest allows 4, the dev deployment 2).
+    assert!(form.contains(
+        "<input type=\"number\" id=\"f-min_qual\" name=\"param.min_qual\" value=\"30\" step=\"any\" min=\"0\" max=\"100\" aria-describedby=\"d-min_qual\">"
+    ), "{form}");
+    assert!(form.contains("QUAL threshold for the `passing` column."));
+    assert!(form.contains("<option value=\"demo-1\">demo-1 — synthetic test data</option>"));
+    assert!(!form.contains("demo-2"), "a retired dataset is offered");
+    assert!(
+        form.contains("name=\"engine.cores\" value=\"1\" step=\"1\" min=\"1\" max=\"2\""),
+        "{form}"
+    );
+    assert!(form.contains("<input type=\"hidden\" name=\"workflow_type_version\" value=\"9\">"));
+    let token = csrf_of(&form);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/ui/submit/quals/1.0.0", app.base);
+    let post = |fields: Vec<(&'static str, String)>| {
+        let req = no_redirect.post(&url).form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    let good = |min_qual: &str, csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("param.dataset", "demo-1".to_owned()),
+            ("param.min_qual", min_qual.to_owned()),
+            ("workflow_type_version", "9".to_owned()),
+            ("engine.cores", "2".to_owned()),
+            ("engine.partition", "debug".to_owned()),
+            ("tags", "project:p7, cohort:c1".to_owned()),
+        ]
+    };
+    // No token: 403, nothing stored.
+    let res = post(good("12.5", "forged")).await;
+    assert_eq!(res.status().as_u16(), 403);
+    // Out of the schema's bounds: the form again, with admission's reason and what was typed.
+    let res = post(good("150", &token)).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_page_headers(&res, "refused submission");
+    let again = res.text().await.unwrap();
+    assert!(again.contains("Not submitted: workflow_params"), "{again}");
+    assert!(again.contains("value=\"150\""));
+    assert!(again.contains("value=\"project:p7, cohort:c1\""));
+    let res = post(good("many", &token)).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Not submitted: min_qual: must be a number")
+    );
+    let (_, list) = app.get_json("/runs").await;
+    assert_eq!(list["runs"], serde_json::json!([]));
+    // Within them: the run's page, and the run as the API shows it.
+    let res = post(good("12.5", &token)).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let id = location
+        .strip_prefix("/ui/runs/")
+        .expect("the run's page")
+        .to_owned();
+    let (status, run) = app.get_json(&format!("/runs/{id}")).await;
+    assert_eq!(status, 200);
+    let request = &run["request"];
+    assert_eq!(request["workflow_url"], "quals@1.0.0");
+    assert_eq!(
+        request["workflow_params"],
+        serde_json::json!({"dataset": "demo-1", "min_qual": 12.5})
+    );
+    assert_eq!(
+        request["tags"],
+        serde_json::json!({"project": "p7", "cohort": "c1"})
+    );
+    assert_eq!(request["workflow_engine_parameters"]["cores"], "2");
+    // A version that is not approved (or not there) has no form.
+    let body = page(&app, "/ui/submit/quals/9.9.9", 404).await;
+    assert!(body.contains("no approved workflow quals@9.9.9"));
+}
+
+/// A run of `owner` whose outputs, as the crawler recorded them, are held for review and on
+/// disk in its run directory, with these contents.
+async fn run_with_held(app: &TestApp, owner: spe_core::Subject, files: &[(&str, &[u8])]) -> RunId {
+    let db = app.data_dir.parent().unwrap().join("spe.db");
+    let store = Store::connect(&DatabaseUrl::new(format!("sqlite://{}", db.display())), 2)
+        .await
+        .unwrap();
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let id = RunId::new_random();
+    let run_dir = app.data_dir.join(id.to_string());
+    store
+        .insert_run(&NewRun {
+            id,
+            owner,
+            submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+            run_dir: run_dir.display().to_string(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for (path, body) in files {
+        let file = run_dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, body).unwrap();
+        held.push(NewEgressFile {
+            path: (*path).into(),
+            state: EgressState::Held,
+            size: body.len() as i64,
+            reason: Some("matches a review rule".into()),
+        });
+    }
+    store.record_egress_scan(id, &held, now).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn data_controllers_review_held_outputs_with_previews_and_vote_from_the_page() {
+    let app = spawn_app().await;
+    let other = spe_core::Subject::new("https://login.example", "someone-else").unwrap();
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>"#;
+    let theirs = run_with_held(
+        &app,
+        other,
+        &[
+            ("results/table.csv", b"site,n\nA,12\nB,40\n".as_slice()),
+            ("plots/quals.svg", svg.as_slice()),
+        ],
+    )
+    .await;
+    let mine = run_with_held(
+        &app,
+        spe_core::Subject::local_dev_user(),
+        &[("notes.txt", b"my own".as_slice())],
+    )
+    .await;
+    // The queue, oldest first; a bad filter is a 400 page.
+    let queue = page(&app, "/ui/reviews", 200).await;
+    no_inline_script_or_style(&queue);
+    let (a, b) = (
+        queue.find(&theirs.to_string()),
+        queue.find(&mine.to_string()),
+    );
+    assert!(a.is_some() && b.is_some() && a < b, "{queue}");
+    assert!(
+        page(&app, "/ui/reviews?state=returned", 200)
+            .await
+            .contains("No review request in this state.")
+    );
+    page(&app, "/ui/reviews?state=closed", 400).await;
+    // A request: the table as a table, the image inline (a data: URL the CSP allows), a vote
+    // form per held file.
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    no_inline_script_or_style(&body);
+    assert!(
+        body.contains("<th scope=\"col\">site</th><th scope=\"col\">n</th>"),
+        "{body}"
+    );
+    assert!(body.contains("<td>A</td><td>12</td>"));
+    assert!(body.contains("<img src=\"data:image/svg+xml;base64,"));
+    assert_eq!(body.matches("/votes\"").count(), 2);
+    assert!(body.contains("matches a review rule"));
+    // Their own run: no vote form, and a vote is refused.
+    let own = page(&app, &format!("/ui/reviews/{mine}"), 200).await;
+    assert!(own.contains("This is your own run"));
+    assert!(!own.contains("/votes\"") && !own.contains("/return\""));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let vote = |run: RunId, fields: Vec<(&'static str, String)>| {
+        let req = no_redirect
+            .post(format!("{}/ui/reviews/{run}/votes", app.base))
+            .form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    let res = vote(
+        mine,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "notes.txt".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 403);
+    // Without the token: 403; a rejection without a comment: 400 naming it.
+    let res = vote(
+        theirs,
+        vec![
+            ("path", "plots/quals.svg".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 403);
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "results/table.csv".into()),
+            ("vote", "reject".into()),
+            ("comment", " ".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("comment: required"));
+    // Returning the request needs a comment; with one, the request is returned, the exchange
+    // shows on the review page and on the run's page (the answer form only for the run's owner,
+    // who alone may answer).
+    let ret = format!("{}/ui/reviews/{theirs}/return", app.base);
+    let res = no_redirect
+        .post(&ret)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let res = no_redirect
+        .post(&ret)
+        .form(&[("csrf", token.as_str()), ("comment", "what does n count?")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    assert!(
+        body.contains("A data controller returned the request"),
+        "{body}"
+    );
+    assert!(body.contains("what does n count?"));
+    assert!(
+        !body.contains("/return\""),
+        "no second return while returned"
+    );
+    let (_, returned) = app.get_json("/admin/reviews?state=returned").await;
+    assert_eq!(returned["requests"][0]["run_id"], theirs.to_string());
+    let run_page = page(&app, &format!("/ui/runs/{theirs}"), 200).await;
+    assert!(run_page.contains("what does n count?"));
+    assert!(!run_page.contains("/answer\""), "only the owner answers");
+    let res = no_redirect
+        .post(format!("{}/ui/runs/{theirs}/answer", app.base))
+        .form(&[("csrf", token.as_str()), ("comment", "counts of samples")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    // Approve the plot, reject the table with a reason: back to the page, which shows both.
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "plots/quals.svg".into()),
+            ("vote", "approve".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], format!("/ui/reviews/{theirs}"));
+    let res = vote(
+        theirs,
+        vec![
+            ("csrf", token.clone()),
+            ("path", "results/table.csv".into()),
+            ("vote", "reject".into()),
+            ("comment", "site A is small".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, &format!("/ui/reviews/{theirs}"), 200).await;
+    assert!(
+        body.contains("Decision: <strong>approved</strong>"),
+        "{body}"
+    );
+    assert!(body.contains("Decision: <strong>rejected</strong>"));
+    assert!(body.contains("site A is small"));
+    assert_eq!(
+        body.matches("/votes\"").count(),
+        0,
+        "nothing is held any more"
+    );
+    // The API agrees.
+    let (_, egress) = app.get_json(&format!("/runs/{theirs}/egress")).await;
+    let states: Vec<(String, String)> = egress["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["decision"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("plots/quals.svg".to_owned(), "approved".to_owned()),
+            ("results/table.csv".to_owned(), "rejected".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn data_controllers_approve_and_retire_workflow_versions_from_the_registry_page() {
+    let app = spawn_app_with(&[]).await;
+    let quals = common::repo_root().join("workflows/quals");
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            serde_json::json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let body = page(&app, "/ui/workflows", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(
+        body.contains("<span class=\"egress wf-draft\">draft</span>"),
+        "{body}"
+    );
+    assert!(body.contains("action=\"/ui/workflows/quals/1.0.0/approve\""));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |what: &str, fields: Vec<(&'static str, String)>| {
+        let req = no_redirect
+            .post(format!("{}/ui/workflows/quals/1.0.0/{what}", app.base))
+            .form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    assert_eq!(post("approve", vec![]).await.status().as_u16(), 403);
+    let res = post("approve", vec![("csrf", token.clone())]).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/ui/workflows");
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("<span class=\"egress wf-approved\">approved</span>"));
+    assert!(body.contains("<dt>Approved</dt>"));
+    assert!(!body.contains("/approve\""));
+    let (_, v) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(v["name"], "quals", "approved and offered to researchers");
+    // Approving again: the registry's refusal as a page.
+    let res = post("approve", vec![("csrf", token.clone())]).await;
+    assert_eq!(res.status().as_u16(), 409);
+    let res = post(
+        "retire",
+        vec![
+            ("csrf", token.clone()),
+            ("reason", "superseded by 1.1.0".into()),
+        ],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("<span class=\"egress wf-retired\">retired</span>"));
+    assert!(body.contains(": superseded by 1.1.0"), "{body}");
+    assert!(!body.contains("/retire\""));
+    let (status, _) = app.get_json("/workflows/quals/1.0.0").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_registry_page_shows_the_four_eyes_rule_to_the_registrar() {
+    let app = spawn_app_with(&[("SPE__WORKFLOWS__REQUIRE_DISTINCT_APPROVER", "true")]).await;
+    let quals = common::repo_root().join("workflows/quals");
+    let res = app
+        .post_json(
+            "/admin/workflows",
+            serde_json::json!({"source_dir": quals.display().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(body.contains("You registered this version: another data controller must approve it."));
+    assert!(!body.contains("/approve\""));
+    let token = csrf_of(&body);
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/ui/workflows/quals/1.0.0/approve", app.base))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    assert_page_headers(&res, "four eyes");
+}
