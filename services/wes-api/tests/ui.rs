@@ -985,3 +985,106 @@ async fn owners_share_a_runs_results_with_users_and_groups_from_its_page_and_sto
     assert!(!body.contains("<code>alice</code>"));
     assert!(body.contains("Stop sharing with urn:geant"));
 }
+
+#[tokio::test]
+async fn data_controllers_see_datasets_with_their_accepted_uploads() {
+    let app = spawn_app().await;
+    let store = store_of(&app).await;
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let grant = spe_store::NewUploadGrant {
+        id: "grant-1".into(),
+        dataset_id: "demo-1".into(),
+        token_sha256: "00".repeat(32),
+        granted_to: spe_core::Subject::local_dev_user(),
+        files: vec!["a.vcf.c4gh".into(), "b.vcf.c4gh".into()],
+        created_at: now,
+        expires_at: Timestamp::from_micros(now.micros() + 3_600_000_000),
+    };
+    store.create_upload_grant(&grant).await.unwrap();
+    let stored = store.upload_grant("grant-1").await.unwrap().unwrap();
+    assert!(
+        store
+            .claim_upload("grant-1", "a.vcf.c4gh", now)
+            .await
+            .unwrap()
+    );
+    let sha = "cd".repeat(32);
+    store
+        .finish_upload(
+            &stored,
+            "a.vcf.c4gh",
+            spe_store::UploadOutcome::Accepted {
+                sha256: &sha,
+                size: 4242,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let body = page(&app, "/ui/datasets", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains("<code>demo-1</code>"), "{body}");
+    assert!(body.contains(">active</span>"));
+    // The accepted upload with its checksum; the one still expected is not listed.
+    assert!(
+        body.contains("<code>a.vcf.c4gh</code></td><td>4242</td>"),
+        "{body}"
+    );
+    assert!(body.contains(&sha));
+    assert!(!body.contains("b.vcf.c4gh"));
+}
+
+#[tokio::test]
+async fn the_audit_page_pages_newest_first_and_shows_whether_the_chain_verifies() {
+    let app = spawn_app().await;
+    let store = store_of(&app).await;
+    // Records: the examples' registrations, approvals, the dataset, and some shares.
+    let owner = spe_core::Subject::local_dev_user();
+    let id = run_with_released(&store, owner.clone()).await;
+    for n in 0..60 {
+        let who = spe_core::Subject::new(owner.issuer(), format!("friend-{n}")).unwrap();
+        let at = Timestamp::from_datetime(chrono::Utc::now());
+        store
+            .add_share(id, &SharePrincipal::User(who), &owner, at)
+            .await
+            .unwrap();
+    }
+    let head = spe_store::audit::head(&store).await.unwrap().unwrap();
+    assert!(head.seq > 60);
+    let body = page(&app, "/ui/audit", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains("<strong>Chain verified:</strong>"), "{body}");
+    assert!(body.contains(&format!("head {head}")));
+    // Newest first, 50 a page.
+    let first_row = format!("<tr><td>{}</td>", head.seq);
+    let last_row = format!("<tr><td>{}</td>", head.seq - 49);
+    assert!(body.contains(&first_row) && body.contains(&last_row));
+    assert!(body.find(&first_row) < body.find(&last_row));
+    assert!(!body.contains(&format!("<tr><td>{}</td>", head.seq - 50)));
+    assert!(body.contains("friend-59"));
+    let older = format!("/ui/audit?upto={}", head.seq - 50);
+    assert!(
+        body.contains(&format!("href=\"{older}\" rel=\"next\"")),
+        "{body}"
+    );
+    assert!(!body.contains("Newer records"));
+    let second = page(&app, &older, 200).await;
+    assert!(second.contains(&format!("<tr><td>{}</td>", head.seq - 50)));
+    assert!(second.contains(&format!("href=\"/ui/audit?upto={}\"", head.seq)));
+    page(&app, "/ui/audit?upto=-1", 400).await;
+    page(&app, "/ui/audit?after=3", 400).await;
+    // A record changed in the database (by an administrator who first dropped the
+    // append-only trigger): the page says where the chain breaks.
+    for sql in [
+        "DROP TRIGGER audit_log_no_update",
+        "UPDATE audit_log SET details = '{}' WHERE seq = 2",
+    ] {
+        store.debug_execute(sql).await.unwrap();
+    }
+    let body = page(&app, "/ui/audit", 200).await;
+    assert!(body.contains("<strong>Chain broken:</strong>"));
+    assert!(
+        body.contains("record 2 was changed: its fields no longer give its SHA-256"),
+        "{body}"
+    );
+}

@@ -133,6 +133,8 @@ pub fn table() -> Vec<RouteSpec> {
         page(ReviewsManage, Post, "/ui/reviews/{run_id}/votes", ui::vote),
         page(ReviewsManage, Post, "/ui/reviews/{run_id}/return", ui::return_request),
         page(WorkflowsManage, Get, "/ui/workflows", ui::registry_page),
+        page(DatasetsManage, Get, "/ui/datasets", ui::datasets_page),
+        page(AuditRead, Get, "/ui/audit", ui::audit_page),
         page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/approve", ui::approve_workflow),
         page(WorkflowsManage, Post, "/ui/workflows/{name}/{version}/retire", ui::retire_workflow),
         public(Get, Base::Root, "/ui/assets/{file}", None, ui::asset),

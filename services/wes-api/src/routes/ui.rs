@@ -22,18 +22,19 @@ use crate::app::run_logs::{self, LogView};
 use crate::app::{datasets, encrypted_results, registry, runs, tasks};
 use crate::auth::Authorized;
 use crate::auth::actions::{
-    ResultsRead, ResultsShare, ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit,
-    UiHome, WorkflowsManage,
+    AuditRead, DatasetsManage, ResultsRead, ResultsShare, ReviewsAnswer, ReviewsManage, RunsCancel,
+    RunsRead, RunsSubmit, UiHome, WorkflowsManage,
 };
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, RegistryPage, RegistryRow,
-    ReleasedRow, ResultPage, ResultRunRow, ResultsPage, ReviewFileView, ReviewMessage, ReviewPage,
-    ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage, ShareRow, SubmitPage, TaskRow, VoteRow,
-    WorkflowRow, WorkflowsPage,
+    AuditPage, AuditRow, DatasetRow, DatasetsPage, EngineField, EventRow, HomePage, Layout,
+    OutputRow, PreviewView, RegistryPage, RegistryRow, ReleasedRow, ResultPage, ResultRunRow,
+    ResultsPage, ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage,
+    RunRow, RunsPage, ShareRow, SubmitPage, TaskRow, UploadRow, VoteRow, WorkflowRow,
+    WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -904,6 +905,106 @@ pub async fn retire_workflow(
     let reason = crate::http::ReasonBody { reason }.checked()?;
     registry::retire(&state, &caller, &path_workflow(&req)?, reason.as_deref()).await?;
     Ok(ui::see_other("/ui/workflows"))
+}
+
+/// Most accepted uploads the datasets page lists per dataset.
+const MAX_UPLOADS_SHOWN: usize = 100;
+
+/// `GET /ui/datasets`: every dataset (`store.list_datasets`, as `GET /admin/datasets`) with its
+/// state, location and encryption, and its accepted uploads (`store.dataset_uploads`, as
+/// `GET /admin/datasets/{id}/files`).
+pub async fn datasets_page(
+    Page(Authorized { caller, .. }): Page<Authorized<DatasetsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let all = state.store.list_datasets().await?;
+    let mut rows = Vec::with_capacity(all.len());
+    for d in all {
+        let uploads = state.store.dataset_uploads(&d.id).await?;
+        rows.push(DatasetRow {
+            description: d.description,
+            state: d.state.as_str(),
+            crypt4gh: d.crypt4gh,
+            location: d.location,
+            visa: d.visa.unwrap_or_default(),
+            created: format!("{} by {}", d.created_at.to_wes(), d.created_by),
+            more_uploads: uploads.len().saturating_sub(MAX_UPLOADS_SHOWN),
+            uploads: uploads
+                .iter()
+                .take(MAX_UPLOADS_SHOWN)
+                .map(|u| UploadRow {
+                    name: u.name.clone(),
+                    size: u.size.map(|s| s.to_string()).unwrap_or_default(),
+                    sha256: u.sha256.clone().unwrap_or_default(),
+                    at: u.updated_at.to_wes(),
+                })
+                .collect(),
+            id: d.id,
+        });
+    }
+    ui::render(&DatasetsPage {
+        layout: layout(&req, &caller),
+        datasets: rows,
+    })
+}
+
+/// Audit records a page shows.
+const AUDIT_PAGE: i64 = 50;
+
+/// `GET /ui/audit?upto=<seq>`: the audit chain's records newest first, `AUDIT_PAGE` at a
+/// time ending at `upto` (default: the head), with the whole chain's verification
+/// (`app::audit::verify_chain`, `spe_store::audit::verify`).
+pub async fn audit_page(
+    Page(Authorized { caller, .. }): Page<Authorized<AuditRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let mut upto = None;
+    for (key, value) in crate::http::query_pairs(req.query_string())? {
+        match key.as_str() {
+            "upto" => {
+                upto = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| ApiError::bad_request("upto: a whole number, 0 or more"))?,
+                )
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: upto",
+                    other.chars().take(64).collect::<String>()
+                ))
+                .into());
+            }
+        }
+    }
+    let verified = crate::app::audit::verify_chain(&state.store).await?;
+    let head = spe_store::audit::head(&state.store)
+        .await?
+        .map_or(0, |h| h.seq);
+    let upto = upto.unwrap_or(head).min(head);
+    let after = (upto - AUDIT_PAGE).max(0);
+    let mut records = spe_store::audit::records(&state.store, after, upto - after).await?;
+    records.reverse();
+    let (intact, verification) = match verified {
+        Ok(Some(h)) => (
+            true,
+            format!("{} records, each following the one before; head {h}", h.seq),
+        ),
+        Ok(None) => (true, "no records yet".to_owned()),
+        Err(e) => (false, e.to_string()),
+    };
+    ui::render(&AuditPage {
+        layout: layout(&req, &caller),
+        intact,
+        verification,
+        records: records.iter().map(AuditRow::of).collect(),
+        newer: (upto < head).then(|| format!("/ui/audit?upto={}", (upto + AUDIT_PAGE).min(head))),
+        older: (after > 0).then(|| format!("/ui/audit?upto={after}")),
+    })
 }
 
 /// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked

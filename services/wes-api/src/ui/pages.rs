@@ -598,3 +598,88 @@ impl ShareRow {
         }
     }
 }
+
+/// An accepted uploaded file of a dataset.
+pub struct UploadRow {
+    pub name: String,
+    pub size: String,
+    pub sha256: String,
+    pub at: String,
+}
+
+/// A dataset with its accepted uploads (the data controllers' datasets page).
+pub struct DatasetRow {
+    pub id: String,
+    pub description: String,
+    pub state: &'static str,
+    pub crypt4gh: bool,
+    pub location: String,
+    pub visa: String,
+    pub created: String,
+    pub uploads: Vec<UploadRow>,
+    /// Accepted uploads not listed (beyond the page's bound).
+    pub more_uploads: usize,
+}
+
+#[derive(Template)]
+#[template(path = "ui/datasets.html")]
+pub struct DatasetsPage {
+    pub layout: Layout,
+    pub datasets: Vec<DatasetRow>,
+}
+
+/// One audit record as shown.
+pub struct AuditRow {
+    pub seq: i64,
+    pub time: String,
+    pub kind: String,
+    pub actor: String,
+    pub run_id: String,
+    pub details: String,
+    pub sha256: String,
+}
+
+impl AuditRow {
+    pub fn of(r: &spe_store::audit::AuditRecord) -> AuditRow {
+        let actor = match &r.actor {
+            serde_json::Value::Object(o) => match (o.get("issuer"), o.get("sub"), o.get("service"))
+            {
+                (Some(i), Some(s), _) => format!(
+                    "{} ({})",
+                    s.as_str().unwrap_or_default(),
+                    i.as_str().unwrap_or_default()
+                ),
+                (_, _, Some(s)) => format!("service {}", s.as_str().unwrap_or_default()),
+                _ => r.actor.to_string(),
+            },
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        AuditRow {
+            seq: r.seq,
+            time: r.time(),
+            kind: r.kind.clone(),
+            actor,
+            run_id: r.run_id.clone().unwrap_or_default(),
+            details: match &r.details {
+                serde_json::Value::Object(o) if o.is_empty() => String::new(),
+                d => d.to_string(),
+            },
+            sha256: r.sha256.clone(),
+        }
+    }
+}
+
+/// The audit log, newest first, one page, with the chain's verification.
+#[derive(Template)]
+#[template(path = "ui/audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    /// Whether the whole chain verified.
+    pub intact: bool,
+    /// What the verification found: the head it ends at, or the first break.
+    pub verification: String,
+    pub records: Vec<AuditRow>,
+    pub newer: Option<String>,
+    pub older: Option<String>,
+}
