@@ -628,6 +628,17 @@ pub struct DatasetsPage {
     pub datasets: Vec<DatasetRow>,
 }
 
+/// The most characters of a record's details the audit page shows (a submission's are long);
+/// `spectl audit export` gives them whole.
+const MAX_AUDIT_DETAILS: usize = 240;
+
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// One audit record as shown.
 pub struct AuditRow {
     pub seq: i64,
@@ -663,7 +674,7 @@ impl AuditRow {
             run_id: r.run_id.clone().unwrap_or_default(),
             details: match &r.details {
                 serde_json::Value::Object(o) if o.is_empty() => String::new(),
-                d => d.to_string(),
+                d => shortened(&d.to_string(), MAX_AUDIT_DETAILS),
             },
             sha256: r.sha256.clone(),
         }
