@@ -16,10 +16,15 @@
 //
 // Environment: SPE_UI_URL (wes-api), SPE_UI_OIDC_HELPER (the provider's test helper, for the
 // researcher's sub), SPE_CHROMIUM (default /usr/bin/chromium),
-// SPE_UI_SCREENSHOTS (default <repo>/docs/ui).
+// SPE_UI_SCREENSHOTS (default <repo>/docs/ui); for the encrypted download (tests/browser/run.sh
+// sets them from deploy/dev/up.sh's stack): SPE_UI_SEALED_RUN (a run whose results.csv is stored
+// Crypt4GH-encrypted, shared with the collaborators), SPE_UI_CRYPT4GH (Python crypt4gh),
+// SPE_UI_C4GH_KEY and SPE_UI_C4GH_PASS (the collaborator's secret key, whose public half is
+// registered, and its passphrase file), SPE_UI_PLAIN_RESULTS (the plaintext run's results.csv).
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -294,6 +299,30 @@ try {
   const bytes = download ? readFileSync(await download.path()) : await response.body();
   assert.equal(createHash('sha256').update(bytes).digest('hex'), expected, 'the downloaded bytes are the released file');
   console.log(`browser: the collaborator downloaded results.csv (${bytes.length} bytes, SHA-256 as released)`);
+
+  say('the collaborator downloads an encrypted result bound to their key and decrypts it');
+  const sealed = process.env.SPE_UI_SEALED_RUN;
+  assert.ok(sealed, 'SPE_UI_SEALED_RUN: the run with an encrypted result (tests/browser/run.sh sets it)');
+  await kpage.goto(`${BASE}/ui/results/${sealed}`);
+  await kpage.getByRole('heading', { name: 'Encrypted files' }).waitFor();
+  await kpage.getByText('crypt4gh decrypt --sk me.sec').waitFor();
+  // The key up.sh registered for the collaborator: downloads are bound to it.
+  const fingerprint = (await kpage.locator('#h-decrypt ~ p code.digest').first().textContent()).trim();
+  await accessible(kpage, 'released files stored encrypted');
+  await shoot(kpage, kphone, 'result-encrypted');
+  const [sealedDownload] = await Promise.all([
+    kpage.waitForEvent('download', { timeout: 15_000 }),
+    kpage.getByRole('link', { name: 'Download results.csv encrypted to your key' }).click(),
+  ]);
+  assert.equal(sealedDownload.suggestedFilename(), 'results.csv.c4gh');
+  const sealedFile = await sealedDownload.path();
+  assert.equal(readFileSync(sealedFile).subarray(0, 8).toString(), 'crypt4gh', 'a Crypt4GH file');
+  const plain = execFileSync(process.env.SPE_UI_CRYPT4GH, ['decrypt', '--sk', process.env.SPE_UI_C4GH_KEY], {
+    input: readFileSync(sealedFile),
+    env: { ...process.env, C4GH_PASSPHRASE: readFileSync(process.env.SPE_UI_C4GH_PASS, 'utf8').trim() },
+  });
+  assert.ok(plain.equals(readFileSync(process.env.SPE_UI_PLAIN_RESULTS)), 'decrypted: the plaintext run\'s results.csv');
+  console.log(`browser: the encrypted results.csv came bound to key ${fingerprint.slice(0, 16)}... and decrypted with it`);
   await kphone.close();
   await collaborator.close();
 
