@@ -195,11 +195,7 @@ pub async fn run(
         layout: layout(&req, &caller),
         run: RunRow::of(&run),
         released: released.len(),
-        shares: shares
-            .iter()
-            .enumerate()
-            .map(|(n, s)| ShareRow::of(n, s))
-            .collect(),
+        shares: shares.iter().map(ShareRow::of).collect(),
         workflow_version: run.workflow_type_version.clone(),
         started: run.start_time.map(|t| t.to_wes()).unwrap_or_default(),
         ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
@@ -533,19 +529,16 @@ pub async fn result(
     };
     let rows = files
         .iter()
-        .enumerate()
-        .map(|(n, f)| ReleasedRow {
+        .map(|f| ReleasedRow {
             path: f.path.clone(),
             size: f.size,
             sha256: f.sha256.clone(),
-            released_at: f.released_at.to_wes(),
             encrypted: f.encryption == Some(OutputEncryption::Crypt4gh),
             crypt4gh_url: with_query(
                 &format!("{WES_BASE}/results/{}/crypt4gh", run.id),
                 &[("path", &f.path)],
             ),
             file_name: f.path.rsplit('/').next().unwrap_or("result").to_owned(),
-            n,
         })
         .collect();
     ui::render(&ResultPage {

@@ -543,13 +543,11 @@ pub struct ReleasedRow {
     pub path: String,
     pub size: i64,
     pub sha256: String,
-    pub released_at: String,
     pub encrypted: bool,
     /// For an encrypted file: the API's download bound to the caller's key.
     pub crypt4gh_url: String,
     /// The file's name for `crypt4gh decrypt` (`<name>.c4gh`).
     pub file_name: String,
-    pub n: usize,
 }
 
 /// One run's released files, for its owner or those it is shared with.
@@ -579,11 +577,10 @@ pub struct ShareRow {
     pub issuer: String,
     pub by: String,
     pub at: String,
-    pub n: usize,
 }
 
 impl ShareRow {
-    pub fn of(n: usize, s: &spe_store::RunShare) -> ShareRow {
+    pub fn of(s: &spe_store::RunShare) -> ShareRow {
         let (issuer, value) = match &s.principal {
             spe_store::SharePrincipal::User(u) => (u.issuer(), u.sub()),
             spe_store::SharePrincipal::Group(g) => (g.issuer(), g.urn()),
@@ -594,7 +591,6 @@ impl ShareRow {
             issuer: issuer.to_owned(),
             by: s.created_by.to_string(),
             at: s.created_at.to_wes(),
-            n,
         }
     }
 }
