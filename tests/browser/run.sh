@@ -51,6 +51,12 @@ if ! SPE_DEV_DETACH=1 deploy/dev/up.sh >"$log" 2>&1; then
 fi
 issuer=$(tests/peers/oidc.sh url)
 helper="http://127.0.0.1:$((${issuer##*:} + 2))"
+# up.sh's run with its results.csv released Crypt4GH-encrypted, shared with the collaborators'
+# group; the collaborator's key pair (its public half registered) and Python crypt4gh decrypt
+# what the browser downloads.
 SPE_UI_URL="http://$listen" SPE_UI_OIDC_HELPER=$helper SPE_CHROMIUM=$chromium \
+  SPE_UI_SEALED_RUN=$(cat .spe-dev/last-sealed-run) SPE_UI_CRYPT4GH="$(tests/peers/python-tools.sh)/crypt4gh" \
+  SPE_UI_C4GH_KEY=$root/.spe-dev/collaborator-c4gh.sec SPE_UI_C4GH_PASS=$root/.spe-dev/collaborator-c4gh.pass \
+  SPE_UI_PLAIN_RESULTS=$root/.spe-dev/results.csv \
   node "$src/ui.test.mjs"
 echo "browser tests: passed"

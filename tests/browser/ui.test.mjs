@@ -6,16 +6,25 @@
 // submits the example workflow from the form made from its parameter schema, watches the run
 // reach COMPLETE on its page without a reload, sees it on the runs page and its outputs; a data
 // controller looks at the held plot in the review queue and returns the request, the researcher
-// answers on the run page, the controller approves the plot; the researcher cancels a second run
-// with its button and logs out with the form. Every page is checked with axe-core (no serious or critical
+// answers on the run page, the controller approves the plot and opens the registry, the datasets
+// and the audit log (the chain verified); the researcher has shared the run with the collaborator
+// from its page, and the collaborator logs in, finds it under Results and downloads its released
+// file with its button (a presigned link; the bytes' SHA-256 is the one the page shows); the
+// researcher cancels a second run with its button and logs out with the form. Every page is checked with axe-core (no serious or critical
 // violation) and for Content-Security-Policy violations; screenshots at desktop and phone width
 // go to docs/ui/.
 //
 // Environment: SPE_UI_URL (wes-api), SPE_UI_OIDC_HELPER (the provider's test helper, for the
 // researcher's sub), SPE_CHROMIUM (default /usr/bin/chromium),
-// SPE_UI_SCREENSHOTS (default <repo>/docs/ui).
+// SPE_UI_SCREENSHOTS (default <repo>/docs/ui); for the encrypted download (tests/browser/run.sh
+// sets them from deploy/dev/up.sh's stack): SPE_UI_SEALED_RUN (a run whose results.csv is stored
+// Crypt4GH-encrypted, shared with the collaborators), SPE_UI_CRYPT4GH (Python crypt4gh),
+// SPE_UI_C4GH_KEY and SPE_UI_C4GH_PASS (the collaborator's secret key, whose public half is
+// registered, and its passphrase file), SPE_UI_PLAIN_RESULTS (the plaintext run's results.csv).
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -175,6 +184,12 @@ try {
   }
   await page.locator('td code', { hasText: 'results.csv' }).waitFor({ timeout: 1000 });
   await page.locator('td code', { hasText: 'plots/quals.svg' }).waitFor({ timeout: 1000 });
+  say('the researcher shares the run with the collaborator from its page');
+  await page.getByLabel('Share with').selectOption('subject');
+  await page.getByLabel(/^User or group/).fill(users.collaborator.sub);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Share', exact: true }).click()]);
+  assert.equal(page.url(), `${BASE}/ui/runs/${runId}`);
+  await page.locator('table.shares td code', { hasText: users.collaborator.sub }).waitFor();
   await accessible(page, 'an ended run page');
   await shoot(page, phone, 'run');
 
@@ -229,8 +244,87 @@ try {
   await cpage.getByRole('heading', { name: /quals@1\.0\.0/ }).waitFor();
   await accessible(cpage, 'the workflow registry');
   await shoot(cpage, cphone, 'workflows');
+
+  say('the data controller opens the datasets and the audit log, whose chain verifies');
+  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
+  await cpage.waitForURL(`${BASE}/ui/datasets`);
+  await cpage.getByRole('heading', { name: /quals-demo/ }).first().waitFor();
+  await accessible(cpage, 'the datasets page');
+  await shoot(cpage, cphone, 'datasets');
+  await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();
+  await cpage.waitForURL(`${BASE}/ui/audit`);
+  await cpage.getByText('Chain verified:').waitFor();
+  await accessible(cpage, 'the audit log');
+  await shoot(cpage, cphone, 'audit');
   await cphone.close();
   await controller.close();
+
+  say('the collaborator logs in, finds the shared run under Results and downloads its released file');
+  const collaborator = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true });
+  const kpage = await collaborator.newPage();
+  watch(kpage);
+  await kpage.goto(`${BASE}/auth/login`);
+  await providerLogin(kpage, users.collaborator.sub);
+  await kpage.waitForURL(`${BASE}/`);
+  assert.equal(await kpage.getByRole('heading', { name: 'Collaborator' }).count(), 1);
+  assert.equal(await kpage.getByRole('heading', { name: 'Researcher' }).count(), 0);
+  await kpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Results' }).click();
+  await kpage.waitForURL(`${BASE}/ui/results`);
+  await accessible(kpage, 'the results list');
+  const kphone = await browser.newContext({
+    viewport: PHONE, storageState: await collaborator.storageState(), isMobile: true, hasTouch: true,
+  });
+  await shoot(kpage, kphone, 'results');
+  await kpage.getByRole('link', { name: runId }).click();
+  await kpage.waitForURL(`${BASE}/ui/results/${runId}`);
+  // results.csv leaves as soon as the crawler has uploaded it.
+  const button = kpage.getByRole('button', { name: 'Download results.csv' });
+  for (let i = 0; i < 60 && (await button.count()) === 0; i++) {
+    await kpage.waitForTimeout(500);
+    await kpage.reload();
+  }
+  await button.waitFor({ timeout: 1000 });
+  await accessible(kpage, "a run's released files");
+  await shoot(kpage, kphone, 'result');
+  const row = kpage.locator('tr', { has: kpage.locator('td code', { hasText: /^results\.csv$/ }) });
+  const expected = (await row.locator('code.digest').textContent()).trim();
+  // The button posts the form; the 303 goes to the presigned link, which Chromium downloads
+  // (or shows, for text): either way the bytes are the released file's.
+  const downloaded = kpage.waitForEvent('download', { timeout: 15_000 }).catch(() => null);
+  const signed = kpage.waitForResponse((r) => r.url().includes('X-Amz-Signature='), { timeout: 15_000 });
+  await button.click();
+  const response = await signed;
+  assert.equal(response.status(), 200, 'the presigned link answers');
+  const download = await downloaded;
+  const bytes = download ? readFileSync(await download.path()) : await response.body();
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), expected, 'the downloaded bytes are the released file');
+  console.log(`browser: the collaborator downloaded results.csv (${bytes.length} bytes, SHA-256 as released)`);
+
+  say('the collaborator downloads an encrypted result bound to their key and decrypts it');
+  const sealed = process.env.SPE_UI_SEALED_RUN;
+  assert.ok(sealed, 'SPE_UI_SEALED_RUN: the run with an encrypted result (tests/browser/run.sh sets it)');
+  await kpage.goto(`${BASE}/ui/results/${sealed}`);
+  await kpage.getByRole('heading', { name: 'Encrypted files' }).waitFor();
+  await kpage.getByText('crypt4gh decrypt --sk me.sec').waitFor();
+  // The key up.sh registered for the collaborator: downloads are bound to it.
+  const fingerprint = (await kpage.locator('#h-decrypt ~ p code.digest').first().textContent()).trim();
+  await accessible(kpage, 'released files stored encrypted');
+  await shoot(kpage, kphone, 'result-encrypted');
+  const [sealedDownload] = await Promise.all([
+    kpage.waitForEvent('download', { timeout: 15_000 }),
+    kpage.getByRole('link', { name: 'Download results.csv encrypted to your key' }).click(),
+  ]);
+  assert.equal(sealedDownload.suggestedFilename(), 'results.csv.c4gh');
+  const sealedFile = await sealedDownload.path();
+  assert.equal(readFileSync(sealedFile).subarray(0, 8).toString(), 'crypt4gh', 'a Crypt4GH file');
+  const plain = execFileSync(process.env.SPE_UI_CRYPT4GH, ['decrypt', '--sk', process.env.SPE_UI_C4GH_KEY], {
+    input: readFileSync(sealedFile),
+    env: { ...process.env, C4GH_PASSPHRASE: readFileSync(process.env.SPE_UI_C4GH_PASS, 'utf8').trim() },
+  });
+  assert.ok(plain.equals(readFileSync(process.env.SPE_UI_PLAIN_RESULTS)), 'decrypted: the plaintext run\'s results.csv');
+  console.log(`browser: the encrypted results.csv came bound to key ${fingerprint.slice(0, 16)}... and decrypted with it`);
+  await kphone.close();
+  await collaborator.close();
 
   say('a second run, cancelled with its button, shows CANCELED without a reload');
   await page.goto(`${BASE}/ui/submit/quals/1.0.0`);

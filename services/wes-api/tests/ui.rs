@@ -9,7 +9,7 @@ use common::{TestApp, spawn_app, spawn_app_with};
 use spe_core::RunId;
 use spe_core::secret::DatabaseUrl;
 use spe_core::time::Timestamp;
-use spe_store::{EgressState, NewEgressFile, NewRun, Store};
+use spe_store::{EgressOutcome, EgressState, NewEgressFile, NewRun, SharePrincipal, Store};
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
@@ -680,4 +680,411 @@ async fn the_registry_page_shows_the_four_eyes_rule_to_the_registrar() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 403);
     assert_page_headers(&res, "four eyes");
+}
+
+/// The store of a test app (its SQLite file).
+async fn store_of(app: &TestApp) -> Store {
+    let db = app.data_dir.parent().unwrap().join("spe.db");
+    Store::connect(&DatabaseUrl::new(format!("sqlite://{}", db.display())), 2)
+        .await
+        .unwrap()
+}
+
+/// Posts a form (with this service's `Origin`, as a browser does) without following redirects.
+async fn post_form(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}{path}", app.base))
+        .header("origin", &app.base)
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A run of `owner` whose outputs the crawler settled: `results/report.txt` released as it
+/// is, `results/secret.txt` released stored Crypt4GH-encrypted, `results/table.csv` held.
+async fn run_with_released(store: &Store, owner: spe_core::Subject) -> RunId {
+    let now = || Timestamp::from_datetime(chrono::Utc::now());
+    let id = RunId::new_random();
+    store
+        .insert_run(&NewRun {
+            id,
+            owner,
+            submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+            run_dir: format!("/nonexistent/{id}"),
+            created_at: now(),
+        })
+        .await
+        .unwrap();
+    let file = |path: &str, state: EgressState| NewEgressFile {
+        path: path.into(),
+        state,
+        size: 10,
+        reason: None,
+    };
+    store
+        .record_egress_scan(
+            id,
+            &[
+                file("results/report.txt", EgressState::Pending),
+                file("results/secret.txt", EgressState::Pending),
+                file("results/table.csv", EgressState::Held),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    let sha = "ab".repeat(32);
+    for (path, outcome) in [
+        (
+            "results/report.txt",
+            EgressOutcome::Released {
+                sha256: &sha,
+                size: 12,
+            },
+        ),
+        (
+            "results/secret.txt",
+            EgressOutcome::ReleasedEncrypted {
+                sha256: &sha,
+                size: 7,
+                with: spe_core::manifest::OutputEncryption::Crypt4gh,
+            },
+        ),
+    ] {
+        let lease = Timestamp::from_micros(now().micros() + 60_000_000);
+        store
+            .claim_egress_file(id, path, "test-crawler", now(), lease)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .finish_egress_file(id, path, "test-crawler", outcome, now())
+                .await
+                .unwrap()
+        );
+    }
+    id
+}
+
+#[tokio::test]
+async fn collaborators_see_shared_results_and_download_released_files_through_short_lived_links() {
+    let Some(s3) = spe_test_support::peers::s3_url() else {
+        return;
+    };
+    let app = spawn_app_with(&[("SPE__CRAWLER__ENDPOINT", s3.as_str())]).await;
+    let store = store_of(&app).await;
+    let owner = spe_core::Subject::new("https://login.example", "owner-of-run").unwrap();
+    let shared = run_with_released(&store, owner.clone()).await;
+    let unshared = run_with_released(&store, owner.clone()).await;
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    assert!(
+        store
+            .add_share(
+                shared,
+                &SharePrincipal::User(spe_core::Subject::local_dev_user()),
+                &owner,
+                now,
+            )
+            .await
+            .unwrap()
+    );
+    // The list: the shared run with its owner, not the other one.
+    let list = page(&app, "/ui/results", 200).await;
+    no_inline_script_or_style(&list);
+    assert!(
+        list.contains(&format!("href=\"/ui/results/{shared}\"")),
+        "{list}"
+    );
+    assert!(!list.contains(&unshared.to_string()));
+    assert!(list.contains(&owner.to_string()));
+    // (Who reaches a run's results is `SharedResults`, the API's guard, tested in
+    // tests/results.rs; the one local user here is an operator too.)
+    // Its released files only; the plaintext one with a link form, the encrypted one with the
+    // API's bound download and the steps to decrypt it.
+    let files = page(&app, &format!("/ui/results/{shared}"), 200).await;
+    no_inline_script_or_style(&files);
+    assert!(files.contains("<code>results/report.txt</code>"));
+    assert!(
+        !files.contains("results/table.csv"),
+        "held files are not listed"
+    );
+    assert!(files.contains(&format!("action=\"/ui/results/{shared}/link\"")));
+    assert!(files.contains(&format!(
+        "href=\"/ga4gh/wes/v1/results/{shared}/crypt4gh?path=results%2Fsecret.txt\""
+    )));
+    assert!(files.contains("You have no Crypt4GH key here yet"));
+    assert!(
+        files.contains("crypt4gh decrypt --sk me.sec &lt; file.c4gh &gt; file"),
+        "{files}"
+    );
+    assert!(files.contains(&format!("spectl results download {shared} --decrypt")));
+    let csrf = csrf_of(&files);
+    let link = format!("/ui/results/{shared}/link");
+    // No token, no link.
+    let res = post_form(&app, &link, &[("path", "results/report.txt")]).await;
+    assert_eq!(res.status().as_u16(), 403);
+    // A held file is not signed; an encrypted one leaves only bound to its reader.
+    let res = post_form(
+        &app,
+        &link,
+        &[("csrf", &csrf), ("path", "results/table.csv")],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 404);
+    let res = post_form(
+        &app,
+        &link,
+        &[("csrf", &csrf), ("path", "results/secret.txt")],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 409);
+    assert!(res.text().await.unwrap().contains("Crypt4GH-encrypted"));
+    // The released file: a 303 to a presigned GET of its object, which downloads it.
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&s3)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "spe-test-access",
+                "spe-test-secret-key",
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    client
+        .put_object()
+        .bucket("spe-results")
+        .key(format!("{shared}/results/report.txt"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"the report\n",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let res = post_form(
+        &app,
+        &link,
+        &[("csrf", &csrf), ("path", "results/report.txt")],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_page_headers(&res, "link");
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with(&format!("{s3}/spe-results/{shared}/results/report.txt?")),
+        "{to}"
+    );
+    assert!(to.contains("X-Amz-Signature="));
+    let got = reqwest::get(&to).await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.text().await.unwrap(), "the report\n");
+    // Registering a key from the page: a bad one is refused with the reason, a good one is
+    // shown by its fingerprint.
+    let key_form = format!("/ui/results/{shared}/key");
+    let res = post_form(
+        &app,
+        &key_form,
+        &[("csrf", &csrf), ("public_key", "not a key")],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("not a Crypt4GH public key")
+    );
+    let key = spe_crypt4gh::SecretKey::generate().unwrap().public_key();
+    let res = post_form(
+        &app,
+        &key_form,
+        &[("csrf", &csrf), ("public_key", &key.to_pem())],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], format!("/ui/results/{shared}"));
+    let files = page(&app, &format!("/ui/results/{shared}"), 200).await;
+    assert!(files.contains(&key.fingerprint()), "{files}");
+    assert!(!files.contains("You have no Crypt4GH key here yet"));
+}
+
+#[tokio::test]
+async fn owners_share_a_runs_results_with_users_and_groups_from_its_page_and_stop_sharing() {
+    let app = spawn_app().await;
+    let store = store_of(&app).await;
+    let id = run_with_released(&store, spe_core::Subject::local_dev_user()).await;
+    let run_page = format!("/ui/runs/{id}");
+    let body = page(&app, &run_page, 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains("Not shared with anyone."));
+    assert!(
+        body.contains(&format!("<a href=\"/ui/results/{id}\">2 released</a>")),
+        "{body}"
+    );
+    let csrf = csrf_of(&body);
+    let shares = format!("/ui/runs/{id}/shares");
+    let res = post_form(&app, &shares, &[("kind", "subject"), ("value", "alice")]).await;
+    assert_eq!(res.status().as_u16(), 403);
+    // The API's rules: a group is a URN.
+    let res = post_form(
+        &app,
+        &shares,
+        &[("csrf", &csrf), ("kind", "group"), ("value", "friends")],
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("an eduperson_entitlement URN")
+    );
+    let group = "urn:geant:lifescience-ri.eu:group:vo:sub#login.example";
+    for (kind, value) in [("subject", "alice"), ("group", group)] {
+        let res = post_form(
+            &app,
+            &shares,
+            &[("csrf", &csrf), ("kind", kind), ("value", value)],
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 303, "{kind}");
+        assert_eq!(res.headers()["location"], run_page);
+    }
+    let body = page(&app, &run_page, 200).await;
+    assert!(body.contains("<code>alice</code>"));
+    assert!(body.contains("<code>urn:geant:lifescience-ri.eu:group:vo:sub#login.example</code>"));
+    // As the API lists them.
+    let (status, listed) = app.get_json(&format!("/runs/{id}/shares")).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["shares"].as_array().unwrap().len(), 2, "{listed}");
+    // Stop sharing with alice; a second time there is no such share.
+    let remove = format!("/ui/runs/{id}/shares/remove");
+    let issuer = spe_core::Subject::local_dev_user().issuer().to_owned();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("kind", "subject"),
+        ("value", "alice"),
+        ("issuer", issuer.as_str()),
+    ];
+    let res = post_form(&app, &remove, &fields[1..]).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let res = post_form(&app, &remove, &fields).await;
+    assert_eq!(res.status().as_u16(), 303);
+    let res = post_form(&app, &remove, &fields).await;
+    assert_eq!(res.status().as_u16(), 404);
+    let body = page(&app, &run_page, 200).await;
+    assert!(!body.contains("<code>alice</code>"));
+    assert!(body.contains("Stop sharing with urn:geant"));
+}
+
+#[tokio::test]
+async fn data_controllers_see_datasets_with_their_accepted_uploads() {
+    let app = spawn_app().await;
+    let store = store_of(&app).await;
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let grant = spe_store::NewUploadGrant {
+        id: "grant-1".into(),
+        dataset_id: "demo-1".into(),
+        token_sha256: "00".repeat(32),
+        granted_to: spe_core::Subject::local_dev_user(),
+        files: vec!["a.vcf.c4gh".into(), "b.vcf.c4gh".into()],
+        created_at: now,
+        expires_at: Timestamp::from_micros(now.micros() + 3_600_000_000),
+    };
+    store.create_upload_grant(&grant).await.unwrap();
+    let stored = store.upload_grant("grant-1").await.unwrap().unwrap();
+    assert!(
+        store
+            .claim_upload("grant-1", "a.vcf.c4gh", now)
+            .await
+            .unwrap()
+    );
+    let sha = "cd".repeat(32);
+    store
+        .finish_upload(
+            &stored,
+            "a.vcf.c4gh",
+            spe_store::UploadOutcome::Accepted {
+                sha256: &sha,
+                size: 4242,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let body = page(&app, "/ui/datasets", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains("<code>demo-1</code>"), "{body}");
+    assert!(body.contains(">active</span>"));
+    // The accepted upload with its checksum; the one still expected is not listed.
+    assert!(
+        body.contains("<code>a.vcf.c4gh</code></td><td>4242</td>"),
+        "{body}"
+    );
+    assert!(body.contains(&sha));
+    assert!(!body.contains("b.vcf.c4gh"));
+}
+
+#[tokio::test]
+async fn the_audit_page_pages_newest_first_and_shows_whether_the_chain_verifies() {
+    let app = spawn_app().await;
+    let store = store_of(&app).await;
+    // Records: the examples' registrations, approvals, the dataset, and some shares.
+    let owner = spe_core::Subject::local_dev_user();
+    let id = run_with_released(&store, owner.clone()).await;
+    for n in 0..60 {
+        let who = spe_core::Subject::new(owner.issuer(), format!("friend-{n}")).unwrap();
+        let at = Timestamp::from_datetime(chrono::Utc::now());
+        store
+            .add_share(id, &SharePrincipal::User(who), &owner, at)
+            .await
+            .unwrap();
+    }
+    let head = spe_store::audit::head(&store).await.unwrap().unwrap();
+    assert!(head.seq > 60);
+    let body = page(&app, "/ui/audit", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains("<strong>Chain verified:</strong>"), "{body}");
+    assert!(body.contains(&format!("head {head}")));
+    // Newest first, 50 a page.
+    let first_row = format!("<tr><td>{}</td>", head.seq);
+    let last_row = format!("<tr><td>{}</td>", head.seq - 49);
+    assert!(body.contains(&first_row) && body.contains(&last_row));
+    assert!(body.find(&first_row) < body.find(&last_row));
+    assert!(!body.contains(&format!("<tr><td>{}</td>", head.seq - 50)));
+    assert!(body.contains("friend-59"));
+    let older = format!("/ui/audit?upto={}", head.seq - 50);
+    assert!(
+        body.contains(&format!("href=\"{older}\" rel=\"next\"")),
+        "{body}"
+    );
+    assert!(!body.contains("Newer records"));
+    let second = page(&app, &older, 200).await;
+    assert!(second.contains(&format!("<tr><td>{}</td>", head.seq - 50)));
+    assert!(second.contains(&format!("href=\"/ui/audit?upto={}\"", head.seq)));
+    page(&app, "/ui/audit?upto=-1", 400).await;
+    page(&app, "/ui/audit?after=3", 400).await;
+    // A record changed in the database (by an administrator who first dropped the
+    // append-only trigger): the page says where the chain breaks.
+    for sql in [
+        "DROP TRIGGER audit_log_no_update",
+        "UPDATE audit_log SET details = '{}' WHERE seq = 2",
+    ] {
+        store.debug_execute(sql).await.unwrap();
+    }
+    let body = page(&app, "/ui/audit", 200).await;
+    assert!(body.contains("<strong>Chain broken:</strong>"));
+    assert!(
+        body.contains("record 2 was changed: its fields no longer give its SHA-256"),
+        "{body}"
+    );
 }

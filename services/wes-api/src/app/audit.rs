@@ -139,3 +139,14 @@ pub async fn anchor_forever(
         }
     }
 }
+
+/// The whole chain read back (in pages of 1,000) and checked from its first record, as
+/// `spectl audit verify` does client-side: the head it ends at (`None`: no records yet), or
+/// the first place it was changed. Reads every record: the audit page's cost grows with the
+/// chain (docs/ui.md).
+pub async fn verify_chain(
+    store: &Store,
+) -> Result<Result<Option<ChainHead>, audit::ChainBreak>, StoreError> {
+    let records = audit::all_records(store).await?;
+    Ok(audit::verify(&records, None))
+}

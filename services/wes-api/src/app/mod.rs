@@ -12,6 +12,7 @@ pub mod encrypted_results;
 pub mod ingress;
 pub mod receipts;
 pub mod registry;
+pub mod results;
 pub mod retention;
 pub mod review;
 pub mod run_access;

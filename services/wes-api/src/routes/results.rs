@@ -8,26 +8,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use spe_core::time::Timestamp;
-use spe_core::{Group, Subject};
-use spe_store::{ResultLink, RunShare, ShareKind, SharePrincipal};
+use spe_store::{RunShare, SharePrincipal};
 
+use crate::app::results::{self, ShareTarget, principal};
 use crate::app::run_access::{SharedResults, VisibleRun};
+use crate::auth::Authorized;
 use crate::auth::actions::{ResultsRead, ResultsShare};
-use crate::auth::{Authorized, Caller};
 use crate::error::ApiError;
 use crate::http::query_pairs;
 use crate::startup::AppState;
 
 /// Most runs `GET /results` lists (newest first).
 const MAX_RESULT_RUNS: i64 = 1000;
-/// Longest subject or group URN accepted.
-const MAX_PRINCIPAL: usize = 1024;
-
-fn now() -> Timestamp {
-    Timestamp::from_datetime(chrono::Utc::now())
-}
-
 fn shorten(text: &str) -> String {
     text.chars().take(64).collect()
 }
@@ -60,52 +52,14 @@ struct ShareBody {
     issuer: Option<String>,
 }
 
-fn principal(
-    body: ShareBody,
-    caller: &Caller,
-    trusted: &[String],
-) -> Result<SharePrincipal, ApiError> {
-    let issuer = match body.issuer {
-        None => caller.subject.issuer().to_owned(),
-        Some(i) if trusted.contains(&i) => i,
-        Some(i) => {
-            return Err(ApiError::bad_request(format!(
-                "issuer: {:?} is not an issuer this service trusts; trusted: {}",
-                shorten(&i),
-                trusted.join(", ")
-            )));
+impl ShareBody {
+    fn target(self) -> ShareTarget {
+        ShareTarget {
+            subject: self.subject,
+            group: self.group,
+            issuer: self.issuer,
         }
-    };
-    let (kind, value) = match (body.subject, body.group) {
-        (Some(s), None) => (ShareKind::Subject, s),
-        (None, Some(g)) => (ShareKind::Group, g),
-        _ => {
-            return Err(ApiError::bad_request(
-                "name exactly one of `subject` (a user's sub) or `group` (an entitlement URN)",
-            ));
-        }
-    };
-    if value.trim().is_empty()
-        || value.len() > MAX_PRINCIPAL
-        || value.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::bad_request(format!(
-            "{kind}: 1 to {MAX_PRINCIPAL} bytes without spaces or control characters"
-        )));
     }
-    if kind == ShareKind::Group && !value.starts_with("urn:") {
-        return Err(ApiError::bad_request(
-            "group: an eduperson_entitlement URN, e.g. \
-             urn:geant:lifescience-ri.eu:group:vo:sub#login.aai.lifescience-ri.eu",
-        ));
-    }
-    let invalid =
-        |e: spe_core::identity::IdentityError| ApiError::bad_request(format!("{kind}: {e}"));
-    Ok(if kind == ShareKind::Group {
-        SharePrincipal::Group(Group::new(issuer, value).map_err(invalid)?)
-    } else {
-        SharePrincipal::User(Subject::new(issuer, value).map_err(invalid)?)
-    })
 }
 
 /// `POST /runs/{run_id}/shares`: the owner (or an operator) shares the run's released results.
@@ -116,21 +70,8 @@ pub async fn add_share(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body: ShareBody = crate::http::json_body(&body)?;
-    let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
-    let created = state
-        .store
-        .add_share(run.id, &who, &caller.subject, now())
-        .await?;
-    if created {
-        tracing::info!(target: "spe_audit", run_id = %run.id, principal = ?who, by = %caller.subject, "results shared");
-    }
-    let share = state
-        .store
-        .shares(run.id)
-        .await?
-        .into_iter()
-        .find(|s| s.principal == who)
-        .ok_or_else(|| ApiError::conflict("the share was removed meanwhile"))?;
+    let who = principal(body.target(), &caller, &state.config.auth.trusted_issuers())?;
+    let (created, share) = results::add_share(&state, &caller, run.id, &who).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -175,24 +116,8 @@ pub async fn remove_share(
             return Err(ApiError::bad_request(format!("{key} given twice")));
         }
     }
-    let who = principal(body, &caller, &state.config.auth.trusted_issuers())?;
-    if !state
-        .store
-        .remove_share(
-            run.id,
-            &who,
-            &caller.subject,
-            Timestamp::from_datetime(chrono::Utc::now()),
-        )
-        .await?
-    {
-        let kind = who.kind();
-        return Err(ApiError::not_found(format!(
-            "run {} is not shared with that {kind}",
-            run.id
-        )));
-    }
-    tracing::info!(target: "spe_audit", run_id = %run.id, principal = ?who, by = %caller.subject, "results share removed");
+    let who = principal(body.target(), &caller, &state.config.auth.trusted_issuers())?;
+    results::remove_share(&state, &caller, run.id, &who).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -258,84 +183,15 @@ pub async fn create_link(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body: LinkBody = crate::http::json_body(&body)?;
-    // The package's RO-Crate and its signed receipt (docs/ro-crate.md) are the crawler's own
-    // objects, not released outputs: linked for whoever may read the results.
-    let receipt_part = [
-        spe_core::bucket::RO_CRATE_FILE,
-        spe_core::bucket::RECEIPT_FILE,
-    ]
-    .contains(&body.path.as_str());
-    let file = if receipt_part {
-        spe_store::ReleasedFile {
-            path: body.path.clone(),
-            size: 0,
-            sha256: String::new(),
-            released_at: now(),
-            encryption: None,
-        }
-    } else {
-        state
-            .store
-            .released_files(run.id)
-            .await?
-            .into_iter()
-            .find(|f| f.path == body.path)
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "run {} has no released file {:?}",
-                    run.id,
-                    shorten(&body.path)
-                ))
-            })?
-    };
-    if file.encryption.is_some() {
-        // A presigned GET would hand out the file encrypted to the service's key: it leaves
-        // only bound to its reader.
-        return Err(ApiError::conflict(format!(
-            "{} is stored Crypt4GH-encrypted and is sent only bound to your key: \
-             GET /ga4gh/wes/v1/results/{}/crypt4gh?path={} (`spectl results download`)",
-            shorten(&file.path),
-            run.id,
-            shorten(&file.path)
-        )));
-    }
-    let Some(bucket) = state.results.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "downloads are not configured on this service (no crawler: section)",
-        ));
-    };
-    let object_key = spe_core::bucket::object_key(run.id, &file.path);
-    let link = bucket.presign_get(&object_key).await.map_err(|e| {
-        tracing::error!(run_id = %run.id, error = %e, "cannot presign a results link");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot sign a download link now; try again later",
-        )
-    })?;
-    let issued_at = now();
-    let expires_at =
-        Timestamp::from_datetime(chrono::DateTime::<chrono::Utc>::from(link.expires_at));
-    let record = ResultLink {
-        id: uuid::Uuid::new_v4().to_string(),
-        run_id: run.id,
-        path: file.path.clone(),
-        object_key,
-        issued_to: caller.subject.clone(),
-        issued_at,
-        expires_at,
-    };
-    state.store.record_result_link(&record).await?;
-    // The URL carries a signature: it is returned, never logged.
-    tracing::info!(target: "spe_audit", link_id = %record.id, run_id = %run.id, path = %file.path, to = %caller.subject, expires_at = %expires_at.to_wes(), "results link issued");
+    let link = results::issue_link(&state, &caller, run.id, &body.path).await?;
     Ok(HttpResponse::Created().json(json!({
-        "link_id": record.id,
+        "link_id": link.id,
         "url": link.url,
-        "expires_at": expires_at.to_wes(),
-        "expires_in_seconds": bucket.ttl().as_secs(),
-        "path": file.path,
-        "size": (!receipt_part).then_some(file.size),
-        "sha256": (!receipt_part).then_some(&file.sha256),
+        "expires_at": link.expires_at.to_wes(),
+        "expires_in_seconds": link.ttl.as_secs(),
+        "path": link.path,
+        "size": link.file.as_ref().map(|f| f.0),
+        "sha256": link.file.as_ref().map(|f| &f.1),
     })))
 }
 

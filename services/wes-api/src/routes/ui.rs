@@ -8,29 +8,33 @@ use actix_web::ResponseError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use spe_core::RunState;
-use spe_core::manifest::{Manifest, WorkflowRef};
+use spe_core::manifest::{Manifest, OutputEncryption, WorkflowRef};
 use spe_core::page::{PageSize, PageToken};
 use spe_core::request::{RunRequestFields, TagFilter};
 use spe_store::{
     EgressState, RequestState, ReviewFilter, RunFilter, Vote, WorkflowState, WorkflowVersion,
 };
 
+use crate::app::results::{self as app_results, ShareTarget};
 use crate::app::review;
-use crate::app::run_access::{RunUnderReview, VisibleRun};
+use crate::app::run_access::{RunUnderReview, SharedResults, VisibleRun};
 use crate::app::run_logs::{self, LogView};
-use crate::app::{datasets, registry, runs, tasks};
+use crate::app::{datasets, encrypted_results, registry, runs, tasks};
 use crate::auth::Authorized;
 use crate::auth::actions::{
-    ReviewsAnswer, ReviewsManage, RunsCancel, RunsRead, RunsSubmit, UiHome, WorkflowsManage,
+    AuditRead, DatasetsManage, ResultsRead, ResultsShare, ReviewsAnswer, ReviewsManage, RunsCancel,
+    RunsRead, RunsSubmit, UiHome, WorkflowsManage,
 };
 use crate::error::ApiError;
 use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    EngineField, EventRow, HomePage, Layout, OutputRow, PreviewView, RegistryPage, RegistryRow,
-    ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage, RunRow, RunsPage,
-    SubmitPage, TaskRow, VoteRow, WorkflowRow, WorkflowsPage,
+    AuditPage, AuditRow, DatasetRow, DatasetsPage, EngineField, EventRow, HomePage, Layout,
+    OutputRow, PreviewView, RegistryPage, RegistryRow, ReleasedRow, ResultPage, ResultRunRow,
+    ResultsPage, ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage,
+    RunRow, RunsPage, ShareRow, SubmitPage, TaskRow, UploadRow, VoteRow, WorkflowRow,
+    WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -186,9 +190,12 @@ pub async fn run(
     let outputs = state.store.egress_files(run.id).await?;
     let review_events = state.store.review_events(run.id).await?;
     let returned = state.store.review_request_state(run.id).await? == Some(RequestState::Returned);
+    let shares = state.store.shares(run.id).await?;
     ui::render(&RunPage {
         layout: layout(&req, &caller),
         run: RunRow::of(&run),
+        released: released.len(),
+        shares: shares.iter().map(ShareRow::of).collect(),
         workflow_version: run.workflow_type_version.clone(),
         started: run.start_time.map(|t| t.to_wes()).unwrap_or_default(),
         ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
@@ -472,6 +479,173 @@ pub async fn submit(
     Ok(ui::html(refused.0, body))
 }
 
+/// Most runs the results page lists (newest first), as `GET /results` bounds it.
+const MAX_RESULT_RUNS: i64 = 200;
+
+/// `GET /ui/results`: runs whose released results the caller may see, their own and those
+/// shared with them or one of their groups (`store.result_runs`, as `GET /results`).
+pub async fn results(
+    Page(Authorized { caller, .. }): Page<Authorized<ResultsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let runs = state
+        .store
+        .result_runs(&caller.subject, &caller.groups, MAX_RESULT_RUNS + 1)
+        .await?;
+    let more = runs.len() > MAX_RESULT_RUNS as usize;
+    ui::render(&ResultsPage {
+        layout: layout(&req, &caller),
+        runs: runs
+            .iter()
+            .take(MAX_RESULT_RUNS as usize)
+            .map(|r| ResultRunRow::of(r, &caller))
+            .collect(),
+        more,
+    })
+}
+
+/// `GET /ui/results/{run_id}`: a run's released files (only those), each with its download:
+/// a form for a short-lived link, or for a file stored Crypt4GH-encrypted the API's download
+/// bound to the caller's key, with the decryption steps and the key form.
+pub async fn result(
+    Page(SharedResults { caller, run, .. }): Page<SharedResults<ResultsRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let files = state.store.released_files(run.id).await?;
+    let any_encrypted = files.iter().any(|f| f.encryption.is_some());
+    let keys = if any_encrypted {
+        encrypted_results::reader_keys(&state, &caller).await?
+    } else {
+        None
+    };
+    let (key_fingerprints, key_source) = match keys {
+        Some((keys, source)) => (
+            keys.iter().map(|k| k.fingerprint()).collect(),
+            source.as_str().to_owned(),
+        ),
+        None => (Vec::new(), String::new()),
+    };
+    let rows = files
+        .iter()
+        .map(|f| ReleasedRow {
+            path: f.path.clone(),
+            size: f.size,
+            sha256: f.sha256.clone(),
+            encrypted: f.encryption == Some(OutputEncryption::Crypt4gh),
+            crypt4gh_url: with_query(
+                &format!("{WES_BASE}/results/{}/crypt4gh", run.id),
+                &[("path", &f.path)],
+            ),
+            file_name: f.path.rsplit('/').next().unwrap_or("result").to_owned(),
+        })
+        .collect();
+    ui::render(&ResultPage {
+        layout: layout(&req, &caller),
+        run: RunRow::of(&run),
+        ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
+        shared_by: if caller.owns(&run.owner) {
+            String::new()
+        } else {
+            run.owner.to_string()
+        },
+        files: rows,
+        any_encrypted,
+        key_fingerprints,
+        key_source,
+        link_seconds: state.results.as_ref().map_or(0, |b| b.ttl().as_secs()),
+    })
+}
+
+/// `POST /ui/results/{run_id}/link` (form, CSRF, `path`): a short-lived presigned link to one
+/// released plaintext file (`app::results::issue_link`, as `POST /results/{id}/links`,
+/// recorded), answered as a 303 to it: the browser downloads from the results store directly.
+pub async fn result_link(
+    Page(SharedResults { caller, run, .. }): Page<SharedResults<ResultsRead>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let path = ui::field(&posted, "path").ok_or_else(|| ApiError::bad_request("path: required"))?;
+    let link = app_results::issue_link(&state, &caller, run.id, path).await?;
+    Ok(ui::see_other(&link.url))
+}
+
+/// `POST /ui/results/{run_id}/key` (form, CSRF, `public_key`): registers the caller's Crypt4GH
+/// public key (`app::encrypted_results::register_key`, as `POST /me/crypt4gh-key`); then back
+/// to the results page.
+pub async fn register_key(
+    Page(SharedResults { caller, run, .. }): Page<SharedResults<ResultsRead>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let text = ui::field(&posted, "public_key").unwrap_or_default();
+    encrypted_results::register_key(&state, &caller, text).await?;
+    Ok(ui::see_other(&format!("/ui/results/{}", run.id)))
+}
+
+/// The principal a sharing form names: `kind` (subject|group), `value`, optional `issuer`.
+fn share_target(posted: &[(String, String)]) -> Result<ShareTarget, PageError> {
+    let value = ui::field(posted, "value").map(|v| v.trim().to_owned());
+    let issuer = ui::field(posted, "issuer")
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned);
+    Ok(match ui::field(posted, "kind") {
+        Some("subject") => ShareTarget {
+            subject: value,
+            group: None,
+            issuer,
+        },
+        Some("group") => ShareTarget {
+            subject: None,
+            group: value,
+            issuer,
+        },
+        _ => return Err(ApiError::bad_request("kind: subject or group").into()),
+    })
+}
+
+/// `POST /ui/runs/{run_id}/shares` (form, CSRF, `kind`, `value`): shares the run's released
+/// results with a user or an LS-Login group (`app::results::add_share`, as
+/// `POST /runs/{id}/shares`, the same checks); then back to the run's page.
+pub async fn add_share(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<ResultsShare>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let trusted = state.config.auth.trusted_issuers();
+    let who = app_results::principal(share_target(&posted)?, &caller, &trusted)?;
+    app_results::add_share(&state, &caller, run.id, &who).await?;
+    Ok(ui::see_other(&format!("/ui/runs/{}", run.id)))
+}
+
+/// `POST /ui/runs/{run_id}/shares/remove` (form, CSRF, `kind`, `value`, `issuer`): stops
+/// sharing (`app::results::remove_share`, as `DELETE /runs/{id}/shares`; 404 when it was not
+/// shared so); then back to the run's page.
+pub async fn remove_share(
+    Page(VisibleRun { caller, run, .. }): Page<VisibleRun<ResultsShare>>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let posted = ui::form_fields(&body)?;
+    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let trusted = state.config.auth.trusted_issuers();
+    let who = app_results::principal(share_target(&posted)?, &caller, &trusted)?;
+    app_results::remove_share(&state, &caller, run.id, &who).await?;
+    Ok(ui::see_other(&format!("/ui/runs/{}", run.id)))
+}
+
 /// Most requests the queue lists; most held files a review page previews (each is read from
 /// the run directory).
 const MAX_REQUESTS_SHOWN: i64 = 200;
@@ -724,6 +898,106 @@ pub async fn retire_workflow(
     let reason = crate::http::ReasonBody { reason }.checked()?;
     registry::retire(&state, &caller, &path_workflow(&req)?, reason.as_deref()).await?;
     Ok(ui::see_other("/ui/workflows"))
+}
+
+/// Most accepted uploads the datasets page lists per dataset.
+const MAX_UPLOADS_SHOWN: usize = 100;
+
+/// `GET /ui/datasets`: every dataset (`store.list_datasets`, as `GET /admin/datasets`) with its
+/// state, location and encryption, and its accepted uploads (`store.dataset_uploads`, as
+/// `GET /admin/datasets/{id}/files`).
+pub async fn datasets_page(
+    Page(Authorized { caller, .. }): Page<Authorized<DatasetsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let all = state.store.list_datasets().await?;
+    let mut rows = Vec::with_capacity(all.len());
+    for d in all {
+        let uploads = state.store.dataset_uploads(&d.id).await?;
+        rows.push(DatasetRow {
+            description: d.description,
+            state: d.state.as_str(),
+            crypt4gh: d.crypt4gh,
+            location: d.location,
+            visa: d.visa.unwrap_or_default(),
+            created: format!("{} by {}", d.created_at.to_wes(), d.created_by),
+            more_uploads: uploads.len().saturating_sub(MAX_UPLOADS_SHOWN),
+            uploads: uploads
+                .iter()
+                .take(MAX_UPLOADS_SHOWN)
+                .map(|u| UploadRow {
+                    name: u.name.clone(),
+                    size: u.size.map(|s| s.to_string()).unwrap_or_default(),
+                    sha256: u.sha256.clone().unwrap_or_default(),
+                    at: u.updated_at.to_wes(),
+                })
+                .collect(),
+            id: d.id,
+        });
+    }
+    ui::render(&DatasetsPage {
+        layout: layout(&req, &caller),
+        datasets: rows,
+    })
+}
+
+/// Audit records a page shows.
+const AUDIT_PAGE: i64 = 50;
+
+/// `GET /ui/audit?upto=<seq>`: the audit chain's records newest first, `AUDIT_PAGE` at a
+/// time ending at `upto` (default: the head), with the whole chain's verification
+/// (`app::audit::verify_chain`, `spe_store::audit::verify`).
+pub async fn audit_page(
+    Page(Authorized { caller, .. }): Page<Authorized<AuditRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let mut upto = None;
+    for (key, value) in crate::http::query_pairs(req.query_string())? {
+        match key.as_str() {
+            "upto" => {
+                upto = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| ApiError::bad_request("upto: a whole number, 0 or more"))?,
+                )
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {:?}; known: upto",
+                    other.chars().take(64).collect::<String>()
+                ))
+                .into());
+            }
+        }
+    }
+    let verified = crate::app::audit::verify_chain(&state.store).await?;
+    let head = spe_store::audit::head(&state.store)
+        .await?
+        .map_or(0, |h| h.seq);
+    let upto = upto.unwrap_or(head).min(head);
+    let after = (upto - AUDIT_PAGE).max(0);
+    let mut records = spe_store::audit::records(&state.store, after, upto - after).await?;
+    records.reverse();
+    let (intact, verification) = match verified {
+        Ok(Some(h)) => (
+            true,
+            format!("{} records, each following the one before; head {h}", h.seq),
+        ),
+        Ok(None) => (true, "no records yet".to_owned()),
+        Err(e) => (false, e.to_string()),
+    };
+    ui::render(&AuditPage {
+        layout: layout(&req, &caller),
+        intact,
+        verification,
+        records: records.iter().map(AuditRow::of).collect(),
+        newer: (upto < head).then(|| format!("/ui/audit?upto={}", (upto + AUDIT_PAGE).min(head))),
+        older: (after > 0).then(|| format!("/ui/audit?upto={after}")),
+    })
 }
 
 /// `GET /ui/assets/{file}`: the UI's embedded stylesheet and script. Kept a year when asked

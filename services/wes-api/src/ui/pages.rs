@@ -236,6 +236,10 @@ impl OutputRow {
 pub struct RunPage {
     pub layout: Layout,
     pub run: RunRow,
+    /// How many of its files were released (its results page lists them).
+    pub released: usize,
+    /// With whom its released results are shared.
+    pub shares: Vec<ShareRow>,
     pub workflow_version: String,
     pub started: String,
     pub ended: String,
@@ -495,4 +499,194 @@ pub struct RegistryPage {
     pub layout: Layout,
     pub versions: Vec<RegistryRow>,
     pub distinct_approver: bool,
+}
+
+/// A run whose released results the caller may see (`GET /results`): their own or shared.
+pub struct ResultRunRow {
+    pub id: String,
+    pub workflow: String,
+    pub state: StateView,
+    pub ended: String,
+    /// Shared with the caller (not their own): whose it is.
+    pub shared_by: String,
+}
+
+impl ResultRunRow {
+    pub fn of(run: &RunRecord, caller: &Caller) -> ResultRunRow {
+        ResultRunRow {
+            id: run.id.to_string(),
+            workflow: format!("{} ({})", run.workflow_url, run.workflow_type),
+            state: StateView::of(run.state),
+            ended: run.end_time.map(|t| t.to_wes()).unwrap_or_default(),
+            shared_by: if caller.owns(&run.owner) {
+                String::new()
+            } else {
+                run.owner.to_string()
+            },
+        }
+    }
+}
+
+/// The runs whose results the caller may download, newest first.
+#[derive(Template)]
+#[template(path = "ui/results.html")]
+pub struct ResultsPage {
+    pub layout: Layout,
+    pub runs: Vec<ResultRunRow>,
+    /// More runs than shown.
+    pub more: bool,
+}
+
+/// A released file with its way out: a link form (plaintext) or the bound download
+/// (Crypt4GH-encrypted).
+pub struct ReleasedRow {
+    pub path: String,
+    pub size: i64,
+    pub sha256: String,
+    pub encrypted: bool,
+    /// For an encrypted file: the API's download bound to the caller's key.
+    pub crypt4gh_url: String,
+    /// The file's name for `crypt4gh decrypt` (`<name>.c4gh`).
+    pub file_name: String,
+}
+
+/// One run's released files, for its owner or those it is shared with.
+#[derive(Template)]
+#[template(path = "ui/result.html")]
+pub struct ResultPage {
+    pub layout: Layout,
+    pub run: RunRow,
+    pub ended: String,
+    /// Whose run it is when it is not the caller's.
+    pub shared_by: String,
+    pub files: Vec<ReleasedRow>,
+    pub any_encrypted: bool,
+    /// The fingerprints of the keys an encrypted download is bound to now, and where they
+    /// come from (`registered`, `token_claim`); empty when the caller has none.
+    pub key_fingerprints: Vec<String>,
+    pub key_source: String,
+    /// How long a link is valid, in seconds (0: downloads are not configured).
+    pub link_seconds: u64,
+}
+
+/// With whom a run's results are shared (the run's page, for its owner).
+pub struct ShareRow {
+    /// `subject` or `group`.
+    pub kind: &'static str,
+    pub value: String,
+    pub issuer: String,
+    pub by: String,
+    pub at: String,
+}
+
+impl ShareRow {
+    pub fn of(s: &spe_store::RunShare) -> ShareRow {
+        let (issuer, value) = match &s.principal {
+            spe_store::SharePrincipal::User(u) => (u.issuer(), u.sub()),
+            spe_store::SharePrincipal::Group(g) => (g.issuer(), g.urn()),
+        };
+        ShareRow {
+            kind: s.principal.kind().as_str(),
+            value: value.to_owned(),
+            issuer: issuer.to_owned(),
+            by: s.created_by.to_string(),
+            at: s.created_at.to_wes(),
+        }
+    }
+}
+
+/// An accepted uploaded file of a dataset.
+pub struct UploadRow {
+    pub name: String,
+    pub size: String,
+    pub sha256: String,
+    pub at: String,
+}
+
+/// A dataset with its accepted uploads (the data controllers' datasets page).
+pub struct DatasetRow {
+    pub id: String,
+    pub description: String,
+    pub state: &'static str,
+    pub crypt4gh: bool,
+    pub location: String,
+    pub visa: String,
+    pub created: String,
+    pub uploads: Vec<UploadRow>,
+    /// Accepted uploads not listed (beyond the page's bound).
+    pub more_uploads: usize,
+}
+
+#[derive(Template)]
+#[template(path = "ui/datasets.html")]
+pub struct DatasetsPage {
+    pub layout: Layout,
+    pub datasets: Vec<DatasetRow>,
+}
+
+/// The most characters of a record's details the audit page shows (a submission's are long);
+/// `spectl audit export` gives them whole.
+const MAX_AUDIT_DETAILS: usize = 240;
+
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// One audit record as shown.
+pub struct AuditRow {
+    pub seq: i64,
+    pub time: String,
+    pub kind: String,
+    pub actor: String,
+    pub run_id: String,
+    pub details: String,
+    pub sha256: String,
+}
+
+impl AuditRow {
+    pub fn of(r: &spe_store::audit::AuditRecord) -> AuditRow {
+        let actor = match &r.actor {
+            serde_json::Value::Object(o) => match (o.get("issuer"), o.get("sub"), o.get("service"))
+            {
+                (Some(i), Some(s), _) => format!(
+                    "{} ({})",
+                    s.as_str().unwrap_or_default(),
+                    i.as_str().unwrap_or_default()
+                ),
+                (_, _, Some(s)) => format!("service {}", s.as_str().unwrap_or_default()),
+                _ => r.actor.to_string(),
+            },
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        AuditRow {
+            seq: r.seq,
+            time: r.time(),
+            kind: r.kind.clone(),
+            actor,
+            run_id: r.run_id.clone().unwrap_or_default(),
+            details: match &r.details {
+                serde_json::Value::Object(o) if o.is_empty() => String::new(),
+                d => shortened(&d.to_string(), MAX_AUDIT_DETAILS),
+            },
+            sha256: r.sha256.clone(),
+        }
+    }
+}
+
+/// The audit log, newest first, one page, with the chain's verification.
+#[derive(Template)]
+#[template(path = "ui/audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    /// Whether the whole chain verified.
+    pub intact: bool,
+    /// What the verification found: the head it ends at, or the first break.
+    pub verification: String,
+    pub records: Vec<AuditRow>,
+    pub newer: Option<String>,
+    pub older: Option<String>,
 }
