@@ -174,6 +174,39 @@ pub async fn run(mut args: HttpArgs) -> anyhow::Result<()> {
         ));
     }
 
+    // The web UI's pages, rendered server-side with the runs above stored (the 1,000),
+    // at 4 connections so that the latency is the rendering rather than a queue. A bearer
+    // token stands for the browser session (the same caller resolution).
+    let site = wes_base.trim_end_matches("/ga4gh/wes/v1").to_owned();
+    let researcher_token = token(&client, &issuer, "researcher").await?;
+    let controller_token = token(&client, &issuer, "controller").await?;
+    let pages = [
+        ("/".to_owned(), &researcher_token),
+        ("/ui/runs".to_owned(), &researcher_token),
+        ("/ui/runs?state=QUEUED".to_owned(), &researcher_token),
+        (format!("/ui/runs/{wes_run}"), &researcher_token),
+        ("/ui/submit/quals/1.0.0".to_owned(), &researcher_token),
+        ("/ui/results".to_owned(), &researcher_token),
+        (format!("/ui/results/{wes_run}"), &researcher_token),
+        ("/ui/reviews".to_owned(), &controller_token),
+        ("/ui/workflows".to_owned(), &controller_token),
+        ("/ui/datasets".to_owned(), &controller_token),
+        ("/ui/audit".to_owned(), &controller_token),
+    ];
+    for (path, token) in pages {
+        let load = median_load(&format!("{site}{path}"), 4, Some(token.as_str()), &args).await?;
+        if load.errors > 0 {
+            failures.push(format!("UI page {path}: {} errors", load.errors));
+        }
+        let shown = path.replace(&wes_run, "{id}");
+        rows.push(format!(
+            "| UI page GET {shown}, 4 connections, {} runs stored | - | {} | - | p99 < 20 ms: {} |",
+            args.runs,
+            load.cell(),
+            met(load.p99_ms < 20.0 && load.errors == 0),
+        ));
+    }
+
     // Bursts of concurrent submissions: all at once, then 64 in flight. wes-api's first, then
     // Sapporo's, whose run scripts (a process per run) would otherwise still be running while
     // wes-api is measured.

@@ -164,9 +164,15 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let (clause, params) = principal_clause(3, subject, groups);
+        // Two index reads, not one scan: the owner's newest `limit` runs off the
+        // (owner, created_at) index, and the runs shared with them; then the newest of both.
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE owner = $1 OR id IN \
-             (SELECT run_id FROM run_shares WHERE {clause}) \
+            "SELECT {RUN_COLUMNS} FROM (\
+             SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs WHERE owner = $1 \
+             ORDER BY created_at DESC, id LIMIT $2) AS owned \
+             UNION \
+             SELECT {RUN_COLUMNS} FROM runs WHERE id IN \
+             (SELECT run_id FROM run_shares WHERE {clause})) AS visible \
              ORDER BY created_at DESC, id LIMIT $2"
         );
         let mut query = sqlx::query(&sql).bind(subject.key()).bind(limit);

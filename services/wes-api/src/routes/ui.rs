@@ -479,8 +479,9 @@ pub async fn submit(
     Ok(ui::html(refused.0, body))
 }
 
-/// Most runs the results page lists (newest first), as `GET /results` bounds it.
-const MAX_RESULT_RUNS: i64 = 200;
+/// Most runs the results page lists (newest first): enough for a person, few enough to render in
+/// a few milliseconds (docs/benchmarks.md).
+const MAX_RESULT_RUNS: i64 = 50;
 
 /// `GET /ui/results`: runs whose released results the caller may see, their own and those
 /// shared with them or one of their groups (`store.result_runs`, as `GET /results`).
