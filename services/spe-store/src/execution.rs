@@ -19,28 +19,9 @@ pub(crate) const LIVE_STATES: [RunState; 6] = [
 ];
 
 impl Store {
-    /// QUEUED runs never handed to Slurm whose retry time (if any) has come, oldest first.
-    /// A run whose row does not parse is an `Err` item, for the submitter to end.
-    pub async fn runs_to_submit(
-        &self,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Result<RunRecord, UnreadableRun>>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE state = $1 AND slurm_job_id IS NULL \
-             AND (next_submit_at IS NULL OR next_submit_at <= $2) \
-             ORDER BY created_at, id LIMIT $3"
-        ))
-        .bind(RunState::Queued.as_str())
-        .bind(now.micros())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        work_list(&rows)
-    }
-
-    /// Claims up to `limit` due runs (as [`Store::runs_to_submit`] lists them) for `holder`
-    /// until `until`: runs claimed by another holder whose claim has not run out are skipped,
+    /// Claims up to `limit` due runs — QUEUED, never handed to Slurm, their retry time (if any)
+    /// come — for `holder` until `until`; a run whose row does not parse is an `Err` item, for
+    /// the submitter to end: runs claimed by another holder whose claim has not run out are skipped,
     /// so instances sharing the database never take the same run (on PostgreSQL the rows are
     /// picked with `FOR UPDATE SKIP LOCKED`). Oldest first.
     pub async fn claim_runs_to_submit(

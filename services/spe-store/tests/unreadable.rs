@@ -43,7 +43,10 @@ async fn a_broken_stored_submission_is_an_item_of_the_submit_list_and_can_be_end
         )
         .await;
 
-        let due = store.runs_to_submit(t(10), 10).await.unwrap();
+        let due = store
+            .claim_runs_to_submit("submitter", t(10), t(20), 10)
+            .await
+            .unwrap();
         assert_eq!(due.len(), 2);
         let bad = due[0].as_ref().unwrap_err();
         assert_eq!(bad.id, broken);
@@ -102,7 +105,10 @@ async fn a_broken_stored_submission_is_an_item_of_the_submit_list_and_can_be_end
             last.reason.as_deref(),
             Some(format!("the stored run is unreadable: {}", bad.reason).as_str())
         );
-        let due = store.runs_to_submit(t(30), 10).await.unwrap();
+        let due = store
+            .claim_runs_to_submit("submitter", t(30), t(40), 10)
+            .await
+            .unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].as_ref().map(|r| r.id), Ok(fine));
     })

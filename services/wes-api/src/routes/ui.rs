@@ -230,8 +230,7 @@ pub async fn answer(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let text = posted_comment(&posted)?;
     review::answer(&state, &caller, &run, &text).await?;
     Ok(ui::see_other(&format!("/ui/runs/{}", run.id)))
@@ -245,8 +244,7 @@ pub async fn return_request(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let text = posted_comment(&posted)?;
     review::return_to_researcher(&state, &caller, &run, &text).await?;
     Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
@@ -260,8 +258,7 @@ pub async fn cancel(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let fields = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&fields, "csrf"))?;
+    ui::checked_form(&req, &body)?;
     let run_id = run.id;
     let cancelled = runs::cancel(&state, &caller, run).await;
     state.run_states.forget(run_id);
@@ -455,8 +452,7 @@ pub async fn submit(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let (v, manifest) = approved(&req, &state).await?;
     let refused = match run_request(&v, &manifest, &posted) {
         Ok(fields) => match runs::accept(&state, &caller, fields).await {
@@ -568,8 +564,7 @@ pub async fn result_link(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let path = ui::field(&posted, "path").ok_or_else(|| ApiError::bad_request("path: required"))?;
     let link = app_results::issue_link(&state, &caller, run.id, path).await?;
     Ok(ui::see_other(&link.url))
@@ -584,8 +579,7 @@ pub async fn register_key(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let text = ui::field(&posted, "public_key").unwrap_or_default();
     encrypted_results::register_key(&state, &caller, text).await?;
     Ok(ui::see_other(&format!("/ui/results/{}", run.id)))
@@ -622,8 +616,7 @@ pub async fn add_share(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let trusted = state.config.auth.trusted_issuers();
     let who = app_results::principal(share_target(&posted)?, &caller, &trusted)?;
     app_results::add_share(&state, &caller, run.id, &who).await?;
@@ -639,8 +632,7 @@ pub async fn remove_share(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let trusted = state.config.auth.trusted_issuers();
     let who = app_results::principal(share_target(&posted)?, &caller, &trusted)?;
     app_results::remove_share(&state, &caller, run.id, &who).await?;
@@ -780,8 +772,7 @@ pub async fn vote(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let path = ui::field(&posted, "path").ok_or_else(|| ApiError::bad_request("path: required"))?;
     let vote = match ui::field(&posted, "vote") {
         Some("approve") => Vote::Approve,
@@ -875,8 +866,7 @@ pub async fn approve_workflow(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    ui::checked_form(&req, &body)?;
     registry::approve(&state, &caller, &path_workflow(&req)?).await?;
     Ok(ui::see_other("/ui/workflows"))
 }
@@ -889,8 +879,7 @@ pub async fn retire_workflow(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let posted = ui::form_fields(&body)?;
-    ui::check_csrf(&req, ui::field(&posted, "csrf"))?;
+    let posted = ui::checked_form(&req, &body)?;
     let reason = ui::field(&posted, "reason")
         .map(str::trim)
         .filter(|r| !r.is_empty())

@@ -168,6 +168,14 @@ pub fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
         .map_err(|e| PageError(ApiError::bad_request(format!("malformed form: {e}"))))
 }
 
+/// A posted form's fields, once its `csrf` field is the request's token: how every form
+/// handler starts.
+pub fn checked_form(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
+    let fields = form_fields(body)?;
+    check_csrf(req, field(&fields, "csrf"))?;
+    Ok(fields)
+}
+
 /// The value of `name` in a form's fields.
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
