@@ -41,7 +41,8 @@ fi
 export SPE_DEV_LISTEN=$listen SPE_DEV_METRICS_LISTEN=${SPE_UI_TEST_METRICS_LISTEN:-127.0.0.1:9489}
 export SPE__AUTH__OIDC__BROWSER__REDIRECT_URL="http://$listen/auth/callback"
 log=$(mktemp)
-cleanup() { deploy/dev/up.sh stop >/dev/null 2>&1 || true; rm -f "$log"; }
+pack=
+cleanup() { deploy/dev/up.sh stop >/dev/null 2>&1 || true; rm -f "$log"; [ -z "$pack" ] || rm -rf "$pack"; }
 trap cleanup EXIT
 echo "browser tests: starting the stack on $listen (deploy/dev/up.sh)"
 if ! SPE_DEV_DETACH=1 deploy/dev/up.sh >"$log" 2>&1; then
@@ -54,6 +55,14 @@ helper="http://127.0.0.1:$((${issuer##*:} + 2))"
 # up.sh's run with its results.csv released Crypt4GH-encrypted, shared with the collaborators'
 # group; the collaborator's key pair (its public half registered) and Python crypt4gh decrypt
 # what the browser downloads.
+# A new version of the example workflow for the controller to register from its tar.gz (a
+# version of its own each time: the dev store keeps the earlier ones).
+version=1.0.$(date +%s)
+pack=$(mktemp -d)
+cp -r workflows/quals "$pack/quals"
+sed -i "s/^version: 1.0.0\$/version: $version/" "$pack/quals/workflow.yaml"
+tar czf "$pack/quals.tar.gz" -C "$pack" quals
+SPE_UI_NEW_VERSION=$version SPE_UI_WORKFLOW_TGZ=$pack/quals.tar.gz \
 SPE_UI_URL="http://$listen" SPE_UI_OIDC_HELPER=$helper SPE_CHROMIUM=$chromium \
   SPE_UI_SEALED_RUN=$(cat .spe-dev/last-sealed-run) SPE_UI_CRYPT4GH="$(tests/peers/python-tools.sh)/crypt4gh" \
   SPE_UI_C4GH_KEY=$root/.spe-dev/collaborator-c4gh.sec SPE_UI_C4GH_PASS=$root/.spe-dev/collaborator-c4gh.pass \

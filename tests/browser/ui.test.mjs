@@ -245,6 +245,23 @@ try {
   await accessible(cpage, 'the workflow registry');
   await shoot(cpage, cphone, 'workflows');
 
+  say('the data controller registers a new version from its tar.gz, reads its files and approves it');
+  const version = process.env.SPE_UI_NEW_VERSION;
+  await cpage.getByLabel(/^The workflow's folder as a tar\.gz/).setInputFiles(process.env.SPE_UI_WORKFLOW_TGZ);
+  await Promise.all([cpage.waitForNavigation(), cpage.getByRole('button', { name: 'Register as a draft' }).click()]);
+  assert.equal(cpage.url(), `${BASE}/ui/workflows/quals/${version}`);
+  await cpage.locator('.egress', { hasText: /^draft$/ }).waitFor();
+  await cpage.locator('pre.file-text', { hasText: `version: ${version}` }).waitFor();
+  await Promise.all([cpage.waitForNavigation(), cpage.getByRole('link', { name: 'Snakefile' }).click()]);
+  await cpage.locator('pre.file-text', { hasText: 'rule plot_quals:' }).waitFor();
+  await accessible(cpage, "a workflow version's page");
+  await shoot(cpage, cphone, 'workflow');
+  await Promise.all([cpage.waitForNavigation(), cpage.getByRole('button', { name: `Approve quals@${version}` }).click()]);
+  assert.equal(cpage.url(), `${BASE}/ui/workflows`);
+  const registered = cpage.locator('section', { has: cpage.getByRole('heading', { name: `quals@${version}` }) });
+  await registered.locator('.egress', { hasText: /^approved$/ }).waitFor();
+  assert.equal(await registered.getByRole('button', { name: /^Approve/ }).count(), 0);
+
   say('the data controller opens the datasets and the audit log, whose chain verifies');
   await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
   await cpage.waitForURL(`${BASE}/ui/datasets`);
@@ -253,7 +270,8 @@ try {
   await shoot(cpage, cphone, 'datasets');
   await cpage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();
   await cpage.waitForURL(`${BASE}/ui/audit`);
-  await cpage.getByText('Chain verified:').waitFor();
+  // The verdict is loaded after the page (it verifies the whole chain).
+  await cpage.locator('#chain-status', { hasText: 'Chain verified:' }).waitFor();
   await accessible(cpage, 'the audit log');
   await shoot(cpage, cphone, 'audit');
   await cphone.close();

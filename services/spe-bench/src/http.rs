@@ -206,6 +206,24 @@ pub async fn run(mut args: HttpArgs) -> anyhow::Result<()> {
             met(load.p99_ms < 20.0 && load.errors == 0),
         ));
     }
+    // The audit chain's verification, which the audit page loads after itself: it reads and
+    // checks every record, so it is measured but not held to a page's target.
+    let verification = "/ui/audit/verification";
+    let load = median_load(
+        &format!("{site}{verification}"),
+        4,
+        Some(controller_token.as_str()),
+        &args,
+    )
+    .await?;
+    if load.errors > 0 {
+        failures.push(format!("{verification}: {} errors", load.errors));
+    }
+    rows.push(format!(
+        "| UI GET {verification} (the whole chain), 4 connections, {} runs stored | - | {} | - | - |",
+        args.runs,
+        load.cell(),
+    ));
 
     // Bursts of concurrent submissions: all at once, then 64 in flight. wes-api's first, then
     // Sapporo's, whose run scripts (a process per run) would otherwise still be running while

@@ -2,7 +2,10 @@
 // without reloading: an element with `data-poll` names the JSON to read (the WES API's own
 // `GET /runs` or `/runs/{id}/status`, authenticated by the session cookie); every element with
 // `data-run-id` inside it (or itself) shows that run's state. Polling stops once every shown
-// run has ended, and pauses while the tab is hidden.
+// run has ended, and pauses while the tab is hidden. An element with `data-fill-from` is
+// replaced by the element of the same id on that page once it has loaded (work too slow for
+// the page itself, such as verifying the whole audit chain); without the script its link
+// opens that page.
 "use strict";
 (function () {
   var ENDED = ["COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"];
@@ -62,7 +65,18 @@
     if (notice) notice.hidden = false;
   }
 
+  function fill(el) {
+    fetch(el.getAttribute("data-fill-from"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (res) { return res.text(); })
+      .then(function (html) {
+        var found = new DOMParser().parseFromString(html, "text/html").getElementById(el.id);
+        if (found) el.replaceWith(document.importNode(found, true));
+      })
+      .catch(function () { /* the link stays */ });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("[data-poll]"), watch);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-fill-from][id]"), fill);
   });
 })();

@@ -682,6 +682,132 @@ async fn the_registry_page_shows_the_four_eyes_rule_to_the_registrar() {
     assert_page_headers(&res, "four eyes");
 }
 
+fn quals_tar_gz(version: &str) -> Vec<u8> {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("quals");
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(common::repo_root().join("workflows/quals"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let manifest = std::fs::read_to_string(copy.join("workflow.yaml")).unwrap();
+    let manifest = manifest.replace("version: 1.0.0", &format!("version: {version}"));
+    std::fs::write(copy.join("workflow.yaml"), manifest).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all("quals", &copy).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[tokio::test]
+async fn data_controllers_register_a_version_from_its_tar_gz_and_read_its_files_before_approving() {
+    let app = spawn_app_with(&[]).await;
+    let body = page(&app, "/ui/workflows", 200).await;
+    assert!(
+        body.contains(
+            r#"<form method="post" action="/ui/workflows" enctype="multipart/form-data">"#
+        )
+    );
+    assert!(body.contains(r#"<input type="file" id="register-archive" name="archive""#));
+    let token = csrf_of(&body);
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |csrf: Option<&str>, archive: Option<Vec<u8>>, folder: Option<&str>| {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(csrf) = csrf {
+            form = form.text("csrf", csrf.to_owned());
+        }
+        if let Some(folder) = folder {
+            form = form.text("source_dir", folder.to_owned());
+        }
+        form = form.part(
+            "archive",
+            reqwest::multipart::Part::bytes(archive.unwrap_or_default())
+                .file_name("quals.tar.gz")
+                .mime_str("application/gzip")
+                .unwrap(),
+        );
+        let req = no_redirect
+            .post(format!("{}/ui/workflows", app.base))
+            .multipart(form);
+        async move { req.send().await.unwrap() }
+    };
+    let text_of = |res: reqwest::Response| async move { res.text().await.unwrap() };
+    // Without the form's token nothing is unpacked or registered.
+    let res = post(None, Some(quals_tar_gz("1.2.0")), None).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let (status, _) = app.get_json("/admin/workflows/quals/1.2.0").await;
+    assert_eq!(status, 404);
+    // Neither a file nor a folder, both, or something that is not a tar.gz: the page says why.
+    let res = post(Some(&token), None, None).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(text_of(res).await.contains(
+        "choose the tar.gz of the workflow&#39;s folder (or give a folder on the cluster)"
+    ));
+    let res = post(Some(&token), Some(quals_tar_gz("1.2.0")), Some("/tmp/x")).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(text_of(res).await.contains("not both"));
+    let res = post(Some(&token), Some(b"not gzip".to_vec()), None).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        text_of(res)
+            .await
+            .contains("not a gzip-compressed tar archive")
+    );
+    // Registered from the upload: a draft, and its page.
+    let res = post(Some(&token), Some(quals_tar_gz("1.2.0")), None).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/ui/workflows/quals/1.2.0");
+    let (status, v) = app.get_json("/admin/workflows/quals/1.2.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["state"], "draft");
+    let digest = v["registered_digest"].as_str().unwrap().to_owned();
+    let registry = page(&app, "/ui/workflows", 200).await;
+    assert!(
+        registry.contains(r#"<a href="/ui/workflows/quals/1.2.0"><code>quals@1.2.0</code></a>"#)
+    );
+    // The version's page: facts, the files its digest covers, the manifest shown first.
+    let body = page(&app, "/ui/workflows/quals/1.2.0", 200).await;
+    no_inline_script_or_style(&body);
+    assert!(body.contains(&format!("<dt>Digest</dt><dd><code>{digest}</code></dd>")));
+    assert!(body.contains("<dt>Entry point</dt><dd><code>Snakefile</code></dd>"));
+    assert!(body.contains(r#"<h2 id="shown-heading"><code>workflow.yaml</code></h2>"#));
+    assert!(body.contains("version: 1.2.0"), "{body}");
+    assert!(body.contains(
+        r#"<a href="/ui/workflows/quals/1.2.0?file=Snakefile"><code>Snakefile</code></a>"#
+    ));
+    assert!(body.contains(r#"action="/ui/workflows/quals/1.2.0/approve""#));
+    // Any other file it covers, as text; nothing it does not cover.
+    let snakefile =
+        std::fs::read_to_string(common::repo_root().join("workflows/quals/Snakefile")).unwrap();
+    let first_line = snakefile.lines().find(|l| !l.trim().is_empty()).unwrap();
+    let body = page(&app, "/ui/workflows/quals/1.2.0?file=Snakefile", 200).await;
+    assert!(body.contains(r#"<strong aria-current="page"><code>Snakefile</code></strong>"#));
+    let escaped = first_line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;");
+    assert!(body.contains(&escaped), "{first_line} in {body}");
+    let body = page(&app, "/ui/workflows/quals/1.2.0?file=..%2F..%2Fspe.db", 404).await;
+    assert!(
+        body.contains("workflow quals@1.2.0 has no file &#34;../../spe.db&#34;"),
+        "{body}"
+    );
+    page(&app, "/ui/workflows/quals/1.2.0?path=Snakefile", 400).await;
+    page(&app, "/ui/workflows/quals/9.9.9", 404).await;
+    // The same version again: the registry's refusal.
+    let res = post(Some(&token), Some(quals_tar_gz("1.2.0")), None).await;
+    assert_eq!(res.status().as_u16(), 409);
+}
+
 /// The store of a test app (its SQLite file).
 async fn store_of(app: &TestApp) -> Store {
     let db = app.data_dir.parent().unwrap().join("spe.db");
@@ -1035,7 +1161,7 @@ async fn data_controllers_see_datasets_with_their_accepted_uploads() {
 }
 
 #[tokio::test]
-async fn the_audit_page_pages_newest_first_and_shows_whether_the_chain_verifies() {
+async fn the_audit_page_pages_newest_first_and_loads_whether_the_whole_chain_verifies() {
     let app = spawn_app().await;
     let store = store_of(&app).await;
     // Records: the examples' registrations, approvals, the dataset, and some shares.
@@ -1053,8 +1179,24 @@ async fn the_audit_page_pages_newest_first_and_shows_whether_the_chain_verifies(
     assert!(head.seq > 60);
     let body = page(&app, "/ui/audit", 200).await;
     no_inline_script_or_style(&body);
-    assert!(body.contains("<strong>Chain verified:</strong>"), "{body}");
-    assert!(body.contains(&format!("head {head}")));
+    // The verdict is its own page, which the script puts in place of the status line.
+    assert!(
+        body.contains(r#"<p id="chain-status" class="notice" role="status" data-fill-from="/ui/audit/verification">"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"<a href="/ui/audit/verification">See the verification</a>"#));
+    assert!(!body.contains("Chain verified"));
+    let verdict = page(&app, "/ui/audit/verification", 200).await;
+    no_inline_script_or_style(&verdict);
+    assert!(
+        verdict.contains(r#"<p id="chain-status" class="notice" role="status">"#),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("<strong>Chain verified:</strong>"),
+        "{verdict}"
+    );
+    assert!(verdict.contains(&format!("head {head}")));
     // Newest first, 50 a page.
     let first_row = format!("<tr><td>{}</td>", head.seq);
     let last_row = format!("<tr><td>{}</td>", head.seq - 49);
@@ -1081,7 +1223,8 @@ async fn the_audit_page_pages_newest_first_and_shows_whether_the_chain_verifies(
     ] {
         store.debug_execute(sql).await.unwrap();
     }
-    let body = page(&app, "/ui/audit", 200).await;
+    let body = page(&app, "/ui/audit/verification", 200).await;
+    assert!(body.contains(r#"<p id="chain-status" class="notice error" role="status">"#));
     assert!(body.contains("<strong>Chain broken:</strong>"));
     assert!(
         body.contains("record 2 was changed: its fields no longer give its SHA-256"),

@@ -308,3 +308,52 @@ pub async fn retire(
     tracing::info!(workflow = %r, by = %caller.subject, "workflow retired");
     Ok(v)
 }
+
+/// Most bytes of a workflow file the registry shows a data controller.
+pub const MAX_SHOWN_FILE_BYTES: u64 = 256 * 1024;
+
+/// One of a version's files as a data controller reads it before approving.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileText {
+    Text(String),
+    /// Not UTF-8 text.
+    Binary {
+        size: u64,
+    },
+    /// Larger than [`MAX_SHOWN_FILE_BYTES`].
+    TooLarge {
+        size: u64,
+    },
+}
+
+/// Reads file `name` of version `v`: only a name in its `files` (the files its digest covers),
+/// from its folder, never following a link out of it.
+pub async fn version_file(v: &WorkflowVersion, name: &str) -> Result<FileText, ApiError> {
+    if !v.files.iter().any(|f| f == name) {
+        return Err(ApiError::not_found(format!(
+            "workflow {}@{} has no file {:?}",
+            v.name,
+            v.version,
+            name.chars().take(200).collect::<String>()
+        )));
+    }
+    let path = Path::new(&v.source_dir).join(name);
+    blocking(move || -> Result<FileText, ApiError> {
+        let unreadable =
+            |e: std::io::Error| ApiError::internal(format!("reading {}: {e}", path.display()));
+        let meta = std::fs::symlink_metadata(&path).map_err(unreadable)?;
+        if !meta.file_type().is_file() {
+            return Err(ApiError::internal(format!(
+                "{} is no longer a regular file",
+                path.display()
+            )));
+        }
+        if meta.len() > MAX_SHOWN_FILE_BYTES {
+            return Ok(FileText::TooLarge { size: meta.len() });
+        }
+        let bytes = std::fs::read(&path).map_err(unreadable)?;
+        let size = bytes.len() as u64;
+        Ok(String::from_utf8(bytes).map_or(FileText::Binary { size }, FileText::Text))
+    })
+    .await?
+}

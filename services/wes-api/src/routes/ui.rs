@@ -30,11 +30,11 @@ use crate::routes::WES_BASE;
 use crate::session::Sessions;
 use crate::startup::AppState;
 use crate::ui::pages::{
-    AuditPage, AuditRow, DatasetRow, DatasetsPage, EngineField, EventRow, HomePage, Layout,
-    OutputRow, PreviewView, RegistryPage, RegistryRow, ReleasedRow, ResultPage, ResultRunRow,
-    ResultsPage, ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage, RunPage,
-    RunRow, RunsPage, ShareRow, SubmitPage, TaskRow, UploadRow, VoteRow, WorkflowRow,
-    WorkflowsPage,
+    AuditPage, AuditRow, AuditVerificationPage, DatasetRow, DatasetsPage, EngineField, EventRow,
+    HomePage, Layout, OutputRow, PreviewView, RegistryPage, RegistryRow, ReleasedRow, ResultPage,
+    ResultRunRow, ResultsPage, ReviewFileView, ReviewMessage, ReviewPage, ReviewRow, ReviewsPage,
+    RunPage, RunRow, RunsPage, ShareRow, SubmitPage, TaskRow, UploadRow, VoteRow, WorkflowFileLink,
+    WorkflowRow, WorkflowVersionPage, WorkflowsPage,
 };
 use crate::ui::params_form::{self, FieldOption};
 use crate::ui::{self, Page, PageError, assets};
@@ -787,8 +787,56 @@ pub async fn vote(
     Ok(ui::see_other(&format!("/ui/reviews/{}", run.id)))
 }
 
+/// One version as the registry shows it to `caller`: state, digest, who did what, and which
+/// of approve and retire they may do.
+fn registry_row(
+    v: &WorkflowVersion,
+    caller: &crate::auth::Caller,
+    distinct: bool,
+    n: usize,
+) -> RegistryRow {
+    let by = |who: &spe_core::Subject, at: &spe_core::time::Timestamp| {
+        format!("{} by {who}", at.to_wes())
+    };
+    let draft = v.state == WorkflowState::Draft;
+    let own = caller.owns(&v.registered_by);
+    RegistryRow {
+        url: v.workflow_url(),
+        workflow_type: v.workflow_type.to_string(),
+        state: v.state.to_string(),
+        description: v.description.clone(),
+        digest: v
+            .digest
+            .as_ref()
+            .unwrap_or(&v.registered_digest)
+            .to_string(),
+        registered: by(&v.registered_by, &v.registered_at),
+        approved: match (&v.approved_by, &v.approved_at) {
+            (Some(who), Some(at)) => by(who, at),
+            _ => String::new(),
+        },
+        retired: match (&v.retired_by, &v.retired_at) {
+            (Some(who), Some(at)) => {
+                let reason = v.retire_reason.as_deref().unwrap_or_default();
+                format!(
+                    "{}{}{reason}",
+                    by(who, at),
+                    if reason.is_empty() { "" } else { ": " }
+                )
+            }
+            _ => String::new(),
+        },
+        base: format!("/ui/workflows/{}/{}", v.name, v.version),
+        approvable: draft && !(distinct && own),
+        four_eyes: draft && distinct && own,
+        retirable: v.state != WorkflowState::Retired,
+        n,
+    }
+}
+
 /// `GET /ui/workflows`: the registry for data controllers: every version with its state,
-/// digest, who registered, approved and retired it; approve (four eyes shown) and retire.
+/// digest, who registered, approved and retired it; approve (four eyes shown) and retire; a
+/// form to register a version from the tar.gz of its folder.
 pub async fn registry_page(
     Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
     req: HttpRequest,
@@ -796,52 +844,114 @@ pub async fn registry_page(
 ) -> Result<HttpResponse, PageError> {
     let versions = state.store.list_workflow_versions(None).await?;
     let distinct = state.config.workflows.require_distinct_approver;
-    let by = |who: &spe_core::Subject, at: &spe_core::time::Timestamp| {
-        format!("{} by {who}", at.to_wes())
-    };
     ui::render(&RegistryPage {
         layout: layout(&req, &caller),
         distinct_approver: distinct,
         versions: versions
             .iter()
             .enumerate()
-            .map(|(n, v)| {
-                let draft = v.state == WorkflowState::Draft;
-                let own = caller.owns(&v.registered_by);
-                RegistryRow {
-                    url: v.workflow_url(),
-                    workflow_type: v.workflow_type.to_string(),
-                    state: v.state.to_string(),
-                    description: v.description.clone(),
-                    digest: v
-                        .digest
-                        .as_ref()
-                        .unwrap_or(&v.registered_digest)
-                        .to_string(),
-                    registered: by(&v.registered_by, &v.registered_at),
-                    approved: match (&v.approved_by, &v.approved_at) {
-                        (Some(who), Some(at)) => by(who, at),
-                        _ => String::new(),
-                    },
-                    retired: match (&v.retired_by, &v.retired_at) {
-                        (Some(who), Some(at)) => {
-                            let reason = v.retire_reason.as_deref().unwrap_or_default();
-                            format!(
-                                "{}{}{reason}",
-                                by(who, at),
-                                if reason.is_empty() { "" } else { ": " }
-                            )
-                        }
-                        _ => String::new(),
-                    },
-                    base: format!("/ui/workflows/{}/{}", v.name, v.version),
-                    approvable: draft && !(distinct && own),
-                    four_eyes: draft && distinct && own,
-                    retirable: v.state != WorkflowState::Retired,
-                    n,
-                }
+            .map(|(n, v)| registry_row(v, &caller, distinct, n))
+            .collect(),
+    })
+}
+
+/// `POST /ui/workflows` (multipart form, CSRF): registers a draft version from the tar.gz of
+/// its folder (`archive`) or from a folder on the cluster's file system (`source_dir`), as
+/// `POST /admin/workflows` does; then its page.
+pub async fn register_workflow(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let limit = state.config.server.max_body_bytes;
+    crate::http::check_content_length(&req, limit)?;
+    let mut form = ui::checked_multipart(&req, payload, limit).await?;
+    let archive = form.take_file("archive");
+    let source_dir = ui::field(&form.fields, "source_dir")
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
+    let v = match (archive, source_dir) {
+        (Some(archive), None) => registry::register_upload(&state, &caller, archive).await?,
+        (None, Some(dir)) => {
+            let dir = crate::http::check_absolute_path("source_dir", dir)?;
+            registry::register_folder(&state, &caller, dir).await?
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either the tar.gz of the workflow's folder or a folder on the cluster, not both",
+            )
+            .into());
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "choose the tar.gz of the workflow's folder (or give a folder on the cluster)",
+            )
+            .into());
+        }
+    };
+    Ok(ui::see_other(&format!(
+        "/ui/workflows/{}/{}",
+        v.name, v.version
+    )))
+}
+
+/// `GET /ui/workflows/{name}/{version}[?file=<name>]`: one version for a data controller to
+/// read before approving: its facts, the files its digest covers, and one of them shown
+/// (default: the manifest, `workflow.yaml`).
+pub async fn workflow_page(
+    Page(Authorized { caller, .. }): Page<Authorized<WorkflowsManage>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let r = path_workflow(&req)?;
+    let shown = crate::http::only_query_param(req.query_string(), "file")?
+        .unwrap_or_else(|| spe_core::manifest::MANIFEST_FILE.to_owned());
+    let v = state
+        .store
+        .workflow_version(&r.name, &r.version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("workflow {r} not found")))?;
+    let text = registry::version_file(&v, &shown).await?;
+    let distinct = state.config.workflows.require_distinct_approver;
+    let row = registry_row(&v, &caller, distinct, 0);
+    let (content, note) = match text {
+        registry::FileText::Text(t) => (Some(t), String::new()),
+        registry::FileText::Binary { size } => (
+            None,
+            format!("not text ({size} bytes); read it on the cluster"),
+        ),
+        registry::FileText::TooLarge { size } => (
+            None,
+            format!(
+                "{size} bytes, more than the {} KiB shown here; read it on the cluster",
+                registry::MAX_SHOWN_FILE_BYTES / 1024
+            ),
+        ),
+    };
+    ui::render(&WorkflowVersionPage {
+        layout: layout(&req, &caller),
+        files: v
+            .files
+            .iter()
+            .map(|f| WorkflowFileLink {
+                href: format!(
+                    "{}?{}",
+                    row.base,
+                    serde_urlencoded::to_string([("file", f)]).unwrap_or_default()
+                ),
+                current: *f == shown,
+                name: f.clone(),
             })
             .collect(),
+        registered_digest: v.registered_digest.to_string(),
+        digest_changed: v.digest.as_ref().is_some_and(|d| *d != v.registered_digest),
+        entry_point: v.entry_point.clone(),
+        source_dir: v.source_dir.clone(),
+        row,
+        shown,
+        content,
+        note,
     })
 }
 
@@ -936,8 +1046,8 @@ pub async fn datasets_page(
 const AUDIT_PAGE: i64 = 50;
 
 /// `GET /ui/audit?upto=<seq>`: the audit chain's records newest first, `AUDIT_PAGE` at a
-/// time ending at `upto` (default: the head), with the whole chain's verification
-/// (`app::audit::verify_chain`, `spe_store::audit::verify`).
+/// time ending at `upto` (default: the head). The whole chain's verification grows with the
+/// chain, so it is `audit_verification`'s page, which this one's script fills in.
 pub async fn audit_page(
     Page(Authorized { caller, .. }): Page<Authorized<AuditRead>>,
     req: HttpRequest,
@@ -964,7 +1074,6 @@ pub async fn audit_page(
             }
         }
     }
-    let verified = crate::app::audit::verify_chain(&state.store).await?;
     let head = spe_store::audit::head(&state.store)
         .await?
         .map_or(0, |h| h.seq);
@@ -972,7 +1081,22 @@ pub async fn audit_page(
     let after = (upto - AUDIT_PAGE).max(0);
     let mut records = spe_store::audit::records(&state.store, after, upto - after).await?;
     records.reverse();
-    let (intact, verification) = match verified {
+    ui::render(&AuditPage {
+        layout: layout(&req, &caller),
+        records: records.iter().map(AuditRow::of).collect(),
+        newer: (upto < head).then(|| format!("/ui/audit?upto={}", (upto + AUDIT_PAGE).min(head))),
+        older: (after > 0).then(|| format!("/ui/audit?upto={after}")),
+    })
+}
+
+/// `GET /ui/audit/verification`: the whole chain verified from its first record now
+/// (`app::audit::verify_chain`, as `spectl audit verify`): where it ends, or where it breaks.
+pub async fn audit_verification(
+    Page(Authorized { caller, .. }): Page<Authorized<AuditRead>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (intact, verification) = match crate::app::audit::verify_chain(&state.store).await? {
         Ok(Some(h)) => (
             true,
             format!("{} records, each following the one before; head {h}", h.seq),
@@ -980,13 +1104,10 @@ pub async fn audit_page(
         Ok(None) => (true, "no records yet".to_owned()),
         Err(e) => (false, e.to_string()),
     };
-    ui::render(&AuditPage {
+    ui::render(&AuditVerificationPage {
         layout: layout(&req, &caller),
         intact,
         verification,
-        records: records.iter().map(AuditRow::of).collect(),
-        newer: (upto < head).then(|| format!("/ui/audit?upto={}", (upto + AUDIT_PAGE).min(head))),
-        older: (after > 0).then(|| format!("/ui/audit?upto={after}")),
     })
 }
 

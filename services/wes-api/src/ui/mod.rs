@@ -176,6 +176,94 @@ pub fn checked_form(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Strin
     Ok(fields)
 }
 
+/// A posted `multipart/form-data` form (a form with a file): its text fields and its files.
+pub struct MultipartForm {
+    pub fields: Vec<(String, String)>,
+    /// (field name, content) of each file chosen; a file input left empty is not here.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl MultipartForm {
+    /// The content of the file chosen in input `name`.
+    pub fn take_file(&mut self, name: &str) -> Option<Vec<u8>> {
+        let at = self.files.iter().position(|(n, _)| n == name)?;
+        Some(self.files.swap_remove(at).1)
+    }
+}
+
+/// Most parts a multipart form of the UI has.
+const MAX_MULTIPART_PARTS: usize = 16;
+
+/// A posted multipart form, read whole (at most `limit` bytes) and returned only once its
+/// `csrf` field is the request's token: how a form with a file upload starts.
+pub async fn checked_multipart(
+    req: &HttpRequest,
+    payload: actix_web::web::Payload,
+    limit: usize,
+) -> Result<MultipartForm, PageError> {
+    use futures_util::StreamExt;
+    if crate::http::media_type(req) != "multipart/form-data" {
+        return Err(PageError(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this form is posted as multipart/form-data",
+        )));
+    }
+    let bad = |e: actix_multipart::MultipartError| {
+        PageError(ApiError::bad_request(format!(
+            "malformed multipart/form-data: {e}"
+        )))
+    };
+    let mut parts = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut form = MultipartForm {
+        fields: Vec::new(),
+        files: Vec::new(),
+    };
+    let (mut total, mut count) = (0usize, 0usize);
+    while let Some(part) = parts.next().await {
+        let mut part = part.map_err(bad)?;
+        count += 1;
+        if count > MAX_MULTIPART_PARTS {
+            return Err(PageError(ApiError::bad_request(format!(
+                "more than {MAX_MULTIPART_PARTS} form parts"
+            ))));
+        }
+        let disposition = part.content_disposition().cloned();
+        let name = disposition
+            .as_ref()
+            .and_then(|d| d.get_name())
+            .map(str::to_owned)
+            .ok_or_else(|| PageError(ApiError::bad_request("a form part has no name")))?;
+        let is_file = disposition
+            .as_ref()
+            .and_then(|d| d.get_filename())
+            .is_some();
+        let mut value = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(bad)?;
+            total += chunk.len();
+            if total > limit {
+                return Err(PageError(ApiError::payload_too_large(limit)));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        if is_file {
+            if !value.is_empty() {
+                form.files.push((name, value));
+            }
+        } else {
+            let text = String::from_utf8(value).map_err(|_| {
+                PageError(ApiError::bad_request(format!(
+                    "{}: must be UTF-8 text",
+                    name.chars().take(64).collect::<String>()
+                )))
+            })?;
+            form.fields.push((name, text));
+        }
+    }
+    check_csrf(req, field(&form.fields, "csrf"))?;
+    Ok(form)
+}
+
 /// The value of `name` in a form's fields.
 pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields

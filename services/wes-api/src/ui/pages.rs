@@ -501,6 +501,33 @@ pub struct RegistryPage {
     pub distinct_approver: bool,
 }
 
+/// A file of a workflow version, linking to the version's page showing it.
+pub struct WorkflowFileLink {
+    pub name: String,
+    pub href: String,
+    /// The file shown now.
+    pub current: bool,
+}
+
+/// One workflow version: its facts, the files its digest covers, one of them shown.
+#[derive(Template)]
+#[template(path = "ui/workflow.html")]
+pub struct WorkflowVersionPage {
+    pub layout: Layout,
+    pub row: RegistryRow,
+    pub entry_point: String,
+    pub source_dir: String,
+    pub registered_digest: String,
+    /// The digest taken at approval differs from the one taken at registration.
+    pub digest_changed: bool,
+    pub files: Vec<WorkflowFileLink>,
+    pub shown: String,
+    /// The shown file's text, when it is text small enough to show.
+    pub content: Option<String>,
+    /// Why it is not shown, otherwise.
+    pub note: String,
+}
+
 /// A run whose released results the caller may see (`GET /results`): their own or shared.
 pub struct ResultRunRow {
     pub id: String,
@@ -677,16 +704,24 @@ impl AuditRow {
     }
 }
 
-/// The audit log, newest first, one page, with the chain's verification.
+/// The audit log, newest first, one page; the chain's verification is its own page
+/// (`AuditVerificationPage`), which the page's script loads into it.
 #[derive(Template)]
 #[template(path = "ui/audit.html")]
 pub struct AuditPage {
+    pub layout: Layout,
+    pub records: Vec<AuditRow>,
+    pub newer: Option<String>,
+    pub older: Option<String>,
+}
+
+/// The whole audit chain's verification, done when this page is asked for.
+#[derive(Template)]
+#[template(path = "ui/audit_verification.html")]
+pub struct AuditVerificationPage {
     pub layout: Layout,
     /// Whether the whole chain verified.
     pub intact: bool,
     /// What the verification found: the head it ends at, or the first break.
     pub verification: String,
-    pub records: Vec<AuditRow>,
-    pub newer: Option<String>,
-    pub older: Option<String>,
 }
