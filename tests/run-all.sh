@@ -10,12 +10,20 @@
 #    Sapporo, small sizes), so that it cannot rot; the full mode is a documented command
 # 5. the web UI in Debian's headless Chromium against the real stack (tests/browser/run.sh:
 #    login through the provider's form, live run states, axe-core, screenshots to docs/ui/)
-# 6. no token handed out by the OIDC test provider during the run appears in anything the run
+# 6. the deployment checks (tests/deploy/check.sh: ansible syntax and lint, the units' exposure,
+#    the container files, the jobs' ssh gate, the bucket policy), started first in the background
+#    (they need no build and no peer) and waited for at the end
+# 7. no token handed out by the OIDC test provider during the run appears in anything the run
 #    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 step() { printf '\n==> %s\n' "$*"; }
+
+step "deployment checks, in the background (tests/deploy/check.sh; reported at the end)"
+deploy_log=$(mktemp)
+tests/deploy/check.sh >"$deploy_log" 2>&1 &
+deploy_pid=$!
 
 step "peers: PostgreSQL on 127.0.0.1"
 SPE_TEST_POSTGRES_URL=$(tests/peers/postgres.sh start)
@@ -72,6 +80,17 @@ tests/bench/http.sh --short 2>&1 | tee "$logs/bench-http.log"
 
 step "web UI in a real browser (tests/browser/run.sh; docs/ui.md)"
 tests/browser/run.sh 2>&1 | tee "$logs/browser.log"
+
+step "deployment checks (tests/deploy/check.sh; docs/operator-guide.md)"
+deploy_status=0
+wait "$deploy_pid" || deploy_status=$?
+cat "$deploy_log"
+deploy_passed=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$deploy_log")
+deploy_failed=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$deploy_log")
+rm -f "$deploy_log"
+passed=$((passed + ${deploy_passed:-0}))
+failed=$((failed + ${deploy_failed:-0}))
+[ "$deploy_status" -eq 0 ] || { echo "deployment checks failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "no token issued during the run appears in its output or logs"
 peers_dir=${SPE_PEERS_DIR:-/tmp/spe-peers}
