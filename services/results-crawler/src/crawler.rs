@@ -268,8 +268,7 @@ impl Crawler {
             }
         }
         if let Ok(n) = self.inner.store.egress_backlog().await {
-            m.backlog_runs
-                .store(n, std::sync::atomic::Ordering::Relaxed);
+            m.backlog_runs.set(n);
         }
         Ok((done, waiting))
     }

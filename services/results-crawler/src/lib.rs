@@ -14,6 +14,7 @@
 pub mod config;
 pub mod crawler;
 pub mod metrics;
+pub mod ops;
 pub mod receipt;
 pub mod s3;
 pub mod safe_fs;

@@ -1,187 +1,146 @@
-//! Prometheus metrics of the crawler, served as text at `/metrics`.
+//! Prometheus metrics of the crawler (prometheus-client), served with its readiness by
+//! `crate::ops` on `crawler.metrics_listen`.
 
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the release-latency histogram buckets.
 const LATENCY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorKind {
+    kind: String,
+}
+
+/// The crawler's counters, each a handle into the registry it is rendered from.
 pub struct Metrics {
-    pub files_released: AtomicU64,
-    pub bytes_released: AtomicU64,
-    pub files_held: AtomicU64,
-    pub bytes_held: AtomicU64,
-    pub files_refused: AtomicU64,
-    pub bytes_refused: AtomicU64,
-    pub changed_during_upload: AtomicU64,
-    pub errors_s3: AtomicU64,
-    pub errors_store: AtomicU64,
-    pub errors_fs: AtomicU64,
-    pub rescans: AtomicU64,
-    pub runs_done: AtomicU64,
-    pub backlog_runs: AtomicI64,
-    latency: Mutex<Histogram>,
+    pub files_released: Counter,
+    pub bytes_released: Counter,
+    pub files_held: Counter,
+    pub bytes_held: Counter,
+    pub files_refused: Counter,
+    pub bytes_refused: Counter,
+    pub changed_during_upload: Counter,
+    pub errors_s3: Counter,
+    pub errors_store: Counter,
+    pub errors_fs: Counter,
+    pub rescans: Counter,
+    pub runs_done: Counter,
+    /// Ended runs with egress not done, at the last rescan.
+    pub backlog_runs: Gauge,
+    latency: Histogram,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let files = Family::<Outcome, Counter>::default();
+        let bytes = Family::<Outcome, Counter>::default();
+        let errors = Family::<ErrorKind, Counter>::default();
+        registry.register(
+            "spe_crawler_files",
+            "Output files settled, by outcome",
+            files.clone(),
+        );
+        registry.register(
+            "spe_crawler_bytes",
+            "Bytes of output files settled, by outcome",
+            bytes.clone(),
+        );
+        registry.register(
+            "spe_crawler_errors",
+            "Errors, by where they happened (retried)",
+            errors.clone(),
+        );
+        let outcome = |f: &Family<Outcome, Counter>, o: &str| {
+            f.get_or_create(&Outcome {
+                outcome: o.to_owned(),
+            })
+            .clone()
+        };
+        let error = |k: &str| {
+            errors
+                .get_or_create(&ErrorKind { kind: k.to_owned() })
+                .clone()
+        };
+        let mut single = |name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let changed_during_upload = single(
+            "spe_crawler_changed_during_upload",
+            "Files that changed while being uploaded (not released)",
+        );
+        let rescans = single("spe_crawler_rescans", "Full rescans run");
+        let runs_done = single(
+            "spe_crawler_runs_done",
+            "Runs whose egress was completed (manifest written)",
+        );
+        let backlog_runs = Gauge::default();
+        registry.register(
+            "spe_crawler_backlog_runs",
+            "Ended runs with egress not done, at the last rescan",
+            backlog_runs.clone(),
+        );
+        let latency = Histogram::new(LATENCY_BUCKETS.iter().copied());
+        registry.register(
+            "spe_crawler_release_latency_seconds",
+            "From log.json seen to the object visible in the bucket",
+            latency.clone(),
+        );
+        Metrics {
+            files_released: outcome(&files, "released"),
+            bytes_released: outcome(&bytes, "released"),
+            files_held: outcome(&files, "held"),
+            bytes_held: outcome(&bytes, "held"),
+            files_refused: outcome(&files, "refused"),
+            bytes_refused: outcome(&bytes, "refused"),
+            errors_s3: error("s3"),
+            errors_store: error("store"),
+            errors_fs: error("fs"),
+            changed_during_upload,
+            rescans,
+            runs_done,
+            backlog_runs,
+            latency,
+            registry,
+        }
+    }
 }
 
 impl Metrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    pub fn add(counter: &Counter, n: u64) {
+        counter.inc_by(n);
     }
 
     pub fn observe_latency(&self, seconds: f64) {
-        if let Ok(mut h) = self.latency.lock() {
-            if h.counts.is_empty() {
-                h.counts = vec![0; LATENCY_BUCKETS.len()];
-            }
-            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += seconds;
-            h.count += 1;
-        }
+        self.latency.observe(seconds);
     }
 
-    /// The Prometheus text exposition (version 0.0.4).
+    /// The OpenMetrics text exposition, which Prometheus scrapes.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        counter(
-            "spe_crawler_files_total",
-            "Output files settled, by outcome.",
-            &[
-                ("{outcome=\"released\"}", get(&self.files_released)),
-                ("{outcome=\"held\"}", get(&self.files_held)),
-                ("{outcome=\"refused\"}", get(&self.files_refused)),
-            ],
-        );
-        counter(
-            "spe_crawler_bytes_total",
-            "Bytes of output files settled, by outcome.",
-            &[
-                ("{outcome=\"released\"}", get(&self.bytes_released)),
-                ("{outcome=\"held\"}", get(&self.bytes_held)),
-                ("{outcome=\"refused\"}", get(&self.bytes_refused)),
-            ],
-        );
-        counter(
-            "spe_crawler_changed_during_upload_total",
-            "Files that changed while being uploaded (not released).",
-            &[("", get(&self.changed_during_upload))],
-        );
-        counter(
-            "spe_crawler_errors_total",
-            "Errors, by where they happened (retried).",
-            &[
-                ("{kind=\"s3\"}", get(&self.errors_s3)),
-                ("{kind=\"store\"}", get(&self.errors_store)),
-                ("{kind=\"fs\"}", get(&self.errors_fs)),
-            ],
-        );
-        counter(
-            "spe_crawler_rescans_total",
-            "Full rescans run.",
-            &[("", get(&self.rescans))],
-        );
-        counter(
-            "spe_crawler_runs_done_total",
-            "Runs whose egress was completed (manifest written).",
-            &[("", get(&self.runs_done))],
-        );
-        let _ = writeln!(
-            out,
-            "# HELP spe_crawler_backlog_runs Ended runs with egress not done, at the last rescan.\n\
-             # TYPE spe_crawler_backlog_runs gauge\nspe_crawler_backlog_runs {}",
-            self.backlog_runs.load(Ordering::Relaxed)
-        );
-        let name = "spe_crawler_release_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} From log.json seen to the object visible in the bucket.\n# TYPE {name} histogram"
-        );
-        if let Ok(h) = self.latency.lock() {
-            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-                let n = h.counts.get(i).copied().unwrap_or(0);
-                let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
-            }
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum {}", h.sum);
-            let _ = writeln!(out, "{name}_count {}", h.count);
-        }
+        // Writing into a String does not fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Serves `GET /metrics` until the task is dropped. A minimal HTTP/1.1 responder: one request
-/// per connection.
-pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while len < buf.len() {
-                    match stream.read(&mut buf[len..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            len += n;
-                            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                                break;
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let request = String::from_utf8_lossy(&buf[..len]);
-            let first = request.lines().next().unwrap_or_default();
-            let (status, ctype, body) = if first.starts_with("GET /metrics ") {
-                (
-                    "200 OK",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    metrics.render(),
-                )
-            } else {
-                ("404 Not Found", "text/plain", "not found\n".to_owned())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}
+/// The media type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -194,10 +153,19 @@ mod tests {
         Metrics::add(&m.bytes_released, 10);
         m.observe_latency(0.3);
         m.observe_latency(7.0);
+        m.backlog_runs.set(4);
         let text = m.render();
-        assert!(text.contains("spe_crawler_files_total{outcome=\"released\"} 2"));
+        assert!(
+            text.contains("spe_crawler_files_total{outcome=\"released\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("spe_crawler_bytes_total{outcome=\"released\"} 10"));
+        assert!(text.contains("spe_crawler_files_total{outcome=\"held\"} 0"));
+        assert!(text.contains("spe_crawler_errors_total{kind=\"s3\"} 0"));
+        assert!(text.contains("spe_crawler_backlog_runs 4"));
         assert!(text.contains("spe_crawler_release_latency_seconds_bucket{le=\"0.5\"} 1"));
-        assert!(text.contains("spe_crawler_release_latency_seconds_bucket{le=\"10\"} 2"));
+        assert!(text.contains("spe_crawler_release_latency_seconds_bucket{le=\"10.0\"} 2"));
         assert!(text.contains("spe_crawler_release_latency_seconds_count 2"));
+        assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -1,4 +1,4 @@
-//! The crawler as a service: store, bucket, watcher, cron rescans, metrics endpoint.
+//! The crawler as a service: store, bucket, watcher, cron rescans, operations endpoints.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::CrawlerServiceConfig;
 use crate::crawler::{Crawler, RunOutcome, Settings};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::s3::Bucket;
 use crate::watch;
 
@@ -30,11 +30,13 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
     .await?;
     let bucket = Bucket::connect(cc).await;
     let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(cc.metrics_listen)
-        .await
+    let listener = std::net::TcpListener::bind(cc.metrics_listen)
         .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {}: {e}", cc.metrics_listen))?;
     let metrics_addr = listener.local_addr()?;
-    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let ops = crate::ops::serve(listener, metrics.clone(), store.clone(), bucket.clone())
+        .map_err(|e| anyhow::anyhow!("crawler.metrics_listen {metrics_addr}: {e}"))?;
+    let ops_handle = ops.handle();
+    tokio::spawn(ops);
     // Read once: a configured key that cannot be used stops the start, naming the key.
     let signer = match &config.receipts.signing_key {
         Some(path) => Some(Arc::new(
@@ -99,6 +101,7 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("results-crawler stopping");
     rescans.abort();
+    ops_handle.stop(true).await;
     Ok(())
 }
 

@@ -842,11 +842,7 @@ async fn several_crawlers_on_one_postgres_upload_each_file_once() {
     crawlers[0].rescan().await.unwrap();
     let released: u64 = crawlers
         .iter()
-        .map(|c| {
-            c.metrics()
-                .files_released
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
+        .map(|c| c.metrics().files_released.get())
         .sum();
     assert_eq!(
         released,
@@ -906,16 +902,31 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // The metrics endpoint answers in Prometheus text.
-    let metrics = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "5", &addr])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    // The operations endpoints, on the crawler's own HTTP stack.
+    let http = reqwest::Client::new();
+    let res = http.get(&addr).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let metrics = res.text().await.unwrap();
+    assert!(
+        metrics.contains("# TYPE spe_crawler_files counter"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("spe_crawler_files_total{outcome=\"released\"} "));
+    assert!(metrics.contains("spe_crawler_release_latency_seconds_count "));
+    assert!(metrics.ends_with("# EOF\n"));
+    let base = addr.trim_end_matches("/metrics");
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let ready: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        ready,
+        serde_json::json!({"status": "ready", "checks": {"database": "ok", "s3": "ok"}})
+    );
     crawler.kill9();
-    if !metrics.is_empty() {
-        assert!(metrics.contains("spe_crawler_files_total"), "{metrics}");
-    }
     for id in ids {
         // Three outputs, manifest.json, disclosure.json and the run's RO-Crate (the binary
         // always writes it; unsigned here: the test config has no receipts.signing_key).
@@ -938,6 +949,38 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
             assert_eq!(head.size, f.size);
         }
     }
+}
+
+#[tokio::test]
+async fn readiness_names_a_bucket_that_does_not_answer_while_metrics_still_serve() {
+    let Some(w) = world().await else { return };
+    let config = binary_config(&w, "0 0 * * * *", "watch: poll");
+    // Nothing listens on port 9 of this machine.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&w.endpoint, "http://127.0.0.1:9")).unwrap();
+    let crawler = start_binary(&config);
+    let base = crawler.address.trim_end_matches("/metrics").to_owned();
+    let http = reqwest::Client::new();
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "not ready");
+    assert_eq!(body["checks"]["database"], "ok");
+    let s3 = body["checks"]["s3"].as_str().unwrap();
+    assert!(s3.starts_with("s3 bucket spe-results: "), "{s3}");
+    let res = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = http.get(&crawler.address).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("spe_crawler_backlog_runs")
+    );
+    let res = http.get(format!("{base}/other")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    crawler.kill9();
 }
 
 /// A config file for the crawler binary on this world's store, data dir and bucket.

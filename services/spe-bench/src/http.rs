@@ -190,6 +190,7 @@ pub async fn run(mut args: HttpArgs) -> anyhow::Result<()> {
         (format!("/ui/results/{wes_run}"), &researcher_token),
         ("/ui/reviews".to_owned(), &controller_token),
         ("/ui/workflows".to_owned(), &controller_token),
+        ("/ui/workflows/quals/1.0.0".to_owned(), &controller_token),
         ("/ui/datasets".to_owned(), &controller_token),
         ("/ui/audit".to_owned(), &controller_token),
     ];

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config_file;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod rate_limit;
 pub mod results_bucket;
 pub mod routes;

@@ -69,6 +69,26 @@ impl ResultsBucket {
         })
     }
 
+    /// Whether the bucket answers a HEAD of `key` with these credentials (200 or 404).
+    pub async fn answers(&self, key: &str) -> Result<(), String> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(format!(
+                "HeadObject {}/{key}: {}",
+                self.bucket,
+                DisplayErrorContext(&e)
+            )),
+        }
+    }
+
     /// The first `len` bytes of `key` (fewer when the object is shorter): an encrypted
     /// result's header, read without its body.
     pub async fn first_bytes(&self, key: &str, len: u64) -> Result<Vec<u8>, String> {

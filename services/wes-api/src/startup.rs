@@ -42,12 +42,16 @@ pub struct AppState {
     pub service_secret_keys: Arc<[spe_crypt4gh::SecretKey]>,
     /// The receipt public key line (`receipts.public_key`), published as is.
     pub receipt_key: Option<String>,
+    /// What `/metrics` serves (`server.metrics_listen`).
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
 /// A built, listening application that has not started serving yet.
 pub struct Application {
     port: u16,
     server: Server,
+    /// `server.metrics_listen`'s server (`/metrics`, `/readyz`, `/healthz`) and its port.
+    operations: Option<(Server, u16)>,
     store: Store,
     /// Refused tokens counted but not yet written, flushed on shutdown.
     refusals: Arc<crate::app::audit::RefusalRecorder>,
@@ -188,13 +192,18 @@ impl Application {
             .slurm
             .enabled
             .then(|| Arc::new(SlurmClient::new(&config.slurm)));
+        let metrics = Arc::new(crate::metrics::ApiMetrics::default());
         match &slurm {
             Some(client) => {
                 tokio::spawn(
-                    Submitter::new(store.clone(), config.clone(), client.clone()).run_forever(),
+                    Submitter::new(store.clone(), config.clone(), client.clone())
+                        .with_metrics(metrics.clone())
+                        .run_forever(),
                 );
                 tokio::spawn(
-                    Reconciler::new(store.clone(), config.clone(), client.clone()).run_forever(),
+                    Reconciler::new(store.clone(), config.clone(), client.clone())
+                        .with_metrics(metrics.clone())
+                        .run_forever(),
                 );
             }
             None => tracing::warn!("slurm.enabled is false: accepted runs stay QUEUED"),
@@ -246,6 +255,7 @@ impl Application {
             service_key,
             service_secret_keys,
             receipt_key,
+            metrics,
         });
         // Refused tokens recorded per window; the head anchored; retention.
         let refusal_window =
@@ -281,6 +291,7 @@ impl Application {
         }
         let refusals_data = web::Data::from(refusals.clone());
         let authenticator = web::Data::new(authenticator);
+        let operations_state = state.clone();
         let mut server =
             HttpServer::new(move || {
                 App::new()
@@ -357,9 +368,18 @@ impl Application {
             })?
             .run();
         tracing::info!(%addr, port, "wes-api listening");
+        let operations = match operations_state.config.server.metrics_listen {
+            Some(at) => {
+                let (server, bound) = operations_server(at, operations_state.clone())?;
+                tracing::info!(addr = %bound, "wes-api metrics and readiness listening");
+                Some((server, bound.port()))
+            }
+            None => None,
+        };
         Ok(Application {
             port,
             server,
+            operations,
             store,
             refusals,
             refusal_window,
@@ -372,12 +392,25 @@ impl Application {
         self.port
     }
 
+    /// The port of `server.metrics_listen`, when it is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.operations.as_ref().map(|(_, port)| *port)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let operations = self.operations.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(handle) = operations {
+            handle.stop(true).await;
+        }
         // On shutdown: what was counted is written, and the head is anchored once more.
         if let Err(e) = self.refusals.flush(&self.store, self.refusal_window).await {
             tracing::error!(error = %e, "cannot record refused tokens in the audit chain");
@@ -391,4 +424,32 @@ impl Application {
         }
         result
     }
+}
+
+/// The operations endpoints on their own address (`server.metrics_listen`), kept off the API's
+/// listener so that only the operator's network reaches `/metrics`: one worker, the signals
+/// left to the API's server, which stops it.
+fn operations_server(
+    at: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> Result<(Server, std::net::SocketAddr), StartupError> {
+    let listen_error = |source| StartupError::Listen {
+        addr: format!("server.metrics_listen {at}"),
+        source,
+    };
+    let listener = TcpListener::bind(at).map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(routes::health::metrics))
+            .route("/readyz", web::get().to(routes::health::ready))
+            .route("/healthz", web::get().to(routes::health::live))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(listen_error)?
+    .run();
+    Ok((server, bound))
 }

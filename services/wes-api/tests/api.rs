@@ -559,17 +559,6 @@ async fn health_endpoints_and_request_ids() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let res = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["database"],
-        "ok"
-    );
     let a = app
         .client
         .get(app.wes("/service-info"))
@@ -961,4 +950,118 @@ async fn the_service_public_key_is_published_as_a_file_and_a_service_info_tag() 
     let (_, info) = app.get_json("/service-info").await;
     let tag = info["tags"]["crypt4gh_public_key"].as_str().unwrap();
     assert_eq!(spe_crypt4gh::PublicKey::from_pem(tag).unwrap(), key);
+}
+
+#[tokio::test]
+async fn readiness_names_each_part_and_fails_while_the_bucket_does_not_answer() {
+    // Nothing listens on port 9 of this machine; Slurm is off and auth disabled in this config.
+    let app = spawn_app_with(&[("SPE__CRAWLER__ENDPOINT", "http://127.0.0.1:9")]).await;
+    let res = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({
+            "status": "not ready",
+            "checks": {
+                "database": "ok",
+                "s3": "failed",
+                "oidc": "not configured",
+                "scheduler": "not configured"
+            }
+        })
+    );
+}
+
+/// A port free now on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn operators_scrape_run_states_and_latencies_on_the_metrics_address_only() {
+    let port = free_port();
+    let at = format!("127.0.0.1:{port}");
+    let app = spawn_app_with(&[("SPE__SERVER__METRICS_LISTEN", at.as_str())]).await;
+    app.register_examples().await;
+    app.submit_ok("").await;
+    app.submit_ok("").await;
+    let ops = format!("http://{at}");
+    let res = app
+        .client
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    for line in [
+        "# TYPE spe_runs gauge",
+        "spe_runs{state=\"QUEUED\"} 2",
+        "spe_runs{state=\"COMPLETE\"} 0",
+        "spe_submit_queue_depth 2",
+        "# TYPE spe_submit_seconds histogram",
+        "spe_submissions_total{outcome=\"accepted\"} 0",
+        "# TYPE spe_reconcile_seconds histogram",
+        "spe_reconcile_seconds_count 0",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+    // Cancelling one: the next scrape reads the counts again.
+    let (_, runs) = app.get_json("/runs").await;
+    let id = runs["runs"][0]["run_id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.wes(&format!("/runs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = app
+        .client
+        .get(format!("{ops}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("spe_submit_queue_depth 1"), "{text}");
+    assert!(text.contains("spe_runs{state=\"CANCELED\"} 1"), "{text}");
+    // Readiness and liveness there too; /metrics is not on the API's own address.
+    let res = app
+        .client
+        .get(format!("{ops}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(format!("{ops}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
 }

@@ -24,6 +24,11 @@ pub struct ServerConfig {
     /// Requests per caller (docs/security.md, "Limits").
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// Where `/metrics` (Prometheus), `/readyz` and `/healthz` are also served, apart from the
+    /// API (e.g. `127.0.0.1:9465`, reached by the operator's network only). Unset: no
+    /// `/metrics`.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Token buckets per client address (every route) and per authenticated person (protected
@@ -83,6 +88,7 @@ impl Default for ServerConfig {
             max_page_size: default_max_page_size(),
             workers: None,
             rate_limit: RateLimitConfig::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod datasets;
 pub mod encrypted_results;
 pub mod ingress;
+pub mod readiness;
 pub mod receipts;
 pub mod registry;
 pub mod results;

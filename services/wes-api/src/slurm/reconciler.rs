@@ -30,6 +30,8 @@ pub struct Reconciler {
     missing_since: Mutex<HashMap<SlurmJobId, Instant>>,
     /// This instance's name on the reconciler's leader lease: one instance reconciles per tick.
     holder: String,
+    /// Where tick latencies are observed.
+    metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
 /// What one tick did, for logs, tests and benchmarks.
@@ -48,7 +50,14 @@ impl Reconciler {
             slurm,
             missing_since: Mutex::new(HashMap::new()),
             holder: format!("reconciler-{}", uuid::Uuid::new_v4()),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Observes into `metrics` (the ones `/metrics` serves) instead of its own.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ApiMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub async fn run_forever(self) {
@@ -67,9 +76,13 @@ impl Reconciler {
                 .await
             {
                 Ok(true) => {
+                    let started = std::time::Instant::now();
                     if let Err(e) = self.tick().await {
                         tracing::warn!(error = %e, "reconcile tick failed; will retry");
                     }
+                    self.metrics
+                        .reconcile_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 }
                 Ok(false) => {}
                 Err(e) => {

@@ -31,6 +31,8 @@ pub struct Submitter {
     pub slurm: Arc<SlurmClient>,
     /// This instance's name on the runs it claims (several wes-api may share a database).
     pub holder: String,
+    /// Where sbatch latencies and outcomes are counted.
+    pub metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
 /// How long a claim on a run lasts: renewed right before its sbatch, so it only has to cover
@@ -48,7 +50,14 @@ impl Submitter {
             config,
             slurm,
             holder: format!("submitter-{}", uuid::Uuid::new_v4()),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (the ones `/metrics` serves) instead of its own.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ApiMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until the process ends, one pass per `slurm.submit_interval_seconds`.
@@ -171,7 +180,16 @@ impl Submitter {
             }
             Err(PrepareError::Store(e)) => return Err(e),
         };
-        match self.slurm.sbatch(&job.sbatch_args).await {
+        let started = std::time::Instant::now();
+        let submitted = self.slurm.sbatch(&job.sbatch_args).await;
+        self.metrics
+            .submit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match &submitted {
+            Ok(_) => self.metrics.submitted.inc(),
+            Err(_) => self.metrics.submit_failed.inc(),
+        };
+        match submitted {
             Ok(job_id) => {
                 tracing::info!(run_id = %run.id, job = %job_id, "submitted to Slurm");
                 self.record(run, &job_id, &job.log_dir.display().to_string())
