@@ -6,6 +6,35 @@ use std::str::FromStr;
 
 use crate::state::RunState;
 
+/// The argv that runs `program args...`: as is, or, after `slurm.command_prefix` (e.g.
+/// `ssh svc@login-node`), as one command line for the remote shell with every word quoted.
+pub fn command_argv(prefix: &[String], program: &str, args: &[String]) -> Vec<String> {
+    if prefix.is_empty() {
+        let mut argv = vec![program.to_owned()];
+        argv.extend(args.iter().cloned());
+        return argv;
+    }
+    let remote: Vec<String> = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(quote_for_shell)
+        .collect();
+    let mut argv = prefix.to_vec();
+    argv.push(remote.join(" "));
+    argv
+}
+
+/// Quotes one word for a POSIX shell: wrapped in single quotes, with `'` written as `'\''`.
+pub fn quote_for_shell(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+    {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
 /// A Slurm job id as `sbatch --parsable` prints it (digits; `id;cluster` on federations).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SlurmJobId(String);

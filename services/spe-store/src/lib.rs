@@ -305,6 +305,103 @@ fn sqlite_url_creating_file(url: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{path}?{}", params.join("&")))
 }
 
+/// How a database's applied migrations compare with the ones this build carries
+/// ([`migration_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Applied and known to this build.
+    pub applied: usize,
+    /// Known to this build, not applied yet (the service applies them at its next start).
+    pub pending: Vec<i64>,
+    /// Applied but unknown to this build: the database is a newer release's.
+    pub unknown: Vec<i64>,
+    /// Applied, but their text differs from this build's.
+    pub changed: Vec<i64>,
+    /// Applied and marked failed.
+    pub failed: Vec<i64>,
+}
+
+/// Reads which migrations the database at `url` has applied, changing nothing (a SQLite file
+/// is opened read-only and never created): for operators' checks before a start or upgrade.
+pub async fn migration_status(
+    url: &DatabaseUrl,
+    timeout: Duration,
+) -> Result<MigrationStatus, StoreError> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    let (all, url_text) = if url.is_postgres() {
+        (&POSTGRES_MIGRATIONS, url.expose().to_owned())
+    } else if url.is_sqlite() {
+        let rest = url
+            .expose()
+            .strip_prefix("sqlite://")
+            .or_else(|| url.expose().strip_prefix("sqlite:"))
+            .unwrap_or_default();
+        let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+        if !Path::new(path).is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no SQLite database at {path}"
+            )));
+        }
+        (&SQLITE_MIGRATIONS, format!("sqlite://{path}?mode=ro"))
+    } else {
+        return Err(StoreError::Config(
+            "database.url must start with sqlite: or postgres://".into(),
+        ));
+    };
+    let options = AnyConnectOptions::from_str(&url_text)
+        .map_err(|e| StoreError::Config(format!("database.url: {}", redact(e, url))))?
+        .disable_statement_logging();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Unavailable(redact(e, url)))?;
+    // No table yet: nothing applied.
+    // `success` as a number: the Any driver cannot decode SQLite's booleans.
+    let rows = match sqlx::query(
+        "SELECT version, checksum, CAST(CASE WHEN success THEN 1 ELSE 0 END AS BIGINT) AS ok \
+         FROM _sqlx_migrations",
+    )
+    .fetch_all(&pool)
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) if e.to_string().contains("_sqlx_migrations") => Vec::new(),
+        Err(e) => return Err(StoreError::Unavailable(redact(e, url))),
+    };
+    pool.close().await;
+    let mut status = MigrationStatus {
+        applied: 0,
+        pending: Vec::new(),
+        unknown: Vec::new(),
+        changed: Vec::new(),
+        failed: Vec::new(),
+    };
+    use sqlx::Row;
+    let mut seen = std::collections::BTreeSet::new();
+    for row in rows {
+        let version: i64 = row.try_get("version")?;
+        let checksum: Vec<u8> = row.try_get("checksum")?;
+        let success = row.try_get::<i64, _>("ok")? == 1;
+        seen.insert(version);
+        match all.migrations.iter().find(|m| m.version == version) {
+            None => status.unknown.push(version),
+            Some(_) if !success => status.failed.push(version),
+            Some(m) if *m.checksum != *checksum => status.changed.push(version),
+            Some(_) => status.applied += 1,
+        }
+    }
+    status.pending = all
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !seen.contains(v))
+        .collect();
+    Ok(status)
+}
+
 /// Error texts from drivers may quote the URL; never let a password through.
 fn redact(e: impl std::fmt::Display, url: &DatabaseUrl) -> String {
     let text = e.to_string();

@@ -9,6 +9,7 @@
 mod api;
 mod archive;
 mod audit;
+mod doctor;
 mod download;
 mod encrypted;
 mod keys;
@@ -109,6 +110,14 @@ enum Command {
     },
     /// Forget the cached tokens (and revoke the refresh token where the issuer allows).
     Logout,
+    /// Check a deployment from the services' config file (operators): the config, database
+    /// migrations, keys, Slurm (sinfo, sbatch --test-only), the results bucket (exists, write,
+    /// presigned read) and the OIDC provider (discovery, JWKS); one line each.
+    Doctor {
+        /// The config file wes-api and the crawler read (`SPE__...` variables apply too).
+        #[arg(long, value_name = "PATH")]
+        config: std::path::PathBuf,
+    },
     /// The audit hash chain: verify it here, or export it as JSON lines for a SIEM
     /// (operators, data controllers).
     #[command(subcommand)]
@@ -300,6 +309,9 @@ async fn main() -> ExitCode {
         } => login::login(&issuer, &client_id, &scope).await,
         Command::Logout => login::logout().await,
         Command::Keys(c) => keys::command(c),
+        Command::Doctor { config } => doctor::command(&config, cli.json)
+            .await
+            .map_err(Failure::Other),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "spectl", &mut std::io::stdout());
             Ok(())
@@ -333,9 +345,11 @@ async fn run(api: &Api, json: bool, command: Command) -> Result<(), Failure> {
         Command::Review(c) => review::command(api, json, c).await,
         Command::Audit(c) => audit::command(api, json, c).await,
         Command::Usage { since } => usage(api, json, since).await,
-        Command::Login { .. } | Command::Logout | Command::Keys(_) | Command::Completion { .. } => {
-            Ok(())
-        }
+        Command::Login { .. }
+        | Command::Logout
+        | Command::Keys(_)
+        | Command::Doctor { .. }
+        | Command::Completion { .. } => Ok(()),
     }
 }
 

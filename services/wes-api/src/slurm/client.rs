@@ -69,18 +69,7 @@ impl SlurmClient {
 
     /// The argv that runs `program args...`, through the prefix if there is one.
     pub fn argv(&self, program: &str, args: &[String]) -> Vec<String> {
-        if self.prefix.is_empty() {
-            let mut argv = vec![program.to_owned()];
-            argv.extend(args.iter().cloned());
-            return argv;
-        }
-        let remote: Vec<String> = std::iter::once(program)
-            .chain(args.iter().map(String::as_str))
-            .map(quote_for_shell)
-            .collect();
-        let mut argv = self.prefix.clone();
-        argv.push(remote.join(" "));
-        argv
+        spe_core::slurm::command_argv(&self.prefix, program, args)
     }
 
     async fn run(&self, program: &str, args: &[String]) -> Result<Output, SlurmError> {
@@ -230,17 +219,7 @@ impl SlurmClient {
     }
 }
 
-/// Quotes one word for a POSIX shell: wrapped in single quotes, with `'` written as `'\''`.
-pub fn quote_for_shell(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
-    {
-        return word.to_owned();
-    }
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
+pub use spe_core::slurm::quote_for_shell;
 
 #[cfg(test)]
 mod tests {
