@@ -137,6 +137,8 @@ struct Inner {
     /// The service's Crypt4GH public key: outputs an `encrypt` rule names are stored
     /// encrypted to it (docs/crypt4gh.md).
     seal_to: Option<PublicKey>,
+    /// Set on SIGTERM: no new file is claimed; transfers under way go on (`Crawler::stop`).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 struct BusyGuard<'a>(&'a Mutex<HashSet<RunId>>, RunId);
@@ -181,8 +183,36 @@ impl Crawler {
                 after_read: None,
                 crate_writer: None,
                 seal_to: None,
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Claims no new file from now on (files under way go on): the start of a graceful stop.
+    pub fn stop_claiming(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many runs this crawler is working on now.
+    pub fn runs_under_way(&self) -> usize {
+        self.inner.busy.lock().map_or(0, |b| b.len())
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Hands back every file this crawler still has under way (their leases end now, so
+    /// another crawler takes them over at once); how many.
+    pub async fn hand_back(&self) -> Result<u64, StoreError> {
+        self.inner
+            .store
+            .hand_back_egress_files(&self.inner.owner, now())
+            .await
     }
 
     #[doc(hidden)]
@@ -575,6 +605,9 @@ impl Crawler {
     ) {
         let inner = &self.inner;
         let m = &inner.metrics;
+        if self.is_stopping() {
+            return;
+        }
         let at = now();
         let claimed = match inner
             .store

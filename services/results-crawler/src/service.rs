@@ -83,7 +83,7 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
             None
         }
     };
-    tokio::spawn(notified_worker(crawler.clone(), run_rx));
+    let notified = tokio::spawn(notified_worker(crawler.clone(), run_rx));
 
     let (tick_tx, tick_rx) = mpsc::unbounded_channel::<()>();
     let scheduler = JobScheduler::new().await?;
@@ -99,8 +99,31 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
     let rescans = tokio::spawn(rescan_worker(crawler.clone(), tick_rx));
 
     shutdown_signal().await;
-    tracing::info!("results-crawler stopping");
+    // Graceful: nothing new is claimed; transfers under way may finish within the grace;
+    // whatever is still under way then is handed back for another crawler to take at once.
+    crawler.stop_claiming();
+    let grace = Duration::from_secs(cc.stop_grace_seconds);
+    tracing::info!(
+        runs_under_way = crawler.runs_under_way(),
+        grace_seconds = grace.as_secs(),
+        "results-crawler stopping"
+    );
+    let deadline = Instant::now() + grace;
+    while crawler.runs_under_way() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     rescans.abort();
+    notified.abort();
+    match crawler.hand_back().await {
+        Ok(0) => tracing::info!("results-crawler stopped; nothing under way"),
+        Ok(n) => tracing::info!(
+            files = n,
+            "results-crawler stopped; handed back files under way"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand back files under way; their leases expire")
+        }
+    }
     ops_handle.stop(true).await;
     Ok(())
 }

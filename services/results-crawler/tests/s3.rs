@@ -983,6 +983,105 @@ async fn readiness_names_a_bucket_that_does_not_answer_while_metrics_still_serve
     crawler.kill9();
 }
 
+#[tokio::test]
+async fn on_sigterm_the_crawler_hands_back_its_work_and_another_takes_it_over_at_once() {
+    let Some(w) = world().await else { return };
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let (id, dir) = finished_run(&w).await;
+        std::fs::write(dir.join("plots/big.svg"), vec![5u8; 3 * 1024 * 1024]).unwrap();
+        ids.push(id);
+    }
+    // Leases of a minute, no grace: a file handed back is taken over at once, one that is not
+    // would wait a minute.
+    let config = binary_config(&w, "* * * * * *", "watch: notify");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "lease_seconds: 10",
+            "lease_seconds: 60\n  stop_grace_seconds: 0",
+        ),
+    )
+    .unwrap();
+    let mut first = start_binary(&config);
+    // Until it has files under way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut uploading = 0;
+        for id in &ids {
+            uploading += w
+                .store
+                .egress_files(*id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|f| f.state == EgressState::Uploading)
+                .count();
+        }
+        if uploading > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing under way");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = first.child_mut().id() as libc::pid_t;
+    // SAFETY: signalling the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = first.child_mut().wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // Nothing is left leased to the stopped crawler.
+    let now = spe_core::time::Timestamp::from_datetime(chrono::Utc::now());
+    for id in &ids {
+        for f in w.store.egress_files(*id).await.unwrap() {
+            if f.state == EgressState::Uploading {
+                assert!(
+                    f.lease_until.is_some_and(|l| l < now),
+                    "{id} {} still leased: {f:?}",
+                    f.path
+                );
+            }
+        }
+    }
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
+    assert!(log.contains("results-crawler stopping"), "{log}");
+    // A second crawler finishes everything well within the first one's leases.
+    let started = std::time::Instant::now();
+    let second = start_binary(&config);
+    loop {
+        let mut done = 0;
+        for id in &ids {
+            if w.store.egress_run(*id).await.unwrap().unwrap().done {
+                done += 1;
+            }
+        }
+        if done == ids.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{done} of {} runs done after {:?}: handed-back files were not taken over",
+            ids.len(),
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    second.kill9();
+    for id in ids {
+        let released = w.store.released_files(id).await.unwrap();
+        assert_eq!(released.len(), 3, "run {id}");
+        for f in released {
+            let head = w
+                .bucket
+                .head(&format!("{id}/{}", f.path))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(head.sha256.as_deref(), Some(f.sha256.as_str()));
+        }
+    }
+}
+
 /// A config file for the crawler binary on this world's store, data dir and bucket.
 fn binary_config(w: &World, rescan_cron: &str, watch: &str) -> PathBuf {
     let db = w._dir.path().join("spe.db");

@@ -354,6 +354,27 @@ impl Store {
         self.egress_file(run, path).await
     }
 
+    /// Hands back every file `owner` is uploading (a crawler stopping on SIGTERM): their
+    /// leases end now, so another crawler claims them at once instead of after the lease.
+    /// Returns how many.
+    pub async fn hand_back_egress_files(
+        &self,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE egress_files SET lease_until = $1, updated_at = $2 \
+             WHERE owner = $3 AND state = $4 AND lease_until >= $2",
+        )
+        .bind(now.micros() - 1)
+        .bind(now.micros())
+        .bind(owner)
+        .bind(EgressState::Uploading.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected())
+    }
+
     /// Extends the owner's lease on a file being uploaded; `false` if it is no longer theirs.
     pub async fn renew_egress_lease(
         &self,

@@ -59,6 +59,11 @@ pub struct CrawlerConfig {
     /// it can be short: a crashed crawler's files are taken over within it.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// On SIGTERM the crawler claims nothing new and lets transfers under way finish for at
+    /// most this long; what is still under way then is handed back (its leases end at once,
+    /// for another crawler to take over).
+    #[serde(default = "default_stop_grace_seconds")]
+    pub stop_grace_seconds: u64,
     /// A run whose directory cannot be walked is tried this many times (with backoff up to
     /// `retry_max_backoff_seconds`), then settled as "egress failed" with the reason.
     #[serde(default = "default_walk_max_attempts")]
@@ -106,6 +111,9 @@ fn default_retry_max_backoff() -> u64 {
 }
 fn default_lease_seconds() -> u64 {
     15
+}
+fn default_stop_grace_seconds() -> u64 {
+    20
 }
 fn default_walk_max_attempts() -> u32 {
     5
