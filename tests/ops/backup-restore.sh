@@ -15,7 +15,8 @@
 #     the anchor too (`spectl audit verify --anchor`) and in the service's own walk
 #     (/ui/audit/verification); runs, registry, datasets, counts and the exported chain are the
 #     same as before; the append-only trigger came back with the tables; a new record continues
-#     the chain from the anchored head;
+#     the chain from the anchored head; then, with a migration of a newer release recorded in
+#     it, wes-api refuses to start on it (a binary is not rolled back over a migrated database);
 #  5. the dump restored into a third database and tampered with as a database administrator
 #     could (triggers disabled): with the head deleted, a plain verify still passes but the
 #     anchor names the loss; with a record changed, verify names that record.
@@ -126,14 +127,16 @@ new_database() { # new_database NAME: a fresh, empty database, named in $db (dro
 }
 
 # --- wes-api ---------------------------------------------------------------------------------
+# The dev config with the overrides the test suites use: no authentication (one local user with
+# every role), no Slurm (runs stay QUEUED), JSON logs, a data folder of its own.
+api_env=(SPE__AUTH=disabled SPE__SLURM__ENABLED=false SPE__LOGGING__FORMAT=json
+  SPE__DATA_DIR="$work/runs" SPE__SERVER__LISTEN=127.0.0.1:0 SPE__SERVER__WORKERS=1)
 # start_api NAME DATABASE: the real binary on the dev config and that database, 127.0.0.1 on a
 # free port (it prints the port as its first stdout line). Sets api_pid, base and api.
 start_api() {
   local name=$1 db=$2 port=""
   : >"$work/$name.out"
-  env SPE__AUTH=disabled SPE__SLURM__ENABLED=false SPE__LOGGING__FORMAT=json \
-    SPE__DATABASE__URL="$(db_url "$db")" SPE__DATA_DIR="$work/runs" \
-    SPE__SERVER__LISTEN=127.0.0.1:0 SPE__SERVER__WORKERS=1 \
+  env "${api_env[@]}" SPE__DATABASE__URL="$(db_url "$db")" \
     "$bin_dir/wes-api" --config deploy/config/spe.dev.yaml --listen 127.0.0.1:0 \
     </dev/null >"$work/$name.out" 2>"$work/$name.log" &
   api_pid=$!
@@ -290,6 +293,16 @@ check_eq "a run submitted after the restore continues the chain from the anchore
 check "spectl audit verify --anchor $anchor still passes with the new record" \
   spectl audit verify --anchor "$anchor"
 stop_api restored
+# Rolling a binary back after an upgrade: the database holds a migration this binary does not
+# have (as a newer release would leave it), and wes-api refuses to start on it.
+sql "$(db_url "$restored_db")" "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99999, 'a newer release', true, '\\x00', 1)"
+status=0
+timeout 60 env "${api_env[@]}" SPE__DATABASE__URL="$(db_url "$restored_db")" \
+  "$bin_dir/wes-api" --config deploy/config/spe.dev.yaml --listen 127.0.0.1:0 \
+  </dev/null >"$work/older.out" 2>"$work/older.log" || status=$?
+check_eq "a database migrated by a newer release: this wes-api refuses to start, naming the migration" \
+  "$status:$(tail -n1 "$work/older.log")" \
+  "1:wes-api: database migration failed: migration 99999 was previously applied but is missing in the resolved migrations"
 
 # --- 5. a tampered restore ---------------------------------------------------------------------
 echo "== 5. the dump restored and tampered with as a database administrator could"
