@@ -22,9 +22,11 @@
 #     anchor names the loss; with a record changed, verify names that record.
 #
 # Binaries: wes-api and spectl from $SPE_BIN_DIR (default: this checkout's target/debug, which
-# tests/run-all.sh builds first). Missing binaries or PostgreSQL fail under CI (CI set to
-# anything but empty, 0 or false) and skip visibly otherwise ("SKIPPED backup-restore: ..."). PostgreSQL: $SPE_TEST_POSTGRES_URL, else tests/peers/postgres.sh start. The
-# databases, processes and files it makes are removed on exit.
+# tests/run-all.sh builds first). PostgreSQL: $SPE_TEST_POSTGRES_URL, else
+# tests/peers/postgres.sh start; its client tools from /usr/lib/postgresql/<newest>/bin. Any of
+# these missing fails under CI (CI set to anything but empty, 0 or false) and skips visibly
+# otherwise ("SKIPPED backup-restore: ..."). The databases, processes and files it makes are
+# removed on exit; everything listens on 127.0.0.1.
 #
 # Usage: tests/ops/backup-restore.sh   (last line: "backup-restore: N passed, M failed")
 set -euo pipefail
@@ -65,9 +67,13 @@ databases=()
 skipped=0
 died=0
 err_line=""
+# The script's own stdout and stderr, for the summary: a signal may stop it inside a command
+# whose output goes elsewhere, and the trap would inherit that.
+exec 3>&1 4>&2
 cleanup() {
   local status=$?
   set +e
+  exec >&3 2>&4
   for pid in "${pids[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null
@@ -95,6 +101,7 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+trap 'err_line="? (a signal stopped it)"; exit 1' INT TERM HUP
 trap 'err_line=$LINENO' ERR
 
 # --- prerequisites -------------------------------------------------------------------------
@@ -105,7 +112,7 @@ done
 pg_bin=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -n1)
 if [ -z "$pg_bin" ] && command -v pg_dump >/dev/null; then pg_bin=$(dirname "$(command -v pg_dump)"); fi
 for b in psql pg_dump pg_restore; do
-  [ -n "$pg_bin" ] && [ -x "$pg_bin/$b" ] || missing "no PostgreSQL client $b (apt-get install postgresql)"
+  if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/$b" ]; then missing "no PostgreSQL client $b (apt-get install postgresql)"; fi
 done
 admin_url=${SPE_TEST_POSTGRES_URL:-}
 if [ -z "$admin_url" ]; then
