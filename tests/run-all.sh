@@ -5,15 +5,18 @@
 # 1. formatting and lints (cargo fmt --check, clippy -D warnings)
 # 2. the Rust test suites of every crate: the store suite against SQLite and PostgreSQL, the
 #    API black-box suites, and end-to-end runs through a real one-node Slurm and real Snakemake
-# 3. API conformance with schemathesis against the official WES 1.1.0 spec
-# 4. the HTTP benchmark harness in its short mode (tests/bench/http.sh --short: wes-api beside
+# 3. backup and restore on PostgreSQL (tests/ops/backup-restore.sh: pg_dump of a database the
+#    wes-api binary wrote, pg_restore into a fresh one, the audit chain verified against its
+#    anchor, the API's view compared, a tampered restore caught)
+# 4. API conformance with schemathesis against the official WES 1.1.0 spec
+# 5. the HTTP benchmark harness in its short mode (tests/bench/http.sh --short: wes-api beside
 #    Sapporo, small sizes), so that it cannot rot; the full mode is a documented command
-# 5. the web UI in Debian's headless Chromium against the real stack (tests/browser/run.sh:
+# 6. the web UI in Debian's headless Chromium against the real stack (tests/browser/run.sh:
 #    login through the provider's form, live run states, axe-core, screenshots to docs/ui/)
-# 6. the deployment checks (tests/deploy/check.sh: ansible syntax and lint, the units' exposure,
+# 7. the deployment checks (tests/deploy/check.sh: ansible syntax and lint, the units' exposure,
 #    the container files, the jobs' ssh gate, the bucket policy), started first in the background
 #    (they need no build and no peer) and waited for at the end
-# 7. no token handed out by the OIDC test provider during the run appears in anything the run
+# 8. no token handed out by the OIDC test provider during the run appears in anything the run
 #    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +74,21 @@ failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
 # Tests whose peer was missing (spe-test-support's skip line; under CI they fail instead).
 skipped=$({ grep -o 'SKIPPED [^ ]*:' "$log" || true; } | sort -u | wc -l)
 [ "$status" -eq 0 ] || { echo "cargo test failed"; echo "$passed passed, $failed failed"; exit "$status"; }
+
+step "backup and restore on PostgreSQL (tests/ops/backup-restore.sh; docs/operator-guide.md)"
+set +e
+tests/ops/backup-restore.sh 2>&1 | tee "$logs/backup-restore.log"
+ops_status=${PIPESTATUS[0]}
+set -e
+ops_passed=$(sed -n 's/^backup-restore: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/backup-restore.log")
+ops_failed=$(sed -n 's/^backup-restore: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/backup-restore.log")
+passed=$((passed + ${ops_passed:-0}))
+failed=$((failed + ${ops_failed:-0}))
+if grep -q '^SKIPPED backup-restore:' "$logs/backup-restore.log"; then
+  skipped=$((skipped + 1))
+  grep '^SKIPPED backup-restore:' "$logs/backup-restore.log" >>"$log"
+fi
+[ "$ops_status" -eq 0 ] || { echo "backup and restore failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "API conformance (schemathesis)"
 tests/contract/schemathesis.sh "$root/target/debug/wes-api" 2>&1 | tee "$logs/schemathesis.log"
