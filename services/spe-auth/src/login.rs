@@ -67,6 +67,7 @@ impl std::fmt::Debug for BrowserLogin {
 
 /// What the server keeps between [`BrowserLogin::start`] and [`BrowserLogin::finish`]: the
 /// PKCE verifier and the nonce. Never sent to the browser.
+#[derive(Serialize, Deserialize)]
 pub struct PendingLogin {
     pkce_verifier: String,
     nonce: String,

@@ -26,6 +26,7 @@ mod retention;
 mod review;
 mod run_crate;
 mod runs;
+mod sessions;
 mod states;
 
 pub use crypt4gh_keys::{ReaderKey, ReaderKeySource};
@@ -48,6 +49,7 @@ pub use review::{
 };
 pub use run_crate::RunCrateFacts;
 pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
+pub use sessions::LoginAdmission;
 pub use states::{
     DatasetState, EgressState, ReviewEventKind, ShareKind, UnknownState, Vote, WorkflowState,
 };

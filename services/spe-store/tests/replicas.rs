@@ -100,3 +100,71 @@ async fn one_instance_at_a_time_holds_a_leader_lease() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn browser_sessions_and_logins_are_shared_bounded_used_once_and_expire() {
+    on_each_backend(|store| async move {
+        use spe_store::LoginAdmission::{Kept, TooMany, TooManyFromAddress};
+        // Logins in progress: bounded per address and in all; a state is taken once, and not
+        // after it expired.
+        let add = |state: &'static str, address: Option<&'static str>, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .add_browser_login(state, "sealed", address, t(now), t(now + 600), 2, 3)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(add("s1", Some("10.0.0.1"), 100).await, Kept);
+        assert_eq!(add("s2", Some("10.0.0.1"), 100).await, Kept);
+        assert_eq!(add("s3", Some("10.0.0.1"), 100).await, TooManyFromAddress);
+        assert_eq!(add("s4", Some("10.0.0.2"), 100).await, Kept);
+        assert_eq!(add("s5", None, 100).await, TooMany);
+        assert_eq!(
+            store.take_browser_login("s1", t(200)).await.unwrap(),
+            Some("sealed".to_owned())
+        );
+        assert_eq!(store.take_browser_login("s1", t(200)).await.unwrap(), None);
+        assert_eq!(store.take_browser_login("s2", t(800)).await.unwrap(), None);
+        // Expired ones make room again.
+        assert_eq!(add("s6", Some("10.0.0.1"), 900).await, Kept);
+        // Sessions: live until they expire, bounded, ended once.
+        assert!(
+            store
+                .add_browser_session("a", "sa", t(100), t(200), 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .add_browser_session("b", "sb", t(100), t(300), 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_browser_session("c", "sc", t(150), t(300), 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.browser_session("a", t(150)).await.unwrap(),
+            Some("sa".to_owned())
+        );
+        assert_eq!(store.browser_session("a", t(200)).await.unwrap(), None);
+        assert!(
+            store
+                .add_browser_session("c", "sc", t(250), t(400), 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.end_browser_session("b").await.unwrap(),
+            Some("sb".to_owned())
+        );
+        assert_eq!(store.end_browser_session("b").await.unwrap(), None);
+        assert_eq!(store.browser_session("b", t(250)).await.unwrap(), None);
+    })
+    .await;
+}

@@ -264,14 +264,19 @@ pub(crate) fn authorize<A: Action>(
         .cloned();
     let address = req.peer_addr().map(|a| a.ip());
     // A bearer token wins; without one, the browser session's (auth.oidc.browser).
-    let token = bearer(req).and_then(|token| match token {
-        Some(token) => Ok(Some(token)),
-        None => match req.app_data::<web::Data<crate::session::Sessions>>() {
-            Some(sessions) => sessions.access_token(req),
-            None => Ok(None),
-        },
-    });
+    let bearer_token = bearer(req);
+    let sessions = req
+        .app_data::<web::Data<crate::session::Sessions>>()
+        .cloned();
+    let request = req.clone();
     async move {
+        let token = match bearer_token {
+            Ok(None) => match &sessions {
+                Some(sessions) => sessions.access_token(&request).await,
+                None => Ok(None),
+            },
+            other => other,
+        };
         let Some(auth) = auth else {
             return Err(ApiError::internal("no authenticator configured"));
         };

@@ -5,22 +5,26 @@
 //! `/auth/callback` checks state and binding, exchanges the code, verifies the ID token and its
 //! nonce and the access token (as any bearer token), then sets the session cookie: an opaque
 //! random id, `HttpOnly`, `SameSite=Lax`, `Secure` unless configured off for local http.
-//! Sessions live in memory on the server, holding the tokens; the browser never sees a token.
+//! Sessions and logins in progress are kept in the store (every instance sees them, a restart
+//! keeps them), found by the SHA-256 of the cookie or `state` the browser holds, their tokens
+//! (and PKCE verifier and nonce) sealed with ChaCha20-Poly1305 under a key derived from the
+//! browser's cookie: the browser never sees a token, and the database alone opens none.
 //! A request with the session cookie and no `Authorization` header is authenticated with the
 //! session's access token; one that changes state (not GET/HEAD/OPTIONS) must also carry an
 //! `Origin` equal to this service's (from `redirect_url`), else 403. Each session also holds a
 //! CSRF token that the web UI's forms carry (`crate::ui`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest};
+use sha2::{Digest, Sha256};
 use spe_auth::{AuthError, BrowserLogin, PendingLogin, Verifier};
 use spe_core::config::BrowserLoginConfig;
-use spe_core::secret::Secret;
+use spe_core::time::Timestamp;
+use spe_store::{LoginAdmission, Store};
 
 use crate::error::ApiError;
 
@@ -34,21 +38,87 @@ const MAX_PENDING_PER_ADDRESS: usize = 20;
 /// Sessions kept at most.
 const MAX_SESSIONS: usize = 100_000;
 
-struct Session {
-    access_token: Secret,
-    id_token: Secret,
-    /// The session's CSRF token: every form of the web UI carries it and every POST of one is
-    /// checked against it (`crate::ui::check_csrf`), besides the `Origin` check below.
-    csrf: String,
-    expires: Instant,
+/// What a session holds, sealed in its row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Held {
+    access_token: String,
+    id_token: String,
 }
 
-struct Pending {
-    binding: String,
-    login: PendingLogin,
-    created: Instant,
-    address: Option<std::net::IpAddr>,
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
 }
+
+fn later(d: Duration) -> Timestamp {
+    Timestamp::from_micros(
+        now()
+            .micros()
+            .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+    )
+}
+
+/// The row key of what a browser holds (a session cookie, a login's `state`): its SHA-256,
+/// so that the database never holds the value itself.
+fn row_key(purpose: &str, value: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["spe-browser-row", purpose, value] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    hex::encode(h.finalize())
+}
+
+/// The sealing key of what only the holder of `cookie` may open.
+fn seal_key(purpose: &str, cookie: &str) -> ring::aead::LessSafeKey {
+    let mut h = Sha256::new();
+    for part in ["spe-browser-seal", purpose, cookie] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    let bytes = h.finalize();
+    // A 32-byte key is what ChaCha20-Poly1305 takes: this cannot fail.
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &bytes)
+        .unwrap_or_else(|_| unreachable!("a 32-byte ChaCha20-Poly1305 key"));
+    ring::aead::LessSafeKey::new(unbound)
+}
+
+/// `plain`, sealed for the holder of `cookie`: hex of a random nonce and the ciphertext.
+fn seal(purpose: &str, cookie: &str, plain: &[u8]) -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut nonce = [0u8; ring::aead::NONCE_LEN];
+    ring::rand::SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| ApiError::internal("no randomness for a session"))?;
+    let mut sealed = plain.to_vec();
+    seal_key(purpose, cookie)
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::from(purpose.as_bytes()),
+            &mut sealed,
+        )
+        .map_err(|_| ApiError::internal("cannot seal a session"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(hex::encode(out))
+}
+
+/// What [`seal`] sealed, when `cookie` is the one it was sealed for.
+fn open(purpose: &str, cookie: &str, sealed: &str) -> Option<Vec<u8>> {
+    let bytes = hex::decode(sealed).ok()?;
+    if bytes.len() < ring::aead::NONCE_LEN {
+        return None;
+    }
+    let (nonce, rest) = bytes.split_at(ring::aead::NONCE_LEN);
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut rest = rest.to_vec();
+    let plain = seal_key(purpose, cookie)
+        .open_in_place(nonce, ring::aead::Aad::from(purpose.as_bytes()), &mut rest)
+        .ok()?;
+    Some(plain.to_vec())
+}
+
+const SESSION: &str = "session";
+const LOGIN: &str = "login";
 
 /// The server side of browser sessions. Shared by every worker (`web::Data`).
 pub struct Sessions {
@@ -58,8 +128,7 @@ pub struct Sessions {
     /// This service's origin as browsers see it (`scheme://host[:port]` of `redirect_url`).
     origin: String,
     session_ttl: Duration,
-    sessions: Mutex<HashMap<String, Session>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    store: Store,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -68,10 +137,6 @@ impl std::fmt::Debug for Sessions {
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The origin (`scheme://host[:port]`) of a URL.
@@ -87,6 +152,7 @@ impl Sessions {
         config: &BrowserLoginConfig,
         verifier: Arc<Verifier>,
         timeout: Duration,
+        store: Store,
     ) -> Result<Sessions, String> {
         let login = BrowserLogin::new(issuer, config, timeout).map_err(|e| e.to_string())?;
         let origin = origin_of(&config.redirect_url)
@@ -97,8 +163,7 @@ impl Sessions {
             secure: config.cookie_secure,
             origin,
             session_ttl: Duration::from_secs(config.session_seconds),
-            sessions: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            store,
         })
     }
 
@@ -148,17 +213,23 @@ impl Sessions {
     ) -> Result<(String, Cookie<'static>), ApiError> {
         let start = self.login.start().await.map_err(unavailable)?;
         let binding = spe_auth::random_secret();
-        {
-            let mut pending = locked(&self.pending);
-            let from_here = |pending: &HashMap<String, Pending>| {
-                address.map_or(0, |a| {
-                    pending.values().filter(|p| p.address == Some(a)).count()
-                })
-            };
-            if pending.len() >= MAX_PENDING || from_here(&pending) >= MAX_PENDING_PER_ADDRESS {
-                pending.retain(|_, p| p.created.elapsed() < LOGIN_TTL);
-            }
-            if from_here(&pending) >= MAX_PENDING_PER_ADDRESS {
+        let pending = serde_json::to_vec(&start.pending).map_err(ApiError::internal)?;
+        let sealed = seal(LOGIN, &binding, &pending)?;
+        let admitted = self
+            .store
+            .add_browser_login(
+                &row_key(LOGIN, &start.state),
+                &sealed,
+                address.map(|a| a.to_string()).as_deref(),
+                now(),
+                later(LOGIN_TTL),
+                MAX_PENDING_PER_ADDRESS as i64,
+                MAX_PENDING as i64,
+            )
+            .await?;
+        match admitted {
+            LoginAdmission::Kept => {}
+            LoginAdmission::TooManyFromAddress => {
                 return Err(ApiError::too_many(
                     format!(
                         "too many logins in progress from your address (at most \
@@ -168,21 +239,12 @@ impl Sessions {
                     60,
                 ));
             }
-            if pending.len() >= MAX_PENDING {
+            LoginAdmission::TooMany => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many logins in progress; try again later",
                 ));
             }
-            pending.insert(
-                start.state,
-                Pending {
-                    binding: binding.clone(),
-                    login: start.pending,
-                    created: Instant::now(),
-                    address,
-                },
-            );
         }
         Ok((
             start.url,
@@ -198,20 +260,25 @@ impl Sessions {
         code: &str,
         binding: Option<&str>,
     ) -> Result<Cookie<'static>, ApiError> {
-        let pending = locked(&self.pending)
-            .remove(state)
-            .filter(|p| p.created.elapsed() < LOGIN_TTL)
+        let sealed = self
+            .store
+            .take_browser_login(&row_key(LOGIN, state), now())
+            .await?
             .ok_or_else(|| {
                 ApiError::bad_request("unknown or expired login state; start again at /auth/login")
             })?;
-        if binding != Some(pending.binding.as_str()) {
-            return Err(ApiError::bad_request(
-                "this login was not started by this browser; start again at /auth/login",
-            ));
-        }
+        // Only the login cookie of the browser that started it opens what was kept.
+        let pending: PendingLogin = binding
+            .and_then(|b| open(LOGIN, b, &sealed))
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "this login was not started by this browser; start again at /auth/login",
+                )
+            })?;
         let tokens = self
             .login
-            .finish(code, pending.login)
+            .finish(code, pending)
             .await
             .map_err(|e| match e {
                 AuthError::Invalid(reason) => {
@@ -249,32 +316,31 @@ impl Sessions {
                  operator); ask its operators for access",
             ));
         }
-        let now = chrono::Utc::now().timestamp();
-        let token_left =
-            Duration::from_secs(u64::try_from(principal.expires_at - now).unwrap_or(0));
+        let token_left = Duration::from_secs(
+            u64::try_from(principal.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+        );
         let ttl = self.session_ttl.min(token_left);
         let id = spe_auth::random_secret();
-        {
-            let mut sessions = locked(&self.sessions);
-            if sessions.len() >= MAX_SESSIONS {
-                let now = Instant::now();
-                sessions.retain(|_, s| s.expires > now);
-            }
-            if sessions.len() >= MAX_SESSIONS {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many sessions; try again later",
-                ));
-            }
-            sessions.insert(
-                id.clone(),
-                Session {
-                    access_token: tokens.access_token,
-                    id_token: tokens.id_token,
-                    csrf: spe_auth::random_secret(),
-                    expires: Instant::now() + ttl,
-                },
-            );
+        let held = serde_json::to_vec(&Held {
+            access_token: tokens.access_token.expose().to_owned(),
+            id_token: tokens.id_token.expose().to_owned(),
+        })
+        .map_err(ApiError::internal)?;
+        let kept = self
+            .store
+            .add_browser_session(
+                &row_key(SESSION, &id),
+                &seal(SESSION, &id, &held)?,
+                now(),
+                later(ttl),
+                MAX_SESSIONS as i64,
+            )
+            .await?;
+        if !kept {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many sessions; try again later",
+            ));
         }
         tracing::info!(subject = %principal.subject, "browser login");
         Ok(self.cookie(self.session_cookie(), id, ttl))
@@ -282,42 +348,62 @@ impl Sessions {
 
     /// Ends the request's session, if any; returns where to send the browser next.
     pub async fn end(&self, req: &HttpRequest) -> String {
-        let ended = req
-            .cookie(self.session_cookie())
-            .and_then(|c| locked(&self.sessions).remove(c.value()));
-        let id_token = ended.as_ref().map(|s| &s.id_token);
-        match self.login.logout_url(id_token).await {
+        let mut id_token = None;
+        if let Some(cookie) = req.cookie(self.session_cookie()) {
+            match self
+                .store
+                .end_browser_session(&row_key(SESSION, cookie.value()))
+                .await
+            {
+                Ok(Some(sealed)) => {
+                    id_token = open(SESSION, cookie.value(), &sealed)
+                        .and_then(|plain| serde_json::from_slice::<Held>(&plain).ok())
+                        .map(|h| spe_core::secret::Secret::new(h.id_token));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot end a browser session"),
+            }
+        }
+        match self.login.logout_url(id_token.as_ref()).await {
             Some(url) => url,
             None => self.after_login_path().to_owned(),
         }
     }
 
-    /// The CSRF token of the request's live session; `None` without one.
+    /// The CSRF token of the request's session: derived from its cookie (never stored), so
+    /// every instance gives the same one. `None` without a session cookie.
     pub fn csrf_token(&self, req: &HttpRequest) -> Option<String> {
         let cookie = req.cookie(self.session_cookie())?;
-        locked(&self.sessions)
-            .get(cookie.value())
-            .filter(|s| s.expires > Instant::now())
-            .map(|s| s.csrf.clone())
+        Some(row_key("csrf", cookie.value()))
+    }
+
+    /// Whether the request's session cookie names a live session.
+    pub async fn is_live(&self, req: &HttpRequest) -> bool {
+        match req.cookie(self.session_cookie()) {
+            Some(cookie) => matches!(
+                self.store
+                    .browser_session(&row_key(SESSION, cookie.value()), now())
+                    .await,
+                Ok(Some(_))
+            ),
+            None => false,
+        }
     }
 
     /// The access token of the request's session: `None` without a session cookie; 401 for
     /// an unknown or expired session; 403 for a state-changing request from another origin.
-    pub fn access_token(&self, req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    pub async fn access_token(&self, req: &HttpRequest) -> Result<Option<String>, ApiError> {
         let Some(cookie) = req.cookie(self.session_cookie()) else {
             return Ok(None);
         };
-        let token = {
-            let mut sessions = locked(&self.sessions);
-            match sessions.get(cookie.value()) {
-                Some(s) if s.expires > Instant::now() => Some(s.access_token.expose().to_owned()),
-                Some(_) => {
-                    sessions.remove(cookie.value());
-                    None
-                }
-                None => None,
-            }
-        };
+        let sealed = self
+            .store
+            .browser_session(&row_key(SESSION, cookie.value()), now())
+            .await?;
+        let token = sealed
+            .and_then(|sealed| open(SESSION, cookie.value(), &sealed))
+            .and_then(|plain| serde_json::from_slice::<Held>(&plain).ok())
+            .map(|held| held.access_token);
         let Some(token) = token else {
             return Err(ApiError::unauthorized(
                 "your session has ended; log in again at /auth/login",

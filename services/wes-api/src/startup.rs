@@ -93,6 +93,14 @@ impl Application {
                     upload_dir.display()
                 ))
             })?;
+        tracing::info!(database = %config.database.url, "opening database");
+        let store = Store::connect_for(
+            &config.database.url,
+            config.database.max_connections,
+            std::time::Duration::from_secs(config.database.connect_timeout_seconds),
+            Some(config.auth.primary_issuer()),
+        )
+        .await?;
         let mut sessions = None;
         let authenticator = match &config.auth {
             AuthConfig::Disabled => {
@@ -116,6 +124,7 @@ impl Application {
                         browser,
                         verifier.clone(),
                         std::time::Duration::from_secs(oidc.http_timeout_seconds),
+                        store.clone(),
                     )
                     .map_err(|e| StartupError::Config(format!("auth.oidc.browser: {e}")))?;
                     if !browser.cookie_secure {
@@ -128,14 +137,6 @@ impl Application {
                 Authenticator::Oidc(verifier)
             }
         };
-        tracing::info!(database = %config.database.url, "opening database");
-        let store = Store::connect_for(
-            &config.database.url,
-            config.database.max_connections,
-            std::time::Duration::from_secs(config.database.connect_timeout_seconds),
-            Some(config.auth.primary_issuer()),
-        )
-        .await?;
         // Read once: a configured key that cannot be read stops the start, naming the key.
         let service_key = match &config.crypt4gh.public_key {
             Some(path) => Some(spe_crypt4gh::PublicKey::load(path).map_err(|e| {

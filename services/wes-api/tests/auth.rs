@@ -6,7 +6,7 @@
 mod common;
 
 use serde_json::json;
-use spe_test_support::dev_config::{dev_yaml, test_env};
+use spe_test_support::dev_config::{dev_yaml, test_env, with_overrides};
 use spe_test_support::logs::captured_logs;
 use spe_test_support::oidc as support;
 use wes_api::auth::Role;
@@ -57,12 +57,8 @@ async fn spawn_app_with(yaml: String, overrides: &[(&str, &str)]) -> App {
     let dir = tempfile::tempdir().unwrap();
     // The same file test_env points the deployment at.
     let db_url = format!("sqlite://{}/spe.db", dir.path().display());
-    let mut env = test_env(dir.path());
-    env.extend(
-        overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    // An override replaces the test environment's value of the same key.
+    let env = with_overrides(test_env(dir.path()), overrides);
     let config = spe_core::config::Config::parse(&yaml, env).unwrap();
     let app = Application::build(config).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -972,12 +968,8 @@ async fn drive_provider(
     panic!("the provider never redirected to the callback");
 }
 
-#[tokio::test]
-async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
-    let logs = captured_logs();
-    let Some(peer) = support::peer().await else {
-        return;
-    };
+/// The dev config with the test provider and browser login (the web client's redirect).
+fn browser_yaml(peer: &support::Peer) -> String {
     let oidc: String = format!(
         "{}browser:\n  client_id: spe-web\n  client_secret: spe-web-secret\n  redirect_url: \"{WEB_REDIRECT}\"\n  cookie_secure: false\n",
         peer.oidc_yaml()
@@ -985,7 +977,118 @@ async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_
     .lines()
     .map(|l| format!("    {l}\n"))
     .collect();
-    let app = spawn_app_on(dev_yaml_with_auth(&format!("auth:\n  oidc:\n{oidc}\n"))).await;
+    dev_yaml_with_auth(&format!("auth:\n  oidc:\n{oidc}\n"))
+}
+
+/// The value of the first hidden `csrf` field of a page.
+fn csrf_field(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn browser_sessions_are_stored_sealed_and_work_on_every_instance_and_after_a_restart() {
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/shared.db", shared.path().display());
+    let on_shared = [("SPE__DATABASE__URL", db.as_str())];
+    let a = spawn_app_with(browser_yaml(&peer), &on_shared).await;
+    let b = spawn_app_with(browser_yaml(&peer), &on_shared).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let researcher = peer.sub("researcher").await;
+    // The login starts on one instance and its callback lands on the other.
+    let mut jar = Jar::default();
+    let res = http
+        .get(format!("{}/auth/login", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    jar.keep(&res);
+    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+    let callback = drive_provider(&http, &mut jar, &peer.issuer, authorize, &researcher).await;
+    let query = callback.split_once('?').unwrap().1.to_owned();
+    let res = http
+        .get(format!("{}/auth/callback?{query}", b.base))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    jar.keep(&res);
+    let session = jar.0["spe_session"].clone();
+    let cookie = format!("spe_session={session}");
+    // Either instance, and one started afterwards on the same database (a restart), knows it,
+    // and gives its pages the same CSRF token.
+    let c = spawn_app_with(browser_yaml(&peer), &on_shared).await;
+    let mut tokens = Vec::new();
+    for app in [&a, &b, &c] {
+        let res = http
+            .get(app_url(app, "/runs"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{}", app.base);
+        let res = http
+            .get(format!("{}/", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        tokens.push(csrf_field(&res.text().await.unwrap()));
+    }
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    // The database holds neither the session id nor a token: only their hashes and sealed text.
+    for file in ["shared.db", "shared.db-wal"] {
+        let bytes = std::fs::read(shared.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&session), "the session id is in {file}");
+        for jwt in ["eyJhbGciOi", "eyJ0eXAiOi", "eyJraWQiOi"] {
+            assert!(!text.contains(jwt), "a token is in {file}");
+        }
+    }
+    // A cookie that is not a session's opens nothing.
+    let res = http
+        .get(app_url(&a, "/runs"))
+        .header("cookie", format!("spe_session={session}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    // Logout on one instance ends the session on all.
+    let res = http
+        .post(format!("{}/auth/logout", c.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", tokens[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    for app in [&a, &b, &c] {
+        let res = http
+            .get(app_url(app, "/runs"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{}", app.base);
+    }
+}
+
+#[tokio::test]
+async fn browser_login_sets_a_session_cookie_that_authenticates_and_logout_ends_it() {
+    let logs = captured_logs();
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let app = spawn_app_on(browser_yaml(&peer)).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

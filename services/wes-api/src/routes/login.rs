@@ -98,7 +98,7 @@ pub async fn logout(
     sessions: Option<web::Data<Sessions>>,
 ) -> Result<HttpResponse, crate::ui::PageError> {
     let sessions = configured(sessions)?;
-    if sessions.csrf_token(&req).is_some() {
+    if sessions.is_live(&req).await {
         let fields = crate::ui::form_fields(&body)?;
         crate::ui::check_csrf(&req, crate::ui::field(&fields, "csrf"))?;
     }
