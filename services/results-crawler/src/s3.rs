@@ -40,14 +40,24 @@ pub struct Existing {
 pub struct Bucket {
     client: Client,
     bucket: String,
+    /// `crawler.server_side_encryption` (and its KMS key): asked of every object written.
+    sse: Option<(aws_sdk_s3::types::ServerSideEncryption, Option<String>)>,
 }
 
 impl Bucket {
     /// The bucket of `crawler.*`, through the client every service builds (spe-s3).
     pub async fn connect(config: &CrawlerConfig) -> Bucket {
+        use spe_core::config::ServerSideEncryption as Sse;
         Bucket {
             client: spe_s3::client(config).await,
             bucket: config.bucket.clone(),
+            sse: config.server_side_encryption.map(|mode| match mode {
+                Sse::Aes256 => (aws_sdk_s3::types::ServerSideEncryption::Aes256, None),
+                Sse::Kms => (
+                    aws_sdk_s3::types::ServerSideEncryption::AwsKms,
+                    config.sse_kms_key_id.clone(),
+                ),
+            }),
         }
     }
 
@@ -90,6 +100,8 @@ impl Bucket {
             .content_type(content_type)
             .content_length(len)
             .metadata(SHA256_METADATA, sha256)
+            .set_server_side_encryption(self.sse.as_ref().map(|(mode, _)| mode.clone()))
+            .set_ssekms_key_id(self.sse.as_ref().and_then(|(_, key)| key.clone()))
             .body(ByteStream::from(body))
             .send()
             .await
@@ -110,6 +122,8 @@ impl Bucket {
             .key(key)
             .content_type(content_type)
             .metadata(SHA256_METADATA, sha256)
+            .set_server_side_encryption(self.sse.as_ref().map(|(mode, _)| mode.clone()))
+            .set_ssekms_key_id(self.sse.as_ref().and_then(|(_, key)| key.clone()))
             .send()
             .await
             .map_err(|e| err("CreateMultipartUpload", e))?;

@@ -45,6 +45,8 @@ type WebClient = CoreClient<
 struct Discovered {
     client: WebClient,
     end_session: Option<String>,
+    /// The modification time of `client_secret_file` when the client was built with it.
+    secret_stamp: Option<std::time::SystemTime>,
 }
 
 /// The browser login of one issuer (the main `auth.oidc.issuer`).
@@ -143,12 +145,68 @@ impl BrowserLogin {
         &self.config
     }
 
+    /// The modification time of `client_secret_file`, if one is configured.
+    fn secret_stamp(&self) -> Result<Option<std::time::SystemTime>, AuthError> {
+        let Some(path) = &self.config.client_secret_file else {
+            return Ok(None);
+        };
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(Some)
+            .map_err(|e| {
+                AuthError::unavailable(format!(
+                    "auth.oidc.browser.client_secret_file {}: {e}",
+                    path.display()
+                ))
+            })
+    }
+
+    /// The client secret: configured, or the first line of `client_secret_file` now.
+    fn client_secret(&self) -> Result<Option<ClientSecret>, AuthError> {
+        if let Some(secret) = &self.config.client_secret {
+            return Ok(Some(ClientSecret::new(secret.expose().to_owned())));
+        }
+        let Some(path) = &self.config.client_secret_file else {
+            return Ok(None);
+        };
+        let problem = |why: String| {
+            AuthError::unavailable(format!(
+                "auth.oidc.browser.client_secret_file {}: {why}",
+                path.display()
+            ))
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| problem(e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(problem("others may read it: chmod 600".to_owned()));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+        let secret = text.lines().next().unwrap_or_default().trim();
+        if secret.is_empty() {
+            return Err(problem("it is empty".to_owned()));
+        }
+        Ok(Some(ClientSecret::new(secret.to_owned())))
+    }
+
+    /// The provider's metadata and this service's client, built again when the client secret
+    /// file changed since.
     async fn discovered(&self) -> Result<Arc<Discovered>, AuthError> {
-        if let Some(d) = self.discovered.read().await.as_ref() {
+        let stamp = self.secret_stamp()?;
+        if let Some(d) = self.discovered.read().await.as_ref()
+            && d.secret_stamp == stamp
+        {
             return Ok(d.clone());
         }
         let _one_at_a_time = self.discovering.lock().await;
-        if let Some(d) = self.discovered.read().await.as_ref() {
+        if let Some(d) = self.discovered.read().await.as_ref()
+            && d.secret_stamp == stamp
+        {
             return Ok(d.clone());
         }
         let url = IssuerUrl::new(self.issuer.clone())
@@ -166,16 +224,14 @@ impl BrowserLogin {
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
-            self.config
-                .client_secret
-                .as_ref()
-                .map(|s| ClientSecret::new(s.expose().to_owned())),
+            self.client_secret()?,
         )
         .set_token_uri(token_url)
         .set_redirect_uri(redirect);
         let discovered = Arc::new(Discovered {
             client,
             end_session,
+            secret_stamp: stamp,
         });
         *self.discovered.write().await = Some(discovered.clone());
         Ok(discovered)

@@ -2,6 +2,8 @@
 //! build it here, from the same `crawler:` section, so they cannot drift apart: same endpoint,
 //! region, addressing, credentials and timeouts. Object keys are `spe_core::bucket`'s.
 
+pub mod credentials;
+
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -15,7 +17,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the server may stay silent during one request (large parts take a while).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A client for `crawler.*`: static keys when configured, else the standard AWS chain
+/// A client for `crawler.*`: keys from `credentials_file` (read again when it changes), or
+/// static keys when configured, else the standard AWS chain
 /// (environment, profile, web identity, instance metadata). The keys are handed to the SDK
 /// only; nothing here prints them.
 pub async fn client(config: &CrawlerConfig) -> Client {
@@ -27,7 +30,9 @@ pub async fn client(config: &CrawlerConfig) -> Client {
                 .read_timeout(READ_TIMEOUT)
                 .build(),
         );
-    if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
+    if let Some(path) = &config.credentials_file {
+        loader = loader.credentials_provider(credentials::FileCredentials::new(path.clone()));
+    } else if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
         loader = loader.credentials_provider(Credentials::new(
             access.expose(),
             secret.expose(),

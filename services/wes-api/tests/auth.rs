@@ -986,6 +986,71 @@ fn csrf_field(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
+/// One browser login of `user` on `app`, from `/auth/login` to the callback's answer.
+async fn login_once(
+    http: &reqwest::Client,
+    app: &App,
+    peer: &support::Peer,
+    user: &str,
+) -> (reqwest::Response, Jar) {
+    let mut jar = Jar::default();
+    let res = http
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    jar.keep(&res);
+    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
+    let callback = drive_provider(http, &mut jar, &peer.issuer, authorize, user).await;
+    let query = callback.split_once('?').unwrap().1.to_owned();
+    let res = http
+        .get(format!("{}/auth/callback?{query}", app.base))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    jar.keep(&res);
+    (res, jar)
+}
+
+#[tokio::test]
+async fn the_browser_client_secret_is_read_again_from_its_file_when_it_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(peer) = support::peer().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("client-secret");
+    let write = |secret: &str| {
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write("not-the-secret");
+    let yaml = browser_yaml(&peer).replace(
+        "client_secret: spe-web-secret",
+        &format!("client_secret_file: \"{}\"", file.display()),
+    );
+    assert!(yaml.contains("client_secret_file"));
+    let app = spawn_app_on(yaml).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let researcher = peer.sub("researcher").await;
+    // The provider refuses the code exchange with the wrong secret: no session.
+    let (res, jar) = login_once(&http, &app, &peer, &researcher).await;
+    assert_ne!(res.status().as_u16(), 303);
+    assert!(!jar.0.contains_key("spe_session"));
+    // The operator writes the right one (a new modification time): the next login works,
+    // with no restart.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    write("spe-web-secret");
+    let (res, jar) = login_once(&http, &app, &peer, &researcher).await;
+    assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
+    assert!(jar.0.contains_key("spe_session"));
+}
+
 #[tokio::test]
 async fn browser_sessions_are_stored_sealed_and_work_on_every_instance_and_after_a_restart() {
     let Some(peer) = support::peer().await else {

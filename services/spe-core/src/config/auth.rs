@@ -113,6 +113,10 @@ pub struct BrowserLoginConfig {
     /// Absent for a public client (PKCE alone).
     #[serde(default)]
     pub client_secret: Option<crate::secret::Secret>,
+    /// A file holding the client secret instead (its first line; mode 0600): read again when
+    /// it changes, so the secret is rotated without a restart.
+    #[serde(default)]
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// This service's `/auth/callback` as the provider knows it.
     pub redirect_url: String,
     /// The session cookie's `Secure` attribute; `false` is accepted only when `redirect_url` is
@@ -153,6 +157,12 @@ fn default_after_login() -> String {
 impl BrowserLoginConfig {
     fn check(&self) -> Result<(), ConfigError> {
         let key = "auth.oidc.browser";
+        if self.client_secret.is_some() && self.client_secret_file.is_some() {
+            return Err(ConfigError::at(
+                &format!("{key}.client_secret_file"),
+                "set either client_secret or client_secret_file, not both",
+            ));
+        }
         if self.client_id.trim().is_empty() {
             return Err(ConfigError::at(
                 &format!("{key}.client_id"),

@@ -8,6 +8,17 @@ use super::ConfigError;
 use super::values::{CronSchedule, HttpUrl};
 use crate::secret::Secret;
 
+/// Server-side encryption of the objects the crawler writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ServerSideEncryption {
+    /// SSE-S3: keys managed by the S3 server.
+    #[serde(rename = "aes256")]
+    Aes256,
+    /// SSE-KMS: the key named by `sse_kms_key_id`.
+    #[serde(rename = "aws:kms")]
+    Kms,
+}
+
 /// The results crawler: where released outputs go (an S3 bucket) and how it finds finished runs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +40,17 @@ pub struct CrawlerConfig {
     pub access_key: Option<Secret>,
     #[serde(default)]
     pub secret_key: Option<Secret>,
+    /// A file holding the keys instead (`access_key=...` and `secret_key=...` lines, mode
+    /// 0600): read again whenever it changes, so keys are rotated without a restart.
+    #[serde(default)]
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// Objects written encrypted at rest by the S3 server: `aes256` (SSE-S3) or `aws:kms`
+    /// (SSE-KMS, with `sse_kms_key_id`). Unset: the bucket's default.
+    #[serde(default)]
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// The KMS key of `server_side_encryption: aws:kms` (its id or ARN).
+    #[serde(default)]
+    pub sse_kms_key_id: Option<String>,
     /// Files larger than this are uploaded in parts.
     #[serde(default = "default_multipart_threshold")]
     pub multipart_threshold_bytes: u64,
@@ -140,6 +162,27 @@ impl CrawlerConfig {
         }
         if self.region.trim().is_empty() {
             return Err(ConfigError::at("crawler.region", "must not be empty"));
+        }
+        if self.credentials_file.is_some() && self.access_key.is_some() {
+            return Err(ConfigError::at(
+                "crawler.credentials_file",
+                "set either credentials_file or access_key and secret_key, not both",
+            ));
+        }
+        match (&self.server_side_encryption, &self.sse_kms_key_id) {
+            (Some(ServerSideEncryption::Kms), None) => {
+                return Err(ConfigError::at(
+                    "crawler.sse_kms_key_id",
+                    "server_side_encryption: aws:kms needs the key's id or ARN",
+                ));
+            }
+            (Some(ServerSideEncryption::Aes256) | None, Some(_)) => {
+                return Err(ConfigError::at(
+                    "crawler.sse_kms_key_id",
+                    "only with server_side_encryption: aws:kms",
+                ));
+            }
+            _ => {}
         }
         if self.access_key.is_some() != self.secret_key.is_some() {
             return Err(ConfigError::at(

@@ -31,7 +31,7 @@ mod workflows;
 
 pub use audit::{AuditConfig, RetentionConfig};
 pub use auth::*;
-pub use crawler::{CrawlerConfig, CrawlerWatch};
+pub use crawler::{CrawlerConfig, CrawlerWatch, ServerSideEncryption};
 pub use crypt4gh::Crypt4ghConfig;
 pub use database::DatabaseConfig;
 pub use logging::{LogFormat, LoggingConfig};
