@@ -901,6 +901,37 @@ async fn several_crawlers_on_one_postgres_upload_each_file_once() {
 }
 
 #[tokio::test]
+async fn two_crawler_processes_on_one_postgres_release_everything_once_though_one_is_killed_9() {
+    let Some(endpoint) = s3_url() else { return };
+    let Some(db) = spe_test_support::store::fresh_postgres_url().await else {
+        return;
+    };
+    let store = Store::connect(&db, 8).await.unwrap();
+    let w = world_with(endpoint, tempfile::tempdir().unwrap(), store).await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let (id, dir) = finished_run(&w).await;
+        std::fs::write(dir.join("plots/big.svg"), vec![5u8; 3 * 1024 * 1024]).unwrap();
+        ids.push(id);
+    }
+    let config_a = binary_config_on(&w, db.expose(), "* * * * * *", "watch: notify");
+    let config_b = config_a.with_file_name("spe-b.yaml");
+    std::fs::copy(&config_a, &config_b).unwrap();
+    let a = start_binary(&config_a);
+    let b = start_binary(&config_b);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    a.kill9();
+    wait_until_done(&w, &ids, Duration::from_secs(90)).await;
+    b.kill9();
+    for id in ids {
+        assert_released_whole(&w, id, 6).await;
+        for f in w.store.egress_files(id).await.unwrap() {
+            assert_eq!(f.state, EgressState::Released, "{f:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
     let Some(w) = world().await else { return };
     let mut ids = Vec::new();
@@ -926,24 +957,7 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
     }
     let crawler = Service::start(start());
     let addr = crawler.address.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut done = 0;
-        for id in &ids {
-            if w.store.egress_run(*id).await.unwrap().unwrap().done {
-                done += 1;
-            }
-        }
-        if done == ids.len() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{done} of {} runs done",
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_until_done(&w, &ids, Duration::from_secs(90)).await;
     // The operations endpoints, on the crawler's own HTTP stack.
     let http = reqwest::Client::new();
     let res = http.get(&addr).send().await.unwrap();
@@ -970,26 +984,7 @@ async fn the_binary_killed_mid_work_and_restarted_releases_everything_once() {
     );
     crawler.kill9();
     for id in ids {
-        // Three outputs, manifest.json, disclosure.json and the run's RO-Crate (the binary
-        // always writes it; unsigned here: the test config has no receipts.signing_key).
-        let all = keys(&w, id).await;
-        assert_eq!(all.len(), 6, "run {id}: {all:?}");
-        assert!(
-            all.contains(&format!("{id}/ro-crate-metadata.json")),
-            "{all:?}"
-        );
-        let released = w.store.released_files(id).await.unwrap();
-        assert_eq!(released.len(), 3);
-        for f in released {
-            let head = w
-                .bucket
-                .head(&format!("{id}/{}", f.path))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(head.sha256.as_deref(), Some(f.sha256.as_str()));
-            assert_eq!(head.size, f.size);
-        }
+        assert_released_whole(&w, id, 6).await;
     }
 }
 
@@ -1087,46 +1082,70 @@ async fn on_sigterm_the_crawler_hands_back_its_work_and_another_takes_it_over_at
     }
     let log = std::fs::read_to_string(config.with_extension("log")).unwrap();
     assert!(log.contains("results-crawler stopping"), "{log}");
-    // A second crawler finishes everything well within the first one's leases.
-    let started = std::time::Instant::now();
+    // A second crawler finishes everything well within the first one's leases (a minute):
+    // the handed-back files were taken over at once.
     let second = start_binary(&config);
+    wait_until_done(&w, &ids, Duration::from_secs(30)).await;
+    second.kill9();
+    for id in ids {
+        assert_released_whole(&w, id, 6).await;
+    }
+}
+
+/// Waits until every run of `ids` has its egress done (panics after `limit`).
+async fn wait_until_done(w: &World, ids: &[RunId], limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
     loop {
         let mut done = 0;
-        for id in &ids {
+        for id in ids {
             if w.store.egress_run(*id).await.unwrap().unwrap().done {
                 done += 1;
             }
         }
         if done == ids.len() {
-            break;
+            return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{done} of {} runs done after {:?}: handed-back files were not taken over",
-            ids.len(),
-            started.elapsed()
+            std::time::Instant::now() < deadline,
+            "{done} of {} runs done",
+            ids.len()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    second.kill9();
-    for id in ids {
-        let released = w.store.released_files(id).await.unwrap();
-        assert_eq!(released.len(), 3, "run {id}");
-        for f in released {
-            let head = w
-                .bucket
-                .head(&format!("{id}/{}", f.path))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(head.sha256.as_deref(), Some(f.sha256.as_str()));
-        }
+}
+
+/// A run of the binary's: its `objects` in the bucket (the three outputs, manifest.json,
+/// disclosure.json and the run's RO-Crate, which the binary always writes), each released
+/// file there whole, as recorded.
+async fn assert_released_whole(w: &World, id: RunId, objects: usize) {
+    let all = keys(w, id).await;
+    assert_eq!(all.len(), objects, "run {id}: {all:?}");
+    assert!(
+        all.contains(&format!("{id}/ro-crate-metadata.json")),
+        "{all:?}"
+    );
+    let released = w.store.released_files(id).await.unwrap();
+    assert_eq!(released.len(), 3, "run {id}");
+    for f in released {
+        let head = w
+            .bucket
+            .head(&format!("{id}/{}", f.path))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.sha256.as_deref(), Some(f.sha256.as_str()));
+        assert_eq!(head.size, f.size);
     }
 }
 
 /// A config file for the crawler binary on this world's store, data dir and bucket.
 fn binary_config(w: &World, rescan_cron: &str, watch: &str) -> PathBuf {
-    let db = w._dir.path().join("spe.db");
+    let db = format!("sqlite://{}", w._dir.path().join("spe.db").display());
+    binary_config_on(w, &db, rescan_cron, watch)
+}
+
+/// As [`binary_config`], on the database at `db`.
+fn binary_config_on(w: &World, db: &str, rescan_cron: &str, watch: &str) -> PathBuf {
     let config = w
         ._dir
         .path()
@@ -1141,7 +1160,7 @@ service:
   organization: {{ name: Example, url: "https://example.org" }}
   auth_instructions_url: "https://example.org/login"
 database:
-  url: "sqlite://{db}"
+  url: "{db}"
 data_dir: "{data}"
 auth: disabled
 logging: {{ level: warn }}
@@ -1162,7 +1181,7 @@ crawler:
   lease_seconds: 10
   retry_max_backoff_seconds: 1
 "#,
-            db = db.display(),
+            db = db,
             data = w.data.display(),
             endpoint = w.endpoint,
             rescan_cron = rescan_cron,

@@ -986,16 +986,18 @@ fn csrf_field(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-/// One browser login of `user` on `app`, from `/auth/login` to the callback's answer.
-async fn login_once(
+/// One browser login of `user`, started on `start` and finished (the provider's redirect) on
+/// `finish`: the callback's answer, and the browser's cookies after it.
+async fn login_via(
     http: &reqwest::Client,
-    app: &App,
+    start: &App,
+    finish: &App,
     peer: &support::Peer,
     user: &str,
 ) -> (reqwest::Response, Jar) {
     let mut jar = Jar::default();
     let res = http
-        .get(format!("{}/auth/login", app.base))
+        .get(format!("{}/auth/login", start.base))
         .send()
         .await
         .unwrap();
@@ -1005,7 +1007,7 @@ async fn login_once(
     let callback = drive_provider(http, &mut jar, &peer.issuer, authorize, user).await;
     let query = callback.split_once('?').unwrap().1.to_owned();
     let res = http
-        .get(format!("{}/auth/callback?{query}", app.base))
+        .get(format!("{}/auth/callback?{query}", finish.base))
         .header("cookie", jar.header())
         .send()
         .await
@@ -1039,14 +1041,14 @@ async fn the_browser_client_secret_is_read_again_from_its_file_when_it_changes()
         .unwrap();
     let researcher = peer.sub("researcher").await;
     // The provider refuses the code exchange with the wrong secret: no session.
-    let (res, jar) = login_once(&http, &app, &peer, &researcher).await;
+    let (res, jar) = login_via(&http, &app, &app, &peer, &researcher).await;
     assert_ne!(res.status().as_u16(), 303);
     assert!(!jar.0.contains_key("spe_session"));
     // The operator writes the right one (a new modification time): the next login works,
     // with no restart.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     write("spe-web-secret");
-    let (res, jar) = login_once(&http, &app, &peer, &researcher).await;
+    let (res, jar) = login_via(&http, &app, &app, &peer, &researcher).await;
     assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
     assert!(jar.0.contains_key("spe_session"));
 }
@@ -1067,25 +1069,8 @@ async fn browser_sessions_are_stored_sealed_and_work_on_every_instance_and_after
         .unwrap();
     let researcher = peer.sub("researcher").await;
     // The login starts on one instance and its callback lands on the other.
-    let mut jar = Jar::default();
-    let res = http
-        .get(format!("{}/auth/login", a.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303);
-    jar.keep(&res);
-    let authorize = res.headers()["location"].to_str().unwrap().to_owned();
-    let callback = drive_provider(&http, &mut jar, &peer.issuer, authorize, &researcher).await;
-    let query = callback.split_once('?').unwrap().1.to_owned();
-    let res = http
-        .get(format!("{}/auth/callback?{query}", b.base))
-        .header("cookie", jar.header())
-        .send()
-        .await
-        .unwrap();
+    let (res, jar) = login_via(&http, &a, &b, &peer, &researcher).await;
     assert_eq!(res.status().as_u16(), 303, "{}", res.text().await.unwrap());
-    jar.keep(&res);
     let session = jar.0["spe_session"].clone();
     let cookie = format!("spe_session={session}");
     // Either instance, and one started afterwards on the same database (a restart), knows it,
