@@ -81,6 +81,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Gives back every claim `holder` has on runs it has not submitted (an instance stopping
+    /// after its submitter loop ended): the next pass of any instance takes them at once.
+    /// Returns how many.
+    pub async fn release_submit_claims(&self, holder: &str) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE runs SET submit_claim = NULL, submit_claim_until = NULL \
+             WHERE submit_claim = $1 AND slurm_job_id IS NULL",
+        )
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Gives up the lease `name` if `holder` has it (an instance stopping), so another takes
+    /// it at its next tick.
+    pub async fn release_leader_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM leader_leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Holds (or renews) the lease `name` for `holder` until `until`: `true` when `holder` has
     /// it now, `false` while another holder's lease runs. One instance runs a singleton loop's
     /// tick; when it dies, another takes the lease once it runs out.

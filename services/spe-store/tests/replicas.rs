@@ -168,3 +168,44 @@ async fn browser_sessions_and_logins_are_shared_bounded_used_once_and_expire() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stopping_instance_gives_back_its_claims_and_its_lease_at_once() {
+    on_each_backend(|store| async move {
+        let mut runs = Vec::new();
+        for i in 0..5 {
+            runs.push(queued_run(&store, "alice", 2_000_000 + i).await);
+        }
+        assert_eq!(claimed(&store, "a", 100, 10).await.len(), 5);
+        // Within a's claims, b gets nothing; once a gives them back, b gets them all.
+        assert!(claimed(&store, "b", 101, 10).await.is_empty());
+        assert_eq!(store.release_submit_claims("a").await.unwrap(), 5);
+        assert_eq!(store.release_submit_claims("a").await.unwrap(), 0);
+        let mut taken = claimed(&store, "b", 102, 10).await;
+        taken.sort();
+        runs.sort();
+        assert_eq!(taken, runs);
+        // The leader lease likewise: given up, it is another's at once.
+        assert!(
+            store
+                .hold_leader_lease("reconciler", "a", t(100), t(200))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .hold_leader_lease("reconciler", "b", t(101), t(201))
+                .await
+                .unwrap()
+        );
+        assert!(!store.release_leader_lease("reconciler", "b").await.unwrap());
+        assert!(store.release_leader_lease("reconciler", "a").await.unwrap());
+        assert!(
+            store
+                .hold_leader_lease("reconciler", "b", t(102), t(202))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}

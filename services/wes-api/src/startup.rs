@@ -46,12 +46,19 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::ApiMetrics>,
 }
 
+/// Longest the submitter and reconciler get to stop after the server has (a run's sbatch).
+const LOOPS_STOP: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A built, listening application that has not started serving yet.
 pub struct Application {
     port: u16,
     server: Server,
     /// `server.metrics_listen`'s server (`/metrics`, `/readyz`, `/healthz`) and its port.
     operations: Option<(Server, u16)>,
+    /// Set once the server has stopped: the submitter and reconciler finish what is under way
+    /// and give back their claims and lease (`loops`, waited for at most `LOOPS_STOP`).
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
     store: Store,
     /// Refused tokens counted but not yet written, flushed on shutdown.
     refusals: Arc<crate::app::audit::RefusalRecorder>,
@@ -194,18 +201,22 @@ impl Application {
             .enabled
             .then(|| Arc::new(SlurmClient::new(&config.slurm)));
         let metrics = Arc::new(crate::metrics::ApiMetrics::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut loops = Vec::new();
         match &slurm {
             Some(client) => {
-                tokio::spawn(
+                loops.push(tokio::spawn(
                     Submitter::new(store.clone(), config.clone(), client.clone())
                         .with_metrics(metrics.clone())
+                        .with_stop(stop.clone())
                         .run_forever(),
-                );
-                tokio::spawn(
+                ));
+                loops.push(tokio::spawn(
                     Reconciler::new(store.clone(), config.clone(), client.clone())
                         .with_metrics(metrics.clone())
+                        .with_stop(stop.clone())
                         .run_forever(),
-                );
+                ));
             }
             None => tracing::warn!("slurm.enabled is false: accepted runs stay QUEUED"),
         }
@@ -381,6 +392,8 @@ impl Application {
             port,
             server,
             operations,
+            stop,
+            loops,
             store,
             refusals,
             refusal_window,
@@ -411,6 +424,15 @@ impl Application {
         let result = self.server.await;
         if let Some(handle) = operations {
             handle.stop(true).await;
+        }
+        // The submitter finishes the run it is submitting and gives back its other claims; the
+        // reconciler gives up its lease: another instance carries on at once.
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let loops = futures_util::future::join_all(self.loops);
+        if tokio::time::timeout(LOOPS_STOP, loops).await.is_err() {
+            tracing::warn!(
+                "the submitter or reconciler did not stop in time; their claims run out"
+            );
         }
         // On shutdown: what was counted is written, and the head is anchored once more.
         if let Err(e) = self.refusals.flush(&self.store, self.refusal_window).await {

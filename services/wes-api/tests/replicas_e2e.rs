@@ -36,7 +36,14 @@ impl Drop for HeldJobs {
 }
 const IN_FLIGHT: usize = 64;
 
+/// Every Slurm command through a local shell in which sbatch holds its job.
+const HOLD: &str = r#"[sh, -c, 'sbatch() { command sbatch --hold "$@"; }; eval "$1"', sh]"#;
+
 fn start(dir: &std::path::Path, database: &str) -> (Service, String) {
+    start_with(dir, database, HOLD)
+}
+
+fn start_with(dir: &std::path::Path, database: &str, prefix: &str) -> (Service, String) {
     let tools = tools_bin();
     let mut command = binary_command(std::path::Path::new(env!("CARGO_BIN_EXE_wes-api")), dir);
     command
@@ -45,11 +52,7 @@ fn start(dir: &std::path::Path, database: &str) -> (Service, String) {
         .env("SPE__SLURM__ENABLED", "true")
         .env("SPE__SLURM__POLL_INTERVAL_SECONDS", "1")
         .env("SPE__SLURM__SUBMIT_INTERVAL_SECONDS", "1")
-        // Every Slurm command through a local shell in which sbatch holds its job.
-        .env(
-            "SPE__SLURM__COMMAND_PREFIX",
-            r#"[sh, -c, 'sbatch() { command sbatch --hold "$@"; }; eval "$1"', sh]"#,
-        )
+        .env("SPE__SLURM__COMMAND_PREFIX", prefix)
         .env("SPE__SLURM__RUNNER", runner_path())
         .env(
             "SPE__SLURM__JOB_PATH",
@@ -60,11 +63,22 @@ fn start(dir: &std::path::Path, database: &str) -> (Service, String) {
         .env("SPE__QUOTAS__DEFAULT__SUBMISSIONS_PER_MINUTE", "10000")
         .env("SPE__QUOTAS__DEFAULT__LIVE_CORES", "100000")
         .env("SPE__QUOTAS__DEFAULT__LIVE_MEMORY_MB", "100000000")
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null());
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(dir.join(format!("wes-api-{}.log", uuid_like()))).unwrap());
     let service = Service::start(command);
     let api = format!("http://127.0.0.1:{}/ga4gh/wes/v1", service.port());
     (service, api)
+}
+
+/// A name for a log file of its own.
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
 }
 
 /// This test's jobs in Slurm (named `spe-<run id>`), by run id: their job ids.
@@ -262,6 +276,94 @@ async fn two_instances_submit_each_run_of_a_burst_once_though_one_is_killed_9() 
         {
             assert_eq!(reason, "JobHeldUser", "{name}");
         }
+    }
+    b.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_gives_back_its_claims_and_the_other_submits_them_at_once() {
+    if !slurm_ready() {
+        return;
+    }
+    let Some(database) = fresh_postgres_url().await else {
+        return;
+    };
+    let database = database.expose().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    // A slow sbatch (a second each), so that A stops with claims on runs it has not submitted.
+    let slow = r#"[sh, -c, 'sbatch() { sleep 1; command sbatch --hold "$@"; }; eval "$1"', sh]"#;
+    let (mut a, api_a) = start_with(dir.path(), &database, slow);
+    let http = reqwest::Client::new();
+    let root = common::repo_root();
+    for (path, body) in [
+        (
+            "/admin/workflows",
+            json!({"source_dir": root.join("workflows/quals")}),
+        ),
+        ("/admin/workflows/quals/1.0.0/approve", json!({})),
+    ] {
+        let res = http
+            .post(format!("{api_a}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    }
+    let runs = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let _cleanup = HeldJobs(runs.clone());
+    for _ in 0..8 {
+        let form = reqwest::multipart::Form::new()
+            .text("workflow_type", "SMK")
+            .text("workflow_type_version", "9")
+            .text("workflow_url", "quals@1.0.0")
+            .text("workflow_params", "{}");
+        let res = http
+            .post(format!("{api_a}/runs"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        runs.lock()
+            .unwrap()
+            .insert(body["run_id"].as_str().unwrap().to_owned());
+    }
+    let runs = runs.lock().unwrap().clone();
+    // Once A has submitted one, it is stopped (SIGTERM) and exits on its own.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs_of(&runs).is_empty() {
+        assert!(Instant::now() < deadline, "A submitted nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = a.child_mut().id() as libc::pid_t;
+    // SAFETY: signalling the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = a.child_mut().wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let by_a = jobs_of(&runs).len();
+    assert!(
+        by_a < runs.len(),
+        "A submitted all {by_a} before it stopped"
+    );
+    // B, started now, submits the rest well within A's 60 s claims: they were given back.
+    let started = Instant::now();
+    let (b, _api_b) = start_with(dir.path(), &database, HOLD);
+    loop {
+        let jobs = jobs_of(&runs);
+        if jobs.len() == runs.len() {
+            let doubled: Vec<_> = jobs.iter().filter(|(_, ids)| ids.len() > 1).collect();
+            assert!(doubled.is_empty(), "runs with two jobs: {doubled:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {} runs have a job {:?} after A stopped: its claims were not given back",
+            jobs.len(),
+            runs.len(),
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     b.kill9();
 }

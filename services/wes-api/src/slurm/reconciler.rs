@@ -32,6 +32,8 @@ pub struct Reconciler {
     holder: String,
     /// Where tick latencies are observed.
     metrics: Arc<crate::metrics::ApiMetrics>,
+    /// Set when the instance stops: the tick under way ends and the lease is given up.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What one tick did, for logs, tests and benchmarks.
@@ -51,7 +53,18 @@ impl Reconciler {
             missing_since: Mutex::new(HashMap::new()),
             holder: format!("reconciler-{}", uuid::Uuid::new_v4()),
             metrics: Arc::default(),
+            stop: Arc::default(),
         }
+    }
+
+    /// Stops when `stop` is set (the instance's shutdown), giving up the leader lease.
+    pub fn with_stop(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Observes into `metrics` (the ones `/metrics` serves) instead of its own.
@@ -89,7 +102,20 @@ impl Reconciler {
                     tracing::warn!(error = %e, "cannot take the reconciler's lease; will retry")
                 }
             }
-            tokio::time::sleep(interval).await;
+            let deadline = tokio::time::Instant::now() + interval;
+            while !self.stopping() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if self.stopping() {
+                if let Err(e) = self
+                    .store
+                    .release_leader_lease("reconciler", &self.holder)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot give up the reconciler's lease; it runs out");
+                }
+                return;
+            }
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Submitter {
     pub holder: String,
     /// Where sbatch latencies and outcomes are counted.
     pub metrics: Arc<crate::metrics::ApiMetrics>,
+    /// Set when the instance stops: the run being submitted is finished, no other is, and the
+    /// claims left are given back (`run_forever`).
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a claim on a run lasts: renewed right before its sbatch, so it only has to cover
@@ -51,7 +54,18 @@ impl Submitter {
             slurm,
             holder: format!("submitter-{}", uuid::Uuid::new_v4()),
             metrics: Arc::default(),
+            stop: Arc::default(),
         }
+    }
+
+    /// Stops when `stop` is set (the instance's shutdown).
+    pub fn with_stop(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Counts into `metrics` (the ones `/metrics` serves) instead of its own.
@@ -60,17 +74,27 @@ impl Submitter {
         self
     }
 
-    /// Runs until the process ends, one pass per `slurm.submit_interval_seconds`.
+    /// Runs until stopped, one pass per `slurm.submit_interval_seconds`; then gives back the
+    /// claims on runs it did not submit, for another instance to take at once.
     pub async fn run_forever(self) {
         let interval = Duration::from_secs(self.config.slurm.submit_interval_seconds);
-        loop {
+        while !self.stopping() {
             match self.pass().await {
                 // A full batch means more may be waiting: go on at once.
                 Ok(n) if n == BATCH as usize => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "submitter pass failed; will retry"),
             }
-            tokio::time::sleep(interval).await;
+            let deadline = tokio::time::Instant::now() + interval;
+            while !self.stopping() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        match self.store.release_submit_claims(&self.holder).await {
+            Ok(n) => tracing::info!(claims = n, "submitter stopped; claims given back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot give back submission claims; they run out")
+            }
         }
     }
 
@@ -132,6 +156,10 @@ impl Submitter {
             Err(SlurmError::Permanent(_)) => HashMap::new(),
         };
         for run in &due {
+            // Stopping: the run under way was finished; the rest is given back.
+            if self.stopping() {
+                break;
+            }
             if let Some(job) = existing.get(&format!("spe-{}", run.id)) {
                 tracing::info!(run_id = %run.id, job = %job, "adopting a job submitted before a restart");
                 let log_dir = newest_log_dir(&run.run_dir).await.unwrap_or_default();
