@@ -161,13 +161,6 @@ fn backoff(attempt: i64, max: Duration) -> Duration {
     Duration::from_secs(1u64 << exp).min(max)
 }
 
-fn after(at: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_micros(
-        at.micros()
-            .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-    )
-}
-
 impl Crawler {
     pub fn new(store: Store, bucket: Bucket, settings: Settings, metrics: Arc<Metrics>) -> Self {
         Crawler {
@@ -403,7 +396,7 @@ impl Crawler {
         let attempt = u32::try_from(run.attempts + 1).unwrap_or(u32::MAX);
         let at = now();
         let retry_at = (attempt < inner.settings.walk_max_attempts)
-            .then(|| after(at, backoff(i64::from(attempt), inner.settings.max_backoff)));
+            .then(|| at.plus(backoff(i64::from(attempt), inner.settings.max_backoff)));
         inner
             .store
             .record_egress_failure(run.id, &reason, retry_at, at)
@@ -616,7 +609,7 @@ impl Crawler {
                 &f.path,
                 &inner.owner,
                 at,
-                after(at, inner.settings.lease),
+                at.plus(inner.settings.lease),
             )
             .await
         {
@@ -698,7 +691,7 @@ impl Crawler {
                 (
                     Some(EgressOutcome::Retry {
                         reason,
-                        next_attempt_at: after(now(), wait),
+                        next_attempt_at: now().plus(wait),
                     }),
                     (),
                 )
@@ -739,7 +732,7 @@ impl Crawler {
         let period = (inner.settings.lease / 3).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(period).await;
-            let until = after(now(), inner.settings.lease);
+            let until = now().plus(inner.settings.lease);
             match inner
                 .store
                 .renew_egress_lease(run, path, &inner.owner, until)
@@ -972,7 +965,7 @@ impl Crawler {
                     run.id,
                     &claimed.path,
                     &inner.owner,
-                    after(at, inner.settings.lease),
+                    at.plus(inner.settings.lease),
                 )
                 .await
             {

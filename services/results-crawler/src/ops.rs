@@ -15,10 +15,6 @@ use crate::s3::Bucket;
 /// How long each readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The key readiness asks the bucket about (a HEAD: 200 or 404 both say the bucket answers
-/// and the credentials are accepted).
-pub const READINESS_KEY: &str = ".spe/readyz";
-
 struct Ops {
     metrics: Arc<Metrics>,
     store: Store,
@@ -70,7 +66,12 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
         }
     };
     let bucket = async {
-        match tokio::time::timeout(CHECK_TIMEOUT, ops.bucket.head(READINESS_KEY)).await {
+        match tokio::time::timeout(
+            CHECK_TIMEOUT,
+            ops.bucket.head(spe_core::bucket::READINESS_KEY),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("s3 bucket {}: {e}", ops.bucket.name())),
             Err(_) => Err(format!(

@@ -16,6 +16,11 @@ pub const RO_CRATE_FILE: &str = "ro-crate-metadata.json";
 /// The egress receipt: the Ed25519 signature of the RO-Crate's exact bytes (docs/ro-crate.md).
 pub const RECEIPT_FILE: &str = "ro-crate-metadata.json.sig";
 
+/// The object the services' readiness checks ask the bucket about (a HEAD answered 200 or 404
+/// says the bucket answers and takes the key) and that `spectl doctor` writes, empty, to prove
+/// the write key. Outside every run's `<run_id>/` prefix.
+pub const READINESS_KEY: &str = ".spe/readyz";
+
 /// The object that holds the released file at `path` (relative to the run directory).
 pub fn object_key(run: RunId, path: &str) -> String {
     format!("{run}/{path}")

@@ -23,6 +23,19 @@ impl Timestamp {
         self.0
     }
 
+    /// Now, to the microsecond.
+    pub fn now() -> Self {
+        Timestamp::from_datetime(Utc::now())
+    }
+
+    /// `d` later (saturating: a lease or backoff never wraps into the past).
+    pub fn plus(self, d: std::time::Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
     pub fn parse_rfc3339(text: &str) -> Result<Self, InvalidTimestamp> {
         DateTime::parse_from_rfc3339(text)
             .map(|at| Timestamp(at.with_timezone(&Utc).timestamp_micros()))

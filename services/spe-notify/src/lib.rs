@@ -112,7 +112,7 @@ impl Notifier {
         let lease = Duration::from_secs(self.config.lease_seconds);
         let claimed = self
             .store
-            .claim_deliveries(&self.instance, now, later(now, lease), 50)
+            .claim_deliveries(&self.instance, now, now.plus(lease), 50)
             .await?;
         let mut sent = 0;
         for delivery in claimed {
@@ -125,7 +125,7 @@ impl Notifier {
                 }
                 Err(error) => DeliveryOutcome::Retry {
                     error,
-                    next_attempt_at: later(at, self.backoff(delivery.attempts)),
+                    next_attempt_at: at.plus(self.backoff(delivery.attempts)),
                 },
             };
             match &outcome {
@@ -195,13 +195,6 @@ fn shown(target: &str) -> &str {
     } else {
         target
     }
-}
-
-fn later(at: Timestamp, by: Duration) -> Timestamp {
-    Timestamp::from_micros(
-        at.micros()
-            .saturating_add(i64::try_from(by.as_micros()).unwrap_or(i64::MAX)),
-    )
 }
 
 fn read_secret(

@@ -14,8 +14,8 @@ use spe_core::config::{AuthConfig, Config, CrawlerConfig};
 
 /// How long one network check may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The bucket object written and read back (as the services' readiness checks name it).
-const PROBE_KEY: &str = ".spe/readyz";
+/// The bucket object written and read back (the one the services' readiness checks ask about).
+const PROBE_KEY: &str = spe_core::bucket::READINESS_KEY;
 
 /// One check's verdict: what was found, or what is wrong.
 struct Line {
@@ -227,27 +227,14 @@ async fn slurm(config: &Config) -> Vec<Line> {
 }
 
 /// Why an S3 call failed, in a few words: the status S3 answered, or why nothing answered.
-fn s3_failure<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
-{
-    match e.raw_response().map(HasStatus::status) {
+fn s3_failure<E: std::error::Error + 'static>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
+    match e.raw_response().map(|r| r.status().as_u16()) {
         Some(404) => "not found (404)".to_owned(),
         Some(403) => "forbidden (403): check the keys and the bucket policy".to_owned(),
         Some(status) => format!("HTTP {status}"),
         None => DisplayErrorContext(e).to_string(),
-    }
-}
-
-/// The HTTP status of an S3 response.
-trait HasStatus {
-    fn status(&self) -> u16;
-}
-
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status(&self) -> u16 {
-        self.status().as_u16()
     }
 }
 

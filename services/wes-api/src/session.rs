@@ -45,18 +45,6 @@ struct Held {
     id_token: String,
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_datetime(chrono::Utc::now())
-}
-
-fn later(d: Duration) -> Timestamp {
-    Timestamp::from_micros(
-        now()
-            .micros()
-            .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-    )
-}
-
 /// The row key of what a browser holds (a session cookie, a login's `state`): its SHA-256,
 /// so that the database never holds the value itself.
 fn row_key(purpose: &str, value: &str) -> String {
@@ -221,8 +209,8 @@ impl Sessions {
                 &row_key(LOGIN, &start.state),
                 &sealed,
                 address.map(|a| a.to_string()).as_deref(),
-                now(),
-                later(LOGIN_TTL),
+                Timestamp::now(),
+                Timestamp::now().plus(LOGIN_TTL),
                 MAX_PENDING_PER_ADDRESS as i64,
                 MAX_PENDING as i64,
             )
@@ -262,7 +250,7 @@ impl Sessions {
     ) -> Result<Cookie<'static>, ApiError> {
         let sealed = self
             .store
-            .take_browser_login(&row_key(LOGIN, state), now())
+            .take_browser_login(&row_key(LOGIN, state), Timestamp::now())
             .await?
             .ok_or_else(|| {
                 ApiError::bad_request("unknown or expired login state; start again at /auth/login")
@@ -331,8 +319,8 @@ impl Sessions {
             .add_browser_session(
                 &row_key(SESSION, &id),
                 &seal(SESSION, &id, &held)?,
-                now(),
-                later(ttl),
+                Timestamp::now(),
+                Timestamp::now().plus(ttl),
                 MAX_SESSIONS as i64,
             )
             .await?;
@@ -382,7 +370,7 @@ impl Sessions {
         match req.cookie(self.session_cookie()) {
             Some(cookie) => matches!(
                 self.store
-                    .browser_session(&row_key(SESSION, cookie.value()), now())
+                    .browser_session(&row_key(SESSION, cookie.value()), Timestamp::now())
                     .await,
                 Ok(Some(_))
             ),
@@ -398,7 +386,7 @@ impl Sessions {
         };
         let sealed = self
             .store
-            .browser_session(&row_key(SESSION, cookie.value()), now())
+            .browser_session(&row_key(SESSION, cookie.value()), Timestamp::now())
             .await?;
         let token = sealed
             .and_then(|sealed| open(SESSION, cookie.value(), &sealed))

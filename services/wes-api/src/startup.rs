@@ -57,7 +57,7 @@ pub struct Application {
     operations: Option<(Server, u16)>,
     /// Set once the server has stopped: the submitter and reconciler finish what is under way
     /// and give back their claims and lease (`loops`, waited for at most `LOOPS_STOP`).
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: crate::slurm::Stop,
     loops: Vec<tokio::task::JoinHandle<()>>,
     store: Store,
     /// Refused tokens counted but not yet written, flushed on shutdown.
@@ -201,7 +201,7 @@ impl Application {
             .enabled
             .then(|| Arc::new(SlurmClient::new(&config.slurm)));
         let metrics = Arc::new(crate::metrics::ApiMetrics::default());
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = crate::slurm::Stop::default();
         let mut loops = Vec::new();
         match &slurm {
             Some(client) => {
@@ -427,7 +427,7 @@ impl Application {
         }
         // The submitter finishes the run it is submitting and gives back its other claims; the
         // reconciler gives up its lease: another instance carries on at once.
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.set();
         let loops = futures_util::future::join_all(self.loops);
         if tokio::time::timeout(LOOPS_STOP, loops).await.is_err() {
             tracing::warn!(

@@ -14,10 +14,6 @@ use crate::startup::AppState;
 /// How long one check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The key readiness asks the bucket about: a HEAD answered 200 or 404 says the bucket
-/// answers and accepts the credentials.
-pub const BUCKET_READINESS_KEY: &str = ".spe/readyz";
-
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -66,7 +62,10 @@ pub async fn check(state: &AppState) -> Vec<(&'static str, Outcome)> {
     let s3 = async {
         match &state.results {
             Some(bucket) => {
-                bounded("s3", async { bucket.answers(BUCKET_READINESS_KEY).await }).await
+                bounded("s3", async {
+                    bucket.answers(spe_core::bucket::READINESS_KEY).await
+                })
+                .await
             }
             None => Outcome::NotConfigured,
         }

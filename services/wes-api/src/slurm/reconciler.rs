@@ -19,7 +19,7 @@ use spe_core::time::Timestamp;
 use spe_store::{RunRecord, Store, Transition, UnreadableRun};
 use tokio::sync::Mutex;
 
-use crate::slurm::SlurmClient;
+use crate::slurm::{SlurmClient, Stop};
 
 pub struct Reconciler {
     pub store: Store,
@@ -33,7 +33,7 @@ pub struct Reconciler {
     /// Where tick latencies are observed.
     metrics: Arc<crate::metrics::ApiMetrics>,
     /// Set when the instance stops: the tick under way ends and the lease is given up.
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Stop,
 }
 
 /// What one tick did, for logs, tests and benchmarks.
@@ -53,18 +53,14 @@ impl Reconciler {
             missing_since: Mutex::new(HashMap::new()),
             holder: format!("reconciler-{}", uuid::Uuid::new_v4()),
             metrics: Arc::default(),
-            stop: Arc::default(),
+            stop: Stop::default(),
         }
     }
 
     /// Stops when `stop` is set (the instance's shutdown), giving up the leader lease.
-    pub fn with_stop(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+    pub fn with_stop(mut self, stop: Stop) -> Self {
         self.stop = stop;
         self
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Observes into `metrics` (the ones `/metrics` serves) instead of its own.
@@ -78,11 +74,8 @@ impl Reconciler {
         loop {
             // Several instances on one database: the lease's holder reconciles, the others wait
             // to take it over when it stops renewing (three ticks).
-            let now = spe_core::time::Timestamp::from_datetime(chrono::Utc::now());
-            let until = spe_core::time::Timestamp::from_micros(
-                now.micros()
-                    .saturating_add(3 * interval.as_micros().max(1_000_000) as i64),
-            );
+            let now = spe_core::time::Timestamp::now();
+            let until = now.plus(3 * interval.max(Duration::from_secs(1)));
             match self
                 .store
                 .hold_leader_lease("reconciler", &self.holder, now, until)
@@ -102,11 +95,8 @@ impl Reconciler {
                     tracing::warn!(error = %e, "cannot take the reconciler's lease; will retry")
                 }
             }
-            let deadline = tokio::time::Instant::now() + interval;
-            while !self.stopping() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if self.stopping() {
+            self.stop.sleep(interval).await;
+            if self.stop.is_set() {
                 if let Err(e) = self
                     .store
                     .release_leader_lease("reconciler", &self.holder)

@@ -21,7 +21,7 @@ use spe_core::time::Timestamp;
 use spe_store::{RunRecord, Store, Transition, UnreadableRun};
 
 use crate::slurm::prepare::{PrepareError, prepare};
-use crate::slurm::{SlurmClient, SlurmError};
+use crate::slurm::{SlurmClient, SlurmError, Stop};
 
 const BATCH: u32 = 50;
 
@@ -35,16 +35,12 @@ pub struct Submitter {
     pub metrics: Arc<crate::metrics::ApiMetrics>,
     /// Set when the instance stops: the run being submitted is finished, no other is, and the
     /// claims left are given back (`run_forever`).
-    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    pub stop: Stop,
 }
 
 /// How long a claim on a run lasts: renewed right before its sbatch, so it only has to cover
 /// one run's preparation and submission.
 const CLAIM: Duration = Duration::from_secs(60);
-
-fn after(at: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_micros(at.micros().saturating_add(d.as_micros() as i64))
-}
 
 impl Submitter {
     pub fn new(store: Store, config: Arc<Config>, slurm: Arc<SlurmClient>) -> Self {
@@ -54,18 +50,14 @@ impl Submitter {
             slurm,
             holder: format!("submitter-{}", uuid::Uuid::new_v4()),
             metrics: Arc::default(),
-            stop: Arc::default(),
+            stop: Stop::default(),
         }
     }
 
     /// Stops when `stop` is set (the instance's shutdown).
-    pub fn with_stop(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+    pub fn with_stop(mut self, stop: Stop) -> Self {
         self.stop = stop;
         self
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Counts into `metrics` (the ones `/metrics` serves) instead of its own.
@@ -78,17 +70,14 @@ impl Submitter {
     /// claims on runs it did not submit, for another instance to take at once.
     pub async fn run_forever(self) {
         let interval = Duration::from_secs(self.config.slurm.submit_interval_seconds);
-        while !self.stopping() {
+        while !self.stop.is_set() {
             match self.pass().await {
                 // A full batch means more may be waiting: go on at once.
                 Ok(n) if n == BATCH as usize => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "submitter pass failed; will retry"),
             }
-            let deadline = tokio::time::Instant::now() + interval;
-            while !self.stopping() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            self.stop.sleep(interval).await;
         }
         match self.store.release_submit_claims(&self.holder).await {
             Ok(n) => tracing::info!(claims = n, "submitter stopped; claims given back"),
@@ -104,7 +93,7 @@ impl Submitter {
         // Claimed, not just listed: another instance's submitter skips these runs.
         let listed = self
             .store
-            .claim_runs_to_submit(&self.holder, now, after(now, CLAIM), BATCH)
+            .claim_runs_to_submit(&self.holder, now, now.plus(CLAIM), BATCH)
             .await?;
         let listed_count = listed.len();
         let mut due = Vec::with_capacity(listed_count);
@@ -157,7 +146,7 @@ impl Submitter {
         };
         for run in &due {
             // Stopping: the run under way was finished; the rest is given back.
-            if self.stopping() {
+            if self.stop.is_set() {
                 break;
             }
             if let Some(job) = existing.get(&format!("spe-{}", run.id)) {
@@ -170,7 +159,7 @@ impl Submitter {
             let now = Timestamp::from_datetime(Utc::now());
             if !self
                 .store
-                .renew_submit_claim(run.id, &self.holder, after(now, CLAIM))
+                .renew_submit_claim(run.id, &self.holder, now.plus(CLAIM))
                 .await?
             {
                 tracing::info!(run_id = %run.id, "claimed by another instance meanwhile; not submitted here");
