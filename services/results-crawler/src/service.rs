@@ -114,6 +114,10 @@ pub async fn run(config: CrawlerServiceConfig) -> anyhow::Result<()> {
     }
     rescans.abort();
     notified.abort();
+    // Only once they are gone: an aborted task runs on until its next await, and a lease it
+    // renewed (or a file it claimed) after the hand-back would be held until it ran out.
+    let _ = rescans.await;
+    let _ = notified.await;
     match crawler.hand_back().await {
         Ok(0) => tracing::info!("results-crawler stopped; nothing under way"),
         Ok(n) => tracing::info!(
