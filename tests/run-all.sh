@@ -16,7 +16,11 @@
 # 7. the deployment checks (tests/deploy/check.sh: ansible syntax and lint, the units' exposure,
 #    the container files, the jobs' ssh gate, the bucket policy), started first in the background
 #    (they need no build and no peer) and waited for at the end
-# 8. no token handed out by the OIDC test provider during the run appears in anything the run
+# 8. the playbook applied to this machine (tests/deploy/apply.sh: ansible-playbook site.yml with
+#    connection local against the one-node Slurm and the peers, twice; the services started as
+#    their units say, as their own accounts; the example workflow submitted through the jobs'
+#    ssh hop to COMPLETE and its results released and downloaded)
+# 9. no token handed out by the OIDC test provider during the run appears in anything the run
 #    printed (test output with --nocapture, schemathesis, the peers' logs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,6 +113,21 @@ rm -f "$deploy_log"
 passed=$((passed + ${deploy_passed:-0}))
 failed=$((failed + ${deploy_failed:-0}))
 [ "$deploy_status" -eq 0 ] || { echo "deployment checks failed"; echo "$passed passed, $failed failed"; exit 1; }
+
+step "the playbook applied to this machine, the example through the installed services (tests/deploy/apply.sh)"
+set +e
+tests/deploy/apply.sh 2>&1 | tee "$logs/deploy-apply.log"
+apply_status=${PIPESTATUS[0]}
+set -e
+apply_passed=$(sed -n 's/^deploy-apply: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/deploy-apply.log")
+apply_failed=$(sed -n 's/^deploy-apply: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/deploy-apply.log")
+passed=$((passed + ${apply_passed:-0}))
+failed=$((failed + ${apply_failed:-0}))
+if grep -q '^SKIPPED deploy-apply:' "$logs/deploy-apply.log"; then
+  skipped=$((skipped + 1))
+  grep '^SKIPPED deploy-apply:' "$logs/deploy-apply.log" >>"$log"
+fi
+[ "$apply_status" -eq 0 ] || { echo "applying the playbook failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "no token issued during the run appears in its output or logs"
 peers_dir=${SPE_PEERS_DIR:-/tmp/spe-peers}
