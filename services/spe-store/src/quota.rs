@@ -51,6 +51,31 @@ pub(crate) fn asks(run: &NewRun) -> (i64, i64) {
     (param("cores"), param("memory_mb"))
 }
 
+/// The quota windows' lengths in microseconds; also the spans of `owner_submission_buckets`.
+const MINUTE_US: i64 = 60_000_000;
+const DAY_US: i64 = 86_400_000_000;
+
+/// A count column (never negative; read as 0 if it were).
+fn count(row: &sqlx::any::AnyRow, col: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(col)?;
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// The first limit gone over, in the order given: (name, would have, limit, retry after).
+fn first_exceeded(
+    checks: impl IntoIterator<Item = (&'static str, u64, u64, u64)>,
+) -> Option<QuotaExceeded> {
+    checks
+        .into_iter()
+        .find(|(_, have, limit, _)| have > limit)
+        .map(|(quota, would_have, limit, retry)| QuotaExceeded {
+            quota,
+            limit,
+            would_have,
+            retry_after_seconds: retry,
+        })
+}
+
 /// `state IN (...)` over the live states, their placeholders from `$first` on.
 fn live_in(first: usize) -> String {
     let marks: Vec<String> = (first..first + LIVE_STATES.len())
@@ -76,18 +101,65 @@ impl Store {
                 .fetch_one(&mut **tx)
                 .await?;
         }
-        let minute = now.micros() - 60_000_000;
-        let day = now.micros() - 86_400_000_000;
-        // The windows: a range of the (owner, created_at) index. What is live: the owner's one
-        // row of `owner_live_usage`, kept by triggers as runs come and end (0017_hot_paths).
+        // What is live: the owner's one row of `owner_live_usage`, kept by triggers as runs come
+        // and end (0017_hot_paths). The windows: first the owner's submission buckets (0023),
+        // which bound them; only a bound that could exceed its limit needs the exact count.
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE((SELECT runs FROM owner_live_usage WHERE owner = $1), 0) AS live, \
+             COALESCE((SELECT cores FROM owner_live_usage WHERE owner = $1), 0) AS cores, \
+             COALESCE((SELECT memory_mb FROM owner_live_usage WHERE owner = $1), 0) AS memory_mb, \
+             COALESCE((SELECT bucket FROM owner_submission_buckets \
+                       WHERE owner = $1 AND span_us = $2), -1) AS minute_bucket, \
+             COALESCE((SELECT runs + prev_runs FROM owner_submission_buckets \
+                       WHERE owner = $1 AND span_us = $2), 0) AS minute_bound, \
+             COALESCE((SELECT bucket FROM owner_submission_buckets \
+                       WHERE owner = $1 AND span_us = $3), -1) AS day_bucket, \
+             COALESCE((SELECT runs + prev_runs FROM owner_submission_buckets \
+                       WHERE owner = $1 AND span_us = $3), 0) AS day_bound",
+        )
+        .bind(owner_key)
+        .bind(MINUTE_US)
+        .bind(DAY_US)
+        .fetch_one(&mut **tx)
+        .await?;
+        let live = |col: &str| count(&row, col);
+        let live_checks = [
+            ("live_runs", live("live")?, limits.live_runs, 60),
+            ("live_cores", live("cores")?, limits.live_cores, 60),
+            (
+                "live_memory_mb",
+                live("memory_mb")?,
+                limits.live_memory_mb,
+                60,
+            ),
+        ];
+        // A window of one span ending now lies in the current bucket and the one before, whose
+        // counts the row holds when its newest bucket is the current one.
+        let within =
+            |bucket: &str, bound: &str, span: i64, limit: u64| -> Result<bool, StoreError> {
+                let newest: i64 = row.try_get(bucket)?;
+                let bound: i64 = row.try_get(bound)?;
+                Ok(newest == now.micros() / span
+                    && u64::try_from(bound).unwrap_or(u64::MAX) <= limit)
+            };
+        if within(
+            "minute_bucket",
+            "minute_bound",
+            MINUTE_US,
+            limits.submissions_per_minute,
+        )? && within("day_bucket", "day_bound", DAY_US, limits.runs_per_day)?
+        {
+            return Ok(first_exceeded(live_checks));
+        }
+        let minute = now.micros() - MINUTE_US;
+        let day = now.micros() - DAY_US;
+        // The exact windows: a range of the (owner, created_at) index.
         let row = sqlx::query(
             "SELECT \
              COALESCE(SUM(CASE WHEN created_at > $2 THEN 1 ELSE 0 END), 0) AS last_minute, \
              COALESCE(MIN(CASE WHEN created_at > $2 THEN created_at END), 0) AS first_in_minute, \
-             COUNT(*) AS last_day, COALESCE(MIN(created_at), 0) AS first_in_day, \
-             COALESCE((SELECT runs FROM owner_live_usage WHERE owner = $1), 0) AS live, \
-             COALESCE((SELECT cores FROM owner_live_usage WHERE owner = $1), 0) AS cores, \
-             COALESCE((SELECT memory_mb FROM owner_live_usage WHERE owner = $1), 0) AS memory_mb \
+             COUNT(*) AS last_day, COALESCE(MIN(created_at), 0) AS first_in_day \
              FROM runs WHERE owner = $1 AND created_at > $3",
         )
         .bind(owner_key)
@@ -95,40 +167,26 @@ impl Store {
         .bind(day)
         .fetch_one(&mut **tx)
         .await?;
-        let n = |col: &str| -> Result<u64, StoreError> {
-            let value: i64 = row.try_get(col)?;
-            Ok(u64::try_from(value).unwrap_or(0))
-        };
+        let n = |col: &str| count(&row, col);
         let until = |first: u64, window: i64| {
             let ends = i64::try_from(first).unwrap_or(0).saturating_add(window);
             u64::try_from((ends - now.micros()) / 1_000_000 + 1).unwrap_or(1)
         };
-        let checks = [
+        let window_checks = [
             (
                 "submissions_per_minute",
                 n("last_minute")?,
                 limits.submissions_per_minute,
-                until(n("first_in_minute")?, 60_000_000),
+                until(n("first_in_minute")?, MINUTE_US),
             ),
             (
                 "runs_per_day",
                 n("last_day")?,
                 limits.runs_per_day,
-                until(n("first_in_day")?, 86_400_000_000),
+                until(n("first_in_day")?, DAY_US),
             ),
-            ("live_runs", n("live")?, limits.live_runs, 60),
-            ("live_cores", n("cores")?, limits.live_cores, 60),
-            ("live_memory_mb", n("memory_mb")?, limits.live_memory_mb, 60),
         ];
-        Ok(checks
-            .into_iter()
-            .find(|(_, have, limit, _)| have > limit)
-            .map(|(quota, would_have, limit, retry)| QuotaExceeded {
-                quota,
-                limit,
-                would_have,
-                retry_after_seconds: retry,
-            }))
+        Ok(first_exceeded(window_checks.into_iter().chain(live_checks)))
     }
 }
 

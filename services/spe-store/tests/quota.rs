@@ -130,6 +130,81 @@ async fn a_submission_over_a_limit_stores_nothing_and_names_it() {
     .await;
 }
 
+/// The windows are bounded by per-owner buckets of fixed minutes and days (0023) and counted
+/// exactly only near a limit: a window that spans two buckets counts both, and a submission
+/// stamped a little earlier than the newest one (another instance's clock) is counted where it
+/// belongs.
+#[tokio::test]
+async fn the_submission_windows_count_across_bucket_edges_and_late_stamps() {
+    on_each_backend(|store| async move {
+        let limits = QuotaLimits {
+            submissions_per_minute: 2,
+            live_runs: 100,
+            ..QuotaLimits::default()
+        };
+        let minute = 60_000_000;
+        let t0 = 1_000_000 * minute; // the start of a fixed minute
+        let submit = |owner: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .insert_run_within(&run_of(owner, "1", at), None, Some(&limits))
+                    .await
+                    .unwrap()
+            }
+        };
+        // Two at the end of one fixed minute; the third just after its edge is in the same
+        // sliding minute, so it goes over although its own bucket holds only itself.
+        submit("alice", t0 + minute - 500_000).await.unwrap();
+        submit("alice", t0 + minute - 100_000).await.unwrap();
+        let over = submit("alice", t0 + minute + 200_000).await.unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("submissions_per_minute", 3));
+        assert_eq!(over.retry_after_seconds, 60);
+        // A minute after the first, one has left the window.
+        submit("alice", t0 + 2 * minute - 400_000).await.unwrap();
+
+        // Bob, three a minute: two in the next fixed minute, then one stamped in the minute
+        // before (accepted: three in its minute), then one that the late one puts over.
+        let three = QuotaLimits {
+            submissions_per_minute: 3,
+            ..limits
+        };
+        let submit_3 = |at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .insert_run_within(&run_of("bob", "1", at), None, Some(&three))
+                    .await
+                    .unwrap()
+            }
+        };
+        submit_3(t0 + minute + 1_000_000).await.unwrap();
+        submit_3(t0 + minute + 2_000_000).await.unwrap();
+        submit_3(t0 + minute - 1_000_000).await.unwrap();
+        let over = submit_3(t0 + minute + 3_000_000).await.unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("submissions_per_minute", 4));
+
+        // Far under every limit, nothing is counted and everything is accepted.
+        let roomy = QuotaLimits {
+            submissions_per_minute: 1000,
+            live_runs: 1000,
+            ..QuotaLimits::default()
+        };
+        for i in 0..20 {
+            store
+                .insert_run_within(
+                    &run_of("carol", "1", t0 + i * 1_000_000),
+                    None,
+                    Some(&roomy),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    })
+    .await;
+}
+
 /// What is live is kept per owner as runs come and end (`owner_live_usage`): a run that ends
 /// gives its run, cores and memory back at once, and only to its owner.
 #[tokio::test]
@@ -238,4 +313,39 @@ async fn the_kept_live_usage_counts_exactly_the_states_that_have_not_ended() {
         }
     })
     .await;
+}
+
+/// Migration 0023 fills the buckets from the runs already stored: right after it, a window
+/// holding runs from before it is still counted.
+#[tokio::test]
+async fn runs_stored_before_the_buckets_count_in_the_windows_after_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = spe_core::secret::DatabaseUrl::new(format!(
+        "sqlite://{}/before-buckets.db",
+        dir.path().display()
+    ));
+    let postgres = spe_test_support::store::fresh_postgres_url().await;
+    for url in std::iter::once(sqlite).chain(postgres) {
+        let old = spe_store::Store::debug_connect_migrated_until(&url, 22)
+            .await
+            .unwrap();
+        let t0 = 1_000_000 * 60_000_000;
+        for at in [t0 + 10_000_000, t0 + 20_000_000] {
+            old.insert_run(&run_of("alice", "1", at)).await.unwrap();
+        }
+        old.close().await;
+
+        let store = spe_store::Store::connect(&url, 2).await.unwrap();
+        let limits = QuotaLimits {
+            submissions_per_minute: 2,
+            ..QuotaLimits::default()
+        };
+        let over = store
+            .insert_run_within(&run_of("alice", "1", t0 + 30_000_000), None, Some(&limits))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((over.quota, over.would_have), ("submissions_per_minute", 3));
+        store.close().await;
+    }
 }
