@@ -144,19 +144,21 @@ impl Store {
         let submitted = AuditEntry::new(AuditKind::RunSubmitted, Actor::Person(run.owner.clone()))
             .run(run.id)
             .with("workflow", &run.submission.workflow_url);
-        self.insert_run_audited(run, access_visas, limits, &[submitted])
+        self.insert_run_audited(run, access_visas, limits, &[submitted], None)
             .await
     }
 
     /// [`Store::insert_run_within`] appending `audit` (the submission's records: the workflow
     /// and its digest, the datasets, any service key handed to the run) to the audit chain in
-    /// the same transaction.
+    /// the same transaction, and recording `owner_contact` (where the owner hears about the
+    /// run: [`Store::owner_contact`]) in it too, so a submission is one write.
     pub async fn insert_run_audited(
         &self,
         run: &NewRun,
         access_visas: Option<&Value>,
         limits: Option<&spe_core::config::QuotaLimits>,
         audit: &[AuditEntry],
+        owner_contact: Option<&str>,
     ) -> Result<Result<(), crate::QuotaExceeded>, StoreError> {
         let submission = &run.submission;
         let request = serde_json::to_string(submission)
@@ -212,6 +214,13 @@ impl Store {
         .bind("accepted")
         .execute(&mut *tx)
         .await?;
+        if let Some(email) = owner_contact {
+            sqlx::query("INSERT INTO run_contacts (run_id, email) VALUES ($1, $2)")
+                .bind(run.id.to_string())
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+        }
         for entry in audit {
             audit::append(&mut tx, entry, run.created_at).await?;
         }

@@ -12,8 +12,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
-/// Admits a request and stores the run QUEUED with its visa snapshot and first event, in one
-/// transaction, if its owner stays within their quotas (`quotas:`; 429 naming the quota
+/// Admits a request and stores the run QUEUED with its visa snapshot, first event, audit records
+/// and the owner's e-mail address (where they hear about it), in one transaction, if its owner stays within their quotas (`quotas:`; 429 naming the quota
 /// otherwise, and nothing is stored): once this returns the run is tracked.
 pub async fn accept(
     state: &AppState,
@@ -44,7 +44,13 @@ pub async fn accept(
     let audit = submission_records(caller, &new_run, &digest, &datasets);
     if let Err(exceeded) = state
         .store
-        .insert_run_audited(&new_run, access_visas.as_ref(), Some(&limits), &audit)
+        .insert_run_audited(
+            &new_run,
+            access_visas.as_ref(),
+            Some(&limits),
+            &audit,
+            caller.email.as_deref(),
+        )
         .await?
     {
         tracing::info!(target: "spe_audit", owner = %caller.subject, quota = exceeded.quota, limit = exceeded.limit, "submission refused: quota exceeded");
@@ -54,13 +60,6 @@ pub async fn accept(
         ));
     }
     tracing::info!(run_id = %id, owner = %caller.subject, workflow = %workflow_url, "run accepted");
-    // Where the owner hears about the run (notifications). The run is accepted whatever
-    // happens here: a failure only means no e-mail to the owner, and says so.
-    if let Some(email) = &caller.email
-        && let Err(e) = state.store.record_owner_contact(id, email).await
-    {
-        tracing::warn!(run_id = %id, error = %e, "the owner's address was not recorded: no e-mail to them about this run");
-    }
     Ok(id)
 }
 
