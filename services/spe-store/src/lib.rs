@@ -48,7 +48,9 @@ pub use review::{
     VoteOutcome,
 };
 pub use run_crate::RunCrateFacts;
-pub use runs::{NewRun, RunEvent, RunFilter, RunPage, RunRecord, Transition};
+pub use runs::{
+    NewRun, RunEvent, RunFilter, RunPage, RunRecord, RunSummaryRecord, SummaryPage, Transition,
+};
 pub use sessions::LoginAdmission;
 pub use states::{
     DatasetState, EgressState, ReviewEventKind, ShareKind, UnknownState, Vote, WorkflowState,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use spe_core::page::{PageSize, PageToken};
-use spe_core::request::{RunSubmission, WorkflowType};
+use spe_core::request::{RunSubmission, Tags, WorkflowType};
 use spe_core::slurm::SlurmJobId;
 use spe_core::time::Timestamp;
 use spe_core::{Actor, RunId, RunState, Subject};
@@ -87,6 +87,23 @@ pub struct RunFilter {
 #[derive(Debug, Clone)]
 pub struct RunPage {
     pub runs: Vec<RunRecord>,
+    pub next: Option<PageToken>,
+}
+
+/// What a run list shows of a run ([`Store::list_run_summaries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummaryRecord {
+    pub id: RunId,
+    pub state: RunState,
+    pub created_at: Timestamp,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct SummaryPage {
+    pub runs: Vec<RunSummaryRecord>,
     pub next: Option<PageToken>,
 }
 
@@ -280,6 +297,48 @@ impl Store {
         size: PageSize,
         after: Option<PageToken>,
     ) -> Result<RunPage, StoreError> {
+        let rows = self.page_rows(RUN_COLUMNS, filter, size, after).await?;
+        let mut runs = rows
+            .iter()
+            .map(run_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = next_token(&mut runs, size, |r| (r.created_at, r.id));
+        Ok(RunPage { runs, next })
+    }
+
+    /// [`Store::list_runs`] reading only what a WES `RunSummary` shows (id, state, times, tags),
+    /// for `GET /runs`: a third of the columns, and of the submission only its tags.
+    pub async fn list_run_summaries(
+        &self,
+        filter: &RunFilter,
+        size: PageSize,
+        after: Option<PageToken>,
+    ) -> Result<SummaryPage, StoreError> {
+        let rows = self
+            .page_rows(
+                "id, state, created_at, start_time, end_time, request_json",
+                filter,
+                size,
+                after,
+            )
+            .await?;
+        let mut runs = rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = next_token(&mut runs, size, |r| (r.created_at, r.id));
+        Ok(SummaryPage { runs, next })
+    }
+
+    /// The rows of one page (one more than `size`, to know whether another follows) with the
+    /// given columns, newest first.
+    async fn page_rows(
+        &self,
+        columns: &str,
+        filter: &RunFilter,
+        size: PageSize,
+        after: Option<PageToken>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         let mut conditions: Vec<String> = Vec::new();
         let mut params: Vec<Param> = Vec::new();
         let next_param = |p: Param, params: &mut Vec<Param>| {
@@ -329,7 +388,7 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs {where_clause} \
+            "SELECT {columns} FROM runs {where_clause} \
              ORDER BY created_at DESC, id DESC LIMIT {limit}"
         );
         let mut query = sqlx::query::<Any>(&sql);
@@ -339,21 +398,7 @@ impl Store {
                 Param::Int(i) => query.bind(i),
             };
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        let mut runs = rows
-            .iter()
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if runs.len() > size.get() as usize {
-            runs.truncate(size.get() as usize);
-            runs.last().map(|last| PageToken {
-                after_created: last.created_at,
-                after_id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok(RunPage { runs, next })
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     /// How many runs are in each state (for `system_state_counts`); every state is present.
@@ -534,6 +579,57 @@ fn parse_state(text: &str) -> Result<RunState, StoreError> {
 
 /// Decodes a run row. A row whose id or state does not parse is [`StoreError::Corrupt`]; any
 /// other column that does not parse makes it an [`UnreadableRun`] naming the column.
+/// Cuts a page read with one row too many to `size`; the token of the next page, if that row
+/// was there.
+fn next_token<T>(
+    rows: &mut Vec<T>,
+    size: PageSize,
+    key: impl Fn(&T) -> (Timestamp, RunId),
+) -> Option<PageToken> {
+    if rows.len() <= size.get() as usize {
+        return None;
+    }
+    rows.truncate(size.get() as usize);
+    rows.last().map(|last| {
+        let (after_created, after_id) = key(last);
+        PageToken {
+            after_created,
+            after_id,
+        }
+    })
+}
+
+/// The tags of a stored submission, without reading the rest of it.
+#[derive(serde::Deserialize)]
+struct StoredTags {
+    #[serde(default)]
+    tags: Tags,
+}
+
+fn summary_from_row(row: &AnyRow) -> Result<RunSummaryRecord, StoreError> {
+    let id: String = row.try_get("id")?;
+    let id: RunId = id
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("run id {id:?}")))?;
+    let state: String = row.try_get("state")?;
+    let request: String = row.try_get("request_json")?;
+    let stored: StoredTags = serde_json::from_str(&request)
+        .map_err(|e| StoreError::Corrupt(format!("request_json of run {id}: {e}")))?;
+    let time = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        let micros: Option<i64> = row.try_get(name)?;
+        Ok(micros.map(Timestamp::from_micros))
+    };
+    let created: i64 = row.try_get("created_at")?;
+    Ok(RunSummaryRecord {
+        id,
+        state: parse_state(&state)?,
+        created_at: Timestamp::from_micros(created),
+        start_time: time("start_time")?,
+        end_time: time("end_time")?,
+        tags: stored.tags,
+    })
+}
+
 pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let id: String = row.try_get("id")?;
     let id: RunId = id

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use spe_core::RunState;
-use spe_store::RunRecord;
+use spe_store::{RunRecord, RunSummaryRecord};
 
 #[derive(Serialize)]
 pub struct RunId {
@@ -37,6 +37,22 @@ impl From<&RunRecord> for RunSummary {
             start_time: run.start_time.map(|t| t.to_wes()),
             end_time: run.end_time.map(|t| t.to_wes()),
             tags: run.tags(),
+        }
+    }
+}
+
+impl From<&RunSummaryRecord> for RunSummary {
+    fn from(run: &RunSummaryRecord) -> Self {
+        RunSummary {
+            run_id: run.id.to_string(),
+            state: run.state,
+            start_time: run.start_time.map(|t| t.to_wes()),
+            end_time: run.end_time.map(|t| t.to_wes()),
+            tags: run
+                .tags
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
     }
 }

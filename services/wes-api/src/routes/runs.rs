@@ -225,7 +225,7 @@ pub async fn list(
     query.filter.owner = caller.listed_owner();
     let page = state
         .store
-        .list_runs(&query.filter, size, query.page_token)
+        .list_run_summaries(&query.filter, size, query.page_token)
         .await?;
     Ok(HttpResponse::Ok().json(RunListResponse {
         runs: page.runs.iter().map(RunSummary::from).collect(),
