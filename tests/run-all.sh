@@ -26,6 +26,19 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 step() { printf '\n==> %s\n' "$*"; }
+# count_suite NAME LOGFILE: adds a script suite's "NAME: N passed, M failed" line to the totals,
+# and its "SKIPPED NAME: ..." line, if any, to the skips listed at the end.
+count_suite() {
+  local p f
+  p=$(sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed\$/\1/p" "$2")
+  f=$(sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed\$/\2/p" "$2")
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  if grep -q "^SKIPPED $1:" "$2"; then
+    skipped=$((skipped + 1))
+    grep "^SKIPPED $1:" "$2" >>"$log"
+  fi
+}
 
 step "deployment checks, in the background (tests/deploy/check.sh; reported at the end)"
 deploy_log=$(mktemp)
@@ -84,14 +97,7 @@ set +e
 tests/ops/backup-restore.sh 2>&1 | tee "$logs/backup-restore.log"
 ops_status=${PIPESTATUS[0]}
 set -e
-ops_passed=$(sed -n 's/^backup-restore: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/backup-restore.log")
-ops_failed=$(sed -n 's/^backup-restore: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/backup-restore.log")
-passed=$((passed + ${ops_passed:-0}))
-failed=$((failed + ${ops_failed:-0}))
-if grep -q '^SKIPPED backup-restore:' "$logs/backup-restore.log"; then
-  skipped=$((skipped + 1))
-  grep '^SKIPPED backup-restore:' "$logs/backup-restore.log" >>"$log"
-fi
+count_suite backup-restore "$logs/backup-restore.log"
 [ "$ops_status" -eq 0 ] || { echo "backup and restore failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "API conformance (schemathesis)"
@@ -107,11 +113,8 @@ step "deployment checks (tests/deploy/check.sh; docs/operator-guide.md)"
 deploy_status=0
 wait "$deploy_pid" || deploy_status=$?
 cat "$deploy_log"
-deploy_passed=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$deploy_log")
-deploy_failed=$(sed -n 's/^deploy: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$deploy_log")
+count_suite deploy "$deploy_log"
 rm -f "$deploy_log"
-passed=$((passed + ${deploy_passed:-0}))
-failed=$((failed + ${deploy_failed:-0}))
 [ "$deploy_status" -eq 0 ] || { echo "deployment checks failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "the playbook applied to this machine, the example through the installed services (tests/deploy/apply.sh)"
@@ -119,14 +122,7 @@ set +e
 tests/deploy/apply.sh 2>&1 | tee "$logs/deploy-apply.log"
 apply_status=${PIPESTATUS[0]}
 set -e
-apply_passed=$(sed -n 's/^deploy-apply: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/deploy-apply.log")
-apply_failed=$(sed -n 's/^deploy-apply: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/deploy-apply.log")
-passed=$((passed + ${apply_passed:-0}))
-failed=$((failed + ${apply_failed:-0}))
-if grep -q '^SKIPPED deploy-apply:' "$logs/deploy-apply.log"; then
-  skipped=$((skipped + 1))
-  grep '^SKIPPED deploy-apply:' "$logs/deploy-apply.log" >>"$log"
-fi
+count_suite deploy-apply "$logs/deploy-apply.log"
 [ "$apply_status" -eq 0 ] || { echo "applying the playbook failed"; echo "$passed passed, $failed failed"; exit 1; }
 
 step "no token issued during the run appears in its output or logs"

@@ -32,20 +32,9 @@ cd "$root"
 bin_dir=${SPE_BIN_DIR:-$root/target/debug}
 venv=${SPE_DEPLOY_VENV:-$HOME/.cache/spe/deploy-venv}
 
-passed=0 failed=0 died=0 skipped=0 err_line=""
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-check_eq() {
-  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; printf '     got:  %s\n     want: %s\n' "$2" "$3"; fi
-}
-die() { not_ok "$*"; died=1; exit 1; }
-missing() {
-  case "${CI:-}" in "" | 0 | false) ;; *) die "$* (required under CI)" ;; esac
-  echo "SKIPPED deploy-apply: $*"
-  skipped=1
-  exit 0
-}
+suite=deploy-apply
+. tests/lib/suite.sh
+err_line=""
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -61,13 +50,7 @@ cleanup() {
   local status=$?
   set +e
   exec >&3 2>&4
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null
-    fi
-  done
+  stop_pids "${pids[@]}"
   # Jobs the example left (none when it passed).
   scancel -u spe-jobs 2>/dev/null
   [ -z "$database" ] || psql -X -q -v ON_ERROR_STOP=1 "$SPE_TEST_POSTGRES_URL" \

@@ -34,38 +34,12 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bin_dir=${SPE_BIN_DIR:-$root/target/debug}
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL $*"; }
-# check DESCRIPTION COMMAND...: counts the command's success or failure.
-check() {
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-# check_eq DESCRIPTION GOT WANT: counts GOT = WANT, and shows both when they differ.
-check_eq() {
-  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; printf '     got:  %s\n     want: %s\n' "$2" "$3"; fi
-}
-# Fatal: counted, then the run ends (the EXIT trap cleans up and prints the summary).
-die() { not_ok "$*"; died=1; exit 1; }
-# A missing prerequisite: a failure under CI, a visible skip elsewhere.
-missing() {
-  case "${CI:-}" in
-    "" | 0 | false) ;;
-    *) die "$* (required under CI)" ;;
-  esac
-  echo "SKIPPED backup-restore: $*"
-  skipped=1
-  exit 0
-}
+suite=backup-restore
+. tests/lib/suite.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spe-backup-restore.XXXXXX")
 pids=()
 databases=()
-skipped=0
-died=0
 err_line=""
 # The script's own stdout and stderr, for the summary: a signal may stop it inside a command
 # whose output goes elsewhere, and the trap would inherit that.
@@ -74,13 +48,7 @@ cleanup() {
   local status=$?
   set +e
   exec >&3 2>&4
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null
-    fi
-  done
+  stop_pids "${pids[@]}"
   for db in "${databases[@]}"; do
     sql "$admin_url" "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
       echo "backup-restore: could not drop database $db" >&2

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use spe_core::RunState;
+use spe_core::request::Tags;
+use spe_core::time::Timestamp;
 use spe_store::{RunRecord, RunSummaryRecord};
 
 #[derive(Serialize)]
@@ -29,31 +31,37 @@ pub struct RunSummary {
     pub tags: BTreeMap<String, String>,
 }
 
+impl RunSummary {
+    fn new(
+        id: spe_core::RunId,
+        state: RunState,
+        start_time: Option<Timestamp>,
+        end_time: Option<Timestamp>,
+        tags: &Tags,
+    ) -> Self {
+        RunSummary {
+            run_id: id.to_string(),
+            state,
+            start_time: start_time.map(|t| t.to_wes()),
+            end_time: end_time.map(|t| t.to_wes()),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
 impl From<&RunRecord> for RunSummary {
     fn from(run: &RunRecord) -> Self {
-        RunSummary {
-            run_id: run.id.to_string(),
-            state: run.state,
-            start_time: run.start_time.map(|t| t.to_wes()),
-            end_time: run.end_time.map(|t| t.to_wes()),
-            tags: run.tags(),
-        }
+        let tags = &run.submission.tags;
+        RunSummary::new(run.id, run.state, run.start_time, run.end_time, tags)
     }
 }
 
 impl From<&RunSummaryRecord> for RunSummary {
     fn from(run: &RunSummaryRecord) -> Self {
-        RunSummary {
-            run_id: run.id.to_string(),
-            state: run.state,
-            start_time: run.start_time.map(|t| t.to_wes()),
-            end_time: run.end_time.map(|t| t.to_wes()),
-            tags: run
-                .tags
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
+        RunSummary::new(run.id, run.state, run.start_time, run.end_time, &run.tags)
     }
 }
 
