@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use wes_api::startup::Application;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
