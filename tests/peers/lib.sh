@@ -9,16 +9,27 @@ PATH=$PATH:/usr/sbin:/sbin
 log() { echo "[$(basename "$0")] $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# One apt-get at a time (flock on this file): tests/run-all.sh builds Python (python312.sh) in the
+# background while it starts the other peers, and a second apt-get beside a first fails on dpkg's
+# lock instead of waiting.
+APT_LOCK=/tmp/spe-apt.lock
+
 # apt_install PKG...: the package lists are refreshed once per run, and only when something is missing.
 apt_install() {
   [ "$(id -u)" = 0 ] || die "need root to run: apt-get install $*"
   log "installing $* (apt)"
-  if [ -z "${_APT_UPDATED:-}" ]; then
-    apt-get update -qq >&2 || die "apt-get update failed"
-    _APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
-    || die "apt-get install $* failed"
+  local updated=${_APT_UPDATED:-}
+  (
+    flock 8
+    if [ -z "$updated" ]; then apt-get update -qq >&2 || exit 10; fi
+    # The timeout covers an apt that is not ours (e.g. unattended-upgrades).
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq \
+      --no-install-recommends "$@" >&2 || exit 11
+  ) 8>"$APT_LOCK" || case $? in
+    10) die "apt-get update failed" ;;
+    *) die "apt-get install $* failed" ;;
+  esac
+  _APT_UPDATED=1
 }
 
 # wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds.

@@ -37,16 +37,6 @@ pub fn unavailable(peer: &str, reason: &str) {
     }
 }
 
-/// Reports that the running test cannot run on this machine for a reason no peer script can
-/// change (a client whose package needs a newer Python than the machine has): the skip line,
-/// under CI too, so that the reason shows in every run's summary (tests/run-all.sh lists the
-/// skip lines) instead of failing every run.
-pub fn not_on_this_machine(what: &str, reason: &str) {
-    if let Verdict::Skip(line) = verdict(false, &current_test(), what, reason) {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-    }
-}
-
 #[derive(Debug, PartialEq)]
 enum Verdict {
     Skip(String),

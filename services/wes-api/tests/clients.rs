@@ -1,9 +1,10 @@
 //! The WES clients people already use, from PyPI (installed in the tools venv by
-//! tests/peers/python-tools.sh), driven against the real wes-api binary on port 0 with real
-//! tokens from the OIDC test provider: Galaxy's gxy-wes, wes-service's wes-client, ai4gh and
-//! WESkit's weskit-client. For each: service info, submit (where the client can), list with
-//! paging (where it can), status, the run log, cancel. Slurm is off, so runs stay QUEUED, which
-//! is all these steps need; a cancelled QUEUED run ends CANCELED at once.
+//! tests/peers/python-tools.sh; weskit-client, which needs Python >= 3.12, by its `--weskit`, in
+//! a venv of its own linked into the tools venv's bin dir), driven against the real wes-api
+//! binary on port 0 with real tokens from the OIDC test provider: Galaxy's gxy-wes, wes-service's
+//! wes-client, ai4gh and WESkit's weskit-client. For each: service info, submit (where the client
+//! can), list with paging (where it can), status, the run log, cancel. Slurm is off, so runs stay
+//! QUEUED, which is all these steps need; a cancelled QUEUED run ends CANCELED at once.
 //!
 //! What a client cannot do against this service is asserted as what it does, with the reason.
 //! The Python scripts under tests/clients/ use the clients' libraries where their command lines
@@ -351,26 +352,31 @@ async fn weskit_client_lists_workflows_and_execs_a_registered_one() {
     let Some(peer) = support::peer().await else {
         return;
     };
-    let Some(tools) = peers::tools_bin() else {
+    let Some(bin) = client(
+        "weskit-client",
+        "tests/peers/python-tools.sh --weskit installs it (in a venv of its own: it needs \
+         Python >= 3.12, which tests/peers/python312.sh builds where the machine has none)",
+    ) else {
         return;
     };
-    let python_3_12 = Command::new(tools.join("python"))
-        .args(["-c", "import sys; sys.exit(sys.version_info < (3, 12))"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !python_3_12 {
-        // Not a missing peer: pip refuses the package on this Python, and the client would not
-        // even parse there. tests/peers/python-tools.sh installs it where Python is 3.12+.
-        skip::not_on_this_machine(
-            "weskit-client",
-            "weskit-client 1.0.1 needs Python >= 3.12 (it uses PEP 701 f-strings); the tools \
-             venv's Python is older",
-        );
+    // Found is not enough: under a Python older than 3.12 the program cannot even be parsed
+    // (PEP 701 f-strings). Its help needs only the API URL set (it checks that first; nothing is
+    // sent there).
+    let help = run(Command::new(bin.join("weskit-client"))
+        .arg("--help")
+        .env("WESKIT_API_URL", "http://127.0.0.1:9/"));
+    let runs = if help.code == 0 && help.stdout.contains("exec") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}/weskit-client does not run (it needs Python >= 3.12; \
+             tests/peers/python-tools.sh --weskit links it from a venv of its own): {help:?}",
+            bin.display()
+        ))
+    };
+    if skip::require("weskit-client", runs).is_none() {
         return;
     }
-    let Some(bin) = client("weskit-client", INSTALLED_BY) else {
-        return;
-    };
     let d = Deployment::start(&peer).await;
     let cwd = tempfile::tempdir().unwrap();
     std::fs::write(cwd.path().join(".weskit_access_key"), &d.researcher).unwrap();
