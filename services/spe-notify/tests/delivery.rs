@@ -14,7 +14,7 @@ use spe_core::time::Timestamp;
 use spe_core::{Actor, RunId, RunState, ServiceActor};
 use spe_notify::{Notifier, SIGNATURE_HEADER, verify_signature};
 use spe_store::{DeliveryState, Store, Transition};
-use spe_test_support::store::{on_each_backend, queued_run, sqlite_store};
+use spe_test_support::store::{on_each_backend, sqlite_store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -136,7 +136,25 @@ fn notifier(store: &Store, config: &NotificationsConfig) -> Notifier {
 }
 
 async fn ended_run(store: &Store) -> RunId {
-    let run = queued_run(store, "alice", 1_000).await;
+    ended_run_with_contact(store, None).await
+}
+
+/// [`ended_run`], submitted by an owner whose token carried `contact` (wes-api stores the
+/// address with the run).
+async fn ended_run_with_contact(store: &Store, contact: Option<&str>) -> RunId {
+    let run = spe_core::RunId::new_random();
+    let submitted = spe_store::NewRun {
+        id: run,
+        owner: spe_test_support::store::person("alice"),
+        submission: spe_test_support::store::submission("quals@1.0.0", &[]),
+        run_dir: format!("/data/{run}"),
+        created_at: Timestamp::from_micros(1_000),
+    };
+    store
+        .insert_run_audited(&submitted, None, None, &[], contact)
+        .await
+        .unwrap()
+        .unwrap();
     store
         .transition(&Transition {
             run,
@@ -403,12 +421,8 @@ async fn controllers_and_the_owner_get_an_email_saying_what_happened_and_what_to
         }),
         ..NotificationsConfig::default()
     };
-    let run = ended_run(&store).await;
-    // The owner's token carried an address when they submitted (wes-api records it).
-    store
-        .record_owner_contact(run, "alice@example.org")
-        .await
-        .unwrap();
+    // The owner's token carried an address when they submitted.
+    let run = ended_run_with_contact(&store, Some("alice@example.org")).await;
     let notifier = notifier(&store, &config);
     assert_eq!(notifier.tick(now()).await.unwrap(), 3);
     assert_eq!(notifier.tick(now()).await.unwrap(), 0);

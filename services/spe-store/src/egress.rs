@@ -200,6 +200,7 @@ impl Store {
         } else {
             reason.to_owned()
         };
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE runs SET egress_error = $1, egress_attempts = egress_attempts + 1, \
              egress_retry_at = $2, \
@@ -333,6 +334,7 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<EgressFile>, StoreError> {
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(
             "UPDATE egress_files SET state = $1, owner = $2, lease_until = $3, updated_at = $4, \
              attempts = attempts + 1 \
@@ -362,6 +364,7 @@ impl Store {
         owner: &str,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(
             "UPDATE egress_files SET lease_until = $1, updated_at = $2 \
              WHERE owner = $3 AND state = $4 AND lease_until >= $2",
@@ -607,6 +610,7 @@ impl Store {
             "UPDATE egress_files SET {column} = $1 \
              WHERE run_id = $2 AND path = $3 AND state = $4 AND owner = $5"
         );
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(&sql)
             .bind(value)
             .bind(run.to_string())
@@ -687,6 +691,7 @@ impl Store {
     /// Marks the run's egress done if none of its files is pending or uploading; `false`
     /// otherwise (or if it was done already).
     pub async fn mark_egress_done(&self, run: RunId, at: Timestamp) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(
             "UPDATE runs SET egress_done = 1, egress_done_at = $1 \
              WHERE id = $2 AND egress_done = 0 AND egress_scanned_at IS NOT NULL AND \

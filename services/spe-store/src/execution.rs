@@ -183,6 +183,7 @@ impl Store {
         retry_at: Timestamp,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE runs SET submit_attempts = $1, next_submit_at = $2, reason = $3 \
              WHERE id = $4 AND state = $5 AND slurm_job_id IS NULL",

@@ -218,9 +218,10 @@ impl Store {
         self.backend
     }
 
-    /// This process's turn to write to SQLite (`None` on PostgreSQL): taken before a write
-    /// transaction begins and held until it has ended, so writers queue in order here instead
-    /// of sleeping in SQLite's busy handler.
+    /// This process's turn to write to SQLite (`None` on PostgreSQL): taken before every write,
+    /// a transaction or a single statement, and held until it has ended, so writers queue in
+    /// order here instead of sleeping in SQLite's busy handler. Not re-entrant: a method holding
+    /// it calls no other method that takes it.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),

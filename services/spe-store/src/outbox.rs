@@ -171,20 +171,6 @@ pub(crate) async fn enqueue(
 pub const OWNER_EMAIL: &str = "owner-email:";
 
 impl Store {
-    /// Records where run `run`'s owner hears about it (their token's `email` claim at
-    /// submission).
-    pub async fn record_owner_contact(&self, run: RunId, email: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO run_contacts (run_id, email) VALUES ($1, $2) \
-             ON CONFLICT (run_id) DO NOTHING",
-        )
-        .bind(run.to_string())
-        .bind(email)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The address recorded for run `run`'s owner, if any.
     pub async fn owner_contact(&self, run: RunId) -> Result<Option<String>, StoreError> {
         Ok(
@@ -276,6 +262,7 @@ impl Store {
         .await?;
         let mut claimed = Vec::new();
         for id in ids {
+            let turn = self.write_turn().await;
             let updated = sqlx::query(
                 "UPDATE notification_deliveries SET lease_owner = $1, lease_until = $2, \
                  attempts = attempts + 1 WHERE id = $3 AND state = $4 \
@@ -288,6 +275,8 @@ impl Store {
             .bind(now.micros())
             .execute(&self.pool)
             .await?;
+            // finish_delivery below takes its own turn.
+            drop(turn);
             if updated.rows_affected() != 1 {
                 continue;
             }
@@ -334,6 +323,7 @@ impl Store {
                 (DeliveryState::Failed, Some(error.to_owned()), None, None)
             }
         };
+        let _turn = self.write_turn().await;
         let updated = sqlx::query(
             "UPDATE notification_deliveries SET state = $1, last_error = $2, \
              next_attempt_at = COALESCE($3, next_attempt_at), delivered_at = $4, \
