@@ -34,7 +34,6 @@ venv=${SPE_DEPLOY_VENV:-$HOME/.cache/spe/deploy-venv}
 
 suite=deploy-apply
 . tests/lib/suite.sh
-err_line=""
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -55,20 +54,9 @@ cleanup() {
   scancel -u spe-jobs 2>/dev/null
   [ -z "$database" ] || psql -X -q -v ON_ERROR_STOP=1 "$SPE_TEST_POSTGRES_URL" \
     -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1
-  if [ "$status" -ne 0 ] && [ "$died" = 0 ] && [ "$skipped" = 0 ]; then
-    not_ok "the script stopped early: line ${err_line:-?} failed (exit $status)"
-  fi
-  if [ "$failed" -ne 0 ]; then
-    for log in "$logs"/*.log; do
-      [ -s "$log" ] || continue
-      echo "--- last lines of $(basename "$log")"
-      tail -n 15 "$log"
-    done
-  fi
+  suite_report "$status" "$logs" 15
   if [ -n "${SPE_DEPLOY_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-  [ "$skipped" = 1 ] || echo "deploy-apply: $passed passed, $failed failed"
-  [ "$failed" -eq 0 ] || exit 1
-  exit "$status"
+  suite_exit "$status"
 }
 trap cleanup EXIT
 trap 'err_line="? (a signal stopped it)"; exit 1' INT TERM HUP

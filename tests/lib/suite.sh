@@ -4,7 +4,7 @@
 # Sourced after setting `suite` (the name in the summary line "<suite>: N passed, M failed"
 # that tests/run-all.sh adds to its totals). The caller's EXIT trap prints that line.
 
-passed=0 failed=0 died=0 skipped=0
+passed=0 failed=0 died=0 skipped=0 err_line=""
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 not_ok() { failed=$((failed + 1)); echo "FAIL $*"; }
 # check DESCRIPTION COMMAND...: counts the command's success or failure.
@@ -39,4 +39,25 @@ stop_pids() {
       kill -KILL "$pid" 2>/dev/null
     fi
   done
+}
+# suite_report STATUS LOGDIR LINES: in the EXIT trap, before the work folder goes: a script
+# that stopped early is a failure naming the line; after any failure, the last LINES lines of
+# each LOGDIR/*.log.
+suite_report() {
+  if [ "$1" -ne 0 ] && [ "$died" = 0 ] && [ "$skipped" = 0 ]; then
+    not_ok "the script stopped early: line ${err_line:-?} failed (exit $1)"
+  fi
+  [ "$failed" -ne 0 ] || return 0
+  local log
+  for log in "$2"/*.log; do
+    [ -s "$log" ] || continue
+    echo "--- last lines of $(basename "$log")"
+    tail -n "$3" "$log"
+  done
+}
+# suite_exit STATUS: the summary line (none when skipped), and the script's exit status.
+suite_exit() {
+  [ "$skipped" = 1 ] || echo "$suite: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ] || exit 1
+  exit "$1"
 }

@@ -40,7 +40,6 @@ suite=backup-restore
 work=$(mktemp -d "${TMPDIR:-/tmp}/spe-backup-restore.XXXXXX")
 pids=()
 databases=()
-err_line=""
 # The script's own stdout and stderr, for the summary: a signal may stop it inside a command
 # whose output goes elsewhere, and the trap would inherit that.
 exec 3>&1 4>&2
@@ -53,20 +52,9 @@ cleanup() {
     sql "$admin_url" "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 ||
       echo "backup-restore: could not drop database $db" >&2
   done
-  if [ "$status" -ne 0 ] && [ "$died" = 0 ] && [ "$skipped" = 0 ]; then
-    not_ok "the script stopped early: line ${err_line:-?} failed (exit $status)"
-  fi
-  if [ "$failed" -ne 0 ]; then
-    for log in "$work"/*.log; do
-      [ -s "$log" ] || continue
-      echo "--- last lines of $(basename "$log")"
-      tail -n 5 "$log"
-    done
-  fi
+  suite_report "$status" "$work" 5
   rm -rf "$work"
-  [ "$skipped" = 1 ] || echo "backup-restore: $passed passed, $failed failed"
-  [ "$failed" -eq 0 ] || exit 1
-  exit "$status"
+  suite_exit "$status"
 }
 trap cleanup EXIT
 trap 'err_line="? (a signal stopped it)"; exit 1' INT TERM HUP
